@@ -1,0 +1,408 @@
+"""Suites: YAML files filled into typed dataclasses.
+
+Precedence, lowest first: dataclass defaults, the family's ``train_defaults``, the
+suite file, the chosen profile (``profiles.<name>`` in the same file), then
+command-line ``--set key=value`` overrides. Every error is a :class:`ConfigError`
+whose message is one line naming the file (or override) and the dotted key.
+
+A suite file looks like::
+
+    name: toy2d
+    datasets: [8gaussians, 25gaussians]
+    seeds: [0]
+    eval: {n_samples: 5000}
+    train: {batch_size: 512}          # defaults for every family
+    families:
+      flow: {model: {transforms: 4}, train: {steps: 3000}}
+      gan: {}
+    profiles:
+      smoke: {families: {flow: {train: {steps: 20}}}}
+
+PyYAML reads ``1e-3`` (no dot) as a string, so numeric strings are accepted where
+a number is expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+import models
+from models.base import TrainConfig
+
+
+class ConfigError(ValueError):
+    """A malformed suite, profile or override. ``str()`` is one line: ``<source>: <key>: <problem>``."""
+
+
+class _KeyError(Exception):
+    """Internal: a problem at a dotted key, before the source file is known."""
+
+    def __init__(self, key: str, msg: str):
+        super().__init__(f"{key}: {msg}" if key else msg)
+        self.key, self.msg = key, msg
+
+
+def _join(key: str, sub: str | int) -> str:
+    return f"{key}[{sub}]" if isinstance(sub, int) else (f"{key}.{sub}" if key else str(sub))
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(options)})"
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(tp: Any, v: Any, key: str) -> Any:
+    """Check and convert YAML value ``v`` to type ``tp``; raise _KeyError naming ``key``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return v
+    if origin in (Union, types.UnionType):
+        if v is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, v, key)
+            except _KeyError as e:
+                errors.append(e.msg)
+        raise _KeyError(key, errors[0] if len(errors) == 1 else f"expected {_type_name(tp)}, got {v!r}")
+    if origin is Literal:
+        if v not in args:
+            raise _KeyError(key, f"expected one of {list(args)}, got {v!r}")
+        return v
+    if dataclasses.is_dataclass(tp):
+        return fill(tp, v, key)
+    if tp is bool:
+        if not isinstance(v, bool):
+            raise _KeyError(key, f"expected true or false, got {type(v).__name__} {v!r}")
+        return v
+    if tp in (int, float):
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                raise _KeyError(key, f"expected {tp.__name__}, got str {v!r}") from None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _KeyError(key, f"expected {tp.__name__}, got {type(v).__name__} {v!r}")
+        if tp is int:
+            if float(v) != int(v):
+                raise _KeyError(key, f"expected int, got non-integer {v!r}")
+            return int(v)
+        return float(v)
+    if tp is str:
+        if not isinstance(v, str):
+            raise _KeyError(key, f"expected str, got {type(v).__name__} {v!r}")
+        return v
+    if origin in (list, tuple):
+        if not isinstance(v, (list, tuple)):
+            raise _KeyError(key, f"expected a list, got {type(v).__name__} {v!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(v) != len(args):
+                raise _KeyError(key, f"expected {len(args)} items, got {len(v)}")
+            return tuple(_coerce(a, x, _join(key, i)) for i, (a, x) in enumerate(zip(args, v)))
+        item = args[0] if args else Any
+        out = [_coerce(item, x, _join(key, i)) for i, x in enumerate(v)]
+        return tuple(out) if origin is tuple else out
+    if origin in (dict, Mapping) or tp is dict:
+        if not isinstance(v, Mapping):
+            raise _KeyError(key, f"expected a mapping, got {type(v).__name__} {v!r}")
+        vt = args[1] if args else Any
+        return {str(k): _coerce(vt, x, _join(key, str(k))) for k, x in v.items()}
+    raise TypeError(f"unsupported config type {tp!r} at {key}")  # a bug in a Config class
+
+
+def fill(cls: type, data: Any, key: str = "") -> Any:
+    """Build dataclass ``cls`` from mapping ``data``, checking keys and types.
+
+    Args:
+        cls: a dataclass type whose fields have type annotations.
+        data: a mapping (``None`` means all defaults).
+        key: dotted path of ``data`` in the suite, used in error messages.
+
+    Raises:
+        _KeyError: unknown key (with the closest valid key), wrong type, or a value
+            rejected by the dataclass's ``__post_init__``.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise _KeyError(key, f"expected a mapping, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    kwargs = {}
+    for k, v in data.items():
+        if k not in names:
+            raise _KeyError(_join(key, str(k)), f"unknown key{_suggest(str(k), names)}")
+        kwargs[k] = _coerce(hints[k], v, _join(key, k))
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise _KeyError(key, str(e)) from None
+
+
+# --------------------------------------------------------------------------- schema
+@dataclass
+class DataConfig:
+    """Dataset sizes and location.
+
+    Attributes:
+        n_train, n_val, n_test: split sizes for synthetic data (2D suites).
+        root: where image datasets are stored or extracted.
+    """
+
+    n_train: int = 50_000
+    n_val: int = 5_000
+    n_test: int = 10_000
+    root: str = "data"
+
+
+@dataclass
+class EvalConfig:
+    """How each cell is evaluated and timed.
+
+    Attributes:
+        n_samples: samples drawn per sampler for sample metrics.
+        bound_n: test examples used for likelihood bounds (ELBO, IWAE), which cost
+            many network passes each; exact log-likelihoods use the whole test set.
+        throughput_batch: batch size for sampling/density throughput (samples/s).
+        latency_batch: batch size for sampling latency (ms).
+        timing_warmup: untimed calls before timing.
+        timing_repeats: timed calls; the median and IQR are reported (>= 5).
+        entropy_mc: Monte Carlo samples for the true entropy H(p_data) (>= 10^6).
+        quadrature_grid: grid points per axis for log Z of 2D energies.
+        pr_k: k of k-NN precision/recall (Kynkäänniemi et al. 2019).
+        mode_tolerance: a mixture component is covered when it receives at least
+            ``mode_tolerance`` times its weight's share of samples within 3 sigma.
+        density_grid: grid points per axis of the density figures.
+        seed: seed of the sampling generator.
+    """
+
+    n_samples: int = 5_000
+    bound_n: int = 2_000
+    throughput_batch: int = 4_096
+    latency_batch: int = 1
+    timing_warmup: int = 1
+    timing_repeats: int = 5
+    entropy_mc: int = 1_000_000
+    quadrature_grid: int = 1024
+    pr_k: int = 3
+    mode_tolerance: float = 0.5
+    density_grid: int = 128
+    seed: int = 1234
+
+    def __post_init__(self):
+        if self.timing_repeats < 5:
+            raise ValueError(f"timing_repeats must be >= 5 (medians need repeats), got {self.timing_repeats}")
+        if self.entropy_mc < 1_000_000:
+            raise ValueError(f"entropy_mc must be >= 10^6, got {self.entropy_mc}")
+
+
+@dataclass
+class FamilyEntry:
+    """One family of a suite: its model config (the family's own dataclass) and training."""
+
+    model: Any
+    train: TrainConfig
+
+
+@dataclass
+class Suite:
+    """A resolved suite: what to train, on which data, and how to evaluate it."""
+
+    name: str
+    datasets: list[str]
+    families: dict[str, FamilyEntry]
+    modality: str
+    description: str = ""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    source: str = ""
+    profile: str | None = None
+
+    def resolved(self) -> dict[str, Any]:
+        """The whole resolved config as plain data (what results store and --dry-run prints)."""
+        return dataclasses.asdict(self)
+
+
+_TOP_KEYS = ["name", "description", "datasets", "seeds", "device", "data", "eval", "train", "families", "profiles"]
+
+
+def _deep_merge(base: dict, over: Mapping) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _deep_merge(dict(out[k]), v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _has_path(d: Any, key: str) -> bool:
+    for part in key.replace("[", ".").replace("]", "").split("."):
+        if isinstance(d, Mapping) and part in d:
+            d = d[part]
+        elif isinstance(d, list) and part.isdigit() and int(part) < len(d):
+            d = d[int(part)]
+        else:
+            return False
+    return True
+
+
+def parse_override(text: str) -> dict:
+    """``"families.gan.train.steps=100"`` -> ``{"families": {"gan": {"train": {"steps": 100}}}}``.
+
+    The value is parsed as YAML, so ``x=[1, 2]`` gives a list and ``x=true`` a bool.
+
+    Raises:
+        ConfigError: no ``=`` in ``text``.
+    """
+    if "=" not in text:
+        raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. families.gan.train.steps=100")
+    key, value = text.split("=", 1)
+    try:
+        v = yaml.safe_load(value)
+    except yaml.YAMLError:
+        v = value
+    out: dict = {}
+    d = out
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        d = d.setdefault(p, {})
+    d[parts[-1]] = v
+    return out
+
+
+def _parse(raw: Mapping) -> Suite:
+    from bench import data as datasets  # late import: data imports nothing from here
+
+    for k in raw:
+        if k not in _TOP_KEYS:
+            raise _KeyError(str(k), f"unknown key{_suggest(str(k), _TOP_KEYS)}")
+    for k in ("name", "datasets", "families"):
+        if k not in raw:
+            raise _KeyError(k, "missing required key")
+    names = _coerce(list[str], raw["datasets"], "datasets")
+    if not names:
+        raise _KeyError("datasets", "needs at least one dataset")
+    known = datasets.names()
+    kinds = set()
+    for i, n in enumerate(names):
+        if n not in known:
+            raise _KeyError(f"datasets[{i}]", f"unknown dataset {n!r}{_suggest(n, known)}")
+        kinds.add(datasets.modality(n))
+    if len(kinds) > 1:
+        raise _KeyError("datasets", f"mixes modalities {sorted(kinds)}; use one suite per modality")
+    modality = kinds.pop()
+    fams = raw["families"]
+    if not isinstance(fams, Mapping) or not fams:
+        raise _KeyError("families", "expected a non-empty mapping of family name -> {model, train}")
+    suite_train = raw.get("train") or {}
+    if not isinstance(suite_train, Mapping):
+        raise _KeyError("train", f"expected a mapping, got {suite_train!r}")
+    families = {}
+    for name, entry in fams.items():
+        key = f"families.{name}"
+        try:
+            cls = models.get(str(name), modality)
+        except models.RegistryError as e:
+            raise _KeyError(key, str(e)) from None
+        entry = entry or {}
+        if not isinstance(entry, Mapping):
+            raise _KeyError(key, f"expected a mapping with 'model' and/or 'train', got {entry!r}")
+        for k in entry:
+            if k not in ("model", "train"):
+                raise _KeyError(_join(key, str(k)), f"unknown key{_suggest(str(k), ['model', 'train'])}")
+        model_cfg = fill(cls.Config, entry.get("model"), f"{key}.model")
+        train_raw = _deep_merge(dict(cls.train_defaults), suite_train)
+        train_raw = _deep_merge(train_raw, entry.get("train") or {})
+        try:
+            train_cfg = fill(TrainConfig, train_raw, f"{key}.train")
+        except _KeyError as e:  # a bad key in the suite-wide 'train' block: name that block
+            bad = e.key.split(".")[-1]
+            if bad in suite_train and bad not in (entry.get("train") or {}):
+                raise _KeyError(f"train.{bad}", e.msg) from None
+            raise
+        families[str(name)] = FamilyEntry(model=model_cfg, train=train_cfg)
+    return Suite(
+        name=_coerce(str, raw["name"], "name"),
+        description=_coerce(str, raw.get("description", ""), "description"),
+        datasets=names,
+        seeds=_coerce(list[int], raw.get("seeds", [0]), "seeds"),
+        device=_coerce(str, raw.get("device", "auto"), "device"),
+        data=fill(DataConfig, raw.get("data"), "data"),
+        eval=fill(EvalConfig, raw.get("eval"), "eval"),
+        families=families,
+        modality=modality,
+    )
+
+
+def load_suite(path: str | Path, *, profile: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Suite:
+    """Read, merge and type-check a suite file.
+
+    Args:
+        path: the suite YAML file.
+        profile: name of a block under ``profiles:`` to merge over the suite.
+        overrides: ``KEY=VALUE`` strings (dotted keys), merged last.
+
+    Raises:
+        ConfigError: missing file, malformed YAML, unknown profile, unknown key,
+            family or dataset, or a wrong type. The message names the file and key.
+    """
+    path = Path(path)
+    src = str(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{src}: no such suite file") from None
+    except OSError as e:
+        raise ConfigError(f"{src}: cannot read suite file ({e.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{src}: malformed YAML{where}: {problem}") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{src}: expected a mapping at the top level, got {type(raw).__name__}")
+    profiles = raw.get("profiles") or {}
+    if not isinstance(profiles, Mapping):
+        raise ConfigError(f"{src}: profiles: expected a mapping of profile name -> overrides")
+    layers: list[tuple[str, Mapping]] = [(src, {k: v for k, v in raw.items() if k != "profiles"})]
+    if profile is not None:
+        if profile not in profiles:
+            raise ConfigError(f"{src}: profiles.{profile}: unknown profile{_suggest(profile, sorted(profiles) or ['<none>'])}")
+        if not isinstance(profiles[profile], Mapping):
+            raise ConfigError(f"{src}: profiles.{profile}: expected a mapping of overrides")
+        layers.append((f"{src} (profile {profile})", profiles[profile]))
+    for o in overrides:
+        layers.append((f"--set {o}", parse_override(o)))
+    merged: dict = {}
+    for _, layer in layers:
+        merged = _deep_merge(merged, layer)
+    merged["profiles"] = profiles
+    try:
+        suite = _parse(merged)
+    except _KeyError as e:
+        source = next((s for s, layer in reversed(layers) if e.key and _has_path(layer, e.key)), src)
+        raise ConfigError(f"{source}: {e}") from None
+    suite.source, suite.profile = src, profile
+    return suite

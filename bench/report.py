@@ -1,0 +1,337 @@
+"""``report.md`` and figures for a run, built from its records alone (no models needed).
+
+The report reproduces the textbook taxonomy from measured numbers: for each family
+the likelihood it exposes (with the measured value) and its sampling cost (NFE,
+samples/s), and for each textbook claim whether the measurement agrees, with the
+ratio behind the verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench.results import RunDir, summary_frame, write_json  # noqa: E402
+
+# The textbook table: family -> (likelihood, sampling).
+TEXTBOOK = {
+    "autoregressive": ("exact", "slow (sequential)"),
+    "vae": ("ELBO bound", "fast"),
+    "gan": ("none", "fast"),
+    "flow": ("exact", "fast"),
+    "diffusion": ("ELBO bound", "slow (iterative)"),
+    "energy": ("unnormalized", "slow (MCMC)"),
+    "score": ("none explicit", "slow (SDE/ODE)"),
+}
+TEXTBOOK_KIND = {"exact": "exact", "ELBO bound": "bound", "none": "none", "unnormalized": "unnormalized",
+                 "none explicit": "none"}
+SLOW_RATIO = 10.0  # a family samples "slow" when its cost per sample is >= 10x the fastest family's
+FAMILY_ORDER = list(TEXTBOOK)
+
+
+def _fmt(v, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if abs(v) >= 1e4 or (0 < abs(v) < 1e-3):
+        return f"{v:.{digits - 1}e}"
+    return f"{v:.{digits}g}" if abs(v) >= 1 else f"{v:.{digits}f}"
+
+
+def _pm(v, se) -> str:
+    return "–" if v is None else f"{_fmt(v, 4)} ± {_fmt(se, 2)}" if se is not None else _fmt(v, 4)
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return "_no rows_\n"
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _order(families) -> list[str]:
+    return sorted(families, key=lambda f: (FAMILY_ORDER.index(f) if f in FAMILY_ORDER else 99, f))
+
+
+def _primary(rec: dict) -> tuple[str | None, dict]:
+    samplers = rec.get("samplers") or {}
+    name = next(iter(samplers), None)
+    return name, samplers.get(name, {})
+
+
+def _likelihood_value(rec: dict) -> tuple[str, str]:
+    """(measured likelihood text, unit) of a record."""
+    d = rec.get("density") or {}
+    kind = rec.get("likelihood_kind")
+    if kind == "exact" and d.get("test_nll_nats") is not None:
+        return f"exact: NLL {_pm(d['test_nll_nats'], d.get('test_nll_se_nats'))} nats", "nats"
+    if kind == "bound" and d.get("test_nll_bound_nats") is not None:
+        return f"bound: NLL ≤ {_pm(d['test_nll_bound_nats'], d.get('test_nll_bound_se_nats'))} nats ({d.get('bound_name')})", "nats"
+    if kind == "unnormalized":
+        if d.get("test_nll_nats") is not None:
+            return (f"unnormalized: E(x) only; NLL {_pm(d['test_nll_nats'], d.get('test_nll_se_nats'))} nats after "
+                    f"2D quadrature (log Z = {_fmt(d.get('log_z_nats'), 4)} ± {_fmt(d.get('log_z_quadrature_error_nats'), 2)}, "
+                    f"{d.get('quadrature_evaluations')} energy evaluations)"), "nats"
+        return "unnormalized: E(x) only", ""
+    return "none", ""
+
+
+def taxonomy_rows(recs: list[dict]) -> list[dict]:
+    """Rows of the measured taxonomy table for one dataset's ok records (one seed each)."""
+    costs = {}
+    for r in recs:
+        _, m = _primary(r)
+        if m.get("sample_us_per_sample"):
+            costs[r["family"]] = m["sample_us_per_sample"]
+    if not costs:
+        return []
+    fastest = min(costs, key=costs.get)
+    rows = []
+    for r in sorted(recs, key=lambda r: _order([r["family"]])[0]):
+        fam = r["family"]
+        book_lik, book_samp = TEXTBOOK.get(fam, ("?", "?"))
+        sampler, m = _primary(r)
+        lik_text, _ = _likelihood_value(r)
+        lik_ok = TEXTBOOK_KIND.get(book_lik) == r.get("likelihood_kind")
+        ratio = costs.get(fam, math.nan) / costs[fastest]
+        measured_slow = ratio >= SLOW_RATIO
+        book_slow = book_samp.startswith("slow")
+        samp_text = (f"NFE {m.get('sample_nfe')}, {_fmt(m.get('sample_throughput_per_s'))} samples/s, "
+                     f"batch-1 latency {_fmt(m.get('sample_latency_ms'))} ms")
+        verdict = "agrees" if measured_slow == book_slow else "disagrees"
+        rel = "fastest" if fam == fastest else f"{_fmt(ratio)}× slower than {fastest}"
+        rows.append({
+            "family": fam,
+            "textbook likelihood": book_lik,
+            "measured likelihood": lik_text,
+            "likelihood claim": "agrees" if lik_ok else "disagrees",
+            "textbook sampling": book_samp,
+            "measured sampling": f"{samp_text} ({sampler})",
+            "cost per sample vs fastest": rel,
+            "sampling claim": f"{verdict} ({'slow' if measured_slow else 'fast'}: ratio {'≥' if measured_slow else '<'} {SLOW_RATIO:g})",
+        })
+    return rows
+
+
+def metrics_rows(recs: list[dict]) -> list[dict]:
+    """Per family and sampler: likelihood, KL, sample metrics, costs."""
+    rows = []
+    for r in sorted(recs, key=lambda r: _order([r["family"]])[0]):
+        d = r.get("density") or {}
+        for sampler, m in (r.get("samplers") or {}).items():
+            nll = d.get("test_nll_nats")
+            nll_txt = _pm(nll, d.get("test_nll_se_nats")) if nll is not None else (
+                "≤ " + _pm(d["test_nll_bound_nats"], d.get("test_nll_bound_se_nats")) if d.get("test_nll_bound_nats") is not None else "–")
+            kl = d.get("kl_nats")
+            kl_txt = _pm(kl, d.get("kl_se_nats")) if kl is not None else (
+                "≤ " + _pm(d["kl_bound_nats"], d.get("kl_bound_se_nats")) if d.get("kl_bound_nats") is not None else "–")
+            rows.append({
+                "family": r["family"], "sampler": sampler, "seed": r["seed"],
+                "NLL (nats)": nll_txt, "KL (nats)": kl_txt,
+                "MMD²": _fmt(m.get("mmd2")), "precision": _fmt(m.get("precision")), "recall": _fmt(m.get("recall")),
+                "high-quality": _fmt(m.get("high_quality_fraction")),
+                "modes": f"{m.get('modes_covered')}/{m.get('n_modes')}" if m.get("n_modes") else "–",
+                "NFE": m.get("sample_nfe"), "samples/s": _fmt(m.get("sample_throughput_per_s")),
+                "latency (ms)": _fmt(m.get("sample_latency_ms")),
+                "density evals/s": _fmt(d.get("density_throughput_per_s")),
+                "train (s)": _fmt((r.get("train") or {}).get("train_seconds")),
+                "steps": (r.get("train") or {}).get("train_steps"),
+            })
+    return rows
+
+
+def _reference_row(recs: list[dict]) -> dict | None:
+    for r in recs:
+        ref = r.get("reference_sample_metrics")
+        if ref:
+            return {"family": "*true mixture*", "sampler": "exact draw", "seed": "–",
+                    "NLL (nats)": _pm((r.get("density") or {}).get("true_entropy_nats"),
+                                      (r.get("density") or {}).get("true_entropy_se_nats")) + " (H)",
+                    "KL (nats)": "0", "MMD²": _fmt(ref.get("mmd2")), "precision": _fmt(ref.get("precision")),
+                    "recall": _fmt(ref.get("recall")), "high-quality": _fmt(ref.get("high_quality_fraction")),
+                    "modes": f"{ref.get('modes_covered')}/{ref.get('n_modes')}", "NFE": "–", "samples/s": "–",
+                    "latency (ms)": "–", "density evals/s": "–", "train (s)": "–", "steps": "–"}
+    return None
+
+
+# --------------------------------------------------------------------------- figures
+def _load(path: Path, key: str):
+    try:
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files} if key == "*" else f[key]
+    except (FileNotFoundError, KeyError, OSError, ValueError):
+        return None
+
+
+def _true_log_density(rec: dict, box, n: int = 200):
+    from bench.data.toy2d import MIXTURES
+
+    mix = MIXTURES[rec["dataset"]]()
+    c = np.linspace(box[0], box[1], n)
+    xx, yy = np.meshgrid(c, c, indexing="ij")
+    return mix.log_prob(np.stack([xx.ravel(), yy.ravel()], 1)).reshape(n, n)
+
+
+def _imshow_logp(ax, logp, box, vmax):
+    ax.imshow(np.exp(logp).T, origin="lower", extent=[box[0], box[1], box[0], box[1]], cmap="magma",
+              vmin=0, vmax=vmax, interpolation="nearest")
+
+
+def figure_2d(run: RunDir, recs: list[dict], out: Path) -> list[Path]:
+    """samples.png and density.png: rows are datasets; the true density, then each family."""
+    by_ds: dict[str, list[dict]] = {}
+    for r in recs:
+        by_ds.setdefault(r["dataset"], []).append(r)
+    families = _order({r["family"] for r in recs})
+    paths = []
+    for what in ("samples", "density"):
+        fig, axes = plt.subplots(len(by_ds), len(families) + 1, figsize=(2.2 * (len(families) + 1), 2.3 * len(by_ds)),
+                                 squeeze=False)
+        for i, (ds, rs) in enumerate(sorted(by_ds.items())):
+            cell = {r["family"]: r for r in rs}
+            box = tuple(rs[0]["figure_box"])
+            true = _true_log_density(rs[0], box)
+            vmax = float(np.exp(true).max())
+            _imshow_logp(axes[i, 0], true, box, vmax)
+            axes[i, 0].set_title(f"{ds}: true density", fontsize=8)
+            for j, fam in enumerate(families, start=1):
+                ax = axes[i, j]
+                r = cell.get(fam)
+                ax.set_title(fam, fontsize=8)
+                if r is None or r.get("status") != "ok":
+                    ax.text(0.5, 0.5, "failed" if r else "–", ha="center", va="center", transform=ax.transAxes)
+                elif what == "samples":
+                    sampler, mtr = _primary(r)
+                    x = _load(run.cell(_cid(r)) / f"samples_{sampler}.npz", "samples")
+                    if x is not None:
+                        ax.hist2d(x[:, 0], x[:, 1], bins=120, range=[box, box], cmap="magma")
+                        ax.set_title(f"{fam} ({sampler}, NFE {mtr.get('sample_nfe')})", fontsize=7)
+                else:
+                    g = _load(run.cell(_cid(r)) / "density_grid.npz", "*")
+                    if g is not None:
+                        _imshow_logp(ax, g["log_density"], tuple(g["box"]), vmax)
+                        ax.set_title(f"{fam}: {g['kind']}", fontsize=7)
+                    else:
+                        ax.text(0.5, 0.5, "no density", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+                ax.set_xlim(box)
+                ax.set_ylim(box)
+            for ax in axes[i]:
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_aspect("equal")
+        fig.suptitle("samples (2D histograms)" if what == "samples" else "densities p(x) (same colour scale as the truth)",
+                     fontsize=10)
+        fig.tight_layout()
+        path = out / f"{what}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def figure_cost_vs_quality(recs: list[dict], out: Path) -> Path:
+    """taxonomy.png: sampling cost (µs/sample, log) against KL (nats) per dataset, labelled with NFE."""
+    by_ds: dict[str, list[dict]] = {}
+    for r in recs:
+        by_ds.setdefault(r["dataset"], []).append(r)
+    fig, axes = plt.subplots(1, len(by_ds), figsize=(4.5 * len(by_ds), 3.8), squeeze=False)
+    for ax, (ds, rs) in zip(axes[0], sorted(by_ds.items())):
+        for r in rs:
+            d = r.get("density") or {}
+            kl, bound = d.get("kl_nats"), False
+            if kl is None and d.get("kl_bound_nats") is not None:
+                kl, bound = d["kl_bound_nats"], True
+            for sampler, m in (r.get("samplers") or {}).items():
+                cost = m.get("sample_us_per_sample")
+                if cost is None:
+                    continue
+                y = kl if kl is not None else np.nan
+                marker = "v" if bound else ("o" if kl is not None else "x")
+                ax.scatter(cost, y if np.isfinite(y) else 0, marker=marker, s=40)
+                label = f"{r['family']}" + (f"/{sampler}" if sampler not in ("default",) else "") + f" (NFE {m.get('sample_nfe')})"
+                ax.annotate(label if np.isfinite(y) else label + ": no likelihood", (cost, y if np.isfinite(y) else 0),
+                            fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("sampling cost (µs per sample, large batch)")
+        ax.set_ylabel("KL(p_data‖p_model) (nats); ▼ = upper bound; × = none")
+        ax.set_title(ds, fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / "taxonomy.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _cid(r: dict) -> str:
+    return f"{r['dataset']}__{r['family']}__s{r['seed']}"
+
+
+# --------------------------------------------------------------------------- report
+def write_report(run: RunDir) -> Path:
+    """Write ``report.md`` and ``figures/`` for ``run``; returns the report's path."""
+    import json
+
+    records = run.records()
+    info = json.loads((run.path / "run.json").read_text()) if (run.path / "run.json").exists() else {}
+    ok = [r for r in records if r.get("status") == "ok"]
+    failed = [r for r in records if r.get("status") != "ok"]
+    figures = run.path / "figures"
+    figures.mkdir(exist_ok=True)
+    lines = [f"# genbench report: suite `{run.suite}`, run `{run.run_id}`", ""]
+    dev = info.get("device", {})
+    ver = info.get("versions", {})
+    lines += [
+        f"- profile: {info.get('profile') or 'default'}; suite file `{info.get('suite_file')}`",
+        f"- device: {dev.get('name')} ({dev.get('type')}, {dev.get('torch_threads')} torch threads)",
+        f"- versions: " + ", ".join(f"{k} {v}" for k, v in ver.items()),
+        f"- git SHA: `{info.get('git_sha')}`",
+        f"- cells: {len(ok)} ok, {len(failed)} failed",
+        "",
+    ]
+    if failed:
+        lines += ["## Failed cells", "", _table([{"cell": _cid(r), "reason": r.get("reason")} for r in failed])]
+    by_ds: dict[str, list[dict]] = {}
+    for r in ok:
+        by_ds.setdefault(r["dataset"], []).append(r)
+    if ok and ok[0].get("modality") == "vector":
+        lines += ["## Datasets", "", _table([
+            {"dataset": ds, "components": rs[0]["dataset_info"].get("components"),
+             "train/val/test": f"{rs[0]['dataset_info']['n_train']}/{rs[0]['dataset_info']['n_val']}/{rs[0]['dataset_info']['n_test']}",
+             "true entropy H (nats)": _pm(rs[0]["dataset_info"]["true_entropy_nats"], rs[0]["dataset_info"]["true_entropy_se_nats"]),
+             "H by Monte Carlo with": f"{rs[0]['dataset_info']['entropy_mc_samples']:,} samples"}
+            for ds, rs in sorted(by_ds.items())])]
+    for ds, rs in sorted(by_ds.items()):
+        first_seed = min(r["seed"] for r in rs)
+        rows = taxonomy_rows([r for r in rs if r["seed"] == first_seed])
+        lines += [f"## Taxonomy reproduced from measurements: `{ds}`", "",
+                  f"Sampling is called *slow* when the cost per sample at the large batch is at least "
+                  f"{SLOW_RATIO:g}× that of the fastest family on this dataset; NFE counts sequential network "
+                  f"evaluations per sampling call. Seed {first_seed}.", "", _table(rows)]
+    for ds, rs in sorted(by_ds.items()):
+        rows = metrics_rows(rs)
+        ref = _reference_row(rs)
+        if ref:
+            rows.append(ref)
+        lines += [f"## All metrics: `{ds}`", "", _table(rows)]
+    if ok and ok[0].get("modality") == "vector":
+        paths = figure_2d(run, ok, figures) + [figure_cost_vs_quality(ok, figures)]
+        lines += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in paths] + [""]
+    protocol = next((r.get("protocol") for r in ok if r.get("protocol")), None)
+    if protocol:
+        lines += ["## Protocol", ""] + [f"- **{k}**: {v}" for k, v in protocol.items()] + [""]
+    path = run.path / "report.md"
+    tmp = path.with_name("report.md.tmp")
+    tmp.write_text("\n".join(lines))
+    tmp.replace(path)
+    return path

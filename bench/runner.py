@@ -1,0 +1,338 @@
+"""Runs a suite: every (dataset, family, seed) cell through its stages.
+
+Stages of a cell, each leaving an artifact so that a re-run skips it:
+
+1. train    -> ``model.pt`` (with training time and steps);
+2. sample   -> ``samples_<sampler>.npz`` per sampler, plus sampling timings;
+3. evaluate -> density metrics, sample metrics and their timings -> ``record.json``.
+
+A cell whose ``record.json`` says ``ok`` is skipped on a re-run with the same run
+id (``--run-id`` or ``--resume``); a failed or interrupted cell is redone from its
+last artifact. Any exception inside a cell is recorded as ``failed`` with the
+reason, and the suite goes on with the next cell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import models
+from bench import data as datasets
+from bench import env
+from bench.config import Suite
+from bench.results import RunDir, cell_id, new_run_id, save_npz, write_json, write_summary
+from bench.timing import Timing, measure
+from bench.train import train
+
+
+@dataclass
+class RunOptions:
+    """How to run a suite (from the command line).
+
+    Attributes:
+        root: results root folder.
+        run_id: reuse (resume) this run id; ``None`` makes a new one.
+        families, datasets: run only these (``None``: all of the suite's).
+        force: redo cells even if their record says ``ok``.
+        progress: show progress bars.
+        stages: stages to run, a subset of ("train", "sample", "evaluate", "report").
+    """
+
+    root: Path = Path("results")
+    run_id: str | None = None
+    families: list[str] | None = None
+    datasets: list[str] | None = None
+    force: bool = False
+    progress: bool = True
+    stages: tuple[str, ...] = ("train", "sample", "evaluate", "report")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _batched(fn, x: torch.Tensor, batch: int) -> torch.Tensor:
+    return torch.cat([fn(c) for c in x.split(batch)])
+
+
+def _timing_ms(t: Timing) -> tuple[float, float]:
+    return 1e3 * t.median_s, 1e3 * t.iqr_s
+
+
+# --------------------------------------------------------------------------- stages
+def train_stage(suite: Suite, ds: datasets.Dataset, family: str, seed: int, cell_dir: Path, device: torch.device,
+                progress: bool) -> tuple[models.GenerativeModel, dict[str, Any]]:
+    """Train (or load the checkpoint of) one cell's model; returns it and its training facts."""
+    ckpt = cell_dir / "model.pt"
+    if ckpt.exists():
+        model = models.load_checkpoint(ckpt, device)
+        return model, model.checkpoint_extra["train"]
+    entry = suite.families[family]
+    torch.manual_seed(seed)
+    model = models.build(family, suite.modality, entry.model, ds.shape)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    stats = train(model, ds.train, entry.train, device=device, seed=seed, desc=f"{ds.name}/{family} s{seed}",
+                  progress=progress)
+    info = {
+        "train_seconds": stats.seconds,
+        "train_steps": stats.steps,
+        "train_steps_per_s": stats.steps / stats.seconds if stats.seconds > 0 else None,
+        "train_stopped_by": stats.stopped_by,
+        "train_final_losses": stats.final_losses,
+        "train_history": stats.history,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    if device.type == "cuda":
+        info["train_peak_gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    models.save_checkpoint(model, ckpt, train=info)
+    return model, info
+
+
+@torch.no_grad()
+def sample_stage(model: models.GenerativeModel, suite: Suite, cell_dir: Path, device: torch.device) -> dict[str, dict]:
+    """Draw ``eval.n_samples`` per sampler (saved as npz) and time sampling.
+
+    Returns per sampler: NFE, throughput (samples/s) at ``eval.throughput_batch``,
+    latency (ms) at ``eval.latency_batch``, and the cost of one NFE (ms), each a
+    median over ``eval.timing_repeats`` calls after ``eval.timing_warmup``.
+    """
+    ev = suite.eval
+    out = {}
+    for name, kwargs in model.sampling_variants().items():
+        path = cell_dir / f"samples_{name}.npz"
+        gen = torch.Generator(device).manual_seed(ev.seed)
+        n_batches = -(-ev.n_samples // ev.throughput_batch)
+        sizes = [min(ev.throughput_batch, ev.n_samples - i * ev.throughput_batch) for i in range(n_batches)]
+        x = torch.cat([model.sample(b, generator=gen, **kwargs).float().cpu() for b in sizes])
+        save_npz(path, samples=x.numpy())
+        nfe = model.sample_nfe(**kwargs)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        big = measure(lambda: model.sample(ev.throughput_batch, **kwargs), device=device,
+                      warmup=ev.timing_warmup, repeats=ev.timing_repeats)
+        small = measure(lambda: model.sample(ev.latency_batch, **kwargs), device=device,
+                        warmup=ev.timing_warmup, repeats=ev.timing_repeats)
+        batch_ms, batch_iqr_ms = _timing_ms(big)
+        lat_ms, lat_iqr_ms = _timing_ms(small)
+        out[name] = {
+            "sampler_kwargs": kwargs,
+            "sample_nfe": nfe,
+            "sample_throughput_batch": ev.throughput_batch,
+            "sample_batch_ms": batch_ms,
+            "sample_batch_iqr_ms": batch_iqr_ms,
+            "sample_throughput_per_s": ev.throughput_batch / big.median_s,
+            "sample_us_per_sample": 1e6 * big.median_s / ev.throughput_batch,
+            "sample_latency_batch": ev.latency_batch,
+            "sample_latency_ms": lat_ms,
+            "sample_latency_iqr_ms": lat_iqr_ms,
+            "nfe_ms_at_throughput_batch": batch_ms / nfe,
+            "nfe_ms_at_latency_batch": lat_ms / nfe,
+        }
+        if device.type == "cuda":
+            out[name]["sample_peak_gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+    return out
+
+
+def load_samples(cell_dir: Path, sampler: str) -> np.ndarray:
+    """The samples a cell saved for ``sampler``: (N, *shape) array."""
+    with np.load(cell_dir / f"samples_{sampler}.npz") as f:
+        return f["samples"]
+
+
+@torch.no_grad()
+def density_stage(model: models.GenerativeModel, ds: datasets.Dataset, suite: Suite, device: torch.device) -> dict:
+    """Evaluate and time the model's density on the test set, as far as its kind allows.
+
+    * exact: mean test NLL (nats) over the whole test set, with its standard error;
+    * bound: each bound on the first ``eval.bound_n`` test points as an upper bound
+      on the NLL (``test_nll_bound_<name>_nats``); ``test_nll_bound_nats`` is the tightest;
+    * energy: mean test energy (unnormalized, nats);
+    * none: nothing.
+
+    Timing: throughput (examples/s) of the same call at ``eval.throughput_batch``
+    (bounds: at ``min(throughput_batch, bound_n)``).
+    """
+    caps, ev = model.capabilities, suite.eval
+    out: dict[str, Any] = {"likelihood_kind": caps.likelihood}
+    x_test = ds.test.to(device)
+    b = ev.throughput_batch
+    if caps.log_prob:
+        lp = _batched(model.log_prob, x_test, b).double().cpu()
+        out.update(test_nll_nats=float(-lp.mean()), test_nll_se_nats=float(lp.std() / len(lp) ** 0.5),
+                   test_n=len(lp), density_call="log_prob")
+        fn, xb = model.log_prob, x_test[:b]
+    elif caps.bound:
+        gen = torch.Generator(device).manual_seed(ev.seed)
+        xs = x_test[: ev.bound_n]
+        chunks = [model.log_prob_bounds(c, generator=gen) for c in xs.split(b)]
+        best = None
+        for name in chunks[0]:
+            v = torch.cat([c[name] for c in chunks]).double().cpu()
+            nll, se = float(-v.mean()), float(v.std() / len(v) ** 0.5)
+            out[f"test_nll_bound_{name}_nats"], out[f"test_nll_bound_{name}_se_nats"] = nll, se
+            if best is None or nll < best[1]:
+                best = (name, nll, se)
+        out.update(test_nll_bound_nats=best[1], test_nll_bound_se_nats=best[2], bound_name=best[0],
+                   test_n=len(xs), density_call="log_prob_bounds")
+        fn, xb = model.log_prob_bounds, xs[: min(b, ev.bound_n)]
+    elif caps.energy:
+        e = _batched(model.energy, x_test, b).double().cpu()
+        out.update(test_energy_mean_nats=float(e.mean()), test_n=len(e), density_call="energy")
+        fn, xb = model.energy, x_test[:b]
+    else:
+        return out
+    t = measure(lambda: fn(xb), device=device, warmup=ev.timing_warmup, repeats=ev.timing_repeats)
+    ms, iqr = _timing_ms(t)
+    out.update(density_batch=len(xb), density_batch_ms=ms, density_batch_iqr_ms=iqr,
+               density_throughput_per_s=len(xb) / t.median_s)
+    return out
+
+
+# --------------------------------------------------------------------------- cells
+def model_stage(model: models.GenerativeModel, ds: datasets.Dataset, suite: Suite, cell_dir: Path,
+                device: torch.device) -> dict:
+    """Everything that needs the model: samples, sampling timings, densities and their timings.
+
+    Written to ``model_eval.json`` so that the evaluate stage can run elsewhere,
+    from the samples alone.
+    """
+    from bench import eval2d
+
+    out = {"samplers": sample_stage(model, suite, cell_dir, device),
+           "density": density_stage(model, ds, suite, device),
+           "model_device": env.device_info(device)}
+    if suite.modality == "vector":
+        eval2d.model_extras(model, ds, suite, out["density"], cell_dir, device)
+    return out
+
+
+def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: RunDir, device: torch.device,
+             opts: RunOptions) -> dict:
+    """Run one cell's stages and write its record; never raises except on Ctrl-C.
+
+    The record's status is ``ok`` once evaluated, ``partial`` when ``opts.stages``
+    stopped earlier, and ``failed`` (with the reason) when anything raised.
+    """
+    from bench import eval2d
+
+    cid = cell_id(ds.name, family, seed)
+    cell_dir = run.cell(cid)
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    entry = suite.families[family]
+    cls = models.get(family, suite.modality)
+    record: dict[str, Any] = {
+        "suite": suite.name, "run_id": run.run_id, "dataset": ds.name, "family": family, "seed": seed,
+        "modality": suite.modality, "status": "running", "reason": None,
+        "likelihood_kind": cls.capabilities.likelihood,
+        "capabilities": dataclasses.asdict(cls.capabilities),
+        "model_class": f"{cls.__module__}.{cls.__qualname__}", "reference": cls.reference,
+        "config": {"model": dataclasses.asdict(entry.model), "train": dataclasses.asdict(entry.train),
+                   "eval": dataclasses.asdict(suite.eval), "data": dataclasses.asdict(suite.data),
+                   "suite_file": suite.source, "profile": suite.profile},
+        "git_sha": env.git_sha(), "versions": env.versions(), "device": env.device_info(device),
+        "dataset_info": ds.info, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "stages_done": [],
+    }
+    t0 = time.perf_counter()
+    model_eval_path = cell_dir / "model_eval.json"
+    try:
+        if model_eval_path.exists():  # trained and sampled before (maybe on another machine)
+            model_eval = json.loads(model_eval_path.read_text())
+            record["stages_done"] += ["train", "sample"]
+        else:
+            model, train_info = train_stage(suite, ds, family, seed, cell_dir, device, opts.progress)
+            record["stages_done"].append("train")
+            model_eval = {"train": train_info}
+            if "sample" in opts.stages:
+                model_eval.update(model_stage(model, ds, suite, cell_dir, device))
+                write_json(model_eval_path, model_eval)
+                record["stages_done"].append("sample")
+        record.update(model_eval)
+        if "evaluate" in opts.stages:
+            eval2d.evaluate(ds, suite, record, cell_dir)
+            record["stages_done"].append("evaluate")
+        record["status"] = "ok" if "evaluate" in record["stages_done"] else "partial"
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # one failing cell must not kill the suite
+        record.update(status="failed", reason=f"{type(e).__name__}: {e}".splitlines()[0],
+                      traceback=traceback.format_exc())
+    record["wall_seconds"] = time.perf_counter() - t0
+    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    run.write_record(cid, record)
+    return record
+
+
+def _headline(r: dict) -> str:
+    if r["status"] == "failed":
+        return f"FAILED ({r['reason']})"
+    d, parts = r.get("density") or {}, [f"train {r['train']['train_seconds']:.1f}s"]
+    if d.get("test_nll_nats") is not None:
+        parts.append(f"NLL {d['test_nll_nats']:.3f} nats")
+    if d.get("test_nll_bound_nats") is not None:
+        parts.append(f"NLL <= {d['test_nll_bound_nats']:.3f} nats")
+    first = next(iter((r.get("samplers") or {}).values()), {})
+    if "sample_throughput_per_s" in first:
+        parts.append(f"{first['sample_throughput_per_s']:.3g} samples/s at NFE {first['sample_nfe']}")
+    return ", ".join(parts)
+
+
+def run_suite(suite: Suite, opts: RunOptions) -> RunDir:
+    """Run every selected cell of ``suite`` and write the summary and report.
+
+    Returns the run folder; cell statuses are in its records.
+    """
+    from bench import report
+
+    device = env.resolve_device(suite.device)
+    run = RunDir(opts.root, suite.name, opts.run_id or new_run_id())
+    run.path.mkdir(parents=True, exist_ok=True)
+    write_json(run.path / "run.json", {
+        "suite": suite.name, "run_id": run.run_id, "profile": suite.profile, "suite_file": suite.source,
+        "resolved": suite.resolved(), "git_sha": env.git_sha(), "versions": env.versions(),
+        "device": env.device_info(device), "command": sys.argv, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+    names = [d for d in suite.datasets if not opts.datasets or d in opts.datasets]
+    families = [f for f in suite.families if not opts.families or f in opts.families]
+    total, k = len(names) * len(families) * len(suite.seeds), 0
+    log(f"genbench: suite {suite.name!r} ({suite.profile or 'default'} profile), run {run.run_id}, "
+        f"{total} cells on {device}; results in {run.path}")
+    if {"train", "sample", "evaluate"} & set(opts.stages):
+        for name in names:
+            ds = None
+            for family in families:
+                for seed in suite.seeds:
+                    k += 1
+                    cid = cell_id(name, family, seed)
+                    old = run.read_record(cid)
+                    if old and old.get("status") == "ok" and not opts.force:
+                        log(f"[{k}/{total}] {cid}: done before, skipped")
+                        continue
+                    if ds is None:
+                        try:
+                            ds = datasets.load(name, suite.data, suite.eval.entropy_mc)
+                        except Exception as e:  # a missing dataset fails its cells, not the suite
+                            ds = e
+                    if isinstance(ds, Exception):
+                        r = {"suite": suite.name, "run_id": run.run_id, "dataset": name, "family": family,
+                             "seed": seed, "status": "failed", "reason": f"dataset: {type(ds).__name__}: {ds}"}
+                        run.write_record(cid, r)
+                    else:
+                        r = run_cell(suite, ds, family, seed, run, device, opts)
+                    log(f"[{k}/{total}] {cid}: {_headline(r)}")
+    write_summary(run)
+    if "report" in opts.stages:
+        path = report.write_report(run)
+        log(f"genbench: report in {path}")
+    return run

@@ -1,0 +1,134 @@
+"""The training loop shared by every family.
+
+It draws minibatches, calls the family's ``train_step``, schedules the learning
+rate, keeps an optional EMA of the weights, stops at the step or wall-clock
+budget, shows a progress bar, and raises :class:`DivergenceError` as soon as a
+loss is not finite.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from bench.timing import synchronize
+from models.base import GenerativeModel, TrainConfig
+
+
+class DivergenceError(RuntimeError):
+    """A training loss became NaN or infinite; the message names the loss and the step."""
+
+
+@dataclass
+class TrainStats:
+    """What a training run did.
+
+    Attributes:
+        steps: optimisation steps taken.
+        seconds: wall-clock training time (synchronized), seconds.
+        stopped_by: ``"steps"`` or ``"time"`` (the ``max_seconds`` budget).
+        final_losses: mean of each logged loss over the last 10% of steps.
+        history: ``{"step": k, <loss>: value}`` about 50 times over the run.
+    """
+
+    steps: int
+    seconds: float
+    stopped_by: str
+    final_losses: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def lr_factor(cfg: TrainConfig, progress: float, step: int) -> float:
+    """Learning-rate multiplier at ``step`` and ``progress`` in [0, 1] of the budget."""
+    warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+    if cfg.schedule == "cosine":
+        return warm * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    if cfg.schedule == "constant":
+        return warm
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; expected 'cosine' or 'constant'")
+
+
+def train(
+    model: GenerativeModel,
+    x_train: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    desc: str = "train",
+    progress: bool = True,
+) -> TrainStats:
+    """Train ``model`` in place on ``x_train`` (N, *shape) with settings ``cfg``.
+
+    Minibatches are drawn with replacement from a generator seeded by ``seed``;
+    the global torch seed is set to ``seed`` too, so a run is reproducible on CPU.
+    With ``cfg.ema`` set, the model ends holding the EMA weights.
+
+    Raises:
+        DivergenceError: a loss is NaN or infinite (checked every ``cfg.check_every`` steps).
+    """
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    model.to(device).train()
+    x_train = x_train.to(device)
+    model.prepare(x_train)
+    optimizers = model.configure_optimizers(cfg)
+    base_lrs = [[g["lr"] for g in opt.param_groups] for opt in optimizers]
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    gen = torch.Generator(device).manual_seed(seed)
+    log_every = max(1, cfg.steps // 50)
+    history: list[dict[str, float]] = []
+    tail: dict[str, list[float]] = {}
+    tail_from = int(cfg.steps * 0.9)
+    stopped_by = "steps"
+    bar = tqdm(total=cfg.steps, desc=desc, disable=not progress, dynamic_ncols=True, mininterval=1.0, leave=False)
+    synchronize(device)
+    t0 = time.perf_counter()
+    step = 0
+    for step in range(cfg.steps):
+        elapsed = time.perf_counter() - t0
+        if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
+            stopped_by = "time"
+            break
+        progress_frac = step / cfg.steps
+        if cfg.max_seconds:
+            progress_frac = max(progress_frac, elapsed / cfg.max_seconds)
+        f = lr_factor(cfg, progress_frac, step)
+        for opt, lrs in zip(optimizers, base_lrs):
+            for g, lr in zip(opt.param_groups, lrs):
+                g["lr"] = lr * f
+        idx = torch.randint(len(x_train), (cfg.batch_size,), device=device, generator=gen)
+        logs = model.train_step(x_train[idx], optimizers, cfg)
+        if ema is not None:
+            ema.update_parameters(model)
+        if (step + 1) % cfg.check_every == 0 or step + 1 == cfg.steps or step % log_every == 0 or step >= tail_from:
+            values = {k: float(v) for k, v in logs.items()}
+            for k, v in values.items():
+                if not math.isfinite(v):
+                    raise DivergenceError(f"training loss {k!r} became {v} at step {step + 1}")
+            if step % log_every == 0:
+                history.append({"step": step + 1, **values})
+                bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
+            if step >= tail_from:
+                for k, v in values.items():
+                    tail.setdefault(k, []).append(v)
+        bar.update(1)
+    else:
+        step = cfg.steps
+    synchronize(device)
+    seconds = time.perf_counter() - t0
+    bar.close()
+    if ema is not None:
+        with torch.no_grad():
+            for p, q in zip(model.parameters(), ema.module.parameters()):
+                p.copy_(q)
+    if not tail and history:  # stopped by time before the last 10%: use the last logged values
+        tail = {k: [v] for k, v in history[-1].items() if k != "step"}
+    final = {k: sum(v) / len(v) for k, v in tail.items()}
+    model.eval()
+    return TrainStats(steps=step, seconds=seconds, stopped_by=stopped_by, final_losses=final, history=history)

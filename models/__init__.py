@@ -1,0 +1,164 @@
+"""The registry of generative families, and checkpoints.
+
+Each family is one file in this package. It registers one model class per data
+modality under the family's name::
+
+    @register("flow", modality="vector")
+    class SplineFlow(GenerativeModel): ...
+
+Modalities: ``"vector"`` (data of shape (D,), e.g. the 2D suite) and ``"image"``
+(data of shape (C, H, W)).
+
+Load a trained model back with :func:`load_checkpoint`::
+
+    import models
+    model = models.load_checkpoint("results/toy2d/<run>/8gaussians__flow__s0/model.pt")
+    x = model.sample(1000)                 # (1000, 2) float32
+    nll = -model.log_prob(x)               # (1000,) nats; if model.capabilities.log_prob
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.base import Capabilities, GenerativeModel, TrainConfig
+
+__all__ = [
+    "Capabilities",
+    "GenerativeModel",
+    "TrainConfig",
+    "RegistryError",
+    "register",
+    "get",
+    "names",
+    "entries",
+    "build",
+    "save_checkpoint",
+    "load_checkpoint",
+]
+
+MODALITIES = ("vector", "image")
+_REGISTRY: dict[tuple[str, str], type[GenerativeModel]] = {}
+
+
+class RegistryError(KeyError):
+    """An unknown or duplicate family name. ``str()`` is one readable line."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def register(name: str, *, modality: str):
+    """Class decorator: register a :class:`GenerativeModel` under ``(name, modality)``.
+
+    Raises:
+        RegistryError: the pair is already registered, or the modality is unknown.
+    """
+    if modality not in MODALITIES:
+        raise RegistryError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+
+    def decorator(cls: type[GenerativeModel]) -> type[GenerativeModel]:
+        key = (name, modality)
+        if key in _REGISTRY:
+            raise RegistryError(
+                f"duplicate family {name!r} for modality {modality!r}: "
+                f"already registered by {_REGISTRY[key].__module__}.{_REGISTRY[key].__qualname__}"
+            )
+        cls.family, cls.modality = name, modality
+        _REGISTRY[key] = cls
+        return cls
+
+    return decorator
+
+
+def unregister(name: str, *, modality: str) -> None:
+    """Remove a registration (for tests that register a temporary family)."""
+    _REGISTRY.pop((name, modality), None)
+
+
+def names(modality: str | None = None) -> list[str]:
+    """Sorted registered family names, optionally only those with a ``modality`` form."""
+    return sorted({n for n, m in _REGISTRY if modality is None or m == modality})
+
+
+def entries() -> list[tuple[str, str]]:
+    """Every registered ``(name, modality)`` pair, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str, modality: str) -> type[GenerativeModel]:
+    """The class registered as ``(name, modality)``.
+
+    Raises:
+        RegistryError: unknown name (the message lists the registered names and the
+            closest match) or no form for this modality.
+    """
+    if (name, modality) in _REGISTRY:
+        return _REGISTRY[(name, modality)]
+    known = names()
+    if name in known:
+        raise RegistryError(f"family {name!r} has no {modality!r} form (it has: "
+                            f"{', '.join(m for n, m in entries() if n == name)})")
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise RegistryError(f"unknown family {name!r} ({hint}registered: {', '.join(known)})")
+
+
+def build(name: str, modality: str, config: Any, data_shape: tuple[int, ...]) -> GenerativeModel:
+    """Instantiate family ``name`` for ``modality`` with a filled ``config`` dataclass."""
+    return get(name, modality)(config, data_shape)
+
+
+def save_checkpoint(model: GenerativeModel, path: str | Path, **extra: Any) -> None:
+    """Write ``model`` (weights, config, data shape) and ``extra`` metadata to ``path``.
+
+    The file is written to a temporary name and renamed, so an interrupted save
+    never leaves a truncated checkpoint.
+    """
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(
+        {
+            "family": model.family,
+            "modality": model.modality,
+            "config": model.config_dict(),
+            "data_shape": list(model.data_shape),
+            "state_dict": model.state_dict(),
+            "extra": extra,
+        },
+        tmp,
+    )
+    tmp.replace(path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> GenerativeModel:
+    """Load a model saved by :func:`save_checkpoint`, in eval mode.
+
+    Args:
+        path: the ``model.pt`` of a result cell.
+        map_location: device to load the weights to.
+
+    Returns:
+        The model, exposing ``sample(n)`` and, where ``model.capabilities`` allows,
+        ``log_prob(x)``, ``log_prob_bounds(x)`` or ``energy(x)`` (all in nats). Its
+        training metadata is in ``model.checkpoint_extra``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        RegistryError: the checkpoint's family is not registered.
+    """
+    ckpt = torch.load(Path(path), map_location=map_location, weights_only=False)
+    cls = get(ckpt["family"], ckpt["modality"])
+    config = cls.Config(**ckpt["config"])
+    model = cls(config, tuple(ckpt["data_shape"]))
+    model.load_state_dict(ckpt["state_dict"])
+    model.checkpoint_extra = ckpt.get("extra", {})
+    return model.to(map_location).eval()
+
+
+# Importing the family modules fills the registry.
+from models import autoregressive, diffusion, energy, flow, gan, score, vae  # noqa: E402,F401

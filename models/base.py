@@ -1,0 +1,192 @@
+"""The common interface every generative family implements.
+
+A family is an ``nn.Module`` subclass of :class:`GenerativeModel`. It declares
+what it can do in :attr:`GenerativeModel.capabilities`; the bench asks for those
+capabilities instead of catching ``NotImplementedError``.
+
+Conventions shared by every family:
+
+* ``x`` is a float32 tensor of shape ``(N, *data_shape)``. For the 2D suite
+  ``data_shape == (2,)``: raw coordinates, no rescaling.
+* Log-densities, bounds and energies are per example, shape ``(N,)``, in nats.
+* Model code never times itself; ``bench.timing`` does that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a family can compute, as the bench sees it.
+
+    Attributes:
+        sample: ``sample(n)`` draws from the model.
+        log_prob: ``log_prob(x)`` gives the exact log-density in nats.
+        bound: ``log_prob_bounds(x)`` gives lower bounds on log p(x) in nats (ELBO, IWAE).
+        energy: ``energy(x)`` gives an unnormalized energy E(x), p(x) ∝ exp(-E(x)).
+    """
+
+    sample: bool = True
+    log_prob: bool = False
+    bound: bool = False
+    energy: bool = False
+
+    @property
+    def likelihood(self) -> str:
+        """The likelihood kind: ``"exact"``, ``"bound"``, ``"unnormalized"`` or ``"none"``."""
+        if self.log_prob:
+            return "exact"
+        if self.bound:
+            return "bound"
+        if self.energy:
+            return "unnormalized"
+        return "none"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings, shared by every family.
+
+    Attributes:
+        steps: number of optimisation steps (for a GAN: generator steps).
+        batch_size: examples per step.
+        lr: peak learning rate of Adam.
+        betas: Adam's (beta1, beta2).
+        schedule: ``"constant"`` or ``"cosine"`` decay to 0 over ``steps``.
+        warmup_steps: linear learning-rate warm-up.
+        grad_clip: global gradient-norm clip; ``None`` disables it.
+        ema: decay of an exponential moving average of the weights that is used for
+            evaluation (Ho et al. 2020 use 0.9999); ``None`` disables it.
+        max_seconds: wall-clock budget; training stops at ``steps`` or at this time,
+            whichever comes first. ``None`` means steps only.
+        check_every: steps between checks that the loss is finite (1 on CPU is free).
+    """
+
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    ema: float | None = None
+    max_seconds: float | None = None
+    check_every: int = 1
+
+
+class GenerativeModel(nn.Module):
+    """Base class of every family: training objective, sampling and densities.
+
+    Subclasses set ``Config`` (a dataclass of model options), ``capabilities``, and
+    implement ``loss`` and ``sample``, plus whichever density methods their
+    capabilities declare. ``family`` and ``modality`` are set by
+    :func:`models.register`.
+
+    Args:
+        config: an instance of ``type(self).Config``.
+        data_shape: shape of one example, e.g. ``(2,)`` or ``(1, 28, 28)``.
+    """
+
+    family: ClassVar[str] = ""
+    modality: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+    Config: ClassVar[type] = object
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    train_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, config: Any, data_shape: tuple[int, ...]):
+        super().__init__()
+        self.config = config
+        self.data_shape = tuple(int(s) for s in data_shape)
+
+    # ----------------------------------------------------------------- training
+    def prepare(self, x_train: Tensor) -> None:
+        """Data-dependent set-up before training (e.g. the EBM's bounding box).
+
+        Anything it sets must live in buffers so that checkpoints carry it.
+        """
+
+    def loss(self, x: Tensor) -> Tensor:
+        """Scalar training objective to minimise on a batch ``x`` of shape (B, *data_shape)."""
+        raise NotImplementedError
+
+    def configure_optimizers(self, train: TrainConfig) -> list[torch.optim.Optimizer]:
+        """Optimisers used by :meth:`train_step`; one Adam over all parameters by default."""
+        return [torch.optim.Adam(self.parameters(), lr=train.lr, betas=tuple(train.betas))]
+
+    def train_step(self, x: Tensor, optimizers: list[torch.optim.Optimizer], train: TrainConfig) -> dict[str, Tensor]:
+        """One optimisation step on batch ``x``; returns detached scalar losses by name.
+
+        The default minimises :meth:`loss` with the single optimiser. Adversarial
+        families override it.
+        """
+        (opt,) = optimizers
+        opt.zero_grad(set_to_none=True)
+        loss = self.loss(x)
+        loss.backward()
+        if train.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.parameters(), train.grad_clip)
+        opt.step()
+        return {"loss": loss.detach()}
+
+    # ----------------------------------------------------------------- sampling
+    def sampling_variants(self) -> dict[str, dict[str, Any]]:
+        """Named sampler settings, passed to :meth:`sample` as keyword arguments.
+
+        The first entry is the family's default sampler. Diffusion, for instance,
+        offers ancestral sampling with T steps and DDIM with fewer.
+        """
+        return {"default": {}}
+
+    def sample_nfe(self, **variant: Any) -> int:
+        """Sequential network function evaluations (NFE) one call of ``sample`` makes."""
+        return 1
+
+    def sample(self, n: int, generator: torch.Generator | None = None, **variant: Any) -> Tensor:
+        """Draw ``n`` samples, a float32 tensor of shape (n, *data_shape).
+
+        All randomness comes from ``generator`` (on the model's device), so a fixed
+        generator seed gives the same samples.
+        """
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- densities
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Exact log-density log p(x) in nats, shape (N,). Needs ``capabilities.log_prob``."""
+        raise NotImplementedError
+
+    def log_prob_bounds(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Lower bounds on log p(x) in nats, shape (N,) each, by name (``"elbo"``, ...).
+
+        The first entry is the family's standard bound. Needs ``capabilities.bound``.
+        """
+        raise NotImplementedError
+
+    def energy(self, x: Tensor) -> Tensor:
+        """Unnormalized energy E(x) in nats, p(x) ∝ exp(-E(x)), shape (N,). Needs ``capabilities.energy``."""
+        raise NotImplementedError
+
+    def support(self) -> tuple[float, float] | None:
+        """The box [lo, hi]^D the density lives on, or ``None`` for all of R^D."""
+        return None
+
+    # ----------------------------------------------------------------- helpers
+    @property
+    def device(self) -> torch.device:
+        """The device of the first parameter or buffer (CPU for an empty module)."""
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return torch.device("cpu")
+
+    def config_dict(self) -> dict[str, Any]:
+        """The model config as a plain dict (what checkpoints and results store)."""
+        return dataclasses.asdict(self.config)

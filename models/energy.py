@@ -1,0 +1,126 @@
+"""Energy-based family: an MLP energy trained by contrastive divergence with SGLD.
+
+p(x) = exp(-E(x)) / Z on a bounded box; Z is unknown to the model (unnormalized).
+Negative samples come from short-run SGLD chains kept in a replay buffer.
+In 2D the bench can normalize it by numerical quadrature (``bench.quadrature``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from models import register
+from models.base import Capabilities, GenerativeModel
+from models.nets import mlp
+
+
+@dataclass
+class EBMConfig:
+    """Options of :class:`MLPEnergy`.
+
+    Attributes:
+        hidden: MLP width.
+        layers: hidden layers.
+        sgld_steps: SGLD steps per training iteration (short-run chains).
+        sgld_step_size: Langevin step epsilon: x <- x - eps/2 * grad E(x) + sqrt(eps) * xi.
+        sample_steps: SGLD steps of a fresh chain when sampling after training.
+        buffer_size: replay-buffer capacity.
+        reinit_prob: chance that a chain restarts from uniform noise on the box.
+        reg: weight alpha of the energy-magnitude penalty alpha * (E(x+)^2 + E(x-)^2).
+        box_margin: the box is the training data's bounding square, widened by this.
+    """
+
+    hidden: int = 128
+    layers: int = 3
+    sgld_steps: int = 20
+    sgld_step_size: float = 1e-3
+    sample_steps: int = 500
+    buffer_size: int = 10_000
+    reinit_prob: float = 0.05
+    reg: float = 0.1
+    box_margin: float = 1.0
+
+
+@register("energy", modality="vector")
+class MLPEnergy(GenerativeModel):
+    """EBM with an MLP energy, contrastive divergence, SGLD and a replay buffer.
+
+    Reference: Du & Mordatch, "Implicit Generation and Generalization in Energy-Based
+    Models", 2019, arXiv:1903.08689. SGLD: Welling & Teh 2011.
+
+    The model lives on the box [lo, hi]^D set by :meth:`prepare`; SGLD chains are
+    clipped to it, and quadrature normalizes over it.
+    """
+
+    reference = "Du & Mordatch 2019, arXiv:1903.08689"
+    Config = EBMConfig
+    capabilities = Capabilities(sample=True, energy=True)
+    train_defaults = {"lr": 1e-3, "betas": (0.0, 0.999)}
+
+    def __init__(self, config: EBMConfig, data_shape: tuple[int, ...]):
+        super().__init__(config, data_shape)
+        (D,) = self.data_shape
+        self.net = mlp(D, config.hidden, config.layers, 1)
+        self.register_buffer("box", torch.tensor([-4.0, 4.0]))  # [lo, hi], set from data in prepare()
+        self.register_buffer("replay", torch.empty(0, D), persistent=False)
+
+    def prepare(self, x_train: Tensor) -> None:
+        """Set the box to the data's bounding square widened by ``box_margin``."""
+        m = x_train.abs().max().item() + self.config.box_margin
+        self.box = torch.tensor([-m, m], device=self.box.device)
+
+    def support(self) -> tuple[float, float]:
+        """The box [lo, hi]^D: SGLD chains are clipped to it and p(x) = 0 outside."""
+        return float(self.box[0]), float(self.box[1])
+
+    def energy(self, x: Tensor) -> Tensor:
+        """E(x) in nats, (N,), for x of shape (N, D); p(x) ∝ exp(-E(x)) on the box."""
+        return self.net(x)[:, 0]
+
+    def _uniform(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        lo, hi = self.box[0], self.box[1]
+        return lo + (hi - lo) * torch.rand(n, *self.data_shape, device=self.box.device, generator=generator)
+
+    def langevin(self, x: Tensor, steps: int, generator: torch.Generator | None = None) -> Tensor:
+        """Run ``steps`` of SGLD from ``x``: x <- clip(x - eps/2 grad E(x) + sqrt(eps) xi)."""
+        eps = self.config.sgld_step_size
+        lo, hi = self.box[0], self.box[1]
+        with torch.enable_grad():
+            for _ in range(steps):
+                x = x.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(self.energy(x).sum(), x)
+                noise = torch.randn(x.shape, device=x.device, generator=generator)
+                x = (x - 0.5 * eps * grad + eps**0.5 * noise).clamp(lo, hi)
+        return x.detach()
+
+    def loss(self, x: Tensor) -> Tensor:
+        """Contrastive divergence: E(x+) - E(x-) + alpha (E(x+)^2 + E(x-)^2), batch mean.
+
+        x- are SGLD samples started from the replay buffer (fresh uniform noise with
+        probability ``reinit_prob``); the buffer is refreshed with them.
+        """
+        n = x.shape[0]
+        if len(self.replay) < n:
+            start = self._uniform(n)
+        else:
+            start = self.replay[torch.randint(len(self.replay), (n,), device=x.device)]
+            fresh = torch.rand(n, device=x.device) < self.config.reinit_prob
+            start = torch.where(fresh[:, None], self._uniform(n), start)
+        requires = [p.requires_grad for p in self.parameters()]
+        self.requires_grad_(False)
+        x_neg = self.langevin(start, self.config.sgld_steps)
+        for p, r in zip(self.parameters(), requires):
+            p.requires_grad_(r)
+        self.replay = torch.cat([x_neg, self.replay])[: self.config.buffer_size]
+        e_pos, e_neg = self.energy(x), self.energy(x_neg)
+        return (e_pos - e_neg).mean() + self.config.reg * (e_pos**2 + e_neg**2).mean()
+
+    def sample_nfe(self, **variant) -> int:
+        return self.config.sample_steps  # one energy gradient (forward + backward) per SGLD step
+
+    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
+        """(n, D) samples: ``sample_steps`` of SGLD from uniform noise on the box."""
+        return self.langevin(self._uniform(n, generator), self.config.sample_steps, generator)

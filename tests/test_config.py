@@ -1,0 +1,133 @@
+"""Suites: typed configs, precedence, and one-line errors naming the file and key (exit code 2)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+import run_bench
+from bench.config import ConfigError, load_suite
+
+GOOD = """\
+name: t
+datasets: [8gaussians]
+train: {batch_size: 64}
+families:
+  gan: {model: {hidden: 32}, train: {steps: 10}}
+  flow: {}
+profiles:
+  quick: {families: {gan: {train: {steps: 3}}}}
+"""
+
+
+def write(tmp_path, text: str):
+    p = tmp_path / "suite.yaml"
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_good_suite_fills_typed_configs(tmp_path):
+    s = load_suite(write(tmp_path, GOOD))
+    gan = s.families["gan"]
+    assert gan.model.hidden == 32 and gan.model.latent == 8  # suite value, then dataclass default
+    assert gan.train.steps == 10 and gan.train.batch_size == 64  # family block, then suite-wide block
+    assert gan.train.betas == (0.5, 0.999)  # the family's own train default
+    assert s.modality == "vector" and s.eval.timing_repeats == 5
+
+
+def test_precedence_cli_over_profile_over_suite(tmp_path):
+    p = write(tmp_path, GOOD)
+    assert load_suite(p, profile="quick").families["gan"].train.steps == 3
+    s = load_suite(p, profile="quick", overrides=["families.gan.train.steps=7", "train.lr=1e-4"])
+    assert s.families["gan"].train.steps == 7
+    assert s.families["flow"].train.lr == 1e-4  # "1e-4" is a string to PyYAML; accepted as a float
+
+
+@pytest.mark.parametrize("text,where,message", [
+    ("name: t\ndatasets: [8gaussians]\nfamilies: {gan: {model: {hiden: 3}}}\n",
+     "families.gan.model.hiden", "unknown key (did you mean 'hidden'?)"),
+    ("name: t\ndatasets: [8gaussians]\nfamilies: {gan: {train: {steps: many}}}\n",
+     "families.gan.train.steps", "expected int, got str 'many'"),
+    ("name: t\ndatasets: [8gaussians]\nfamilies: {gna: {}}\n",
+     "families.gna", "unknown family 'gna' (did you mean 'gan'?"),
+    ("name: t\ndatasets: [8gausians]\nfamilies: {gan: {}}\n",
+     "datasets[0]", "unknown dataset '8gausians' (did you mean '8gaussians'?)"),
+    ("name: t\ndatasets: [8gaussians]\nfamilies: {gan: {}}\nevall: {}\n",
+     "evall", "unknown key (did you mean 'eval'?)"),
+    ("name: t\ndatasets: [8gaussians]\nfamilies: {gan: {}}\neval: {timing_repeats: 2}\n",
+     "eval", "timing_repeats must be >= 5"),
+    ("name: t\ndatasets: [8gaussians]\nfamilies: {gan: {model: {loss: hinge}}}\n",
+     "families.gan.model", "loss must be 'ns' or 'wgan-gp'"),
+    ("name: t\ndatasets: [8gaussians]\ntrain: {stepz: 3}\nfamilies: {gan: {}}\n",
+     "train.stepz", "unknown key (did you mean 'steps'?)"),
+    ("datasets: [8gaussians]\nfamilies: {gan: {}}\n", "name", "missing required key"),
+])
+def test_bad_suites_name_file_and_key(tmp_path, text, where, message):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as e:
+        load_suite(p)
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: {where}: "), msg
+    assert message in msg
+    assert "\n" not in msg
+
+
+def test_malformed_yaml_names_line_and_column(tmp_path):
+    p = write(tmp_path, "name: t\ndatasets: [8gaussians\nfamilies: {}\n")
+    with pytest.raises(ConfigError, match=rf"^{p}: malformed YAML at line \d+, column \d+: "):
+        load_suite(p)
+
+
+def test_errors_in_a_profile_or_override_name_their_source(tmp_path):
+    p = write(tmp_path, GOOD + "  broken: {families: {gan: {train: {stepz: 1}}}}\n")
+    with pytest.raises(ConfigError, match=rf"^{p} \(profile broken\): families.gan.train.stepz: unknown key"):
+        load_suite(p, profile="broken")
+    with pytest.raises(ConfigError, match=r"^--set families.gan.model.width=3: families.gan.model.width: unknown key"):
+        load_suite(p, overrides=["families.gan.model.width=3"])
+    with pytest.raises(ConfigError, match=rf"^{p}: profiles.fast: unknown profile"):
+        load_suite(p, profile="fast")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such suite file"):
+        load_suite(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("argv", [
+    ["{dir}/bad.yaml"],
+    ["{dir}/nope.yaml"],
+    ["{dir}/good.yaml", "--set", "families.gan.train.lr=fast"],
+    ["{dir}/good.yaml", "--families", "gan,vea"],
+])
+def test_cli_exits_2_with_one_line(tmp_path, capsys, argv):
+    (tmp_path / "bad.yaml").write_text("name: t\ndatasets: [8gaussians]\nfamilies: {gan: {model: {hiden: 3}}}\n")
+    (tmp_path / "good.yaml").write_text(GOOD)
+    code = run_bench.main([a.format(dir=tmp_path) for a in argv] + ["--results", str(tmp_path / "res")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("run_bench.py: error: ") and "\n" not in err, err
+    assert not (tmp_path / "res").exists()  # nothing was written
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        run_bench.main(["--stage", "nonsense"])
+    assert e.value.code == 2
+
+
+def test_dry_run_prints_the_resolved_config(capsys):
+    assert run_bench.main(["--dry-run", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "name: toy2d" in out and "profile: smoke" in out and "# 21 cells:" in out
+
+
+def test_shipped_suites_load_with_every_profile():
+    from pathlib import Path
+
+    import yaml
+
+    for path in sorted(Path(run_bench.ROOT, "suites").glob("*.yaml")):
+        load_suite(path)
+        for profile in yaml.safe_load(path.read_text()).get("profiles") or {}:
+            load_suite(path, profile=profile)
