@@ -18,6 +18,14 @@ A suite file looks like::
     profiles:
       smoke: {families: {flow: {train: {steps: 20}}}}
 
+A dataset entry may be a mapping that overrides family settings for that dataset
+only (merged over ``families``)::
+
+    datasets:
+      - 8gaussians
+      - name: 25gaussians
+        families: {energy: {model: {sgld_step_size: 1.0e-4}}}
+
 PyYAML reads ``1e-3`` (no dot) as a string, so numeric strings are accepted where
 a number is expected.
 """
@@ -180,8 +188,9 @@ class EvalConfig:
         n_samples: samples drawn per sampler for sample metrics.
         bound_n: test examples used for likelihood bounds (ELBO, IWAE), which cost
             many network passes each; exact log-likelihoods use the whole test set.
-        throughput_batch: batch size for sampling/density throughput (samples/s).
+        throughput_batch: batch size for sampling throughput (samples/s).
         latency_batch: batch size for sampling latency (ms).
+        density_batch: batch size for density-evaluation throughput (examples/s).
         timing_warmup: untimed calls before timing.
         timing_repeats: timed calls; the median and IQR are reported (>= 5).
         entropy_mc: Monte Carlo samples for the true entropy H(p_data) (>= 10^6).
@@ -189,7 +198,8 @@ class EvalConfig:
         pr_k: k of k-NN precision/recall (Kynkäänniemi et al. 2019).
         mode_tolerance: a mixture component is covered when it receives at least
             ``mode_tolerance`` times its weight's share of samples within 3 sigma.
-        density_grid: grid points per axis of the density figures.
+        density_grid: grid points per axis of the density figures (half that for bounds,
+            which cost many network passes per point).
         seed: seed of the sampling generator.
     """
 
@@ -197,6 +207,7 @@ class EvalConfig:
     bound_n: int = 2_000
     throughput_batch: int = 4_096
     latency_batch: int = 1
+    density_batch: int = 1_024
     timing_warmup: int = 1
     timing_repeats: int = 5
     entropy_mc: int = 1_000_000
@@ -236,6 +247,11 @@ class Suite:
     eval: EvalConfig = field(default_factory=EvalConfig)
     source: str = ""
     profile: str | None = None
+    dataset_families: dict[str, dict[str, FamilyEntry]] = field(default_factory=dict)
+
+    def family(self, dataset: str, name: str) -> FamilyEntry:
+        """The config of family ``name`` on ``dataset``: the dataset's override if any, else the suite's."""
+        return self.dataset_families.get(dataset, {}).get(name) or self.families[name]
 
     def resolved(self) -> dict[str, Any]:
         """The whole resolved config as plain data (what results store and --dry-run prints)."""
@@ -290,33 +306,8 @@ def parse_override(text: str) -> dict:
     return out
 
 
-def _parse(raw: Mapping) -> Suite:
-    from bench import data as datasets  # late import: data imports nothing from here
-
-    for k in raw:
-        if k not in _TOP_KEYS:
-            raise _KeyError(str(k), f"unknown key{_suggest(str(k), _TOP_KEYS)}")
-    for k in ("name", "datasets", "families"):
-        if k not in raw:
-            raise _KeyError(k, "missing required key")
-    names = _coerce(list[str], raw["datasets"], "datasets")
-    if not names:
-        raise _KeyError("datasets", "needs at least one dataset")
-    known = datasets.names()
-    kinds = set()
-    for i, n in enumerate(names):
-        if n not in known:
-            raise _KeyError(f"datasets[{i}]", f"unknown dataset {n!r}{_suggest(n, known)}")
-        kinds.add(datasets.modality(n))
-    if len(kinds) > 1:
-        raise _KeyError("datasets", f"mixes modalities {sorted(kinds)}; use one suite per modality")
-    modality = kinds.pop()
-    fams = raw["families"]
-    if not isinstance(fams, Mapping) or not fams:
-        raise _KeyError("families", "expected a non-empty mapping of family name -> {model, train}")
-    suite_train = raw.get("train") or {}
-    if not isinstance(suite_train, Mapping):
-        raise _KeyError("train", f"expected a mapping, got {suite_train!r}")
+def _parse_families(fams: Mapping, suite_train: Mapping, modality: str) -> dict[str, FamilyEntry]:
+    """Fill every family entry of ``fams`` (name -> {model, train}) for ``modality``."""
     families = {}
     for name, entry in fams.items():
         key = f"families.{name}"
@@ -341,6 +332,66 @@ def _parse(raw: Mapping) -> Suite:
                 raise _KeyError(f"train.{bad}", e.msg) from None
             raise
         families[str(name)] = FamilyEntry(model=model_cfg, train=train_cfg)
+    return families
+
+
+def _parse(raw: Mapping) -> Suite:
+    from bench import data as datasets  # late import: data imports nothing from here
+
+    for k in raw:
+        if k not in _TOP_KEYS:
+            raise _KeyError(str(k), f"unknown key{_suggest(str(k), _TOP_KEYS)}")
+    for k in ("name", "datasets", "families"):
+        if k not in raw:
+            raise _KeyError(k, "missing required key")
+    entries = raw["datasets"]
+    if not isinstance(entries, list) or not entries:
+        raise _KeyError("datasets", "expected a non-empty list of dataset names or {name, families} mappings")
+    names, ds_overrides = [], {}
+    for i, item in enumerate(entries):
+        key = f"datasets[{i}]"
+        if isinstance(item, Mapping):
+            for k in item:
+                if k not in ("name", "families"):
+                    raise _KeyError(_join(key, str(k)), f"unknown key{_suggest(str(k), ['name', 'families'])}")
+            if "name" not in item:
+                raise _KeyError(key, "a dataset mapping needs a 'name'")
+            n = _coerce(str, item["name"], f"{key}.name")
+            if item.get("families") is not None:
+                if not isinstance(item["families"], Mapping):
+                    raise _KeyError(f"{key}.families", "expected a mapping of family name -> {model, train}")
+                ds_overrides[n] = (key, item["families"])
+        else:
+            n = _coerce(str, item, key)
+        names.append(n)
+    known = datasets.names()
+    kinds = set()
+    for i, n in enumerate(names):
+        if n not in known:
+            raise _KeyError(f"datasets[{i}]", f"unknown dataset {n!r}{_suggest(n, known)}")
+        kinds.add(datasets.modality(n))
+    if len(kinds) > 1:
+        raise _KeyError("datasets", f"mixes modalities {sorted(kinds)}; use one suite per modality")
+    modality = kinds.pop()
+    fams = raw["families"]
+    if not isinstance(fams, Mapping) or not fams:
+        raise _KeyError("families", "expected a non-empty mapping of family name -> {model, train}")
+    suite_train = raw.get("train") or {}
+    if not isinstance(suite_train, Mapping):
+        raise _KeyError("train", f"expected a mapping, got {suite_train!r}")
+    families = _parse_families(fams, suite_train, modality)
+    dataset_families = {}
+    for n, (key, over) in ds_overrides.items():
+        for f in over:
+            if f not in fams:
+                raise _KeyError(f"{key}.families.{f}", f"family {f!r} is not in the suite's families "
+                                                       f"({', '.join(map(str, fams))})")
+        try:
+            dataset_families[n] = _parse_families(_deep_merge(dict(fams), over), suite_train, modality)
+        except _KeyError as e:
+            if _has_path({"families": over}, e.key):
+                raise _KeyError(f"{key}.{e.key}", e.msg) from None
+            raise
     return Suite(
         name=_coerce(str, raw["name"], "name"),
         description=_coerce(str, raw.get("description", ""), "description"),
@@ -351,6 +402,7 @@ def _parse(raw: Mapping) -> Suite:
         eval=fill(EvalConfig, raw.get("eval"), "eval"),
         families=families,
         modality=modality,
+        dataset_families=dataset_families,
     )
 
 

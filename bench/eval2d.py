@@ -86,19 +86,19 @@ def model_extras(model, ds, suite, d: dict, cell_dir: Path, device: torch.device
             quadrature_seconds=time.perf_counter() - t0,
             test_outside_box_fraction=float(1 - inside.double().mean()),
         )
-    kind = None
-    pts, _ = grid(lo, hi, ev.density_grid, device)
+    kind, n = None, ev.density_grid
     if caps.log_prob:
         kind, fn = "exact", model.log_prob
     elif caps.bound:
         gen = torch.Generator(device).manual_seed(ev.seed)
         name = d.get("bound_name")
-        kind, fn = f"bound ({name})", lambda p: model.log_prob_bounds(p, generator=gen)[name]
+        kind, fn, n = f"bound ({name})", lambda p: model.log_prob_bounds(p, generator=gen)[name], n // 2
     elif caps.energy:
         kind, fn = "quadrature", lambda p: -model.energy(p) - log_z
     if kind is not None:
+        pts, _ = grid(lo, hi, n, device)
         logp = torch.cat([fn(c) for c in pts.split(ev.throughput_batch)]).float().cpu().numpy()
-        save_npz(cell_dir / "density_grid.npz", log_density=logp.reshape(ev.density_grid, ev.density_grid),
+        save_npz(cell_dir / "density_grid.npz", log_density=logp.reshape(n, n),
                  box=np.array([lo, hi]), kind=np.array(kind))
 
 

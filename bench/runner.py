@@ -77,7 +77,7 @@ def train_stage(suite: Suite, ds: datasets.Dataset, family: str, seed: int, cell
     if ckpt.exists():
         model = models.load_checkpoint(ckpt, device)
         return model, model.checkpoint_extra["train"]
-    entry = suite.families[family]
+    entry = suite.family(ds.name, family)
     torch.manual_seed(seed)
     model = models.build(family, suite.modality, entry.model, ds.shape)
     if device.type == "cuda":
@@ -104,26 +104,34 @@ def train_stage(suite: Suite, ds: datasets.Dataset, family: str, seed: int, cell
 def sample_stage(model: models.GenerativeModel, suite: Suite, cell_dir: Path, device: torch.device) -> dict[str, dict]:
     """Draw ``eval.n_samples`` per sampler (saved as npz) and time sampling.
 
-    Returns per sampler: NFE, throughput (samples/s) at ``eval.throughput_batch``,
+    The samples come from the timed calls themselves: a generator seeded with
+    ``eval.seed`` feeds ``eval.timing_warmup`` + ``eval.timing_repeats`` calls of
+    ``sample(eval.throughput_batch)`` (plus more untimed calls if they fall short
+    of ``n_samples``), so the samples are reproducible and drawing them costs no
+    extra time. Returns per sampler: NFE, throughput (samples/s) at the large batch,
     latency (ms) at ``eval.latency_batch``, and the cost of one NFE (ms), each a
-    median over ``eval.timing_repeats`` calls after ``eval.timing_warmup``.
+    median over the timed calls.
     """
     ev = suite.eval
     out = {}
     for name, kwargs in model.sampling_variants().items():
-        path = cell_dir / f"samples_{name}.npz"
         gen = torch.Generator(device).manual_seed(ev.seed)
-        n_batches = -(-ev.n_samples // ev.throughput_batch)
-        sizes = [min(ev.throughput_batch, ev.n_samples - i * ev.throughput_batch) for i in range(n_batches)]
-        x = torch.cat([model.sample(b, generator=gen, **kwargs).float().cpu() for b in sizes])
-        save_npz(path, samples=x.numpy())
-        nfe = model.sample_nfe(**kwargs)
+        drawn: list[torch.Tensor] = []
+
+        def draw(n: int = ev.throughput_batch) -> None:
+            drawn.append(model.sample(n, generator=gen, **kwargs))
+
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        big = measure(lambda: model.sample(ev.throughput_batch, **kwargs), device=device,
-                      warmup=ev.timing_warmup, repeats=ev.timing_repeats)
+        big = measure(draw, device=device, warmup=ev.timing_warmup, repeats=ev.timing_repeats)
+        while sum(len(x) for x in drawn) < ev.n_samples:
+            draw()
+        x = torch.cat([x.float().cpu() for x in drawn])[: ev.n_samples]
+        save_npz(cell_dir / f"samples_{name}.npz", samples=x.numpy())
+        del drawn[:]
         small = measure(lambda: model.sample(ev.latency_batch, **kwargs), device=device,
                         warmup=ev.timing_warmup, repeats=ev.timing_repeats)
+        nfe = model.sample_nfe(**kwargs)
         batch_ms, batch_iqr_ms = _timing_ms(big)
         lat_ms, lat_iqr_ms = _timing_ms(small)
         out[name] = {
@@ -139,6 +147,7 @@ def sample_stage(model: models.GenerativeModel, suite: Suite, cell_dir: Path, de
             "sample_latency_iqr_ms": lat_iqr_ms,
             "nfe_ms_at_throughput_batch": batch_ms / nfe,
             "nfe_ms_at_latency_batch": lat_ms / nfe,
+            "n_samples": len(x),
         }
         if device.type == "cuda":
             out[name]["sample_peak_gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
@@ -161,8 +170,8 @@ def density_stage(model: models.GenerativeModel, ds: datasets.Dataset, suite: Su
     * energy: mean test energy (unnormalized, nats);
     * none: nothing.
 
-    Timing: throughput (examples/s) of the same call at ``eval.throughput_batch``
-    (bounds: at ``min(throughput_batch, bound_n)``).
+    Timing: throughput (examples/s) of the same call on ``eval.density_batch`` test
+    points (bounds: ``min(density_batch, bound_n)``).
     """
     caps, ev = model.capabilities, suite.eval
     out: dict[str, Any] = {"likelihood_kind": caps.likelihood}
@@ -172,7 +181,7 @@ def density_stage(model: models.GenerativeModel, ds: datasets.Dataset, suite: Su
         lp = _batched(model.log_prob, x_test, b).double().cpu()
         out.update(test_nll_nats=float(-lp.mean()), test_nll_se_nats=float(lp.std() / len(lp) ** 0.5),
                    test_n=len(lp), density_call="log_prob")
-        fn, xb = model.log_prob, x_test[:b]
+        fn, xb = model.log_prob, x_test[: ev.density_batch]
     elif caps.bound:
         gen = torch.Generator(device).manual_seed(ev.seed)
         xs = x_test[: ev.bound_n]
@@ -186,11 +195,11 @@ def density_stage(model: models.GenerativeModel, ds: datasets.Dataset, suite: Su
                 best = (name, nll, se)
         out.update(test_nll_bound_nats=best[1], test_nll_bound_se_nats=best[2], bound_name=best[0],
                    test_n=len(xs), density_call="log_prob_bounds")
-        fn, xb = model.log_prob_bounds, xs[: min(b, ev.bound_n)]
+        fn, xb = model.log_prob_bounds, xs[: min(ev.density_batch, ev.bound_n)]
     elif caps.energy:
         e = _batched(model.energy, x_test, b).double().cpu()
         out.update(test_energy_mean_nats=float(e.mean()), test_n=len(e), density_call="energy")
-        fn, xb = model.energy, x_test[:b]
+        fn, xb = model.energy, x_test[: ev.density_batch]
     else:
         return out
     t = measure(lambda: fn(xb), device=device, warmup=ev.timing_warmup, repeats=ev.timing_repeats)
@@ -230,7 +239,7 @@ def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: Ru
     cid = cell_id(ds.name, family, seed)
     cell_dir = run.cell(cid)
     cell_dir.mkdir(parents=True, exist_ok=True)
-    entry = suite.families[family]
+    entry = suite.family(ds.name, family)
     cls = models.get(family, suite.modality)
     record: dict[str, Any] = {
         "suite": suite.name, "run_id": run.run_id, "dataset": ds.name, "family": family, "seed": seed,

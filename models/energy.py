@@ -25,8 +25,12 @@ class EBMConfig:
         hidden: MLP width.
         layers: hidden layers.
         sgld_steps: SGLD steps per training iteration (short-run chains).
-        sgld_step_size: Langevin step epsilon: x <- x - eps/2 * grad E(x) + sqrt(eps) * xi.
+        sgld_step_size: Langevin step epsilon of the training chains:
+            x <- x - eps/2 * grad E(x) + sqrt(eps) * xi.
         sample_steps: SGLD steps of a fresh chain when sampling after training.
+        sample_step_start, sample_step_end: the fresh chain's step size decays geometrically
+            between these (decreasing steps, as in Welling & Teh 2011): large steps first to
+            cross between modes, small ones last so the chain settles into p(x).
         buffer_size: replay-buffer capacity.
         reinit_prob: chance that a chain restarts from uniform noise on the box.
         reg: weight alpha of the energy-magnitude penalty alpha * (E(x+)^2 + E(x-)^2).
@@ -35,9 +39,11 @@ class EBMConfig:
 
     hidden: int = 128
     layers: int = 3
-    sgld_steps: int = 20
-    sgld_step_size: float = 1e-3
+    sgld_steps: int = 10
+    sgld_step_size: float = 1e-2
     sample_steps: int = 500
+    sample_step_start: float = 0.3
+    sample_step_end: float = 1e-3
     buffer_size: int = 10_000
     reinit_prob: float = 0.05
     reg: float = 0.1
@@ -84,12 +90,11 @@ class MLPEnergy(GenerativeModel):
         lo, hi = self.box[0], self.box[1]
         return lo + (hi - lo) * torch.rand(n, *self.data_shape, device=self.box.device, generator=generator)
 
-    def langevin(self, x: Tensor, steps: int, generator: torch.Generator | None = None) -> Tensor:
-        """Run ``steps`` of SGLD from ``x``: x <- clip(x - eps/2 grad E(x) + sqrt(eps) xi)."""
-        eps = self.config.sgld_step_size
+    def langevin(self, x: Tensor, step_sizes: list[float], generator: torch.Generator | None = None) -> Tensor:
+        """SGLD from ``x``, one step per entry of ``step_sizes``: x <- clip(x - eps/2 grad E(x) + sqrt(eps) xi)."""
         lo, hi = self.box[0], self.box[1]
         with torch.enable_grad():
-            for _ in range(steps):
+            for eps in step_sizes:
                 x = x.detach().requires_grad_(True)
                 (grad,) = torch.autograd.grad(self.energy(x).sum(), x)
                 noise = torch.randn(x.shape, device=x.device, generator=generator)
@@ -111,7 +116,7 @@ class MLPEnergy(GenerativeModel):
             start = torch.where(fresh[:, None], self._uniform(n), start)
         requires = [p.requires_grad for p in self.parameters()]
         self.requires_grad_(False)
-        x_neg = self.langevin(start, self.config.sgld_steps)
+        x_neg = self.langevin(start, [self.config.sgld_step_size] * self.config.sgld_steps)
         for p, r in zip(self.parameters(), requires):
             p.requires_grad_(r)
         self.replay = torch.cat([x_neg, self.replay])[: self.config.buffer_size]
@@ -121,6 +126,12 @@ class MLPEnergy(GenerativeModel):
     def sample_nfe(self, **variant) -> int:
         return self.config.sample_steps  # one energy gradient (forward + backward) per SGLD step
 
+    def sample_step_sizes(self) -> list[float]:
+        """Step sizes of a fresh sampling chain: geometric from ``sample_step_start`` to ``sample_step_end``."""
+        c = self.config
+        k = max(c.sample_steps - 1, 1)
+        return [c.sample_step_start * (c.sample_step_end / c.sample_step_start) ** (i / k) for i in range(c.sample_steps)]
+
     def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
-        """(n, D) samples: ``sample_steps`` of SGLD from uniform noise on the box."""
-        return self.langevin(self._uniform(n, generator), self.config.sample_steps, generator)
+        """(n, D) samples: ``sample_steps`` of SGLD with decreasing steps from uniform noise on the box."""
+        return self.langevin(self._uniform(n, generator), self.sample_step_sizes(), generator)

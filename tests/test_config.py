@@ -131,3 +131,32 @@ def test_shipped_suites_load_with_every_profile():
         load_suite(path)
         for profile in yaml.safe_load(path.read_text()).get("profiles") or {}:
             load_suite(path, profile=profile)
+
+
+def test_per_dataset_family_overrides(tmp_path):
+    p = write(tmp_path, """\
+        name: t
+        datasets:
+          - 8gaussians
+          - name: 25gaussians
+            families: {gan: {model: {hidden: 7}}}
+        families:
+          gan: {model: {hidden: 32}, train: {steps: 10}}
+        """)
+    s = load_suite(p)
+    assert s.datasets == ["8gaussians", "25gaussians"]
+    assert s.family("8gaussians", "gan").model.hidden == 32
+    assert s.family("25gaussians", "gan").model.hidden == 7
+    assert s.family("25gaussians", "gan").train.steps == 10  # the rest is inherited
+
+
+@pytest.mark.parametrize("override,where,message", [
+    ("{gan: {model: {hiden: 7}}}", "datasets[1].families.gan.model.hiden", "unknown key (did you mean 'hidden'?)"),
+    ("{vae: {}}", "datasets[1].families.vae", "family 'vae' is not in the suite's families"),
+])
+def test_bad_per_dataset_overrides_name_the_dataset_entry(tmp_path, override, where, message):
+    p = write(tmp_path, f"name: t\ndatasets: [8gaussians, {{name: 25gaussians, families: {override}}}]\n"
+                        "families: {gan: {}}\n")
+    with pytest.raises(ConfigError) as e:
+        load_suite(p)
+    assert str(e.value).startswith(f"{p}: {where}: ") and message in str(e.value)

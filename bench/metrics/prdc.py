@@ -23,7 +23,8 @@ def kth_nn_distance(x: torch.Tensor, k: int, chunk: int = 2048) -> torch.Tensor:
     out = []
     for c in x.split(chunk):
         d = torch.cdist(c, x)
-        out.append(torch.kthvalue(d, k + 1, dim=1).values)  # the 1st smallest is the point itself (0)
+        # the smallest distance is the point to itself (0), so the k-th neighbour is the (k+1)-th smallest
+        out.append(torch.topk(d, k + 1, dim=1, largest=False).values[:, -1])
     return torch.cat(out)
 
 
