@@ -37,17 +37,22 @@ FAMILY_ORDER = list(TEXTBOOK)
 
 
 def _fmt(v, digits: int = 3) -> str:
+    """``digits`` significant digits; scientific notation for very large or small values."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
+    if isinstance(v, (bool, np.bool_)):
+        return str(v)
     if isinstance(v, (int, np.integer)):
         return str(int(v))
-    if abs(v) >= 1e4 or (0 < abs(v) < 1e-3):
+    if v != 0 and (abs(v) >= 10 ** max(digits, 4) or abs(v) < 1e-3):
         return f"{v:.{digits - 1}e}"
-    return f"{v:.{digits}g}" if abs(v) >= 1 else f"{v:.{digits}f}"
+    return f"{v:#.{digits}g}".rstrip(".")
 
 
 def _pm(v, se) -> str:
-    return "–" if v is None else f"{_fmt(v, 4)} ± {_fmt(se, 2)}" if se is not None else _fmt(v, 4)
+    if v is None:
+        return "–"
+    return f"{_fmt(v, 4)} ± {_fmt(se, 2)}" if se is not None else _fmt(v, 4)
 
 
 def _table(rows: list[dict]) -> str:
@@ -69,58 +74,89 @@ def _primary(rec: dict) -> tuple[str | None, dict]:
     return name, samplers.get(name, {})
 
 
-def _likelihood_value(rec: dict) -> tuple[str, str]:
-    """(measured likelihood text, unit) of a record."""
+def _likelihood_value(rec: dict) -> str:
+    """The measured likelihood of a record, as text."""
     d = rec.get("density") or {}
     kind = rec.get("likelihood_kind")
     if kind == "exact" and d.get("test_nll_nats") is not None:
-        return f"exact: NLL {_pm(d['test_nll_nats'], d.get('test_nll_se_nats'))} nats", "nats"
+        return f"exact: NLL {_pm(d['test_nll_nats'], d.get('test_nll_se_nats'))} nats"
     if kind == "bound" and d.get("test_nll_bound_nats") is not None:
-        return f"bound: NLL ≤ {_pm(d['test_nll_bound_nats'], d.get('test_nll_bound_se_nats'))} nats ({d.get('bound_name')})", "nats"
+        return f"bound: NLL ≤ {_pm(d['test_nll_bound_nats'], d.get('test_nll_bound_se_nats'))} nats ({d.get('bound_name')})"
     if kind == "unnormalized":
         if d.get("test_nll_nats") is not None:
-            return (f"unnormalized: E(x) only; NLL {_pm(d['test_nll_nats'], d.get('test_nll_se_nats'))} nats after "
-                    f"2D quadrature (log Z = {_fmt(d.get('log_z_nats'), 4)} ± {_fmt(d.get('log_z_quadrature_error_nats'), 2)}, "
-                    f"{d.get('quadrature_evaluations')} energy evaluations)"), "nats"
-        return "unnormalized: E(x) only", ""
-    return "none", ""
+            return (f"energy E(x) only; NLL {_pm(d['test_nll_nats'], d.get('test_nll_se_nats'))} nats after 2D "
+                    f"quadrature ({d.get('quadrature_evaluations'):,} energy evaluations)")
+        return "energy E(x) only"
+    return "none"
 
 
-def taxonomy_rows(recs: list[dict]) -> list[dict]:
-    """Rows of the measured taxonomy table for one dataset's ok records (one seed each)."""
+def _likelihood_check(rec: dict) -> tuple[str, str]:
+    """(measured normalization text, verdict) for the textbook likelihood claim of a record.
+
+    Where the density could be integrated (2D), the verdict rests on that measurement:
+    an exact density integrates to 1, exp(bound) to less than 1, exp(-E) to exp(log Z) != 1.
+    Elsewhere it rests on the methods the family exposes.
+    """
+    d = rec.get("density") or {}
+    kind = rec.get("likelihood_kind")
+    book = TEXTBOOK_KIND.get(TEXTBOOK.get(rec["family"], ("?",))[0])
+    li, err = d.get("log_integral_nats"), d.get("log_integral_error_nats") or 0.0
+    if li is None:
+        return "–", "agrees" if book == kind else "disagrees"
+    integral = f"{_fmt(math.exp(li), 4)}" if abs(li) < 20 else f"e^{_fmt(li, 3)}"
+    grid = f"{d.get('integral_grid')}² grid"
+    if kind == "exact":
+        ok = abs(li) <= max(0.01, 3 * err)
+        return f"∫p dx = {integral} ({grid})", "agrees" if ok and book == "exact" else "disagrees"
+    if kind == "bound":
+        if li + err >= 0:
+            return f"∫exp(bound) dx = {integral} ± {_fmt(err, 2)} nats ({grid})", "inconclusive"
+        return f"∫exp(bound) dx = {integral} < 1 ({grid})", "agrees" if book == "bound" else "disagrees"
+    if kind == "unnormalized":
+        ok = abs(li) > err
+        return f"∫exp(−E) dx = {integral} ≠ 1 (log Z = {_fmt(li, 4)})", "agrees" if ok and book == "unnormalized" else "disagrees"
+    return "–", "agrees" if book == kind else "disagrees"
+
+
+def taxonomy_rows(recs: list[dict]) -> tuple[list[dict], list[str]]:
+    """Rows of the measured taxonomy table for one dataset's ok records (one seed each),
+    and one sentence per family comparing its sampling cost with the fastest family's."""
     costs = {}
     for r in recs:
         _, m = _primary(r)
         if m.get("sample_us_per_sample"):
             costs[r["family"]] = m["sample_us_per_sample"]
     if not costs:
-        return []
+        return [], []
     fastest = min(costs, key=costs.get)
-    rows = []
+    fastest_nfe = _primary(next(r for r in recs if r["family"] == fastest))[1].get("sample_nfe")
+    rows, sentences = [], []
     for r in sorted(recs, key=lambda r: _order([r["family"]])[0]):
         fam = r["family"]
         book_lik, book_samp = TEXTBOOK.get(fam, ("?", "?"))
         sampler, m = _primary(r)
-        lik_text, _ = _likelihood_value(r)
-        lik_ok = TEXTBOOK_KIND.get(book_lik) == r.get("likelihood_kind")
+        norm_text, lik_verdict = _likelihood_check(r)
         ratio = costs.get(fam, math.nan) / costs[fastest]
         measured_slow = ratio >= SLOW_RATIO
-        book_slow = book_samp.startswith("slow")
-        samp_text = (f"NFE {m.get('sample_nfe')}, {_fmt(m.get('sample_throughput_per_s'))} samples/s, "
-                     f"batch-1 latency {_fmt(m.get('sample_latency_ms'))} ms")
-        verdict = "agrees" if measured_slow == book_slow else "disagrees"
-        rel = "fastest" if fam == fastest else f"{_fmt(ratio)}× slower than {fastest}"
+        verdict = "agrees" if measured_slow == book_samp.startswith("slow") else "disagrees"
         rows.append({
             "family": fam,
             "textbook likelihood": book_lik,
-            "measured likelihood": lik_text,
-            "likelihood claim": "agrees" if lik_ok else "disagrees",
+            "measured likelihood": _likelihood_value(r),
+            "normalization (measured)": norm_text,
+            "likelihood claim": lik_verdict,
             "textbook sampling": book_samp,
-            "measured sampling": f"{samp_text} ({sampler})",
-            "cost per sample vs fastest": rel,
-            "sampling claim": f"{verdict} ({'slow' if measured_slow else 'fast'}: ratio {'≥' if measured_slow else '<'} {SLOW_RATIO:g})",
+            "NFE": m.get("sample_nfe"),
+            "samples/s": _fmt(m.get("sample_throughput_per_s")),
+            "batch-1 latency (ms)": _fmt(m.get("sample_latency_ms")),
+            "cost per sample": "fastest" if fam == fastest else f"{_fmt(ratio)}× {fastest}",
+            "sampling claim": f"{verdict} (measured {'slow' if measured_slow else 'fast'})",
         })
-    return rows
+        if fam != fastest:
+            sentences.append(f"- {fam} sampling ({sampler}) is {_fmt(ratio)}× slower per sample than {fastest} "
+                             f"(NFE {m.get('sample_nfe')} vs {fastest_nfe}); this {verdict} with the textbook's "
+                             f"\"{book_samp}\".")
+    return rows, sentences
 
 
 def metrics_rows(recs: list[dict]) -> list[dict]:
@@ -197,7 +233,7 @@ def figure_2d(run: RunDir, recs: list[dict], out: Path) -> list[Path]:
     for what in ("samples", "density"):
         fig, axes = plt.subplots(len(by_ds), len(families) + 1, figsize=(2.2 * (len(families) + 1), 2.3 * len(by_ds)),
                                  squeeze=False)
-        for i, (ds, rs) in enumerate(sorted(by_ds.items())):
+        for i, (ds, rs) in enumerate(by_ds.items()):
             cell = {r["family"]: r for r in rs}
             box = tuple(rs[0]["figure_box"])
             true = _true_log_density(rs[0], box)
@@ -240,14 +276,21 @@ def figure_2d(run: RunDir, recs: list[dict], out: Path) -> list[Path]:
 
 
 def figure_cost_vs_quality(recs: list[dict], out: Path) -> Path:
-    """taxonomy.png: sampling cost (µs/sample, log) against KL (nats) per dataset, labelled with NFE."""
+    """taxonomy.png: sampling cost (µs/sample, log x) against KL (nats), one panel per dataset.
+
+    Colour = family, marker = likelihood kind (● exact or quadrature, ▼ upper bound).
+    Families with no likelihood are vertical dashed lines at their sampling cost.
+    Every point is labelled with its sampler's NFE.
+    """
     by_ds: dict[str, list[dict]] = {}
     for r in recs:
         by_ds.setdefault(r["dataset"], []).append(r)
-    fig, axes = plt.subplots(1, len(by_ds), figsize=(4.5 * len(by_ds), 3.8), squeeze=False)
-    for ax, (ds, rs) in zip(axes[0], sorted(by_ds.items())):
+    families = _order({r["family"] for r in recs})
+    colours = {f: plt.cm.tab10(i % 10) for i, f in enumerate(families)}
+    fig, axes = plt.subplots(1, len(by_ds), figsize=(4.6 * len(by_ds) + 1.6, 3.9), squeeze=False)
+    for ax, (ds, rs) in zip(axes[0], by_ds.items()):
         for r in rs:
-            d = r.get("density") or {}
+            d, fam = r.get("density") or {}, r["family"]
             kl, bound = d.get("kl_nats"), False
             if kl is None and d.get("kl_bound_nats") is not None:
                 kl, bound = d["kl_bound_nats"], True
@@ -255,18 +298,24 @@ def figure_cost_vs_quality(recs: list[dict], out: Path) -> Path:
                 cost = m.get("sample_us_per_sample")
                 if cost is None:
                     continue
-                y = kl if kl is not None else np.nan
-                marker = "v" if bound else ("o" if kl is not None else "x")
-                ax.scatter(cost, y if np.isfinite(y) else 0, marker=marker, s=40)
-                label = f"{r['family']}" + (f"/{sampler}" if sampler not in ("default",) else "") + f" (NFE {m.get('sample_nfe')})"
-                ax.annotate(label if np.isfinite(y) else label + ": no likelihood", (cost, y if np.isfinite(y) else 0),
-                            fontsize=6, xytext=(3, 3), textcoords="offset points")
+                if kl is None:
+                    ax.axvline(cost, color=colours[fam], ls="--", lw=1)
+                    ax.text(cost, 0.98, f" {fam} (NFE {m.get('sample_nfe')}): no likelihood", rotation=90,
+                            va="top", ha="right", fontsize=6, color=colours[fam], transform=ax.get_xaxis_transform())
+                    continue
+                ax.scatter(cost, kl, marker="v" if bound else "o", s=45, color=colours[fam], zorder=3)
+                ax.annotate(f"NFE {m.get('sample_nfe')}", (cost, kl), fontsize=6, xytext=(4, 3), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel("sampling cost (µs per sample, large batch)")
-        ax.set_ylabel("KL(p_data‖p_model) (nats); ▼ = upper bound; × = none")
+        ax.set_ylabel("KL(p_data ‖ p_model), nats")
         ax.set_title(ds, fontsize=9)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    handles = [plt.Line2D([], [], color=colours[f], marker="o", ls="", label=f) for f in families]
+    handles += [plt.Line2D([], [], color="k", marker="o", ls="", label="exact KL"),
+                plt.Line2D([], [], color="k", marker="v", ls="", label="upper bound on KL"),
+                plt.Line2D([], [], color="k", ls="--", label="no likelihood")]
+    fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
     path = out / "taxonomy.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -301,8 +350,9 @@ def write_report(run: RunDir) -> Path:
     ]
     if failed:
         lines += ["## Failed cells", "", _table([{"cell": _cid(r), "reason": r.get("reason")} for r in failed])]
+    order = (info.get("resolved") or {}).get("datasets") or []
     by_ds: dict[str, list[dict]] = {}
-    for r in ok:
+    for r in sorted(ok, key=lambda r: (order.index(r["dataset"]) if r["dataset"] in order else 99, r["dataset"])):
         by_ds.setdefault(r["dataset"], []).append(r)
     if ok and ok[0].get("modality") == "vector":
         lines += ["## Datasets", "", _table([
@@ -310,22 +360,26 @@ def write_report(run: RunDir) -> Path:
              "train/val/test": f"{rs[0]['dataset_info']['n_train']}/{rs[0]['dataset_info']['n_val']}/{rs[0]['dataset_info']['n_test']}",
              "true entropy H (nats)": _pm(rs[0]["dataset_info"]["true_entropy_nats"], rs[0]["dataset_info"]["true_entropy_se_nats"]),
              "H by Monte Carlo with": f"{rs[0]['dataset_info']['entropy_mc_samples']:,} samples"}
-            for ds, rs in sorted(by_ds.items())])]
-    for ds, rs in sorted(by_ds.items()):
+            for ds, rs in by_ds.items()])]
+    for ds, rs in by_ds.items():
         first_seed = min(r["seed"] for r in rs)
-        rows = taxonomy_rows([r for r in rs if r["seed"] == first_seed])
+        rows, sentences = taxonomy_rows([r for r in rs if r["seed"] == first_seed])
+        batch = _primary(rs[0])[1].get("sample_throughput_batch")
         lines += [f"## Taxonomy reproduced from measurements: `{ds}`", "",
-                  f"Sampling is called *slow* when the cost per sample at the large batch is at least "
-                  f"{SLOW_RATIO:g}× that of the fastest family on this dataset; NFE counts sequential network "
-                  f"evaluations per sampling call. Seed {first_seed}.", "", _table(rows)]
-    for ds, rs in sorted(by_ds.items()):
+                  f"Seed {first_seed}. *Sampling claim*: sampling is measured *slow* when its cost per sample at "
+                  f"batch {batch} is at least {SLOW_RATIO:g}× that of the fastest family on this dataset. NFE counts "
+                  "sequential network evaluations per sampling call. *Likelihood claim*: where the density can be "
+                  "integrated numerically (2D), the verdict rests on that integral: an exact density integrates to "
+                  "1, exp(bound) to less than 1, and exp(−E) to Z ≠ 1.", "", _table(rows), *sentences, ""]
+    for ds, rs in by_ds.items():
         rows = metrics_rows(rs)
         ref = _reference_row(rs)
         if ref:
             rows.append(ref)
         lines += [f"## All metrics: `{ds}`", "", _table(rows)]
     if ok and ok[0].get("modality") == "vector":
-        paths = figure_2d(run, ok, figures) + [figure_cost_vs_quality(ok, figures)]
+        ordered = [r for rs in by_ds.values() for r in rs]
+        paths = figure_2d(run, ordered, figures) + [figure_cost_vs_quality(ordered, figures)]
         lines += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in paths] + [""]
     protocol = next((r.get("protocol") for r in ok if r.get("protocol")), None)
     if protocol:
