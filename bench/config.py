@@ -211,7 +211,7 @@ class EvalConfig:
     timing_warmup: int = 1
     timing_repeats: int = 5
     entropy_mc: int = 1_000_000
-    quadrature_grid: int = 1024
+    quadrature_grid: int = 512
     pr_k: int = 3
     mode_tolerance: float = 0.5
     density_grid: int = 128

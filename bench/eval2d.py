@@ -64,7 +64,8 @@ def reference_metrics(ds, ev) -> dict:
 
 @torch.no_grad()
 def model_extras(model, ds, suite, d: dict, cell_dir: Path, device: torch.device) -> None:
-    """Model-dependent 2D work: log Z by quadrature for energies, and the density grid."""
+    """Model-dependent 2D work: log Z by quadrature for energies, the measured normalization
+    of every density, and the density grid for the figures."""
     ev = suite.eval
     caps = model.capabilities
     lo, hi = figure_box(ds)
@@ -89,37 +90,35 @@ def model_extras(model, ds, suite, d: dict, cell_dir: Path, device: torch.device
             quadrature_seconds=time.perf_counter() - t0,
             test_outside_box_fraction=float(1 - inside.double().mean()),
         )
-    # Measured normalization: log of the integral of p(x) (or exp(bound), or exp(-E)) over a box holding the data.
+    # Measured normalization: log of the integral of p(x), exp(bound) or exp(-E) over a box holding the data.
+    # Bounds cost many network passes per point, so their check reuses the figure's grid (half resolution).
     L = float(ds.test.abs().max()) * 1.5 + 1.0
-    norm = None
+    norm, figure = None, None
     if caps.log_prob:
         norm = log_partition(lambda p: -model.log_prob(p), -L, L, ev.quadrature_grid // 2, device=device)
+        figure = ("exact", model.log_prob, ev.density_grid)
     elif caps.bound:
-        gen_b = torch.Generator(device).manual_seed(ev.seed)
-        bname = d.get("bound_name")
-        norm = log_partition(lambda p: -model.log_prob_bounds(p, generator=gen_b)[bname], -L, L,
-                             ev.density_grid // 2, device=device)
+        gen = torch.Generator(device).manual_seed(ev.seed)
+        name = d.get("bound_name")
+        norm = log_partition(lambda p: -model.log_prob_bounds(p, generator=gen)[name], lo, hi,
+                             ev.density_grid // 2, device=device, keep_values=True)
+        figure = (f"bound ({name}; one draw per point)", None, norm.n)
+    elif caps.energy:
+        figure = ("quadrature", lambda p: -model.energy(p) - log_z, ev.density_grid)
     if norm is not None:
         d.update(log_integral_nats=norm.log_z, log_integral_error_nats=norm.error,
                  integral_box=[norm.lo, norm.hi], integral_grid=norm.n)
     elif caps.energy:
         d.update(log_integral_nats=d.get("log_z_nats"), log_integral_error_nats=d.get("log_z_quadrature_error_nats"),
                  integral_box=d.get("quadrature_box"), integral_grid=d.get("quadrature_grid"))
-
-    kind, n = None, ev.density_grid
-    if caps.log_prob:
-        kind, fn = "exact", model.log_prob
-    elif caps.bound:
-        gen = torch.Generator(device).manual_seed(ev.seed)
-        name = d.get("bound_name")
-        kind, fn, n = f"bound ({name}; one draw per point)", lambda p: model.log_prob_bounds(p, generator=gen)[name], n // 2
-    elif caps.energy:
-        kind, fn = "quadrature", lambda p: -model.energy(p) - log_z
-    if kind is not None:
-        pts, _ = grid(lo, hi, n, device)
-        logp = torch.cat([fn(c) for c in pts.split(ev.throughput_batch)]).float().cpu().numpy()
-        save_npz(cell_dir / "density_grid.npz", log_density=logp.reshape(n, n),
-                 box=np.array([lo, hi]), kind=np.array(kind))
+    if figure is not None:
+        kind, fn, n = figure
+        if fn is None:
+            logp = norm.neg_energy.astype(np.float32)
+        else:
+            pts, _ = grid(lo, hi, n, device)
+            logp = torch.cat([fn(c) for c in pts.split(ev.throughput_batch)]).float().cpu().numpy().reshape(n, n)
+        save_npz(cell_dir / "density_grid.npz", log_density=logp, box=np.array([lo, hi]), kind=np.array(kind))
 
 
 def evaluate(ds, suite, record: dict, cell_dir: Path) -> None:

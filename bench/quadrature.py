@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -26,6 +27,7 @@ class Quadrature:
         lo, hi: the box [lo, hi]^2.
         n: grid points per axis.
         evaluations: energy evaluations spent (n^2 + (n/2)^2).
+        neg_energy: -E at the n x n cell midpoints, (n, n) float64 (x index first), if asked for.
     """
 
     log_z: float
@@ -34,6 +36,7 @@ class Quadrature:
     hi: float
     n: int
     evaluations: int
+    neg_energy: np.ndarray | None = None
 
 
 def grid(lo: float, hi: float, n: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, float]:
@@ -45,10 +48,11 @@ def grid(lo: float, hi: float, n: int, device: torch.device | str = "cpu") -> tu
 
 
 @torch.no_grad()
-def _log_z(energy: Callable[[torch.Tensor], torch.Tensor], lo: float, hi: float, n: int, device, chunk: int) -> float:
+def _log_z(energy: Callable[[torch.Tensor], torch.Tensor], lo: float, hi: float, n: int, device,
+           chunk: int) -> tuple[float, torch.Tensor]:
     pts, area = grid(lo, hi, n, device)
     neg_e = torch.cat([-energy(p).double() for p in pts.split(chunk)])
-    return float(torch.logsumexp(neg_e, 0)) + math.log(area)
+    return float(torch.logsumexp(neg_e, 0)) + math.log(area), neg_e
 
 
 def log_partition(
@@ -59,6 +63,7 @@ def log_partition(
     *,
     device: torch.device | str = "cpu",
     chunk: int = 65_536,
+    keep_values: bool = False,
 ) -> Quadrature:
     """log Z = log integral over [lo, hi]^2 of exp(-E(x)) dx, by the midpoint rule.
 
@@ -66,12 +71,14 @@ def log_partition(
         energy: maps (M, 2) float32 points to (M,) energies in nats.
         lo, hi: the box.
         n: grid points per axis (even).
+        keep_values: also return -E on the fine grid (``Quadrature.neg_energy``), e.g. for a figure.
 
     Raises:
         ValueError: odd ``n`` or an empty box.
     """
     if n % 2 or n < 4 or not hi > lo:
         raise ValueError(f"need an even n >= 4 and hi > lo, got {n=} {lo=} {hi=}")
-    fine = _log_z(energy, lo, hi, n, device, chunk)
-    coarse = _log_z(energy, lo, hi, n // 2, device, chunk)
-    return Quadrature(fine, abs(fine - coarse), float(lo), float(hi), n, n * n + (n // 2) ** 2)
+    fine, values = _log_z(energy, lo, hi, n, device, chunk)
+    coarse, _ = _log_z(energy, lo, hi, n // 2, device, chunk)
+    kept = values.cpu().numpy().reshape(n, n) if keep_values else None
+    return Quadrature(fine, abs(fine - coarse), float(lo), float(hi), n, n * n + (n // 2) ** 2, kept)
