@@ -194,7 +194,7 @@ def density_stage(model: models.GenerativeModel, ds: datasets.Dataset, suite: Su
             if best is None or nll < best[1]:
                 best = (name, nll, se)
         out.update(test_nll_bound_nats=best[1], test_nll_bound_se_nats=best[2], bound_name=best[0],
-                   test_n=len(xs), density_call="log_prob_bounds")
+                   standard_bound=next(iter(chunks[0])), test_n=len(xs), density_call="log_prob_bounds")
         fn, xb = model.log_prob_bounds, xs[: min(ev.density_batch, ev.bound_n)]
     elif caps.energy:
         e = _batched(model.energy, x_test, b).double().cpu()
