@@ -91,7 +91,7 @@ class MADE(GenerativeModel):
         log_scale = h[..., 2].clamp(min=self.config.min_log_scale)
         return h[..., 0], h[..., 1], log_scale
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_prob(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Exact log p(x) in nats, (N,), for x of shape (N, D)."""
         logits, mean, log_scale = self._params(x)
         z = (x[..., None] - mean) * torch.exp(-log_scale)

@@ -6,8 +6,15 @@ capabilities instead of catching ``NotImplementedError``.
 
 Conventions shared by every family:
 
-* ``x`` is a float32 tensor of shape ``(N, *data_shape)``. For the 2D suite
-  ``data_shape == (2,)``: raw coordinates, no rescaling.
+* Vector data (modality ``"vector"``): ``x`` is a float32 tensor of shape
+  ``(N, D)``; for the 2D suite ``D == 2``, raw coordinates, no rescaling.
+* Image data (modality ``"image"``): ``x`` is a **uint8** tensor of shape
+  ``(N, C, H, W)`` with values 0..255, both as input to ``loss``/densities and as
+  the output of ``sample``. Each family maps pixels to its own working range.
+  Densities of images are of the discrete 8-bit data: ``log_prob(x)`` is log P(x)
+  in nats summed over all C*H*W dimensions (bits/dim = -log_prob / (C*H*W ln 2));
+  a flow on uniformly dequantized data reports E_u log p(x + u) over unit-width
+  bins, which bounds log P(x) from below (Theis et al. 2016, arXiv:1511.01844).
 * Log-densities, bounds and energies are per example, shape ``(N,)``, in nats.
 * Model code never times itself; ``bench.timing`` does that.
 """
@@ -150,7 +157,7 @@ class GenerativeModel(nn.Module):
         return 1
 
     def sample(self, n: int, generator: torch.Generator | None = None, **variant: Any) -> Tensor:
-        """Draw ``n`` samples, a float32 tensor of shape (n, *data_shape).
+        """Draw ``n`` samples of shape (n, *data_shape): float32 vectors, or uint8 images 0..255.
 
         All randomness comes from ``generator`` (on the model's device), so a fixed
         generator seed gives the same samples.
@@ -158,8 +165,12 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     # ----------------------------------------------------------------- densities
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Exact log-density log p(x) in nats, shape (N,). Needs ``capabilities.log_prob``."""
+    def log_prob(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Exact log-density log p(x) in nats, shape (N,). Needs ``capabilities.log_prob``.
+
+        ``generator`` feeds any randomness the estimate needs (a flow's dequantization
+        noise on images); deterministic families ignore it.
+        """
         raise NotImplementedError
 
     def log_prob_bounds(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:

@@ -63,7 +63,7 @@ class SplineFlow(GenerativeModel):
         """The bijection x -> z (data to base); ``.inv`` maps z -> x."""
         return self.flow().transform
 
-    def log_prob(self, x: Tensor) -> Tensor:
+    def log_prob(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Exact log p(x) in nats, (N,), for x of shape (N, D)."""
         return self.flow().log_prob(x)
 

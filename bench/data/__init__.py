@@ -1,6 +1,8 @@
 """Datasets by name. Each suite names its datasets; :func:`load` returns the splits.
 
-2D mixtures (modality ``"vector"``): ``8gaussians``, ``25gaussians``, ``imbalanced``.
+* 2D mixtures (modality ``"vector"``): ``8gaussians``, ``25gaussians``, ``imbalanced``;
+  float32 coordinates.
+* images (modality ``"image"``): ``mnist``; uint8 tensors (N, C, H, W), values 0..255.
 """
 
 from __future__ import annotations
@@ -11,19 +13,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.data.images import DatasetError, ensure_mnist, mnist_fingerprint, read_mnist
 from bench.data.toy2d import MIXTURES, SPLIT_SEEDS, GaussianMixture
+
+IMAGE_DATASETS = ("mnist",)
 
 
 @dataclass
 class Dataset:
-    """Splits of one dataset, as float32 tensors on the CPU.
+    """Splits of one dataset, on the CPU.
 
     Attributes:
         name: registry name.
         modality: ``"vector"`` or ``"image"``.
-        train, val, test: (N, *shape) float32 tensors.
+        train, val, test: (N, *shape) tensors: float32 coordinates (vector) or uint8
+            pixels 0..255 (image). ``val`` may be empty (MNIST has no official one).
         true: the closed-form mixture for synthetic 2D data, else ``None``.
-        info: facts recorded with every result (sizes, seeds, true entropy, ...).
+        train_labels, test_labels: class labels (N,) int64 for labelled image data.
+        info: facts recorded with every result (sizes, seeds, fingerprints, ...).
     """
 
     name: str
@@ -32,6 +39,8 @@ class Dataset:
     val: torch.Tensor
     test: torch.Tensor
     true: GaussianMixture | None = None
+    train_labels: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -41,23 +50,27 @@ class Dataset:
 
 def names() -> list[str]:
     """Registered dataset names."""
-    return sorted(MIXTURES)
+    return sorted(MIXTURES) + list(IMAGE_DATASETS)
 
 
 def modality(name: str) -> str:
-    """``"vector"`` for the 2D mixtures."""
-    return "vector"
+    """``"vector"`` for the 2D mixtures, ``"image"`` for image datasets."""
+    return "image" if name in IMAGE_DATASETS else "vector"
 
 
 def load(name: str, cfg: Any, entropy_mc: int = 1_000_000) -> Dataset:
-    """Load dataset ``name`` with sizes from ``cfg`` (a :class:`bench.config.DataConfig`).
+    """Load dataset ``name`` with settings from ``cfg`` (a :class:`bench.config.DataConfig`).
 
     For the 2D mixtures this draws the splits from :data:`SPLIT_SEEDS` and computes
-    the true entropy by Monte Carlo with ``entropy_mc`` samples.
+    the true entropy by Monte Carlo with ``entropy_mc`` samples. For MNIST it reads
+    the verified files under ``cfg.root`` (see :mod:`bench.data.images`).
 
     Raises:
         KeyError: unknown name.
+        DatasetError: an image dataset is missing or corrupt.
     """
+    if name == "mnist":
+        return load_mnist(cfg.root)
     mix = MIXTURES[name]()
     splits = {}
     for split, n in (("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test)):
@@ -76,3 +89,24 @@ def load(name: str, cfg: Any, entropy_mc: int = 1_000_000) -> Dataset:
         "entropy_mc_samples": entropy_mc,
     }
     return Dataset(name, "vector", true=mix, info=info, **splits)
+
+
+def load_mnist(root: str) -> Dataset:
+    """MNIST: 60,000 training and 10,000 test images, (N, 1, 28, 28) uint8, verified by SHA-256."""
+    raw = ensure_mnist(root)
+    x_train, y_train = read_mnist(root, train=True)
+    x_test, y_test = read_mnist(root, train=False)
+    info = {
+        "name": "mnist",
+        "variant": "mnist",
+        "shape": list(x_train.shape[1:]),
+        "n_train": len(x_train),
+        "n_test": len(x_test),
+        "fingerprint": {"train": mnist_fingerprint(raw, True, len(x_train)),
+                        "test": mnist_fingerprint(raw, False, len(x_test))},
+        "comparable_to_published": True,
+    }
+    return Dataset("mnist", "image", x_train, x_train[:0], x_test, train_labels=y_train, test_labels=y_test, info=info)
+
+
+__all__ = ["Dataset", "DatasetError", "load", "modality", "names"]
