@@ -201,6 +201,8 @@ class EvalConfig:
         density_grid: grid points per axis of the density figures (half that for bounds,
             which cost many network passes per point).
         seed: seed of the sampling generator.
+        fid_reference: real splits to compute FID/KID against (images); the first is
+            also the reference for precision/recall and density/coverage.
     """
 
     n_samples: int = 5_000
@@ -216,12 +218,16 @@ class EvalConfig:
     mode_tolerance: float = 0.5
     density_grid: int = 128
     seed: int = 1234
+    fid_reference: list[str] = field(default_factory=lambda: ["test"])
 
     def __post_init__(self):
         if self.timing_repeats < 5:
             raise ValueError(f"timing_repeats must be >= 5 (medians need repeats), got {self.timing_repeats}")
         if self.entropy_mc < 1_000_000:
             raise ValueError(f"entropy_mc must be >= 10^6, got {self.entropy_mc}")
+        for split in self.fid_reference:
+            if split not in ("train", "test"):
+                raise ValueError(f"fid_reference entries must be 'train' or 'test', got {split!r}")
 
 
 @dataclass

@@ -8,6 +8,7 @@ ratio behind the verdict.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -78,6 +79,12 @@ def _likelihood_value(rec: dict) -> str:
     """The measured likelihood of a record, as text."""
     d = rec.get("density") or {}
     kind = rec.get("likelihood_kind")
+    if kind == "exact" and d.get("test_bpd") is not None:
+        return f"exact: {_pm(d['test_bpd'], d.get('test_bpd_se'))} bits/dim"
+    if kind == "bound" and d.get("test_bpd_bound") is not None:
+        return f"bound: ≤ {_pm(d['test_bpd_bound'], d.get('test_bpd_bound_se'))} bits/dim ({d.get('bound_name')})"
+    if kind == "unnormalized" and d.get("bpd_unavailable"):
+        return "energy E(x) only: no bits/dim (log Z intractable)"
     if kind == "exact" and d.get("test_nll_nats") is not None:
         return f"exact: NLL {_pm(d['test_nll_nats'], d.get('test_nll_se_nats'))} nats"
     if kind == "bound" and d.get("test_nll_bound_nats") is not None:
@@ -200,6 +207,137 @@ def _reference_row(recs: list[dict]) -> dict | None:
                     "modes": f"{ref.get('modes_covered')}/{ref.get('n_modes')}", "NFE": "–", "samples/s": "–",
                     "latency (ms)": "–", "density evals/s": "–", "train (s)": "–", "steps": "–"}
     return None
+
+
+def image_metrics_rows(recs: list[dict]) -> list[dict]:
+    """Per family and sampler: bits/dim, FID/KID per reference, precision/recall, density/coverage,
+    FD_classifier, novelty and costs."""
+    rows = []
+    for r in sorted(recs, key=lambda r: _order([r["family"]])[0]):
+        d = r.get("density") or {}
+        if d.get("test_bpd") is not None:
+            bpd = _pm(d["test_bpd"], d.get("test_bpd_se"))
+        elif d.get("test_bpd_bound") is not None:
+            bpd = "≤ " + _pm(d["test_bpd_bound"], d.get("test_bpd_bound_se"))
+        else:
+            bpd = "–"
+        for sampler, m in (r.get("samplers") or {}).items():
+            row = {"family": r["family"], "sampler": sampler, "bits/dim": bpd}
+            for split in (m.get("references") or {"test": None}):
+                n = m.get("n_samples")
+                row[f"FID_{_k(n)} ({split})"] = _fmt(m.get(f"fid_{split}"), 4)
+                row[f"KID ({split})"] = (f"{_fmt(m.get(f'kid_{split}_mean'))} ± {_fmt(m.get(f'kid_{split}_std'), 2)}"
+                                         if m.get(f"kid_{split}_mean") is not None else "–")
+            row.update({
+                "precision": _fmt(m.get("precision")), "recall": _fmt(m.get("recall")),
+                "density": _fmt(m.get("density")), "coverage": _fmt(m.get("coverage")),
+                "FD_classifier": _fmt(m.get("fd_classifier"), 4),
+                "novelty": _fmt(m.get("novelty_ratio")), "copies": _fmt(m.get("copy_fraction")),
+                "NFE": m.get("sample_nfe"), "samples/s": _fmt(m.get("sample_throughput_per_s")),
+                "ms/sample": _fmt(1e-3 * m["sample_us_per_sample"]) if m.get("sample_us_per_sample") else "–",
+                "train (s)": _fmt((r.get("train") or {}).get("train_seconds")),
+            })
+            rows.append(row)
+    return rows
+
+
+def _k(n) -> str:
+    return "–" if not n else (f"{n // 1000}k" if n % 1000 == 0 else str(n))
+
+
+def _primary_fid(m: dict) -> tuple[str | None, float | None]:
+    for split in (m.get("references") or {}):
+        return split, m.get(f"fid_{split}")
+    return None, None
+
+
+def figure_fid_vs_cost(recs: list[dict], out: Path) -> Path:
+    """fid_vs_cost.png: FID against sampling cost (ms/sample at the large batch, log x), labelled with NFE."""
+    families = _order({r["family"] for r in recs})
+    colours = {f: plt.cm.tab10(i % 10) for i, f in enumerate(families)}
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for r in recs:
+        for sampler, m in (r.get("samplers") or {}).items():
+            split, fid = _primary_fid(m)
+            if fid is None or not m.get("sample_us_per_sample"):
+                continue
+            cost = 1e-3 * m["sample_us_per_sample"]
+            ax.scatter(cost, fid, color=colours[r["family"]], s=40, zorder=3)
+            label = f"{r['family']}" + ("" if sampler == "default" else f"/{sampler}") + f" (NFE {m.get('sample_nfe')})"
+            ax.annotate(label, (cost, fid), fontsize=6, xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("sampling cost (ms per sample, large batch, log scale)")
+    n = next((m.get("n_samples") for r in recs for m in (r.get("samplers") or {}).values()), None)
+    ax.set_ylabel(f"FID_{_k(n)} (lower is better)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / "fid_vs_cost.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def figure_bpd(recs: list[dict], out: Path) -> Path | None:
+    """bpd.png: test bits/dim per family, solid for exact, hatched for upper bounds."""
+    bars = []
+    for r in sorted(recs, key=lambda r: _order([r["family"]])[0]):
+        d = r.get("density") or {}
+        if d.get("test_bpd") is not None:
+            bars.append((r["family"], d["test_bpd"], d.get("test_bpd_se") or 0, "exact"))
+        elif d.get("test_bpd_bound") is not None:
+            bars.append((r["family"], d["test_bpd_bound"], d.get("test_bpd_bound_se") or 0, "bound"))
+        else:
+            bars.append((r["family"], 0.0, 0.0, r.get("likelihood_kind") or "none"))
+    if not bars:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for i, (fam, v, se, kind) in enumerate(bars):
+        if kind in ("exact", "bound"):
+            ax.bar(i, v, yerr=se, color="tab:blue" if kind == "exact" else "white", edgecolor="tab:blue",
+                   hatch=None if kind == "exact" else "//")
+            ax.text(i, v, f"{'' if kind == 'exact' else '≤'}{v:.3f}", ha="center", va="bottom", fontsize=7)
+        else:
+            ax.text(i, 0.05, f"{kind}:\nno bits/dim", ha="center", va="bottom", fontsize=7, rotation=90)
+    ax.set_xticks(range(len(bars)), [b[0] for b in bars], rotation=20)
+    ax.set_ylabel("test bits/dim (solid: exact, hatched: upper bound)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = out / "bpd.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def figure_ddim_curve(recs: list[dict], out: Path) -> Path | None:
+    """ddim_fid_vs_nfe.png: the diffusion family's FID against NFE, DDIM at each step count and ancestral."""
+    pts = []
+    for r in recs:
+        if r["family"] != "diffusion":
+            continue
+        for sampler, m in (r.get("samplers") or {}).items():
+            split, fid = _primary_fid(m)
+            if fid is not None:
+                pts.append((m.get("sample_nfe"), fid, sampler))
+    if len(pts) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ddim = sorted(p for p in pts if p[2].startswith("ddim"))
+    if ddim:
+        ax.plot([p[0] for p in ddim], [p[1] for p in ddim], "o-", label="DDIM (η = 0)")
+    for nfe, fid, sampler in pts:
+        if not sampler.startswith("ddim"):
+            ax.plot(nfe, fid, "s", color="tab:red", label=f"{sampler} (T = {nfe})")
+        ax.annotate(f"{fid:.1f}", (nfe, fid), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("NFE (network evaluations per sample)")
+    ax.set_ylabel("FID")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / "ddim_fid_vs_nfe.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 # --------------------------------------------------------------------------- figures
@@ -331,8 +469,6 @@ def _cid(r: dict) -> str:
 # --------------------------------------------------------------------------- report
 def write_report(run: RunDir) -> Path:
     """Write ``report.md`` and ``figures/`` for ``run``; returns the report's path."""
-    import json
-
     records = run.records()
     info = json.loads((run.path / "run.json").read_text()) if (run.path / "run.json").exists() else {}
     ok = [r for r in records if r.get("status") == "ok"]
@@ -374,6 +510,13 @@ def write_report(run: RunDir) -> Path:
                   "integrated numerically (2D), the verdict rests on that integral: an exact density integrates to "
                   "1, exp(bound) to less than 1, and exp(−E) to Z ≠ 1.", "", _table(rows), *sentences, ""]
     for ds, rs in by_ds.items():
+        if rs[0].get("modality") == "image":
+            info_ds = rs[0].get("dataset_info") or {}
+            lines += [f"## All metrics: `{ds}`", ""]
+            if info_ds.get("comparable_to_published") is False:
+                lines += [f"**Not comparable with published numbers.** {info_ds.get('note', '')}", ""]
+            lines += [f"Dataset fingerprint: `{json.dumps(info_ds.get('fingerprint'))}`", "", _table(image_metrics_rows(rs))]
+            continue
         rows = metrics_rows(rs)
         ref = _reference_row(rs)
         if ref:
@@ -383,6 +526,17 @@ def write_report(run: RunDir) -> Path:
         ordered = [r for rs in by_ds.values() for r in rs]
         paths = figure_2d(run, ordered, figures) + [figure_cost_vs_quality(ordered, figures)]
         lines += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in paths] + [""]
+    if ok and ok[0].get("modality") == "image":
+        ordered = [r for rs in by_ds.values() for r in rs]
+        paths = [figure_fid_vs_cost(ordered, figures), figure_bpd(ordered, figures), figure_ddim_curve(ordered, figures)]
+        lines += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in paths if p is not None] + [""]
+        lines += ["## Samples", ""]
+        for r in ordered:
+            for sampler in r.get("samplers") or {}:
+                png = run.cell(_cid(r)) / f"samples_{sampler}.png"
+                if png.exists():
+                    lines += [f"**{r['dataset']} / {r['family']} / {sampler}**", "",
+                              f"![{r['family']} {sampler}]({_cid(r)}/samples_{sampler}.png)", ""]
     protocol = next((r.get("protocol") for r in ok if r.get("protocol")), None)
     if protocol:
         lines += ["## Protocol", ""] + [f"- **{k}**: {v}" for k, v in protocol.items()] + [""]

@@ -176,9 +176,10 @@ def density_stage(model: models.GenerativeModel, ds: datasets.Dataset, suite: Su
     caps, ev = model.capabilities, suite.eval
     out: dict[str, Any] = {"likelihood_kind": caps.likelihood}
     x_test = ds.test.to(device)
-    b = ev.throughput_batch
+    b = ev.density_batch
     if caps.log_prob:
-        lp = _batched(model.log_prob, x_test, b).double().cpu()
+        gen = torch.Generator(device).manual_seed(ev.seed)
+        lp = _batched(lambda c: model.log_prob(c, generator=gen), x_test, b).double().cpu()
         out.update(test_nll_nats=float(-lp.mean()), test_nll_se_nats=float(lp.std() / len(lp) ** 0.5),
                    test_n=len(lp), density_call="log_prob")
         fn, xb = model.log_prob, x_test[: ev.density_batch]
@@ -234,7 +235,7 @@ def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: Ru
     The record's status is ``ok`` once evaluated, ``partial`` when ``opts.stages``
     stopped earlier, and ``failed`` (with the reason) when anything raised.
     """
-    from bench import eval2d
+    from bench import eval2d, evalimg
 
     cid = cell_id(ds.name, family, seed)
     cell_dir = run.cell(cid)
@@ -269,7 +270,10 @@ def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: Ru
                 record["stages_done"].append("sample")
         record.update(model_eval)
         if "evaluate" in opts.stages:
-            eval2d.evaluate(ds, suite, record, cell_dir)
+            if suite.modality == "vector":
+                eval2d.evaluate(ds, suite, record, cell_dir)
+            else:
+                evalimg.evaluate(ds, suite, record, cell_dir, device)
             record["stages_done"].append("evaluate")
         record["status"] = "ok" if "evaluate" in record["stages_done"] else "partial"
     except KeyboardInterrupt:

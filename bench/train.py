@@ -75,7 +75,11 @@ def train(
     device = torch.device(device)
     torch.manual_seed(seed)
     model.to(device).train()
+    model.amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else None
     x_train = x_train.to(device)
+    if cfg.channels_last and x_train.ndim == 4:
+        model.to(memory_format=torch.channels_last)
+        x_train = x_train.contiguous(memory_format=torch.channels_last)
     model.prepare(x_train)
     optimizers = model.configure_optimizers(cfg)
     base_lrs = [[g["lr"] for g in opt.param_groups] for opt in optimizers]
@@ -130,5 +134,6 @@ def train(
     if not tail and history:  # stopped by time before the last 10%: use the last logged values
         tail = {k: [v] for k, v in history[-1].items() if k != "step"}
     final = {k: sum(v) / len(v) for k, v in tail.items()}
+    model.amp_dtype = None
     model.eval()
     return TrainStats(steps=step, seconds=seconds, stopped_by=stopped_by, final_losses=final, history=history)

@@ -21,6 +21,7 @@ Conventions shared by every family:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -74,6 +75,9 @@ class TrainConfig:
         max_seconds: wall-clock budget; training stops at ``steps`` or at this time,
             whichever comes first. ``None`` means steps only.
         check_every: steps between checks that the loss is finite (1 on CPU is free).
+        amp: ``"bf16"`` runs the forward passes under bfloat16 autocast on CUDA (ignored on
+            CPU); ``None`` trains in float32.
+        channels_last: store image models and batches in channels-last memory format.
     """
 
     steps: int = 2000
@@ -86,6 +90,12 @@ class TrainConfig:
     ema: float | None = None
     max_seconds: float | None = None
     check_every: int = 1
+    amp: str | None = None
+    channels_last: bool = False
+
+    def __post_init__(self):
+        if self.amp not in (None, "bf16"):
+            raise ValueError(f"amp must be 'bf16' or null, got {self.amp!r}")
 
 
 class GenerativeModel(nn.Module):
@@ -112,6 +122,14 @@ class GenerativeModel(nn.Module):
         super().__init__()
         self.config = config
         self.data_shape = tuple(int(s) for s in data_shape)
+        self.amp_dtype: torch.dtype | None = None  # set by the training loop
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Context for training forward passes: bf16 autocast when enabled and on CUDA, else a no-op."""
+        dev = self.device
+        if self.amp_dtype is None or dev.type != "cuda":
+            return contextlib.nullcontext()
+        return torch.autocast(dev.type, dtype=self.amp_dtype)
 
     # ----------------------------------------------------------------- training
     def prepare(self, x_train: Tensor) -> None:
@@ -136,7 +154,8 @@ class GenerativeModel(nn.Module):
         """
         (opt,) = optimizers
         opt.zero_grad(set_to_none=True)
-        loss = self.loss(x)
+        with self.autocast():
+            loss = self.loss(x)
         loss.backward()
         if train.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.parameters(), train.grad_clip)

@@ -95,14 +95,16 @@ class MLPGAN(GenerativeModel):
         """``critic_steps`` discriminator updates, then one generator update."""
         opt_g, opt_d = optimizers
         for _ in range(self.config.critic_steps):
-            with torch.no_grad():
+            with torch.no_grad(), self.autocast():
                 fake = self.generator(torch.randn(x.shape[0], self.config.latent, device=x.device))
             opt_d.zero_grad(set_to_none=True)
-            d_loss = self._d_loss(x, fake)
+            with self.autocast():
+                d_loss = self._d_loss(x, fake)
             d_loss.backward()
             opt_d.step()
         opt_g.zero_grad(set_to_none=True)
-        g_loss = self._g_loss(self.generator(torch.randn(x.shape[0], self.config.latent, device=x.device)))
+        with self.autocast():
+            g_loss = self._g_loss(self.generator(torch.randn(x.shape[0], self.config.latent, device=x.device)))
         g_loss.backward()
         opt_g.step()
         return {"loss_d": d_loss.detach(), "loss_g": g_loss.detach()}

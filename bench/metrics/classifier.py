@@ -1,0 +1,112 @@
+"""A small MNIST classifier whose features give a fast, domain-specific Fréchet distance.
+
+The harness trains it once (a LeNet-style CNN, 2 epochs of Adam, ~1 minute on two
+CPU cores), checks its test accuracy (at least 99%), and caches the weights. The
+Fréchet distance between generated and test images in its 128-d penultimate
+layer is reported as ``fd_classifier``: a cheap CPU metric in the spirit of FID.
+It is never reported as FID, and its values are not comparable to FID's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.results import write_json
+
+MIN_ACCURACY = 0.99
+
+
+class LeNet(nn.Module):
+    """Conv(32) -> Conv(64) -> FC(128) -> FC(10) on (N, 1, 28, 28) pixels scaled to [0, 1]."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.fc1 = nn.Linear(64 * 7 * 7, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """128-d penultimate features of uint8 images (N, 1, 28, 28): (N, 128) float32."""
+        h = x.float() / 255.0
+        h = F.max_pool2d(F.relu(self.conv1(h)), 2)
+        h = F.max_pool2d(F.relu(self.conv2(h)), 2)
+        return F.relu(self.fc1(h.flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (N, 10)."""
+        return self.fc2(self.features(x))
+
+
+@torch.no_grad()
+def accuracy(model: LeNet, x: torch.Tensor, y: torch.Tensor, batch: int = 2000) -> float:
+    """Fraction of ``x`` (uint8 images) classified as ``y``."""
+    model.eval()
+    correct = sum(int((model(xb).argmax(1) == yb).sum()) for xb, yb in zip(x.split(batch), y.split(batch)))
+    return correct / len(x)
+
+
+def train_classifier(x: torch.Tensor, y: torch.Tensor, *, epochs: int = 2, batch: int = 128, seed: int = 0) -> LeNet:
+    """Train :class:`LeNet` on uint8 images ``x`` (N, 1, 28, 28) and labels ``y`` (N,)."""
+    torch.manual_seed(seed)
+    model = LeNet()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(x), generator=gen).split(batch):
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    return model.eval()
+
+
+def load_or_train(ds, cache_dir: Path) -> tuple[LeNet, dict]:
+    """The cached classifier for ``ds`` (MNIST), training it on first use.
+
+    The cache key is the training split's content hash. Returns the model and its
+    record (test accuracy, weights SHA-256, training seconds).
+
+    Raises:
+        RuntimeError: the trained classifier misses :data:`MIN_ACCURACY` on the test set.
+    """
+    key = ds.info["fingerprint"]["train"]["sha256"][:16]
+    path = Path(cache_dir) / f"mnist_lenet_{key}.pt"
+    meta_path = path.with_suffix(".json")
+    if path.exists() and meta_path.exists():
+        model = LeNet()
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.eval(), json.loads(meta_path.read_text())
+    t0 = time.perf_counter()
+    model = train_classifier(ds.train, ds.train_labels)
+    seconds = time.perf_counter() - t0
+    acc = accuracy(model, ds.test, ds.test_labels)
+    if acc < MIN_ACCURACY:
+        raise RuntimeError(f"the MNIST feature classifier reached {acc:.4f} test accuracy, below {MIN_ACCURACY}")
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)
+    meta = {"name": "mnist-lenet", "test_accuracy": acc, "train_seconds": seconds, "feature_dim": 128,
+            "weights_sha256": hashlib.sha256(buf.getvalue()).hexdigest(), "train_fingerprint": key}
+    write_json(meta_path, meta)
+    return model, meta
+
+
+@torch.no_grad()
+def features(model: LeNet, x: np.ndarray | torch.Tensor, batch: int = 1000) -> np.ndarray:
+    """Classifier features of uint8 images (N, 1, 28, 28): (N, 128) float64."""
+    x = torch.as_tensor(np.asarray(x))
+    return torch.cat([model.features(xb) for xb in x.split(batch)]).double().numpy()
