@@ -103,3 +103,53 @@ def test_novelty_by_hand():
     assert copies["copy_fraction"] == 1.0 and copies["novelty_ratio"] == 0.0
     same = novelty(np.linspace(0.1, 1.0, 100), np.linspace(0.1, 1.0, 100))
     assert same["novelty_ratio"] == 1.0 and same["copy_fraction"] == 0.01
+
+
+def test_cifar_jpeg_archive_decodes_in_label_order(tmp_path):
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    archive = tmp_path / "tiny.tar.xz"
+    colours = {("train", "airplane", 0): (255, 0, 0), ("train", "truck", 0): (0, 0, 255), ("test", "cat", 0): (0, 255, 0)}
+    with tarfile.open(archive, "w:xz") as tar:
+        for (split, cls, i), rgb in colours.items():
+            buf = io.BytesIO()
+            Image.new("RGB", (32, 32), rgb).save(buf, format="JPEG", quality=95)
+            info = tarfile.TarInfo(f"{split}/{cls}/{i:04d}.jpg")
+            info.size = len(buf.getvalue())
+            tar.addfile(info, io.BytesIO(buf.getvalue()))
+    out = images._decode_jpeg_archive(archive)
+    x, y = out["train"]
+    assert x.shape == (2, 32, 32, 3) and x.dtype == np.uint8
+    assert y.tolist() == [0, 9]  # airplane = 0, truck = 9: CIFAR-10's order is alphabetical
+    assert abs(int(x[0, ..., 0].mean()) - 255) <= 3 and abs(int(x[1, ..., 2].mean()) - 255) <= 3  # lossy, but close
+    assert out["test"][1].tolist() == [3]  # cat
+
+
+def test_missing_cifar_names_every_place_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENBENCH_DATA_MIRROR", str(tmp_path / "empty-mirror"))
+    import torchvision.datasets
+
+    def offline(self):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", offline)
+    with pytest.raises(images.DatasetError) as e:
+        images.load_cifar10(tmp_path / "data")
+    msg = str(e.value)
+    assert str(tmp_path / "data") in msg and "cifar10-jpeg-q75.tar.xz" in msg and "network unreachable" in msg
+
+
+def test_the_offline_cifar_copy_is_labelled_not_comparable():
+    if not (images.mirror_dir() / images.CIFAR10_JPEG_ARCHIVE).exists():
+        pytest.skip("no offline CIFAR-10 archive on this machine")
+    from bench import data
+    from bench.config import DataConfig
+
+    ds = data.load("cifar10", DataConfig())
+    assert ds.info["variant"] == "cifar10-jpeg75" and ds.info["comparable_to_published"] is False
+    assert ds.info["archive_sha256"] == images.CIFAR10_JPEG_SHA256
+    assert ds.train.shape == (50000, 3, 32, 32) and ds.test.shape == (10000, 3, 32, 32)
+    assert ds.test_labels.bincount().tolist() == [1000] * 10

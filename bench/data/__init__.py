@@ -2,7 +2,7 @@
 
 * 2D mixtures (modality ``"vector"``): ``8gaussians``, ``25gaussians``, ``imbalanced``;
   float32 coordinates.
-* images (modality ``"image"``): ``mnist``; uint8 tensors (N, C, H, W), values 0..255.
+* images (modality ``"image"``): ``mnist``, ``cifar10``; uint8 tensors (N, C, H, W), values 0..255.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.data.images import DatasetError, ensure_mnist, mnist_fingerprint, read_mnist
+from bench.data.images import (DatasetError, array_fingerprint, ensure_mnist, load_cifar10, mnist_fingerprint,
+                               read_mnist)
 from bench.data.toy2d import MIXTURES, SPLIT_SEEDS, GaussianMixture
 
-IMAGE_DATASETS = ("mnist",)
+IMAGE_DATASETS = ("mnist", "cifar10")
 
 
 @dataclass
@@ -71,6 +72,8 @@ def load(name: str, cfg: Any, entropy_mc: int = 1_000_000) -> Dataset:
     """
     if name == "mnist":
         return load_mnist(cfg.root)
+    if name == "cifar10":
+        return load_cifar(cfg.root)
     mix = MIXTURES[name]()
     splits = {}
     for split, n in (("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test)):
@@ -107,6 +110,23 @@ def load_mnist(root: str) -> Dataset:
         "comparable_to_published": True,
     }
     return Dataset("mnist", "image", x_train, x_train[:0], x_test, train_labels=y_train, test_labels=y_test, info=info)
+
+
+def load_cifar(root: str) -> Dataset:
+    """CIFAR-10: 50,000 training and 10,000 test images, (N, 3, 32, 32) uint8 (see :func:`load_cifar10`)."""
+    splits, provenance = load_cifar10(root)
+    (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
+    variant = provenance["variant"]
+    info = {
+        "name": "cifar10",
+        "shape": list(x_train.shape[1:]),
+        "n_train": len(x_train),
+        "n_test": len(x_test),
+        **provenance,
+        "fingerprint": {"train": array_fingerprint("cifar10", variant, "train", x_train),
+                        "test": array_fingerprint("cifar10", variant, "test", x_test)},
+    }
+    return Dataset("cifar10", "image", x_train, x_train[:0], x_test, train_labels=y_train, test_labels=y_test, info=info)
 
 
 __all__ = ["Dataset", "DatasetError", "load", "modality", "names"]

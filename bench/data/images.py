@@ -1,4 +1,4 @@
-"""Image datasets: MNIST through torchvision, with an offline mirror and verified content.
+"""Image datasets: MNIST and CIFAR-10 through torchvision, with an offline mirror and verified content.
 
 Where the data comes from, in order:
 
@@ -10,6 +10,12 @@ Where the data comes from, in order:
 The SHA-256 of every uncompressed file is checked against the official content. A
 missing or corrupt dataset raises :class:`DatasetError` saying where the harness
 looked. Images are uint8 tensors of shape (N, 1, 28, 28), values 0..255.
+
+CIFAR-10 (N, 3, 32, 32): exact through torchvision where its files exist or can be
+downloaded; offline, from the mirror's ``cifar10/cifar10-jpeg-q75.tar.xz`` (all
+60,000 images as quality-75 JPEGs), decoded once and cached. That copy is lossy:
+results on it carry the variant ``cifar10-jpeg75`` and the archive's SHA-256, and
+are not comparable with published CIFAR-10 numbers.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,3 +125,108 @@ def mnist_fingerprint(raw: Path, train: bool, size: int) -> dict:
     digest = hashlib.sha256("".join(sha256_file(raw / f) for f in files).encode()).hexdigest()
     return {"name": "mnist", "variant": "mnist", "split": "train" if train else "test", "size": size,
             "sha256": digest, "files": files}
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_JPEG_ARCHIVE = "cifar10/cifar10-jpeg-q75.tar.xz"
+CIFAR10_JPEG_SHA256 = "0f8f9395cd0f160cc8c896959e1d9d04f68e3f53de8a0d71bf4605d5078cfdec"
+CIFAR10_JPEG_NOTE = (
+    "CIFAR-10 decoded from the offline copy of quality-75 JPEGs (variant cifar10-jpeg75): pixels differ from "
+    "the real CIFAR-10, so FID, bits/dim and every other number here are NOT comparable with published "
+    "CIFAR-10 results; they compare the models of this run with each other only."
+)
+
+
+def _cifar_exact(root: Path) -> dict | None:
+    """Exact CIFAR-10 from torchvision's files under ``root`` (downloading them if ``root`` lacks them)."""
+    from torchvision.datasets import CIFAR10
+
+    out = {}
+    for split, train in (("train", True), ("test", False)):
+        ds = CIFAR10(str(root), train=train, download=False)
+        out[split] = (torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets))
+    return out
+
+
+def _decode_jpeg_archive(archive: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Decode ``train/<class>/NNNN.jpg`` and ``test/<class>/NNNN.jpg`` to (N, 32, 32, 3) uint8 and labels."""
+    import tarfile
+
+    from PIL import Image
+
+    found: dict[str, list[tuple[str, int, np.ndarray]]] = {"train": [], "test": []}
+    with tarfile.open(archive, "r:xz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 3 or parts[0] not in found:
+                continue
+            label = CIFAR10_CLASSES.index(parts[1])
+            with Image.open(tar.extractfile(member)) as im:
+                found[parts[0]].append((member.name, label, np.asarray(im.convert("RGB"), dtype=np.uint8)))
+    out = {}
+    for split, items in found.items():
+        items.sort(key=lambda t: t[0])  # by class folder, then file number
+        out[split] = (np.stack([t[2] for t in items]), np.array([t[1] for t in items], dtype=np.int64))
+    return out
+
+
+def cifar10_jpeg(root: str | Path) -> tuple[dict, dict]:
+    """CIFAR-10 from the offline JPEG-75 archive, decoded once and cached under ``<root>/cifar10-jpeg75``.
+
+    Returns ({split: (images (N, 3, 32, 32) uint8, labels (N,))}, facts about the archive).
+
+    Raises:
+        DatasetError: the archive is missing or its SHA-256 is wrong.
+    """
+    archive = mirror_dir() / CIFAR10_JPEG_ARCHIVE
+    if not archive.exists():
+        raise DatasetError(f"CIFAR-10 not found: no torchvision files under {data_root(root)} "
+                           f"(cifar-10-batches-py), no offline archive at {archive} (set GENBENCH_DATA_MIRROR), "
+                           "and torchvision's download failed")
+    digest = sha256_file(archive)
+    if digest != CIFAR10_JPEG_SHA256:
+        raise DatasetError(f"CIFAR-10 archive {archive} is corrupt: SHA-256 {digest}, expected {CIFAR10_JPEG_SHA256}")
+    cache = data_root(root) / "cifar10-jpeg75" / f"arrays_{digest[:12]}.npz"
+    if not cache.exists():
+        arrays = _decode_jpeg_archive(archive)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + f".tmp{os.getpid()}.npz")
+        np.savez(tmp, **{f"{s}_x": a[0] for s, a in arrays.items()}, **{f"{s}_y": a[1] for s, a in arrays.items()})
+        tmp.replace(cache)
+    with np.load(cache) as f:
+        splits = {s: (torch.from_numpy(f[f"{s}_x"]).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(f[f"{s}_y"]))
+                  for s in ("train", "test")}
+    return splits, {"archive": str(archive), "archive_sha256": digest}
+
+
+def load_cifar10(root: str | Path) -> tuple[dict, dict]:
+    """CIFAR-10 splits and provenance: exact through torchvision where possible, else the JPEG-75 copy.
+
+    Order: torchvision's files under ``root``; the offline JPEG archive; torchvision's
+    download. The provenance dict gives ``variant`` (``cifar10`` or ``cifar10-jpeg75``),
+    whether numbers are comparable with published ones, and for the JPEG copy the
+    archive's SHA-256.
+    """
+    root = data_root(root)
+    if (root / "cifar-10-batches-py").is_dir():
+        return _cifar_exact(root), {"variant": "cifar10", "comparable_to_published": True}
+    if (mirror_dir() / CIFAR10_JPEG_ARCHIVE).exists():
+        splits, facts = cifar10_jpeg(root)
+        return splits, {"variant": "cifar10-jpeg75", "comparable_to_published": False, "note": CIFAR10_JPEG_NOTE, **facts}
+    try:
+        from torchvision.datasets import CIFAR10
+
+        CIFAR10(str(root), train=True, download=True)
+        CIFAR10(str(root), train=False, download=True)
+    except Exception as e:
+        raise DatasetError(f"CIFAR-10 not found: no torchvision files under {root} (cifar-10-batches-py), no "
+                           f"offline archive at {mirror_dir() / CIFAR10_JPEG_ARCHIVE} (set GENBENCH_DATA_MIRROR), "
+                           f"and torchvision's download failed ({type(e).__name__}: {e})") from None
+    return _cifar_exact(root), {"variant": "cifar10", "comparable_to_published": True}
+
+
+def array_fingerprint(name: str, variant: str, split: str, x: torch.Tensor) -> dict:
+    """Name, variant, split, size and SHA-256 of the pixel array's bytes."""
+    return {"name": name, "variant": variant, "split": split, "size": len(x),
+            "sha256": hashlib.sha256(x.numpy().tobytes()).hexdigest()}

@@ -1,7 +1,7 @@
 """A small MNIST classifier whose features give a fast, domain-specific Fréchet distance.
 
-The harness trains it once (a LeNet-style CNN, 2 epochs of Adam, ~1 minute on two
-CPU cores), checks its test accuracy (at least 99%), and caches the weights. The
+The harness trains it once (a LeNet-style CNN, 3 epochs of Adam with a cosine
+learning-rate decay, a few minutes on two CPU cores), checks its test accuracy (at least 99%), and caches the weights. The
 Fréchet distance between generated and test images in its 128-d penultimate
 layer is reported as ``fd_classifier``: a cheap CPU metric in the spirit of FID.
 It is never reported as FID, and its values are not comparable to FID's.
@@ -27,20 +27,22 @@ MIN_ACCURACY = 0.99
 
 
 class LeNet(nn.Module):
-    """Conv(32) -> Conv(64) -> FC(128) -> FC(10) on (N, 1, 28, 28) pixels scaled to [0, 1]."""
+    """Conv(32)-BN -> Conv(64)-BN -> FC(128) -> FC(10) on (N, 1, 28, 28) pixels scaled to [0, 1]."""
 
     def __init__(self):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(32)
         self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(64)
         self.fc1 = nn.Linear(64 * 7 * 7, 128)
         self.fc2 = nn.Linear(128, 10)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """128-d penultimate features of uint8 images (N, 1, 28, 28): (N, 128) float32."""
+        """128-d penultimate features of uint8 images (N, 1, 28, 28): (N, 128) float32 (eval mode)."""
         h = x.float() / 255.0
-        h = F.max_pool2d(F.relu(self.conv1(h)), 2)
-        h = F.max_pool2d(F.relu(self.conv2(h)), 2)
+        h = F.max_pool2d(F.relu(self.bn1(self.conv1(h))), 2)
+        h = F.max_pool2d(F.relu(self.bn2(self.conv2(h))), 2)
         return F.relu(self.fc1(h.flatten(1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,11 +58,13 @@ def accuracy(model: LeNet, x: torch.Tensor, y: torch.Tensor, batch: int = 2000) 
     return correct / len(x)
 
 
-def train_classifier(x: torch.Tensor, y: torch.Tensor, *, epochs: int = 2, batch: int = 128, seed: int = 0) -> LeNet:
+def train_classifier(x: torch.Tensor, y: torch.Tensor, *, epochs: int = 3, batch: int = 128, seed: int = 0) -> LeNet:
     """Train :class:`LeNet` on uint8 images ``x`` (N, 1, 28, 28) and labels ``y`` (N,)."""
     torch.manual_seed(seed)
     model = LeNet()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    steps = epochs * -(-len(x) // batch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     gen = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(epochs):
@@ -68,6 +72,7 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, *, epochs: int = 2, batch
             opt.zero_grad(set_to_none=True)
             F.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
+            sched.step()
     return model.eval()
 
 
@@ -81,7 +86,7 @@ def load_or_train(ds, cache_dir: Path) -> tuple[LeNet, dict]:
         RuntimeError: the trained classifier misses :data:`MIN_ACCURACY` on the test set.
     """
     key = ds.info["fingerprint"]["train"]["sha256"][:16]
-    path = Path(cache_dir) / f"mnist_lenet_{key}.pt"
+    path = Path(cache_dir) / f"mnist_lenet_bn_{key}.pt"
     meta_path = path.with_suffix(".json")
     if path.exists() and meta_path.exists():
         model = LeNet()
