@@ -203,6 +203,8 @@ class EvalConfig:
         seed: seed of the sampling generator.
         fid_reference: real splits to compute FID/KID against (images); the first is
             also the reference for precision/recall and density/coverage.
+        fid_reference_n: use only the first this-many images of each reference split
+            (CPU profiles); ``None`` uses the whole split. Recorded with every FID.
     """
 
     n_samples: int = 5_000
@@ -219,6 +221,7 @@ class EvalConfig:
     density_grid: int = 128
     seed: int = 1234
     fid_reference: list[str] = field(default_factory=lambda: ["test"])
+    fid_reference_n: int | None = None
 
     def __post_init__(self):
         if self.timing_repeats < 5:

@@ -79,17 +79,18 @@ def reference_features(ds, split: str, suite, device) -> tuple[np.ndarray, dict]
     """
     ext = inception(device)
     data_fp = ds.info["fingerprint"][split]
-    key = f"{data_fp['variant']}_{split}_{data_fp['sha256'][:12]}_{_fp_key(ext.fingerprint)}"
+    images = ds.train if split == "train" else ds.test
+    n = min(len(images), suite.eval.fid_reference_n or len(images))
+    key = f"{data_fp['variant']}_{split}_{data_fp['sha256'][:12]}_n{n}_{_fp_key(ext.fingerprint)}"
     path = cache_dir(suite) / "inception" / f"{key}.npz"
     if not path.exists():
-        images = ds.train if split == "train" else ds.test
-        feats = ext.features(images)
+        feats = ext.features(images[:n])
         save_npz(path, features=feats.astype(np.float32), mu=feats.mean(0),
                  sigma=np.cov(feats, rowvar=False))
     with np.load(path) as f:
         feats = f["features"]
-    return feats, {"dataset": data_fp, "extractor": ext.fingerprint, "n": len(feats), "file": path.name,
-                   "stats_sha256": file_sha256(path)}
+    return feats, {"dataset": data_fp, "extractor": ext.fingerprint, "n": len(feats),
+                   "whole_split": len(feats) == len(images), "file": path.name, "stats_sha256": file_sha256(path)}
 
 
 def sample_features(samples: np.ndarray, cell_dir: Path, sampler: str, device) -> np.ndarray:
