@@ -259,3 +259,40 @@ def check_divisible(data_shape: tuple[int, ...], factor: int, what: str) -> None
     _, h, w = data_shape
     if h % factor or w % factor:
         raise ValueError(f"{what} needs H and W divisible by {factor}, got data_shape {tuple(data_shape)}")
+
+
+def unet(channels: int, data_shape: tuple[int, ...], block_channels: tuple[int, ...], layers_per_block: int,
+         attention: bool, norm_groups: int, dropout: float = 0.0, attention_head_dim: int = 32) -> nn.Module:
+    """A diffusers ``UNet2DModel`` mapping (N, C, H, W) and a timestep (N,) to (N, C, H, W).
+
+    Reference: Ronneberger et al. 2015 (U-Net), in the DDPM form of Ho et al. 2020,
+    arXiv:2006.11239 (ResNet blocks, GroupNorm, sinusoidal time embedding).
+
+    Args:
+        channels: C, input and output channels.
+        data_shape: (C, H, W); H and W must be divisible by 2 ** (len(block_channels) - 1).
+        block_channels: feature maps per resolution level, highest resolution first.
+        layers_per_block: ResNet blocks per level.
+        attention: self-attention at the lowest resolution level and in the middle block.
+        norm_groups: GroupNorm groups; must divide every entry of ``block_channels``.
+        dropout: dropout in the ResNet blocks.
+        attention_head_dim: channels per attention head (at most the lowest level's width).
+
+    Raises:
+        ValueError: H or W not divisible, or ``norm_groups`` does not divide the widths.
+    """
+    from diffusers import UNet2DModel
+
+    check_divisible(tuple(data_shape), 2 ** (len(block_channels) - 1), f"a UNet with {len(block_channels)} levels")
+    if any(c % norm_groups for c in block_channels):
+        raise ValueError(f"norm_groups {norm_groups} must divide every block width {tuple(block_channels)}")
+    n = len(block_channels)
+    down, up = ["DownBlock2D"] * n, ["UpBlock2D"] * n
+    if attention:
+        down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
+    return UNet2DModel(
+        sample_size=tuple(data_shape[1:]), in_channels=channels, out_channels=channels,
+        block_out_channels=tuple(block_channels), layers_per_block=layers_per_block,
+        down_block_types=tuple(down), up_block_types=tuple(up), add_attention=attention,
+        norm_num_groups=norm_groups, dropout=dropout, attention_head_dim=min(attention_head_dim, block_channels[-1]),
+    )
