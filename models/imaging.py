@@ -99,10 +99,13 @@ def _log_sub_ndtr(b: Tensor, a: Tensor) -> Tensor:
 
 
 def _bin_edges(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Centered bin edges (lower, upper) of uint8 pixels ``x`` and edge-bin masks (k == 0, k == 255)."""
-    c = to_centered(x)
-    half = 1.0 / 255.0
-    return c - half, c + half, x == 0, x == BINS - 1
+    """Centered bin edges (lower, upper) of uint8 pixels ``x`` and edge-bin masks (k == 0, k == 255).
+
+    Pixel k covers [(2k - 256) / 255, (2k - 254) / 255], computed from integers so that the
+    upper edge of k is bit-identical to the lower edge of k + 1 (no gaps, no overlaps).
+    """
+    k2 = 2 * x.float()
+    return (k2 - 256) / 255, (k2 - 254) / 255, x == 0, x == BINS - 1
 
 
 def discretized_logistic_log_prob(x: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
@@ -194,7 +197,7 @@ class DiscretizedLogisticMixture:
                 m = m + self.coeff[:, :, j] * xc[:, None, c_prev]
                 j += 1
             means.append(m)
-        return torch.stack(means, dim=2)
+        return torch.stack(torch.broadcast_tensors(*means), dim=2)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """log P(pixel) summed over the C channels, in nats, (N, H, W), for uint8 ``x`` (N, C, H, W)."""
