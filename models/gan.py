@@ -1,4 +1,4 @@
-"""GAN family: an MLP generator and discriminator.
+"""GAN family: MLP generator and discriminator (vectors), DCGAN (images).
 
 No likelihood of any kind: the model is only a sampler.
 """
@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from models import register
 from models.base import Capabilities, GenerativeModel, TrainConfig
+from models.imaging import check_divisible, from_centered, to_centered
 from models.nets import mlp
 
 
@@ -112,3 +113,121 @@ class MLPGAN(GenerativeModel):
     def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
         """(n, D) samples G(z), z ~ N(0, I): one generator pass."""
         return self.generator(torch.randn(n, self.config.latent, device=self.device, generator=generator))
+
+
+# =========================================================================== images
+@dataclass
+class DCGANConfig:
+    """Options of :class:`DCGAN`.
+
+    Attributes:
+        latent: dimension of the generator's Gaussian input z.
+        channels: base width c; the generator runs at 4c (H/4), 2c (H/2), c (H), the
+            discriminator at c (H/2), 2c (H/4), 4c (H/4).
+        critic_steps: discriminator steps per generator step.
+    """
+
+    latent: int = 100
+    channels: int = 64
+    critic_steps: int = 1
+
+
+@register("gan", modality="image")
+class DCGAN(GenerativeModel):
+    """DCGAN with the non-saturating loss; one generator pass per sample.
+
+    References: Radford et al., "Unsupervised Representation Learning with Deep
+    Convolutional Generative Adversarial Networks", 2016, arXiv:1511.06434;
+    Goodfellow et al. 2014, arXiv:1406.2661 (non-saturating loss).
+
+    Generator: z -> linear -> 4c x H/4 x W/4 (7x7 for MNIST, 8x8 for 32x32) -> two
+    stride-2 transposed convs -> 3x3 conv -> tanh, with BatchNorm and ReLU.
+    Discriminator: stride-2 convs with LeakyReLU(0.2) and BatchNorm (none on the first
+    layer) -> linear logit. H and W must be divisible by 4. Images are on the
+    centered scale [-1, 1]; samples use the generator's BatchNorm running statistics
+    in eval mode.
+
+    Example:
+        >>> g = DCGAN(DCGANConfig(latent=8, channels=8), (1, 8, 8))
+        >>> g.eval().sample(2).dtype
+        torch.uint8
+    """
+
+    reference = "Radford et al. 2016, arXiv:1511.06434"
+    Config = DCGANConfig
+    capabilities = Capabilities(sample=True)
+    train_defaults = {"lr": 2e-4, "betas": (0.5, 0.999)}
+
+    def __init__(self, config: DCGANConfig, data_shape: tuple[int, ...]):
+        super().__init__(config, data_shape)
+        check_divisible(self.data_shape, 4, "DCGAN")
+        C, H, W = self.data_shape
+        c = config.channels
+        self.bottom = (4 * c, H // 4, W // 4)
+        n_flat = 4 * c * (H // 4) * (W // 4)
+        self.generator = nn.Sequential(
+            nn.Linear(config.latent, n_flat, bias=False), nn.Unflatten(1, self.bottom),
+            nn.BatchNorm2d(4 * c), nn.ReLU(),
+            nn.ConvTranspose2d(4 * c, 2 * c, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * c), nn.ReLU(),
+            nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
+            nn.Conv2d(c, C, 3, padding=1), nn.Tanh(),
+        )
+        lrelu = lambda: nn.LeakyReLU(0.2)  # noqa: E731
+        self.discriminator = nn.Sequential(
+            nn.Conv2d(C, c, 4, stride=2, padding=1), lrelu(),
+            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(2 * c), lrelu(),
+            nn.Conv2d(2 * c, 4 * c, 3, padding=1, bias=False), nn.BatchNorm2d(4 * c), lrelu(),
+            nn.Flatten(), nn.Linear(n_flat, 1),
+        )
+        for m in self.modules():  # DCGAN's initialisation: N(0, 0.02) weights, BatchNorm scales N(1, 0.02)
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.normal_(m.weight, 1.0, 0.02)
+
+    def configure_optimizers(self, train: TrainConfig) -> list[torch.optim.Optimizer]:
+        """``[generator Adam, discriminator Adam]``."""
+        betas = tuple(train.betas)
+        return [
+            torch.optim.Adam(self.generator.parameters(), lr=train.lr, betas=betas),
+            torch.optim.Adam(self.discriminator.parameters(), lr=train.lr, betas=betas),
+        ]
+
+    def _fake(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+        """G(z) on the centered scale, (n, C, H, W)."""
+        return self.generator(torch.randn(n, self.config.latent, device=device, generator=generator))
+
+    def _d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        """-log D(x) - log(1 - D(G(z))), batch means (logits in float32)."""
+        return F.softplus(-self.discriminator(real).float()).mean() + F.softplus(self.discriminator(fake).float()).mean()
+
+    def _g_loss(self, fake: Tensor) -> Tensor:
+        """Non-saturating generator loss -log D(G(z)), batch mean."""
+        return F.softplus(-self.discriminator(fake).float()).mean()
+
+    def loss(self, x: Tensor) -> Tensor:
+        """Discriminator loss plus generator loss on uint8 batch ``x`` (for monitoring only)."""
+        fake = self._fake(x.shape[0], x.device)
+        return self._d_loss(to_centered(x), fake) + self._g_loss(fake)
+
+    def train_step(self, x: Tensor, optimizers: list[torch.optim.Optimizer], train: TrainConfig) -> dict[str, Tensor]:
+        """``critic_steps`` discriminator updates, then one generator update, on uint8 batch ``x``."""
+        opt_g, opt_d = optimizers
+        real = to_centered(x)
+        for _ in range(self.config.critic_steps):
+            with torch.no_grad():
+                fake = self._fake(x.shape[0], x.device)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss = self._d_loss(real, fake)
+            d_loss.backward()
+            opt_d.step()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss = self._g_loss(self._fake(x.shape[0], x.device))
+        g_loss.backward()
+        opt_g.step()
+        return {"loss_d": d_loss.detach(), "loss_g": g_loss.detach()}
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
+        """(n, C, H, W) uint8 samples G(z), z ~ N(0, I): one generator pass."""
+        return from_centered(self._fake(n, self.device, generator))
