@@ -41,12 +41,15 @@ forward.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import ctypes
 import hashlib
 import importlib.util
 import math
 import os
 import pickle
+import platform
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -201,9 +204,17 @@ def fid_helper_state_dict(path: str | os.PathLike | None = None) -> dict[str, to
     Raises:
         InceptionWeightsError: see :func:`verified_weights_path`.
     """
-    tensors = read_torchscript_tensors(verified_weights_path(path))
-    prefix = "net."
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    path = verified_weights_path(path)
+    stat = path.stat()
+    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    if key not in _STATES:
+        prefix = "net."
+        tensors = read_torchscript_tensors(path)
+        _STATES[key] = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return {k: v.clone() for k, v in _STATES[key].items()}
+
+
+_STATES: dict[str, dict[str, torch.Tensor]] = {}  # the archive is read once per process
 
 
 # ----------------------------------------------------------------------------- network
@@ -538,6 +549,54 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
     return (x - 128.0) / 128.0
 
 
+# ----------------------------------------------------------------------------- memory
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc mallopt parameters
+_heap_depth = 0
+
+
+def _glibc():
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def reuse_freed_memory():
+    """Within the block, glibc keeps freed memory for reuse instead of unmapping it.
+
+    Each layer's output is a fresh allocation of up to ~100 MB; glibc serves those
+    with ``mmap`` and returns them on ``free``, so every one is page-faulted anew
+    (measured here: 65 ms to allocate and fill 88 MB, 7.5 ms to refill it). With
+    ``mallopt(M_MMAP_MAX, 0)`` and a high ``M_TRIM_THRESHOLD`` they come from the heap
+    and are reused by later layers and batches (~10-15% faster forward here). On exit
+    glibc's defaults (65536 mmaps, 128 KiB trim threshold) are restored and the heap
+    is trimmed with ``malloc_trim(0)``. No-op outside Linux/glibc. Results are
+    unaffected (only where memory comes from changes). Yields whether it is active.
+    """
+    global _heap_depth
+    libc = _glibc()
+    if libc is None:
+        yield False
+        return
+    if _heap_depth == 0:
+        libc.mallopt(_M_MMAP_MAX, 0)
+        libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    _heap_depth += 1
+    try:
+        yield True
+    finally:
+        _heap_depth -= 1
+        if _heap_depth == 0:
+            libc.mallopt(_M_MMAP_MAX, 65536)
+            libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024)
+            libc.malloc_trim(0)
+
+
 # ----------------------------------------------------------------------------- extractor
 
 
@@ -566,13 +625,16 @@ class InceptionExtractor:
             the reference port.
         batch_size: images per forward; features do not depend on it (tested to 1e-5).
         device: torch device.
+        reuse_memory: extract inside :func:`reuse_freed_memory` (CPU, glibc only).
 
     Raises:
         InceptionWeightsError: weights missing or not the expected file.
     """
 
-    def __init__(self, *, fast: bool = True, batch_size: int = 16, device: str | torch.device = "cpu"):
+    def __init__(self, *, fast: bool = True, batch_size: int = 16, device: str | torch.device = "cpu",
+                 reuse_memory: bool = True):
         self.device = torch.device(device)
+        self.reuse_memory = reuse_memory and self.device.type == "cpu"
         self.batch_size = int(batch_size)
         self.fast = fast
         model = load_inception()
@@ -584,11 +646,12 @@ class InceptionExtractor:
         """Features of (N, C, H, W) uint8 images: (N, 2048) float32 on the CPU."""
         images = torch.as_tensor(images)
         out = []
-        for chunk in images.split(self.batch_size):
-            x = preprocess(chunk).to(self.device)
-            if self.fast:
-                x = x.contiguous(memory_format=torch.channels_last)
-            out.append(self.model(x).float().cpu())
+        with reuse_freed_memory() if self.reuse_memory else contextlib.nullcontext():
+            for chunk in images.split(self.batch_size):
+                x = preprocess(chunk).to(self.device)
+                if self.fast:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                out.append(self.model(x).float().cpu())
         if not out:
             return torch.zeros(0, FEATURE_DIM)
         return torch.cat(out)

