@@ -205,6 +205,9 @@ class EvalConfig:
             also the reference for precision/recall and density/coverage.
         fid_reference_n: use only the first this-many images of each reference split
             (CPU profiles); ``None`` uses the whole split. Recorded with every FID.
+        density_n: evaluate exact log-likelihoods and energies on the first this-many
+            test examples (CPU profiles); ``None`` uses the whole test set. Recorded
+            as ``test_n``.
     """
 
     n_samples: int = 5_000
@@ -222,6 +225,7 @@ class EvalConfig:
     seed: int = 1234
     fid_reference: list[str] = field(default_factory=lambda: ["test"])
     fid_reference_n: int | None = None
+    density_n: int | None = None
 
     def __post_init__(self):
         if self.timing_repeats < 5:

@@ -55,84 +55,112 @@ def file_sha256(path: Path) -> str:
 
 # --------------------------------------------------------------------------- feature extractors
 _EXTRACTORS: dict = {}
+INCEPTION_BATCH = 16  # CPU: the fast path's best batch here; features do not depend on it (tested to 1e-5)
 
 
 def inception(device: torch.device | str = "cpu"):
-    """The shared Inception feature extractor (loaded once per process)."""
-    from bench.metrics.inception import InceptionV3Features
+    """The shared Inception feature extractor, loaded once per process and device."""
+    from bench.metrics.inception import InceptionExtractor
 
     key = str(device)
     if key not in _EXTRACTORS:
-        _EXTRACTORS[key] = InceptionV3Features(device=device)
+        batch = INCEPTION_BATCH if torch.device(device).type == "cpu" else 200
+        _EXTRACTORS[key] = InceptionExtractor(device=device, batch_size=batch)
     return _EXTRACTORS[key]
+
+
+def extractor_fingerprint() -> dict:
+    """The Inception extractor's fingerprint (weights SHA-256, resize, input range, torch version)."""
+    from bench.metrics.inception import fingerprint
+
+    return fingerprint()
+
+
+def _features(images, device) -> np.ndarray:
+    return inception(device)(torch.as_tensor(np.asarray(images))).numpy().astype(np.float32)
+
+
+def reference_features(ds, split: str, suite, device) -> tuple[np.ndarray, object, dict]:
+    """Inception features and FID statistics of a real split, both cached on disk.
+
+    Returns (features (N, 2048) float32, :class:`~bench.metrics.stats_cache.FeatureStats`,
+    record). Both files are keyed by the dataset fingerprint (with N, the number of
+    images used: the first N of the split) and the extractor fingerprint; the
+    record holds both fingerprints, N, whether N is the whole split, and the
+    SHA-256 of the statistics file, so every FID says which statistics it used.
+    """
+    from bench.metrics import stats_cache
+
+    images = ds.train if split == "train" else ds.test
+    n = min(len(images), suite.eval.fid_reference_n or len(images))
+    data_fp = dict(ds.info["fingerprint"][split], n_used=n)
+    ext_fp = extractor_fingerprint()
+    folder = cache_dir(suite) / "inception"
+    feats_path = folder / f"features_{stats_cache.stats_key(data_fp, ext_fp)[:24]}.npz"
+    if not feats_path.exists():
+        save_npz(feats_path, features=_features(images[:n], device))
+    with np.load(feats_path) as f:
+        feats = f["features"]
+    stats = stats_cache.load_or_compute(folder, data_fp, ext_fp, lambda: feats)
+    record = {"dataset": data_fp, "extractor": ext_fp, "n": int(stats.n), "whole_split": n == len(images),
+              "stats_file": stats.path.name, "stats_sha256": stats.sha256}
+    return feats, stats, record
+
+
+def sample_features(samples: np.ndarray, cell_dir: Path, sampler: str, device) -> np.ndarray:
+    """Inception features of a cell's samples, cached in ``features_<sampler>.npz`` (float32, (N, 2048))."""
+    path = cell_dir / f"features_{sampler}.npz"
+    fp = _fp_key(extractor_fingerprint())
+    if path.exists():
+        with np.load(path) as f:
+            if str(f["extractor"]) == fp and len(f["features"]) == len(samples):
+                return f["features"]
+    feats = _features(samples, device)
+    save_npz(path, features=feats, extractor=np.array(fp))
+    return feats
 
 
 def _fp_key(fp: dict) -> str:
     return hashlib.sha256(repr(sorted(fp.items())).encode()).hexdigest()[:12]
 
 
-def reference_features(ds, split: str, suite, device) -> tuple[np.ndarray, dict]:
-    """Inception features of a real split, cached; returns (features (N, 2048), record).
-
-    The record holds the dataset fingerprint, the extractor fingerprint, N, and the
-    SHA-256 of the cached file, so every FID can say which statistics it used.
-    """
-    ext = inception(device)
-    data_fp = ds.info["fingerprint"][split]
-    images = ds.train if split == "train" else ds.test
-    n = min(len(images), suite.eval.fid_reference_n or len(images))
-    key = f"{data_fp['variant']}_{split}_{data_fp['sha256'][:12]}_n{n}_{_fp_key(ext.fingerprint)}"
-    path = cache_dir(suite) / "inception" / f"{key}.npz"
-    if not path.exists():
-        feats = ext.features(images[:n])
-        save_npz(path, features=feats.astype(np.float32), mu=feats.mean(0),
-                 sigma=np.cov(feats, rowvar=False))
-    with np.load(path) as f:
-        feats = f["features"]
-    return feats, {"dataset": data_fp, "extractor": ext.fingerprint, "n": len(feats),
-                   "whole_split": len(feats) == len(images), "file": path.name, "stats_sha256": file_sha256(path)}
-
-
-def sample_features(samples: np.ndarray, cell_dir: Path, sampler: str, device) -> np.ndarray:
-    """Inception features of a cell's samples, cached in ``features_<sampler>.npz``."""
-    ext = inception(device)
-    path = cell_dir / f"features_{sampler}.npz"
-    fp = _fp_key(ext.fingerprint)
-    if path.exists():
-        with np.load(path) as f:
-            if str(f["extractor"]) == fp and len(f["features"]) == len(samples):
-                return f["features"]
-    feats = ext.features(samples).astype(np.float32)
-    save_npz(path, features=feats, extractor=np.array(fp))
-    return feats
-
-
 # --------------------------------------------------------------------------- metrics
 def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, suite, device) -> dict:
-    """FID/KID per reference split, precision/recall/density/coverage, FD_classifier, novelty."""
-    from bench.metrics.fid import frechet_distance_from_features, kid
+    """FID/KID per reference split, precision/recall/density/coverage, FD_classifier, novelty.
+
+    Every value is computed from features cached once per sample set; the result
+    carries ``metric_protocol``, the fingerprint of how the numbers were computed
+    (see :mod:`bench.protocol`).
+    """
+    from bench import protocol
+    from bench.metrics.fid import feature_statistics, fid_from_features, frechet_distance
+    from bench.metrics.kid import kid
 
     ev = suite.eval
     out: dict = {"n_samples": len(samples)}
     fake = sample_features(samples, cell_dir, sampler, device)
+    mu, sigma = feature_statistics(fake)
+    references = {}
     for i, split in enumerate(ev.fid_reference):
-        real, ref = reference_features(ds, split, suite, device)
-        out[f"fid_{split}"] = frechet_distance_from_features(fake, real)
-        k_mean, k_std = kid(fake, real, seed=ev.seed)
-        out[f"kid_{split}_mean"], out[f"kid_{split}_std"] = k_mean, k_std
-        out.setdefault("references", {})[split] = ref
+        real, stats, ref = reference_features(ds, split, suite, device)
+        out[f"fid_{split}"] = frechet_distance(mu, sigma, stats.mu, stats.sigma)
+        k = kid(real, fake, subsets=100, subset_size=1000, seed=ev.seed)
+        out[f"kid_{split}_mean"], out[f"kid_{split}_std"] = k["kid_mean"], k["kid_std"]
+        out["kid_subset_size"] = k["subset_size"]
+        references[split] = ref
         if i == 0:
-            pr = prdc(real[: len(fake)], fake, k_pr=ev.pr_k, k_dc=5)
-            out.update(pr)
-            out["prdc_real_n"] = min(len(real), len(fake))
+            m = min(len(real), len(fake))
+            out.update(prdc(real[:m], fake[:m], k_pr=ev.pr_k, k_dc=5))
+            out["prdc_n"] = m
     if ds.name == "mnist":
         model, meta = clf.load_or_train(ds, cache_dir(suite))
-        from bench.metrics.fid import frechet_distance_from_features
-
-        out["fd_classifier"] = frechet_distance_from_features(clf.features(model, samples), _classifier_test(ds, model))
+        out["fd_classifier"] = fid_from_features(clf.features(model, samples), _classifier_test(ds, model))
         out["classifier"] = meta
     d_test = _nn_test(ds, suite)
     out.update(novelty(nearest_distances(samples, ds.train), d_test))
+    out["metric_protocol"] = protocol.metric_fingerprint(
+        n=len(samples), seed=ev.seed, references=references, device=device, kid_subset_size=out["kid_subset_size"],
+        pr_k=ev.pr_k)
     return out
 
 
@@ -193,7 +221,7 @@ def evaluate(ds, suite, record: dict, cell_dir: Path, device: torch.device | str
                         "flows: uniformly dequantized density over unit-width bins",
         "fid": "Frechet distance of TF-Inception (2015-12-05) pool3 features, float64, "
                f"N = {ev.n_samples} samples (FID is biased by N) vs the reference split(s) {ev.fid_reference}",
-        "extractor": inception(device).fingerprint,
+        "extractor": extractor_fingerprint(),
         "kid": "unbiased MMD^2 with the cubic polynomial kernel over random subsets (mean, std)",
         "precision_recall": f"k-NN manifolds, k = {ev.pr_k}, on Inception features, vs the first N real reference images",
         "density_coverage": "Naeem et al. 2020, k = 5, same features",

@@ -126,7 +126,7 @@ def sample_stage(model: models.GenerativeModel, suite: Suite, cell_dir: Path, de
         big = measure(draw, device=device, warmup=ev.timing_warmup, repeats=ev.timing_repeats)
         while sum(len(x) for x in drawn) < ev.n_samples:
             draw()
-        x = torch.cat([x.float().cpu() for x in drawn])[: ev.n_samples]
+        x = torch.cat([x.cpu() for x in drawn])[: ev.n_samples]  # images stay uint8
         save_npz(cell_dir / f"samples_{name}.npz", samples=x.numpy())
         del drawn[:]
         small = measure(lambda: model.sample(ev.latency_batch, **kwargs), device=device,
@@ -175,7 +175,7 @@ def density_stage(model: models.GenerativeModel, ds: datasets.Dataset, suite: Su
     """
     caps, ev = model.capabilities, suite.eval
     out: dict[str, Any] = {"likelihood_kind": caps.likelihood}
-    x_test = ds.test.to(device)
+    x_test = ds.test[: ev.density_n].to(device) if ev.density_n else ds.test.to(device)
     b = ev.density_batch
     if caps.log_prob:
         gen = torch.Generator(device).manual_seed(ev.seed)

@@ -1,0 +1,101 @@
+"""Protocol fingerprints: how a stored metric value was computed, and whether two are comparable.
+
+Every image metric value is stored with a fingerprint (:func:`metric_fingerprint`):
+
+* the feature extractor's name, the SHA-256 of its weights, its resize method and
+  input range (:func:`bench.metrics.inception.fingerprint`);
+* the sample count N and the seed (FID is biased by N; KID subsets are seeded);
+* per reference split: the dataset fingerprint (variant, split, size, content
+  hash, number of images used) and the SHA-256 of the cached statistics file;
+* the library versions and the device that computed the features.
+
+Two values are comparable when the parts that change a metric's value agree:
+extractor, N, seed, references and the KID/PRDC settings (:data:`VALUE_KEYS`).
+Library versions and the device are recorded but only reported as notes.
+:func:`compare` returns the differences; :func:`warn_if_incomparable` emits a
+:class:`ProtocolMismatchWarning` that names them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+
+#: fingerprint entries whose difference makes two metric values incomparable
+VALUE_KEYS = ("extractor", "n", "seed", "references", "kid_subset_size", "pr_k")
+#: entries recorded for the record only; a difference is a note, not a mismatch
+NOTE_KEYS = ("versions", "device")
+
+
+class ProtocolMismatchWarning(UserWarning):
+    """Two metric values were computed under different protocols."""
+
+
+def metric_fingerprint(*, n: int, seed: int, references: dict[str, dict], device: torch.device | str,
+                       kid_subset_size: int | None = None, pr_k: int | None = None) -> dict[str, Any]:
+    """The fingerprint stored next to a sample set's FID, KID, precision/recall and density/coverage.
+
+    Args:
+        n: number of generated samples the metrics used.
+        seed: seed of the evaluation (KID subsets).
+        references: per reference split, the record of
+            :func:`bench.evalimg.reference_features` (dataset fingerprint, extractor
+            fingerprint, N used, statistics file SHA-256).
+        device: device the features were computed on.
+        kid_subset_size: KID's subset size actually used.
+        pr_k: k of the k-NN precision/recall.
+
+    Returns:
+        A JSON-serialisable dict (see the module docstring).
+    """
+    from bench import env
+    from bench.metrics.inception import fingerprint
+
+    refs = {split: {"dataset": r["dataset"], "n": r["n"], "whole_split": r["whole_split"],
+                    "stats_sha256": r["stats_sha256"]} for split, r in references.items()}
+    return {"extractor": fingerprint(), "n": int(n), "seed": int(seed), "references": refs,
+            "kid_subset_size": kid_subset_size, "pr_k": pr_k,
+            "versions": env.versions(), "device": env.device_info(torch.device(device))["name"]}
+
+
+def _diff(a: Any, b: Any, path: str, out: list[str]) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            _diff(a.get(k), b.get(k), f"{path}.{k}" if path else str(k), out)
+    elif a != b:
+        out.append(f"{path}: {a!r} vs {b!r}")
+
+
+def compare(a: dict, b: dict) -> tuple[list[str], list[str]]:
+    """Differences between two metric fingerprints.
+
+    Returns:
+        (mismatches, notes): each a list of ``"<dotted key>: <a> vs <b>"``;
+        mismatches come from :data:`VALUE_KEYS`, notes from :data:`NOTE_KEYS`.
+    """
+    mismatches: list[str] = []
+    notes: list[str] = []
+    for k in VALUE_KEYS:
+        _diff(a.get(k), b.get(k), k, mismatches)
+    for k in NOTE_KEYS:
+        _diff(a.get(k), b.get(k), k, notes)
+    return mismatches, notes
+
+
+def warn_if_incomparable(a: dict, b: dict, what: str = "metric values") -> list[str]:
+    """Warn (:class:`ProtocolMismatchWarning`) when two fingerprints differ in a value-changing entry.
+
+    Args:
+        a, b: fingerprints from :func:`metric_fingerprint`.
+        what: names the compared values in the message, e.g. ``"FID of gan vs vae"``.
+
+    Returns:
+        The mismatches (empty when comparable).
+    """
+    mismatches, _ = compare(a, b)
+    if mismatches:
+        warnings.warn(f"comparing {what} computed under different protocols: " + "; ".join(mismatches),
+                      ProtocolMismatchWarning, stacklevel=2)
+    return mismatches
