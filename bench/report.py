@@ -241,6 +241,38 @@ def image_metrics_rows(recs: list[dict]) -> list[dict]:
     return rows
 
 
+def protocol_lines(recs: list[dict]) -> list[str]:
+    """The metric fingerprint shared by a dataset's image metrics, and a warning per value that differs.
+
+    Every sampler's metrics carry ``metric_protocol`` (:mod:`bench.protocol`); the
+    first one is shown, and each other one is compared with it. A difference in a
+    value-changing entry (extractor, N, seed, reference statistics, KID/PRDC settings)
+    is listed as a protocol mismatch and emitted as a ``ProtocolMismatchWarning``.
+    """
+    from bench import protocol
+
+    fps = [(f"{r['family']}/{s}", m["metric_protocol"]) for r in recs
+           for s, m in (r.get("samplers") or {}).items() if m.get("metric_protocol")]
+    if not fps:
+        return []
+    name0, fp0 = fps[0]
+    ext = fp0["extractor"]
+    refs = "; ".join(f"{split}: {ref['dataset'].get('variant')} {split} split, first {ref['n']} images"
+                     f"{' (whole split)' if ref.get('whole_split') else ''}, statistics SHA-256 `{ref['stats_sha256'][:16]}…`"
+                     for split, ref in fp0["references"].items())
+    lines = ["", "**Metric fingerprint** (how every number above was computed): "
+             f"extractor `{ext['name']}` (weights `{ext['weights']}`, SHA-256 `{ext['weights_sha256'][:16]}…`), "
+             f"resize `{ext['resize']}`, input `{ext['input_range']}`; N = {fp0['n']} samples, seed {fp0['seed']}, "
+             f"KID subset size {fp0.get('kid_subset_size')}, precision/recall k = {fp0.get('pr_k')}; references: {refs}; "
+             f"features on {fp0.get('device')}.", ""]
+    mismatches = []
+    for name, fp in fps[1:]:
+        diff = protocol.warn_if_incomparable(fp0, fp, f"metrics of {name0} and {name}")
+        if diff:
+            mismatches.append(f"- ⚠ **protocol mismatch**, {name} vs {name0}: " + "; ".join(diff))
+    return lines + (mismatches + [""] if mismatches else [])
+
+
 def _k(n) -> str:
     return "–" if not n else (f"{n // 1000}k" if n % 1000 == 0 else str(n))
 
@@ -516,6 +548,7 @@ def write_report(run: RunDir) -> Path:
             if info_ds.get("comparable_to_published") is False:
                 lines += [f"**Not comparable with published numbers.** {info_ds.get('note', '')}", ""]
             lines += [f"Dataset fingerprint: `{json.dumps(info_ds.get('fingerprint'))}`", "", _table(image_metrics_rows(rs))]
+            lines += protocol_lines(rs)
             continue
         rows = metrics_rows(rs)
         ref = _reference_row(rs)

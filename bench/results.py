@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 SCHEMA = "genbench.cell/1"
 
@@ -111,7 +110,7 @@ class RunDir:
         return out
 
 
-def summary_frame(records: list[dict]) -> pd.DataFrame:
+def summary_frame(records: list[dict]):
     """One row per (cell, sampler), with the cell's train and density metrics repeated.
 
     Columns: suite, run_id, dataset, family, seed, status, reason, likelihood_kind,
@@ -127,6 +126,8 @@ def summary_frame(records: list[dict]) -> pd.DataFrame:
             rows.append({**base, "sampler": None})
         for name, metrics in samplers.items():
             rows.append({**base, "sampler": name, **{k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}})
+    import pandas as pd  # lazy: the train/sample stages run where pandas may be missing
+
     return pd.DataFrame(rows)
 
 

@@ -304,10 +304,10 @@ def _headline(r: dict) -> str:
 def run_suite(suite: Suite, opts: RunOptions) -> RunDir:
     """Run every selected cell of ``suite`` and write the summary and report.
 
-    Returns the run folder; cell statuses are in its records.
+    Returns the run folder; cell statuses are in its records. ``summary.csv`` and the
+    report need pandas and matplotlib, which a train/sample-only run (e.g. on a GPU
+    machine without them) does not import.
     """
-    from bench import report
-
     device = env.resolve_device(suite.device)
     run = RunDir(opts.root, suite.name, opts.run_id or new_run_id())
     run.path.mkdir(parents=True, exist_ok=True)
@@ -344,8 +344,11 @@ def run_suite(suite: Suite, opts: RunOptions) -> RunDir:
                     else:
                         r = run_cell(suite, ds, family, seed, run, device, opts)
                     log(f"[{k}/{total}] {cid}: {_headline(r)}")
-    write_summary(run)
+    if {"evaluate", "report"} & set(opts.stages):
+        write_summary(run)
     if "report" in opts.stages:
+        from bench import report
+
         path = report.write_report(run)
         log(f"genbench: report in {path}")
     return run

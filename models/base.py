@@ -220,3 +220,25 @@ class GenerativeModel(nn.Module):
     def config_dict(self) -> dict[str, Any]:
         """The model config as a plain dict (what checkpoints and results store)."""
         return dataclasses.asdict(self.config)
+
+
+class MissingDependencyError(ImportError):
+    """A family needs an optional package that is not installed."""
+
+
+def require(module: str, needed_for: str):
+    """Import ``module`` or raise :class:`MissingDependencyError` saying what needs it and how to get it.
+
+    Offline machines (e.g. a GPU box without network) can install the packages from
+    a wheelhouse built where there is network: see README, "Staging across machines".
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        dist = {"diffusers": "diffusers", "zuko": "zuko"}.get(module.split(".")[0], module.split(".")[0])
+        raise MissingDependencyError(
+            f"{needed_for} needs the package {dist!r}, which is not importable here ({e}); "
+            f"`pip install {dist}`, or offline `pip install --no-index --find-links wheelhouse {dist}` "
+            "(see README, 'Staging across machines')") from e

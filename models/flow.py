@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-import zuko
 from torch import Tensor, nn
 
 from models import register
-from models.base import Capabilities, GenerativeModel
+from models.base import Capabilities, GenerativeModel, require
 from models.imaging import BINS, ResBlock, check_divisible, dequantize, quantize
 
 LOG_2PI = math.log(2 * math.pi)
@@ -62,11 +61,12 @@ class SplineFlow(GenerativeModel):
     def __init__(self, config: NSFConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
         (D,) = self.data_shape
+        zuko = require("zuko", "the 2D flow family (neural spline flow)")
         self.flow = zuko.flows.NSF(
             D, transforms=config.transforms, bins=config.bins, hidden_features=[config.hidden] * config.layers
         )
 
-    def transform(self) -> zuko.transforms.Transform:
+    def transform(self):
         """The bijection x -> z (data to base); ``.inv`` maps z -> x."""
         return self.flow().transform
 

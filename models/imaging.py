@@ -284,7 +284,9 @@ def unet(channels: int, data_shape: tuple[int, ...], block_channels: tuple[int, 
     Raises:
         ValueError: H or W not divisible, or ``norm_groups`` does not divide the widths.
     """
-    from diffusers import UNet2DModel
+    from models.base import require
+
+    UNet2DModel = require("diffusers", "the image diffusion and score families (UNet2DModel)").UNet2DModel
 
     check_divisible(tuple(data_shape), 2 ** (len(block_channels) - 1), f"a UNet with {len(block_channels)} levels")
     if any(c % norm_groups for c in block_channels):
