@@ -223,7 +223,7 @@ def image_metrics_rows(recs: list[dict]) -> list[dict]:
             bpd = "–"
         for sampler, m in (r.get("samplers") or {}).items():
             row = {"family": r["family"], "sampler": sampler, "bits/dim": bpd}
-            for split in (m.get("references") or {"test": None}):
+            for split in (_fid_splits(m) or ["test"]):
                 n = m.get("n_samples")
                 row[f"FID_{_k(n)} ({split})"] = _fmt(m.get(f"fid_{split}"), 4)
                 row[f"KID ({split})"] = (f"{_fmt(m.get(f'kid_{split}_mean'))} ± {_fmt(m.get(f'kid_{split}_std'), 2)}"
@@ -277,8 +277,14 @@ def _k(n) -> str:
     return "–" if not n else (f"{n // 1000}k" if n % 1000 == 0 else str(n))
 
 
+def _fid_splits(m: dict) -> list[str]:
+    """The reference splits a sampler's FID was computed against, in suite order."""
+    return [k[len("fid_"):] for k in m if k.startswith("fid_")]
+
+
 def _primary_fid(m: dict) -> tuple[str | None, float | None]:
-    for split in (m.get("references") or {}):
+    """FID against the first reference split (the suite's ``eval.fid_reference[0]``)."""
+    for split in _fid_splits(m):
         return split, m.get(f"fid_{split}")
     return None, None
 

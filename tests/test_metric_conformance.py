@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.metrics.fid import feature_statistics, fid_from_features, frechet_distance
+from bench.metrics.fid import FIDReference, feature_statistics, fid_from_features, frechet_distance
 from bench.metrics.inception_score import inception_score_from_logits, inception_score_from_probs
 from bench.metrics.kid import kid
 from bench.metrics.prdc import prdc
@@ -95,6 +95,20 @@ def test_fid_with_fewer_samples_than_dims_is_finite_real_and_exact():
     assert isinstance(got, float) and math.isfinite(got)
     assert math.isclose(got, expected, rel_tol=1e-10)
     assert abs(fid_from_features(x, x)) < 1e-8  # self-FID of a rank-deficient set
+
+
+@pytest.mark.parametrize("n", [30, 64, 500])  # fewer, as many as, and more samples than dims
+def test_fid_against_a_cached_reference_equals_pytorch_fid(n):
+    """The harness's path: the reference covariance root once, then one min(N, F) eigenproblem per sample set."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    real, fake = correlated(400, 64, 7), correlated(n, 64, 8, shift=0.25, scale=0.9)
+    ref = FIDReference(*feature_statistics(real))
+    got = ref.fid(fake)
+    assert math.isclose(got, fid_from_features(fake, real), rel_tol=1e-9)
+    want = calculate_frechet_distance(fake.mean(0), np.cov(fake, rowvar=False), real.mean(0), np.cov(real, rowvar=False))
+    assert got > 5.0 and abs(got - want) / want <= 1e-6
+    assert abs(ref.fid(real)) < 1e-8
 
 
 def test_fid_of_rank_one_covariances_is_finite():

@@ -100,3 +100,51 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 def fid_from_features(features1, features2) -> float:
     """FID between two (N, F) and (M, F) feature sets: :func:`frechet_distance` of their statistics."""
     return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+
+
+class FIDReference:
+    """A reference set's statistics with its covariance square root computed once.
+
+    Every FID of a run is taken against the same one or two reference sets, and the
+    (F, F) eigendecomposition of the reference covariance is the expensive part
+    (seconds for F = 2048 on a CPU). This class does it once; :meth:`fid` then needs
+    one symmetric eigenvalue problem of size ``min(N, F)`` per sample set, using
+    Tr((S_r S_g)^(1/2)) = sum sqrt(eig(B B^T)) with B = X_c S_r^(1/2) / sqrt(N - 1),
+    X_c the centred sample features: B B^T (N x N) and S_r^(1/2) S_g S_r^(1/2) = B^T B
+    (F x F) share their nonzero eigenvalues. The value equals :func:`frechet_distance`
+    up to rounding (tested to 1e-9 relative).
+
+    Args:
+        mu: (F,) reference mean; sigma: (F, F) reference covariance (any rank).
+
+    Raises:
+        ValueError: shapes disagree or values are not finite.
+    """
+
+    def __init__(self, mu, sigma):
+        self.mu = np.atleast_1d(np.asarray(mu, np.float64))
+        self.sigma = _sym(np.atleast_2d(np.asarray(sigma, np.float64)))
+        f = self.mu.shape[0]
+        if self.sigma.shape != (f, f):
+            raise ValueError(f"shapes disagree: mu {self.mu.shape}, sigma {self.sigma.shape}")
+        if not (np.isfinite(self.mu).all() and np.isfinite(self.sigma).all()):
+            raise ValueError("statistics contain NaN or infinity")
+        self.sqrt_sigma = sqrtm_psd(self.sigma)
+        self.trace = float(np.trace(self.sigma))
+
+    def fid(self, features) -> float:
+        """FID (d^2) between the (N, F) features, N >= 2, and this reference; float."""
+        x = np.asarray(features, dtype=np.float64)
+        if x.ndim != 2 or len(x) < 2:
+            raise ValueError(f"need an (N, F) array with N >= 2, got shape {x.shape}")
+        if x.shape[1] != self.mu.shape[0]:
+            raise ValueError(f"features have {x.shape[1]} dimensions, the reference {self.mu.shape[0]}")
+        if not np.isfinite(x).all():
+            raise ValueError("features contain NaN or infinity")
+        mu = x.mean(0)
+        b = (x - mu) @ self.sqrt_sigma / np.sqrt(len(x) - 1)
+        gram = b @ b.T if len(x) < x.shape[1] else b.T @ b
+        tr_sqrt = float(np.sqrt(_clip_eigenvalues(np.linalg.eigvalsh(_sym(gram)))).sum())
+        diff = mu - self.mu
+        tr_g = float(((x - mu) ** 2).sum() / (len(x) - 1))
+        return float(diff @ diff + tr_g + self.trace - 2.0 * tr_sqrt)
