@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from bench.timing import synchronize
@@ -53,6 +53,33 @@ def lr_factor(cfg: TrainConfig, progress: float, step: int) -> float:
     raise ValueError(f"unknown schedule {cfg.schedule!r}; expected 'cosine' or 'constant'")
 
 
+class EMA:
+    """Exponential moving average of a model's parameters, with a warm-up of the decay.
+
+    The decay at update n (0-based) is ``min(decay, (1 + n) / (10 + n))``, as in
+    TensorFlow's ``ExponentialMovingAverage(num_updates=...)``: without it, a run of
+    a few hundred steps with decay 0.999 ends with more than half the weight on the
+    random initialisation (0.999^500 = 0.61). Buffers (e.g. batch-norm statistics)
+    are not averaged; the model keeps its own.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = float(decay)
+        self.updates = 0
+        self.shadow = [p.detach().clone() for p in model.parameters()]
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in model.parameters()], 1.0 - d)
+
+    @torch.no_grad()
+    def copy_to(self, model: torch.nn.Module) -> None:
+        for p, s in zip(model.parameters(), self.shadow):
+            p.copy_(s)
+
+
 def train(
     model: GenerativeModel,
     x_train: torch.Tensor,
@@ -83,7 +110,7 @@ def train(
     model.prepare(x_train)
     optimizers = model.configure_optimizers(cfg)
     base_lrs = [[g["lr"] for g in opt.param_groups] for opt in optimizers]
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    ema = EMA(model, cfg.ema) if cfg.ema else None
     gen = torch.Generator(device).manual_seed(seed)
     log_every = max(1, cfg.steps // 50)
     history: list[dict[str, float]] = []
@@ -94,6 +121,8 @@ def train(
     synchronize(device)
     t0 = time.perf_counter()
     step = 0
+    last_log = -math.inf
+    recent: deque[dict[str, float]] = deque(maxlen=50)  # the last checked losses
     for step in range(cfg.steps):
         elapsed = time.perf_counter() - t0
         if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
@@ -109,13 +138,17 @@ def train(
         idx = torch.randint(len(x_train), (cfg.batch_size,), device=device, generator=gen)
         logs = model.train_step(x_train[idx], optimizers, cfg)
         if ema is not None:
-            ema.update_parameters(model)
-        if (step + 1) % cfg.check_every == 0 or step + 1 == cfg.steps or step % log_every == 0 or step >= tail_from:
+            ema.update(model)
+        log_now = step % log_every == 0 or (
+            cfg.max_seconds is not None and elapsed - last_log >= cfg.max_seconds / 50)  # budgets in time log by time
+        if (step + 1) % cfg.check_every == 0 or step + 1 == cfg.steps or log_now or step >= tail_from:
             values = {k: float(v) for k, v in logs.items()}
             for k, v in values.items():
                 if not math.isfinite(v):
                     raise DivergenceError(f"training loss {k!r} became {v} at step {step + 1}")
-            if step % log_every == 0:
+            recent.append(values)
+            if log_now:
+                last_log = elapsed
                 history.append({"step": step + 1, **values})
                 bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
             if step >= tail_from:
@@ -128,11 +161,9 @@ def train(
     seconds = time.perf_counter() - t0
     bar.close()
     if ema is not None:
-        with torch.no_grad():
-            for p, q in zip(model.parameters(), ema.module.parameters()):
-                p.copy_(q)
-    if not tail and history:  # stopped by time before the last 10%: use the last logged values
-        tail = {k: [v] for k, v in history[-1].items() if k != "step"}
+        ema.copy_to(model)
+    if not tail and recent:  # stopped by time before the last 10% of steps: the last checked losses
+        tail = {k: [v[k] for v in recent] for k in recent[-1]}
     final = {k: sum(v) / len(v) for k, v in tail.items()}
     model.amp_dtype = None
     model.eval()
