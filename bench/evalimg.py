@@ -143,7 +143,7 @@ def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, 
     for i, split in enumerate(ev.fid_reference):
         real, stats, ref = reference_features(ds, split, suite, device)
         out[f"fid_{split}"] = _fid_reference(stats).fid(fake)
-        k = kid(real, fake, subsets=100, subset_size=1000, seed=ev.seed)
+        k = kid(real, fake, subsets=100, subset_size=kid_subset_size(len(real), len(fake)), seed=ev.seed)
         out[f"kid_{split}_mean"], out[f"kid_{split}_std"] = k["kid_mean"], k["kid_std"]
         out["kid_subset_size"] = k["subset_size"]
         references[split] = ref
@@ -165,6 +165,17 @@ def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, 
 
 
 _CACHE: dict = {}
+
+
+def kid_subset_size(n_real: int, n_fake: int) -> int:
+    """KID's subset size: 1000 (the convention) when both sets have at least 2000 rows, else half the smaller set.
+
+    With subsets as large as the set itself every subset is the whole set, and the
+    reported std would be 0 (seen at N = 1000); the unbiased estimator's mean does
+    not depend on the subset size, only its spread does.
+    """
+    m = min(n_real, n_fake)
+    return 1000 if m >= 2000 else max(2, m // 2)
 
 
 def _inception_score(samples: np.ndarray) -> dict:
@@ -248,7 +259,8 @@ def evaluate(ds, suite, record: dict, cell_dir: Path, device: torch.device | str
         "fid": "Frechet distance of TF-Inception (2015-12-05) pool3 features, float64, "
                f"N = {ev.n_samples} samples (FID is biased by N) vs the reference split(s) {ev.fid_reference}",
         "extractor": extractor_fingerprint(),
-        "kid": "unbiased MMD^2 with the cubic polynomial kernel over random subsets (mean, std)",
+        "kid": "unbiased MMD^2 with the cubic polynomial kernel, 100 random subsets of 1000 (half the smaller set "
+               "below 2000 rows), seeded (mean, std)",
         "precision_recall": f"k-NN manifolds, k = {ev.pr_k}, on Inception features, vs the first N real reference images",
         "density_coverage": "Naeem et al. 2020, k = 5, same features",
         **({"fd_classifier": "Frechet distance in the 128-d features of a small MNIST classifier (>= 99% test "

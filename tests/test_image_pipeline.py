@@ -91,6 +91,7 @@ def test_image_suite_runs_in_stages_across_machines(tmp_path, tiny_cifar, monkey
     fp = m["metric_protocol"]
     assert fp["n"] == 12 and fp["references"]["test"]["n"] == 16 and fp["references"]["train"]["n"] == 16
     assert fp["references"]["test"]["whole_split"] is False
+    assert fp["kid_subset_size"] == 6 and m["kid_subset_size"] == 6  # half of min(16 reference, 12 samples)
     assert fp["extractor"]["weights_sha256"] == cells["cifar10__gan__s0"]["protocol"]["extractor"]["weights_sha256"]
     vae = cells["cifar10__vae__s0"]["density"]
     assert "test_bpd" not in vae and vae["test_bpd_bound"] > 0  # a bound stays a bound
