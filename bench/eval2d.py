@@ -25,7 +25,7 @@ from bench.metrics.mmd import mmd2_rbf
 from bench.metrics.prdc import prdc
 from bench.metrics.toy2d import sample_quality
 from bench.quadrature import grid, log_partition
-from bench.results import save_npz
+from bench.results import load_samples, save_npz
 
 REFERENCE_SEED = 4  # a fresh draw from the true mixture, for the metrics' noise floor
 
@@ -137,8 +137,7 @@ def evaluate(ds, suite, record: dict, cell_dir: Path) -> None:
         d["kl_bound_se_nats"] = math.hypot(d["test_nll_bound_se_nats"], h_se)
     d["true_entropy_nats"], d["true_entropy_se_nats"] = h, h_se
     for name, m in record["samplers"].items():
-        with np.load(cell_dir / f"samples_{name}.npz") as f:
-            m.update(sample_metrics(ds, f["samples"], ev))
+        m.update(sample_metrics(ds, load_samples(cell_dir, name), ev))
     record["reference_sample_metrics"] = reference_metrics(ds, ev)
     record["figure_box"] = list(figure_box(ds))
     record["protocol"] = {

@@ -18,7 +18,7 @@ Densities are converted to bits/dim: -log P(x) / (D ln 2) on the test set.
 
 from __future__ import annotations
 
-import hashlib
+import json
 import math
 import re
 from pathlib import Path
@@ -29,7 +29,7 @@ import torch
 from bench.metrics import classifier as clf
 from bench.metrics.novelty import nearest_distances, novelty
 from bench.metrics.prdc import prdc
-from bench.results import save_npz
+from bench.results import load_samples, save_npz
 
 LN2 = math.log(2.0)
 
@@ -39,18 +39,30 @@ def bits_per_dim(nll_nats: float, dims: int) -> float:
     return nll_nats / (dims * LN2)
 
 
+def add_bits_per_dim(density: dict, dims: int) -> None:
+    """Add the bits/dim of every NLL in a density record (from the runner's density stage), in place.
+
+    ``test_nll_nats`` (exact) becomes ``test_bpd``; each bound ``test_nll_bound[_<name>]_nats``
+    becomes ``test_bpd_bound[_<name>]``, so a bound is never stored under the exact key.
+    Standard errors are converted alongside; ``dims`` is recorded.
+    """
+    density["dims"] = dims
+    if density.get("test_nll_nats") is not None:
+        density["test_bpd"] = bits_per_dim(density["test_nll_nats"], dims)
+        density["test_bpd_se"] = bits_per_dim(density["test_nll_se_nats"], dims)
+    for key, value in list(density.items()):
+        match = re.fullmatch(r"test_nll_(bound(?:_.+)?)_nats", key)
+        if match and not key.endswith("_se_nats"):
+            name = match.group(1)  # bound, bound_elbo, bound_iwae_k128
+            density[f"test_bpd_{name}"] = bits_per_dim(value, dims)
+            if density.get(f"test_nll_{name}_se_nats") is not None:
+                density[f"test_bpd_{name}_se"] = bits_per_dim(density[f"test_nll_{name}_se_nats"], dims)
+
+
 def cache_dir(suite) -> Path:
     from bench.data.images import data_root
 
     return data_root(suite.data.root) / "cache"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- feature extractors
@@ -110,7 +122,7 @@ def reference_features(ds, split: str, suite, device) -> tuple[np.ndarray, objec
 def sample_features(samples: np.ndarray, cell_dir: Path, sampler: str, device) -> np.ndarray:
     """Inception features of a cell's samples, cached in ``features_<sampler>.npz`` (float32, (N, 2048))."""
     path = cell_dir / f"features_{sampler}.npz"
-    fp = _fp_key(extractor_fingerprint())
+    fp = json.dumps(extractor_fingerprint(), sort_keys=True)  # the features are reused only under the same extractor
     if path.exists():
         with np.load(path) as f:
             if str(f["extractor"]) == fp and len(f["features"]) == len(samples):
@@ -118,10 +130,6 @@ def sample_features(samples: np.ndarray, cell_dir: Path, sampler: str, device) -
     feats = _features(samples, device)
     save_npz(path, features=feats, extractor=np.array(fp))
     return feats
-
-
-def _fp_key(fp: dict) -> str:
-    return hashlib.sha256(repr(sorted(fp.items())).encode()).hexdigest()[:12]
 
 
 # --------------------------------------------------------------------------- metrics
@@ -233,23 +241,12 @@ def evaluate(ds, suite, record: dict, cell_dir: Path, device: torch.device | str
     """Sample-only image evaluation: bits/dim from the stored densities, and each sampler's metrics."""
     d = record["density"]
     dims = int(np.prod(ds.shape))
-    d["dims"] = dims
-    if d.get("test_nll_nats") is not None:
-        d["test_bpd"] = bits_per_dim(d["test_nll_nats"], dims)
-        d["test_bpd_se"] = bits_per_dim(d["test_nll_se_nats"], dims)
-    for key, value in list(d.items()):
-        match = re.fullmatch(r"test_nll_(bound(?:_.+)?)_nats", key)
-        if match and not key.endswith("_se_nats"):
-            name = match.group(1)  # bound, bound_elbo, bound_iwae_k128
-            d[f"test_bpd_{name}"] = bits_per_dim(value, dims)
-            if d.get(f"test_nll_{name}_se_nats") is not None:
-                d[f"test_bpd_{name}_se"] = bits_per_dim(d[f"test_nll_{name}_se_nats"], dims)
+    add_bits_per_dim(d, dims)
     if record.get("likelihood_kind") == "unnormalized":
         d["bpd_unavailable"] = (f"unnormalized energy: log Z sums exp(-E) over 256^{dims} images, which no "
                                 "quadrature reaches; annealed importance sampling would give only an estimate")
     for name, m in record["samplers"].items():
-        with np.load(cell_dir / f"samples_{name}.npz") as f:
-            samples = f["samples"]
+        samples = load_samples(cell_dir, name)
         m.update(image_sample_metrics(ds, samples, cell_dir, name, suite, device))
         sample_grid(samples, cell_dir / f"samples_{name}.png")
     ev = suite.eval

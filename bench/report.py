@@ -209,18 +209,24 @@ def _reference_row(recs: list[dict]) -> dict | None:
     return None
 
 
+def _image_bpd(rec: dict) -> tuple[float | None, float | None, str]:
+    """(test bits/dim, its SE, kind): kind ``"exact"``, ``"bound"`` (an upper bound), or the
+    record's likelihood kind when it has no bits/dim (value None)."""
+    d = rec.get("density") or {}
+    if d.get("test_bpd") is not None:
+        return d["test_bpd"], d.get("test_bpd_se"), "exact"
+    if d.get("test_bpd_bound") is not None:
+        return d["test_bpd_bound"], d.get("test_bpd_bound_se"), "bound"
+    return None, None, rec.get("likelihood_kind") or "none"
+
+
 def image_metrics_rows(recs: list[dict]) -> list[dict]:
     """Per family and sampler: bits/dim, FID/KID per reference, precision/recall, density/coverage,
     FD_classifier, novelty and costs."""
     rows = []
     for r in sorted(recs, key=lambda r: _order([r["family"]])[0]):
-        d = r.get("density") or {}
-        if d.get("test_bpd") is not None:
-            bpd = _pm(d["test_bpd"], d.get("test_bpd_se"))
-        elif d.get("test_bpd_bound") is not None:
-            bpd = "≤ " + _pm(d["test_bpd_bound"], d.get("test_bpd_bound_se"))
-        else:
-            bpd = "–"
+        value, se, kind = _image_bpd(r)
+        bpd = "–" if value is None else ("≤ " if kind == "bound" else "") + _pm(value, se)
         for sampler, m in (r.get("samplers") or {}).items():
             row = {"family": r["family"], "sampler": sampler, "bits/dim": bpd}
             for split in (_fid_splits(m) or ["test"]):
@@ -316,23 +322,15 @@ def figure_fid_vs_cost(recs: list[dict], out: Path) -> Path:
     ax.set_ylabel(f"FID_{_k(n)} (lower is better)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = out / "fid_vs_cost.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "fid_vs_cost.png")
 
 
 def figure_bpd(recs: list[dict], out: Path) -> Path | None:
     """bpd.png: test bits/dim per family, solid for exact, hatched for upper bounds."""
     bars = []
     for r in sorted(recs, key=lambda r: _order([r["family"]])[0]):
-        d = r.get("density") or {}
-        if d.get("test_bpd") is not None:
-            bars.append((r["family"], d["test_bpd"], d.get("test_bpd_se") or 0, "exact"))
-        elif d.get("test_bpd_bound") is not None:
-            bars.append((r["family"], d["test_bpd_bound"], d.get("test_bpd_bound_se") or 0, "bound"))
-        else:
-            bars.append((r["family"], 0.0, 0.0, r.get("likelihood_kind") or "none"))
+        value, se, kind = _image_bpd(r)
+        bars.append((r["family"], value or 0.0, se or 0.0, kind))
     if not bars:
         return None
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -347,10 +345,7 @@ def figure_bpd(recs: list[dict], out: Path) -> Path | None:
     ax.set_ylabel("test bits/dim (solid: exact, hatched: upper bound)")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    path = out / "bpd.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "bpd.png")
 
 
 def figure_ddim_curve(recs: list[dict], out: Path) -> Path | None:
@@ -379,13 +374,17 @@ def figure_ddim_curve(recs: list[dict], out: Path) -> Path | None:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = out / "ddim_fid_vs_nfe.png"
+    return _save(fig, out / "ddim_fid_vs_nfe.png")
+
+
+# --------------------------------------------------------------------------- figures
+def _save(fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` (PNG, 110 dpi), close it, and return the path."""
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-# --------------------------------------------------------------------------- figures
 def _load(path: Path, key: str):
     try:
         with np.load(path) as f:
@@ -453,10 +452,7 @@ def figure_2d(run: RunDir, recs: list[dict], out: Path) -> list[Path]:
         fig.suptitle("samples (2D histograms)" if what == "samples" else "densities p(x) (same colour scale as the truth)",
                      fontsize=10)
         fig.tight_layout()
-        path = out / f"{what}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, out / f"{what}.png"))
     return paths
 
 
@@ -501,10 +497,7 @@ def figure_cost_vs_quality(recs: list[dict], out: Path) -> Path:
                 plt.Line2D([], [], color="k", ls="--", label="no likelihood")]
     fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
-    path = out / "taxonomy.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "taxonomy.png")
 
 
 def _cid(r: dict) -> str:

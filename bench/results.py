@@ -110,6 +110,13 @@ class RunDir:
         return out
 
 
+def load_samples(cell_dir: Path, sampler: str) -> np.ndarray:
+    """The samples a cell saved for ``sampler`` (``samples_<sampler>.npz``): (N, *shape) array,
+    float32 vectors or uint8 images."""
+    with np.load(Path(cell_dir) / f"samples_{sampler}.npz") as f:
+        return f["samples"]
+
+
 def summary_frame(records: list[dict]):
     """One row per (cell, sampler), with the cell's train and density metrics repeated.
 

@@ -154,11 +154,6 @@ def sample_stage(model: models.GenerativeModel, suite: Suite, cell_dir: Path, de
     return out
 
 
-def load_samples(cell_dir: Path, sampler: str) -> np.ndarray:
-    """The samples a cell saved for ``sampler``: (N, *shape) array."""
-    with np.load(cell_dir / f"samples_{sampler}.npz") as f:
-        return f["samples"]
-
 
 @torch.no_grad()
 def density_stage(model: models.GenerativeModel, ds: datasets.Dataset, suite: Suite, device: torch.device) -> dict:

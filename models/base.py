@@ -237,7 +237,7 @@ def require(module: str, needed_for: str):
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        dist = {"diffusers": "diffusers", "zuko": "zuko"}.get(module.split(".")[0], module.split(".")[0])
+        dist = module.split(".")[0]  # the distributions needed here (diffusers, zuko) are named like their modules
         raise MissingDependencyError(
             f"{needed_for} needs the package {dist!r}, which is not importable here ({e}); "
             f"`pip install {dist}`, or offline `pip install --no-index --find-links wheelhouse {dist}` "

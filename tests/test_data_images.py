@@ -55,14 +55,21 @@ def test_a_corrupt_file_is_named_with_both_hashes(tiny_mnist):
     assert images.MNIST_SHA256["train-images-idx3-ubyte"] in msg
 
 
-def test_a_missing_dataset_says_where_it_looked(tmp_path, monkeypatch):
-    monkeypatch.setenv("GENBENCH_DATA_MIRROR", str(tmp_path / "empty-mirror"))
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """An empty offline mirror, and torchvision downloads that fail as without network."""
     import torchvision.datasets
 
-    def offline(self):
+    monkeypatch.setenv("GENBENCH_DATA_MIRROR", str(tmp_path / "empty-mirror"))
+
+    def no_network(self):
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(torchvision.datasets.MNIST, "download", offline)
+    for cls in (torchvision.datasets.MNIST, torchvision.datasets.CIFAR10):
+        monkeypatch.setattr(cls, "download", no_network)
+
+
+def test_a_missing_dataset_says_where_it_looked(tmp_path, offline):
     with pytest.raises(images.DatasetError) as e:
         images.ensure_mnist(tmp_path / "data")
     msg = str(e.value)
@@ -128,14 +135,7 @@ def test_cifar_jpeg_archive_decodes_in_label_order(tmp_path):
     assert out["test"][1].tolist() == [3]  # cat
 
 
-def test_missing_cifar_names_every_place_it_looked(tmp_path, monkeypatch):
-    monkeypatch.setenv("GENBENCH_DATA_MIRROR", str(tmp_path / "empty-mirror"))
-    import torchvision.datasets
-
-    def offline(self):
-        raise OSError("network unreachable")
-
-    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", offline)
+def test_missing_cifar_names_every_place_it_looked(tmp_path, offline):
     with pytest.raises(images.DatasetError) as e:
         images.load_cifar10(tmp_path / "data")
     msg = str(e.value)

@@ -142,9 +142,9 @@ class FIDReference:
         if not np.isfinite(x).all():
             raise ValueError("features contain NaN or infinity")
         mu = x.mean(0)
-        b = (x - mu) @ self.sqrt_sigma / np.sqrt(len(x) - 1)
+        xc = (x - mu) / np.sqrt(len(x) - 1)  # S_g = xc^T xc
+        b = xc @ self.sqrt_sigma
         gram = b @ b.T if len(x) < x.shape[1] else b.T @ b
         tr_sqrt = float(np.sqrt(_clip_eigenvalues(np.linalg.eigvalsh(_sym(gram)))).sum())
         diff = mu - self.mu
-        tr_g = float(((x - mu) ** 2).sum() / (len(x) - 1))
-        return float(diff @ diff + tr_g + self.trace - 2.0 * tr_sqrt)
+        return float(diff @ diff + (xc**2).sum() + self.trace - 2.0 * tr_sqrt)
