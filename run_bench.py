@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = RunOptions(root=Path(args.results), run_id=run_id, families=args.families, datasets=args.datasets,
                       force=args.force, progress=not args.no_progress, stages=stages)
     run = run_suite(suite, opts)
-    failed = [r for r in run.records() if r.get("status") == "failed"]
+    failed = [r for r in run.records() if r.status == "failed"]
     return 1 if failed else 0
 
 

@@ -195,7 +195,11 @@ class EvalConfig:
         timing_repeats: timed calls; the median and IQR are reported (>= 5).
         entropy_mc: Monte Carlo samples for the true entropy H(p_data) (>= 10^6).
         quadrature_grid: grid points per axis for log Z of 2D energies.
-        pr_k: k of k-NN precision/recall (Kynkäänniemi et al. 2019).
+        pr_k: k of k-NN precision/recall (Kynkäänniemi et al. 2019, arXiv:1904.06991).
+        dc_k: k of k-NN density/coverage (Naeem et al. 2020, arXiv:2002.09797).
+        kid_subsets: random subsets KID averages over (Bińkowski et al. 2018, arXiv:1801.01401).
+        kid_subset_size: KID's subset size when both sets hold at least twice as many
+            rows; below that, half the smaller set (see :meth:`kid_subset_size_for`).
         mode_tolerance: a mixture component is covered when it receives at least
             ``mode_tolerance`` times its weight's share of samples within 3 sigma.
         density_grid: grid points per axis of the density figures (half that for bounds,
@@ -220,6 +224,9 @@ class EvalConfig:
     entropy_mc: int = 1_000_000
     quadrature_grid: int = 512
     pr_k: int = 3
+    dc_k: int = 5
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
     mode_tolerance: float = 0.5
     density_grid: int = 128
     seed: int = 1234
@@ -235,6 +242,28 @@ class EvalConfig:
         for split in self.fid_reference:
             if split not in ("train", "test"):
                 raise ValueError(f"fid_reference entries must be 'train' or 'test', got {split!r}")
+
+    def kid_subset_size_for(self, n_real: int, n_fake: int) -> int:
+        """KID's subset size: ``kid_subset_size`` when both sets have at least twice that many rows,
+        else half the smaller set.
+
+        With subsets as large as the set itself every subset is the whole set, and the
+        reported std would be 0 (seen at N = 1000); the unbiased estimator's mean does
+        not depend on the subset size, only its spread does.
+        """
+        m = min(n_real, n_fake)
+        return self.kid_subset_size if m >= 2 * self.kid_subset_size else max(2, m // 2)
+
+    def timing_protocol(self) -> str:
+        """How every timing of a cell was taken, as one line (stored in the record's protocol)."""
+        return (f"{self.timing_warmup} warm-up + {self.timing_repeats} timed calls, median and IQR; "
+                "CUDA synchronized")
+
+    def kid_protocol(self) -> str:
+        """KID's definition with this config's subset settings, as one line."""
+        return (f"unbiased MMD^2 with the cubic polynomial kernel, {self.kid_subsets} random subsets of "
+                f"{self.kid_subset_size} (half the smaller set below {2 * self.kid_subset_size} rows), seeded "
+                "(mean, std)")
 
 
 @dataclass

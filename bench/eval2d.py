@@ -1,6 +1,6 @@
 """Evaluation of a 2D cell against the closed-form data density.
 
-Fills the record's ``density`` and ``samplers`` sections with:
+Returns the parts of the record it computes (the runner assembles them):
 
 * KL(p_data || p_model) = NLL - H(p_data) with its standard error (exact models);
   an upper bound on it for bound models; for energies, log Z by quadrature first;
@@ -14,18 +14,22 @@ Fills the record's ``density`` and ``samplers`` sections with:
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from bench.config import EvalConfig
 from bench.metrics.mmd import mmd2_rbf
 from bench.metrics.prdc import prdc
 from bench.metrics.toy2d import sample_quality
 from bench.quadrature import grid, log_partition
 from bench.results import load_samples, save_npz
+from bench.schema import CellRecord, DensityResult, SamplerResult
+from bench.timing import Stopwatch
 
 REFERENCE_SEED = 4  # a fresh draw from the true mixture, for the metrics' noise floor
 
@@ -36,8 +40,11 @@ def figure_box(ds) -> tuple[float, float]:
     return -m, m
 
 
-def sample_metrics(ds, samples: np.ndarray, ev) -> dict:
-    """MMD^2, precision/recall (k = ``ev.pr_k``) against the test set, and mixture quality."""
+def sample_metrics(ds, samples: np.ndarray, ev: EvalConfig) -> dict[str, Any]:
+    """MMD^2, precision/recall (k = ``ev.pr_k``) against the test set, and mixture quality.
+
+    Returns the :class:`~bench.schema.SamplerResult` fields it computes, by name.
+    """
     x = np.asarray(samples, dtype=np.float64)
     finite = np.isfinite(x).all(1)
     out = {"nonfinite_fraction": float(1 - finite.mean())}
@@ -46,34 +53,44 @@ def sample_metrics(ds, samples: np.ndarray, ev) -> dict:
     if len(x) <= max(ev.pr_k, 5):
         return out
     out["mmd2"], out["mmd_bandwidth"] = mmd2_rbf(real, x)
-    pr = prdc(real, x, k_pr=ev.pr_k, k_dc=5)
+    pr = prdc(real, x, k_pr=ev.pr_k, k_dc=ev.dc_k)
     out.update(precision=pr["precision"], recall=pr["recall"])
     q = sample_quality(ds.true, np.asarray(samples, dtype=np.float64), tolerance=ev.mode_tolerance)
     out.update(q)
     return out
 
 
-def reference_metrics(ds, ev) -> dict:
-    """Sample metrics of fresh samples from the true mixture: the floor a perfect model reaches."""
-    key = f"reference_sample_metrics_n{ev.n_samples}"
-    if key not in ds.info:
+_REFERENCE: dict[tuple, SamplerResult] = {}
+
+
+def reference_metrics(ds, ev: EvalConfig) -> SamplerResult:
+    """Sample metrics of fresh samples from the true mixture: the floor a perfect model reaches.
+
+    Computed once per dataset and evaluation settings in a process.
+    """
+    key = (ds.name, len(ds.test), ev.n_samples, ev.pr_k, ev.dc_k, ev.mode_tolerance)
+    if key not in _REFERENCE:
         x, _ = ds.true.sample(ev.n_samples, REFERENCE_SEED)
-        ds.info[key] = sample_metrics(ds, x, ev)
-    return ds.info[key]
+        _REFERENCE[key] = SamplerResult(**sample_metrics(ds, x, ev))
+    return _REFERENCE[key]
 
 
 @torch.no_grad()
-def model_extras(model, ds, suite, d: dict, cell_dir: Path, device: torch.device) -> None:
+def model_extras(model, ds, ev: EvalConfig, density: DensityResult, cell_dir: Path,
+                 device: torch.device) -> DensityResult:
     """Model-dependent 2D work: log Z by quadrature for energies, the measured normalization
-    of every density, and the density grid for the figures."""
-    ev = suite.eval
+    of every density, and the density grid for the figures (``density_grid.npz``).
+
+    Returns ``density`` with the quadrature and normalization fields added.
+    """
     caps = model.capabilities
+    d: dict[str, Any] = {}
     lo, hi = figure_box(ds)
     log_z = 0.0
     if caps.energy and not caps.log_prob:
         box = model.support() or (lo, hi)
-        t0 = time.perf_counter()
-        q = log_partition(model.energy, box[0], box[1], ev.quadrature_grid, device=device)
+        with Stopwatch(device) as clock:
+            q = log_partition(model.energy, box[0], box[1], ev.quadrature_grid, device=device)
         log_z = q.log_z
         e = torch.cat([model.energy(c) for c in ds.test.to(device).split(ev.throughput_batch)]).double().cpu()
         inside = ((ds.test >= box[0]) & (ds.test <= box[1])).all(1)
@@ -87,7 +104,7 @@ def model_extras(model, ds, suite, d: dict, cell_dir: Path, device: torch.device
             quadrature_grid=q.n,
             quadrature_box=[q.lo, q.hi],
             quadrature_evaluations=q.evaluations,
-            quadrature_seconds=time.perf_counter() - t0,
+            quadrature_seconds=clock.seconds,
             test_outside_box_fraction=float(1 - inside.double().mean()),
         )
     # Measured normalization: log of the integral of p(x), exp(bound) or exp(-E) over a box holding the data.
@@ -101,7 +118,7 @@ def model_extras(model, ds, suite, d: dict, cell_dir: Path, device: torch.device
         figure = ("exact", model.log_prob, ev.density_grid)
     elif caps.bound:
         gen = torch.Generator(device).manual_seed(ev.seed)
-        name = d.get("standard_bound")
+        name = density.standard_bound
         norm = log_partition(lambda p: -model.log_prob_bounds(p, generator=gen)[name], lo, hi,
                              ev.density_grid // 2, device=device, keep_values=True)
         figure = (f"bound ({name}; one draw per point)", None, norm.n)
@@ -110,7 +127,7 @@ def model_extras(model, ds, suite, d: dict, cell_dir: Path, device: torch.device
     if norm is not None:
         d.update(log_integral_nats=norm.log_z, log_integral_error_nats=norm.error,
                  integral_box=[norm.lo, norm.hi], integral_grid=norm.n,
-                 integral_of=d.get("standard_bound", "density"))
+                 integral_of=density.standard_bound or "density")
     elif caps.energy:
         d.update(log_integral_nats=d.get("log_z_nats"), log_integral_error_nats=d.get("log_z_quadrature_error_nats"),
                  integral_box=d.get("quadrature_box"), integral_grid=d.get("quadrature_grid"))
@@ -122,25 +139,25 @@ def model_extras(model, ds, suite, d: dict, cell_dir: Path, device: torch.device
             pts, _ = grid(lo, hi, n, device)
             logp = torch.cat([fn(c) for c in pts.split(ev.throughput_batch)]).float().cpu().numpy().reshape(n, n)
         save_npz(cell_dir / "density_grid.npz", log_density=logp, box=np.array([lo, hi]), kind=np.array(kind))
+    return dataclasses.replace(density, **d)
 
 
-def evaluate(ds, suite, record: dict, cell_dir: Path) -> None:
-    """Sample-only 2D evaluation: KL from the NLL, and each sampler's sample metrics."""
-    ev = suite.eval
-    d = record["density"]
+def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path) -> dict[str, Any]:
+    """Sample-only 2D evaluation: KL from the NLL, and each sampler's sample metrics.
+
+    Returns the record fields it fills: ``density``, ``samplers``,
+    ``reference_sample_metrics``, ``figure_box`` and ``protocol``.
+    """
+    d = record.density
     h, h_se = ds.info["true_entropy_nats"], ds.info["true_entropy_se_nats"]
-    if d.get("test_nll_nats") is not None:
-        d["kl_nats"] = d["test_nll_nats"] - h
-        d["kl_se_nats"] = math.hypot(d["test_nll_se_nats"], h_se)
-    if d.get("test_nll_bound_nats") is not None:
-        d["kl_bound_nats"] = d["test_nll_bound_nats"] - h
-        d["kl_bound_se_nats"] = math.hypot(d["test_nll_bound_se_nats"], h_se)
-    d["true_entropy_nats"], d["true_entropy_se_nats"] = h, h_se
-    for name, m in record["samplers"].items():
-        m.update(sample_metrics(ds, load_samples(cell_dir, name), ev))
-    record["reference_sample_metrics"] = reference_metrics(ds, ev)
-    record["figure_box"] = list(figure_box(ds))
-    record["protocol"] = {
+    kl = {"true_entropy_nats": h, "true_entropy_se_nats": h_se}
+    if d.test_nll_nats is not None:
+        kl.update(kl_nats=d.test_nll_nats - h, kl_se_nats=math.hypot(d.test_nll_se_nats, h_se))
+    if d.test_nll_bound_nats is not None:
+        kl.update(kl_bound_nats=d.test_nll_bound_nats - h, kl_bound_se_nats=math.hypot(d.test_nll_bound_se_nats, h_se))
+    samplers = {name: dataclasses.replace(m, **sample_metrics(ds, load_samples(cell_dir, name), ev))
+                for name, m in record.samplers.items()}
+    protocol = {
         "nll": "mean over the test set, nats; SE = std/sqrt(n)",
         "kl": "KL(p_data||p_model) = NLL - H(p_data); SE = sqrt(SE_NLL^2 + SE_H^2)",
         "entropy": f"Monte Carlo, {ds.info['entropy_mc_samples']} samples, seed {ds.info['split_seeds']['entropy']}",
@@ -153,5 +170,8 @@ def evaluate(ds, suite, record: dict, cell_dir: Path) -> None:
         "mode_coverage": f"component covered if its share of samples (within 3 sigma) >= {ev.mode_tolerance} x its weight",
         "normalization": "log of the integral of p(x), exp(bound) or exp(-E) over a box holding the data "
                          "(midpoint rule; grid and error recorded): 0 for a normalized density",
-        "timing": f"{ev.timing_warmup} warm-up + {ev.timing_repeats} timed calls, median and IQR; CUDA synchronized",
+        "timing": ev.timing_protocol(),
     }
+    return {"density": dataclasses.replace(d, **kl), "samplers": samplers,
+            "reference_sample_metrics": reference_metrics(ds, ev), "figure_box": list(figure_box(ds)),
+            "protocol": protocol}

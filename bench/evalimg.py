@@ -18,18 +18,21 @@ Densities are converted to bits/dim: -log P(x) / (D ln 2) on the test set.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from bench.config import DataConfig, EvalConfig
 from bench.metrics import classifier as clf
 from bench.metrics.novelty import nearest_distances, novelty
 from bench.metrics.prdc import prdc
 from bench.results import load_samples, save_npz
+from bench.schema import CellRecord, DensityResult, SamplerResult
 
 LN2 = math.log(2.0)
 
@@ -39,30 +42,31 @@ def bits_per_dim(nll_nats: float, dims: int) -> float:
     return nll_nats / (dims * LN2)
 
 
-def add_bits_per_dim(density: dict, dims: int) -> None:
-    """Add the bits/dim of every NLL in a density record (from the runner's density stage), in place.
+def add_bits_per_dim(density: DensityResult, dims: int) -> DensityResult:
+    """``density`` with the bits/dim of every NLL it holds (from the runner's density stage).
 
-    ``test_nll_nats`` (exact) becomes ``test_bpd``; each bound ``test_nll_bound[_<name>]_nats``
-    becomes ``test_bpd_bound[_<name>]``, so a bound is never stored under the exact key.
+    ``test_nll_nats`` (exact) gives ``test_bpd``; each bound ``test_nll_bound[_<name>]_nats``
+    gives ``test_bpd_bound[_<name>]``, so a bound is never stored under the exact key.
     Standard errors are converted alongside; ``dims`` is recorded.
     """
-    density["dims"] = dims
-    if density.get("test_nll_nats") is not None:
-        density["test_bpd"] = bits_per_dim(density["test_nll_nats"], dims)
-        density["test_bpd_se"] = bits_per_dim(density["test_nll_se_nats"], dims)
-    for key, value in list(density.items()):
-        match = re.fullmatch(r"test_nll_(bound(?:_.+)?)_nats", key)
-        if match and not key.endswith("_se_nats"):
-            name = match.group(1)  # bound, bound_elbo, bound_iwae_k128
-            density[f"test_bpd_{name}"] = bits_per_dim(value, dims)
-            if density.get(f"test_nll_{name}_se_nats") is not None:
-                density[f"test_bpd_{name}_se"] = bits_per_dim(density[f"test_nll_{name}_se_nats"], dims)
+    d = density
+    out: dict[str, Any] = {"dims": dims}
+    if d.test_nll_nats is not None:
+        out.update(test_bpd=bits_per_dim(d.test_nll_nats, dims), test_bpd_se=bits_per_dim(d.test_nll_se_nats, dims))
+    if d.test_nll_bound_nats is not None:
+        out["test_bpd_bound"] = bits_per_dim(d.test_nll_bound_nats, dims)
+        if d.test_nll_bound_se_nats is not None:
+            out["test_bpd_bound_se"] = bits_per_dim(d.test_nll_bound_se_nats, dims)
+    out["bounds_bpd"] = {name: bits_per_dim(v, dims) for name, v in d.bounds.items()}
+    out["bounds_bpd_se"] = {name: bits_per_dim(v, dims) for name, v in d.bounds_se.items()}
+    return dataclasses.replace(d, **out)
 
 
-def cache_dir(suite) -> Path:
+def cache_dir(data: DataConfig) -> Path:
+    """``<data root>/cache``: reference features and statistics, the classifier, novelty distances."""
     from bench.data.images import data_root
 
-    return data_root(suite.data.root) / "cache"
+    return data_root(data.root) / "cache"
 
 
 # --------------------------------------------------------------------------- feature extractors
@@ -92,7 +96,7 @@ def _features(images, device) -> np.ndarray:
     return inception(device)(torch.as_tensor(np.asarray(images))).numpy().astype(np.float32)
 
 
-def reference_features(ds, split: str, suite, device) -> tuple[np.ndarray, object, dict]:
+def reference_features(ds, split: str, ev: EvalConfig, cache: Path, device) -> tuple[np.ndarray, object, dict]:
     """Inception features and FID statistics of a real split, both cached on disk.
 
     Returns (features (N, 2048) float32, :class:`~bench.metrics.stats_cache.FeatureStats`,
@@ -104,10 +108,10 @@ def reference_features(ds, split: str, suite, device) -> tuple[np.ndarray, objec
     from bench.metrics import stats_cache
 
     images = ds.train if split == "train" else ds.test
-    n = min(len(images), suite.eval.fid_reference_n or len(images))
+    n = min(len(images), ev.fid_reference_n or len(images))
     data_fp = dict(ds.info["fingerprint"][split], n_used=n)
     ext_fp = extractor_fingerprint()
-    folder = cache_dir(suite) / "inception"
+    folder = cache / "inception"
     feats_path = folder / f"features_{stats_cache.stats_key(data_fp, ext_fp)[:24]}.npz"
     if not feats_path.exists():
         save_npz(feats_path, features=_features(images[:n], device))
@@ -133,57 +137,48 @@ def sample_features(samples: np.ndarray, cell_dir: Path, sampler: str, device) -
 
 
 # --------------------------------------------------------------------------- metrics
-def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, suite, device) -> dict:
+def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, ev: EvalConfig, cache: Path,
+                         device) -> dict[str, Any]:
     """FID/KID per reference split, precision/recall/density/coverage, FD_classifier, novelty.
 
     Every value is computed from features cached once per sample set; the result
     carries ``metric_protocol``, the fingerprint of how the numbers were computed
-    (see :mod:`bench.protocol`).
+    (see :mod:`bench.protocol`). Returns the :class:`~bench.schema.SamplerResult`
+    fields it computes, by name.
     """
     from bench import protocol
     from bench.metrics.fid import fid_from_features
     from bench.metrics.kid import kid
 
-    ev = suite.eval
-    out: dict = {"n_samples": len(samples)}
+    out: dict[str, Any] = {"n_samples": len(samples), "fid": {}, "kid_mean": {}, "kid_std": {}}
     fake = sample_features(samples, cell_dir, sampler, device)
     references = {}
     for i, split in enumerate(ev.fid_reference):
-        real, stats, ref = reference_features(ds, split, suite, device)
-        out[f"fid_{split}"] = _fid_reference(stats).fid(fake)
-        k = kid(real, fake, subsets=100, subset_size=kid_subset_size(len(real), len(fake)), seed=ev.seed)
-        out[f"kid_{split}_mean"], out[f"kid_{split}_std"] = k["kid_mean"], k["kid_std"]
+        real, stats, ref = reference_features(ds, split, ev, cache, device)
+        out["fid"][split] = _fid_reference(stats).fid(fake)
+        k = kid(real, fake, subsets=ev.kid_subsets, subset_size=ev.kid_subset_size_for(len(real), len(fake)),
+                seed=ev.seed)
+        out["kid_mean"][split], out["kid_std"][split] = k["kid_mean"], k["kid_std"]
         out["kid_subset_size"] = k["subset_size"]
         references[split] = ref
         if i == 0:
             m = min(len(real), len(fake))
-            out.update(prdc(real[:m], fake[:m], k_pr=ev.pr_k, k_dc=5))
+            out.update(prdc(real[:m], fake[:m], k_pr=ev.pr_k, k_dc=ev.dc_k))
             out["prdc_n"] = m
     if ds.name == "mnist":
-        model, meta = clf.load_or_train(ds, cache_dir(suite))
+        model, meta = clf.load_or_train(ds, cache)
         out["fd_classifier"] = fid_from_features(clf.features(model, samples), _classifier_test(ds, model))
         out["classifier"] = meta
-    d_test = _nn_test(ds, suite)
+    d_test = _nn_test(ds, cache)
     out.update(novelty(nearest_distances(samples, ds.train), d_test))
     out["inception_score"] = _inception_score(samples)
     out["metric_protocol"] = protocol.metric_fingerprint(
         n=len(samples), seed=ev.seed, references=references, device=device, kid_subset_size=out["kid_subset_size"],
-        pr_k=ev.pr_k)
+        kid_subsets=ev.kid_subsets, pr_k=ev.pr_k, dc_k=ev.dc_k)
     return out
 
 
 _CACHE: dict = {}
-
-
-def kid_subset_size(n_real: int, n_fake: int) -> int:
-    """KID's subset size: 1000 (the convention) when both sets have at least 2000 rows, else half the smaller set.
-
-    With subsets as large as the set itself every subset is the whole set, and the
-    reported std would be 0 (seen at N = 1000); the unbiased estimator's mean does
-    not depend on the subset size, only its spread does.
-    """
-    m = min(n_real, n_fake)
-    return 1000 if m >= 2000 else max(2, m // 2)
 
 
 def _inception_score(samples: np.ndarray) -> dict:
@@ -219,10 +214,10 @@ def _classifier_test(ds, model) -> np.ndarray:
     return _CACHE[key]
 
 
-def _nn_test(ds, suite) -> np.ndarray:
+def _nn_test(ds, cache: Path) -> np.ndarray:
     """Nearest-training-image distances of the test images, cached on disk."""
     fp = ds.info["fingerprint"]
-    path = cache_dir(suite) / "novelty" / f"{fp['test']['variant']}_{fp['test']['sha256'][:12]}_{fp['train']['sha256'][:12]}.npz"
+    path = cache / "novelty" / f"{fp['test']['variant']}_{fp['test']['sha256'][:12]}_{fp['train']['sha256'][:12]}.npz"
     if not path.exists():
         save_npz(path, d=nearest_distances(ds.test, ds.train))
     with np.load(path) as f:
@@ -237,33 +232,39 @@ def sample_grid(samples: np.ndarray, path: Path, n: int = 64) -> None:
     save_image(x, path, nrow=8, padding=2, pad_value=1.0)
 
 
-def evaluate(ds, suite, record: dict, cell_dir: Path, device: torch.device | str = "cpu") -> None:
-    """Sample-only image evaluation: bits/dim from the stored densities, and each sampler's metrics."""
-    d = record["density"]
+def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir: Path,
+             device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Sample-only image evaluation: bits/dim from the stored densities, and each sampler's metrics.
+
+    Returns the record fields it fills: ``density``, ``samplers`` and ``protocol``.
+    Each sampler's sample grid is written to ``samples_<sampler>.png``.
+    """
     dims = int(np.prod(ds.shape))
-    add_bits_per_dim(d, dims)
-    if record.get("likelihood_kind") == "unnormalized":
-        d["bpd_unavailable"] = (f"unnormalized energy: log Z sums exp(-E) over 256^{dims} images, which no "
-                                "quadrature reaches; annealed importance sampling would give only an estimate")
-    for name, m in record["samplers"].items():
+    density = add_bits_per_dim(record.density, dims)
+    if record.likelihood_kind == "unnormalized":
+        density = dataclasses.replace(density, bpd_unavailable=(
+            f"unnormalized energy: log Z sums exp(-E) over 256^{dims} images, which no quadrature reaches; "
+            "annealed importance sampling would give only an estimate"))
+    cache = cache_dir(data)
+    samplers = {}
+    for name, m in record.samplers.items():
         samples = load_samples(cell_dir, name)
-        m.update(image_sample_metrics(ds, samples, cell_dir, name, suite, device))
+        samplers[name] = dataclasses.replace(m, **image_sample_metrics(ds, samples, cell_dir, name, ev, cache, device))
         sample_grid(samples, cell_dir / f"samples_{name}.png")
-    ev = suite.eval
-    record["protocol"] = {
+    protocol = {
         "bits_per_dim": f"-log P(x) / ({dims} ln 2) over the test set, 8-bit data; bounds are upper bounds (<=); "
                         "flows: uniformly dequantized density over unit-width bins",
         "fid": "Frechet distance of TF-Inception (2015-12-05) pool3 features, float64, "
                f"N = {ev.n_samples} samples (FID is biased by N) vs the reference split(s) {ev.fid_reference}",
         "extractor": extractor_fingerprint(),
-        "kid": "unbiased MMD^2 with the cubic polynomial kernel, 100 random subsets of 1000 (half the smaller set "
-               "below 2000 rows), seeded (mean, std)",
+        "kid": ev.kid_protocol(),
         "precision_recall": f"k-NN manifolds, k = {ev.pr_k}, on Inception features, vs the first N real reference images",
-        "density_coverage": "Naeem et al. 2020, k = 5, same features",
+        "density_coverage": f"Naeem et al. 2020, k = {ev.dc_k}, same features",
         **({"fd_classifier": "Frechet distance in the 128-d features of a small MNIST classifier (>= 99% test "
                              "accuracy); not FID"} if ds.name == "mnist" else {}),
         "novelty": "median nearest-training-image distance of samples / that of test images; copy fraction below "
                    "the test set's 1st percentile",
         "seed": ev.seed,
-        "timing": f"{ev.timing_warmup} warm-up + {ev.timing_repeats} timed calls, median and IQR; CUDA synchronized",
+        "timing": ev.timing_protocol(),
     }
+    return {"density": density, "samplers": samplers, "protocol": protocol}

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 #: fingerprint entries whose difference makes two metric values incomparable
-VALUE_KEYS = ("extractor", "n", "seed", "references", "kid_subset_size", "pr_k")
+VALUE_KEYS = ("extractor", "n", "seed", "references", "kid_subset_size", "kid_subsets", "pr_k", "dc_k")
 #: entries recorded for the record only; a difference is a note, not a mismatch
 NOTE_KEYS = ("versions", "device")
 
@@ -34,7 +34,8 @@ class ProtocolMismatchWarning(UserWarning):
 
 
 def metric_fingerprint(*, n: int, seed: int, references: dict[str, dict], device: torch.device | str,
-                       kid_subset_size: int | None = None, pr_k: int | None = None) -> dict[str, Any]:
+                       kid_subset_size: int | None = None, kid_subsets: int | None = None, pr_k: int | None = None,
+                       dc_k: int | None = None) -> dict[str, Any]:
     """The fingerprint stored next to a sample set's FID, KID, precision/recall and density/coverage.
 
     Args:
@@ -45,7 +46,9 @@ def metric_fingerprint(*, n: int, seed: int, references: dict[str, dict], device
             fingerprint, N used, statistics file SHA-256).
         device: device the features were computed on.
         kid_subset_size: KID's subset size actually used.
+        kid_subsets: KID's number of subsets.
         pr_k: k of the k-NN precision/recall.
+        dc_k: k of density/coverage.
 
     Returns:
         A JSON-serialisable dict (see the module docstring).
@@ -56,7 +59,7 @@ def metric_fingerprint(*, n: int, seed: int, references: dict[str, dict], device
     refs = {split: {"dataset": r["dataset"], "n": r["n"], "whole_split": r["whole_split"],
                     "stats_sha256": r["stats_sha256"]} for split, r in references.items()}
     return {"extractor": fingerprint(), "n": int(n), "seed": int(seed), "references": refs,
-            "kid_subset_size": kid_subset_size, "pr_k": pr_k,
+            "kid_subset_size": kid_subset_size, "kid_subsets": kid_subsets, "pr_k": pr_k, "dc_k": dc_k,
             "versions": env.versions(), "device": env.device_info(torch.device(device))["name"]}
 
 

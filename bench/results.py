@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA = "genbench.cell/1"
+from bench.schema import CellRecord, record_from_dict, record_to_dict
 
 
 def cell_id(dataset: str, family: str, seed: int) -> str:
@@ -89,24 +89,34 @@ class RunDir:
     def record_path(self, cell: str) -> Path:
         return self.path / cell / "record.json"
 
-    def read_record(self, cell: str) -> dict | None:
-        """The cell's record, or ``None`` if absent or unreadable."""
+    def read_record(self, cell: str) -> CellRecord | None:
+        """The cell's record, or ``None`` if absent or not valid JSON.
+
+        Raises:
+            bench.schema.SchemaError: a record of an unreadable version or with an unknown key.
+        """
+        path = self.record_path(cell)
         try:
-            return json.loads(self.record_path(cell).read_text())
+            data = json.loads(path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
+        return record_from_dict(data, f"{path}: ")
 
-    def write_record(self, cell: str, record: dict) -> None:
-        write_json(self.record_path(cell), {"schema": SCHEMA, **record})
+    def write_record(self, record: CellRecord) -> None:
+        """Write ``record`` to its cell's ``record.json``, atomically."""
+        write_json(self.record_path(record.cell_id), record_to_dict(record))
 
-    def records(self) -> list[dict]:
-        """Every readable cell record of the run, sorted by cell folder."""
+    def records(self) -> list[CellRecord]:
+        """Every readable cell record of the run, sorted by cell folder (invalid JSON is skipped).
+
+        Raises:
+            bench.schema.SchemaError: a record of an unreadable version or with an unknown key.
+        """
         out = []
         for p in sorted(self.path.glob("*/record.json")):
-            try:
-                out.append(json.loads(p.read_text()))
-            except json.JSONDecodeError:
-                continue
+            rec = self.read_record(p.parent.name)
+            if rec is not None:
+                out.append(rec)
         return out
 
 
@@ -117,22 +127,27 @@ def load_samples(cell_dir: Path, sampler: str) -> np.ndarray:
         return f["samples"]
 
 
-def summary_frame(records: list[dict]):
+def summary_frame(records: list[CellRecord]):
     """One row per (cell, sampler), with the cell's train and density metrics repeated.
 
     Columns: suite, run_id, dataset, family, seed, status, reason, likelihood_kind,
-    sampler, then the metric keys (which carry their units, e.g. ``test_nll_nats``).
+    sampler, then the flat metric keys (which carry their units, e.g. ``test_nll_nats``;
+    see :func:`bench.schema.metric_info`).
     """
+    from bench.schema import part_to_dict
+
+    def scalars(part) -> dict:
+        return {} if part is None else {k: v for k, v in part_to_dict(part).items() if not isinstance(v, (dict, list))}
+
     rows = []
     for r in records:
-        base = {k: r.get(k) for k in ("suite", "run_id", "dataset", "family", "seed", "status", "reason", "likelihood_kind")}
-        base.update({k: v for k, v in (r.get("train") or {}).items() if not isinstance(v, (dict, list))})
-        base.update({k: v for k, v in (r.get("density") or {}).items() if not isinstance(v, (dict, list))})
-        samplers = r.get("samplers") or {}
-        if not samplers:
-            rows.append({**base, "sampler": None})
-        for name, metrics in samplers.items():
-            rows.append({**base, "sampler": name, **{k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}})
+        ids = {"suite": r.suite, "run_id": r.run_id, "dataset": r.dataset, "family": r.family, "seed": r.seed,
+               "status": r.status, "reason": r.reason, "likelihood_kind": r.likelihood_kind}
+        cell = {**scalars(r.train), **scalars(r.density)}
+        if not r.samplers:
+            rows.append({**ids, "sampler": None, **cell})
+        for name, metrics in r.samplers.items():
+            rows.append({**ids, "sampler": name, **cell, **scalars(metrics)})
     import pandas as pd  # lazy: the train/sample stages run where pandas may be missing
 
     return pd.DataFrame(rows)

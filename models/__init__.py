@@ -6,6 +6,12 @@ modality under the family's name::
     @register("flow", modality="vector")
     class SplineFlow(GenerativeModel): ...
 
+The registry discovers its families: importing :mod:`models` imports every module
+of this package (:func:`discover`), and the directories listed in the environment
+variable ``GENBENCH_FAMILIES`` (``os.pathsep``-separated), so a new family is one
+file, here or in a folder of one's own, with nothing else to edit. Names resolve
+lazily through :func:`get`, which suggests the closest registered name.
+
 Modalities: ``"vector"`` (data of shape (D,), e.g. the 2D suite) and ``"image"``
 (data of shape (C, H, W)).
 
@@ -20,22 +26,30 @@ Load a trained model back with :func:`load_checkpoint`::
 from __future__ import annotations
 
 import difflib
+import importlib
+import importlib.util
+import os
+import pkgutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from models.base import Capabilities, GenerativeModel, TrainConfig
+from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig
 
 __all__ = [
     "Capabilities",
     "GenerativeModel",
+    "Textbook",
     "TrainConfig",
     "RegistryError",
     "register",
     "get",
     "names",
     "entries",
+    "textbook",
+    "discover",
     "build",
     "save_checkpoint",
     "load_checkpoint",
@@ -56,18 +70,28 @@ def register(name: str, *, modality: str):
     """Class decorator: register a :class:`GenerativeModel` under ``(name, modality)``.
 
     Raises:
-        RegistryError: the pair is already registered, or the modality is unknown.
+        RegistryError: the pair is already registered, the modality is unknown, the
+            class leaves ``loss`` or ``sample`` abstract, or its ``textbook`` claims
+            disagree with the family's other modality.
     """
     if modality not in MODALITIES:
         raise RegistryError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
 
     def decorator(cls: type[GenerativeModel]) -> type[GenerativeModel]:
         key = (name, modality)
+        where = f"{cls.__module__}.{cls.__qualname__}"
         if key in _REGISTRY:
             raise RegistryError(
                 f"duplicate family {name!r} for modality {modality!r}: "
                 f"already registered by {_REGISTRY[key].__module__}.{_REGISTRY[key].__qualname__}"
             )
+        missing = sorted(getattr(cls, "__abstractmethods__", ()))
+        if missing:
+            raise RegistryError(f"family {name!r} ({where}) does not implement: {', '.join(missing)}")
+        for (other, _), known in _REGISTRY.items():
+            if other == name and known.textbook != cls.textbook:
+                raise RegistryError(f"family {name!r}: {where}.textbook differs from "
+                                    f"{known.__module__}.{known.__qualname__}.textbook; a family has one claim")
         cls.family, cls.modality = name, modality
         _REGISTRY[key] = cls
         return cls
@@ -88,6 +112,19 @@ def names(modality: str | None = None) -> list[str]:
 def entries() -> list[tuple[str, str]]:
     """Every registered ``(name, modality)`` pair, sorted."""
     return sorted(_REGISTRY)
+
+
+def textbook(name: str) -> Textbook | None:
+    """The textbook claims of family ``name`` (every modality's class carries the same), or ``None``.
+
+    Raises:
+        RegistryError: ``name`` is not registered.
+    """
+    for (n, _), cls in _REGISTRY.items():
+        if n == name:
+            return cls.textbook
+    get(name, MODALITIES[0])  # raises with suggestions
+    return None
 
 
 def get(name: str, modality: str) -> type[GenerativeModel]:
@@ -160,5 +197,42 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return model.to(map_location).eval()
 
 
-# Importing the family modules fills the registry.
-from models import autoregressive, diffusion, energy, flow, gan, score, vae  # noqa: E402,F401
+# --------------------------------------------------------------------------- discovery
+_NOT_FAMILIES = {"base"}  # modules of this package that hold no family (helpers are imported harmlessly)
+_LOADED_PATHS: set[Path] = set()
+
+
+def discover(*paths: str | Path) -> list[str]:
+    """Import every family module: this package's, then each ``*.py`` file in ``paths``.
+
+    A module under a path is imported once under the name ``genbench_family_<stem>``;
+    importing it runs its :func:`register` decorators. Files whose name starts with
+    ``_`` are skipped. Returns the names of the modules imported by this call.
+
+    Raises:
+        RegistryError: a module registers a duplicate or incomplete family.
+        NotADirectoryError: a path is not a directory.
+    """
+    done = []
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_") and info.name not in _NOT_FAMILIES and f"models.{info.name}" not in sys.modules:
+            importlib.import_module(f"models.{info.name}")
+            done.append(f"models.{info.name}")
+    for folder in paths:
+        folder = Path(folder).resolve()
+        if not folder.is_dir():
+            raise NotADirectoryError(f"family path {folder} is not a directory")
+        for file in sorted(folder.glob("*.py")):
+            if file.name.startswith("_") or file in _LOADED_PATHS:
+                continue
+            name = f"genbench_family_{file.stem}"
+            spec = importlib.util.spec_from_file_location(name, file)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            _LOADED_PATHS.add(file)
+            spec.loader.exec_module(module)
+            done.append(name)
+    return done
+
+
+discover(*[p for p in os.environ.get("GENBENCH_FAMILIES", "").split(os.pathsep) if p])

@@ -21,6 +21,7 @@ Conventions shared by every family:
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 from dataclasses import dataclass
@@ -56,6 +57,44 @@ class Capabilities:
         if self.energy:
             return "unnormalized"
         return "none"
+
+
+LIKELIHOOD_KINDS = ("exact", "bound", "unnormalized", "none")
+SAMPLING_SPEEDS = ("fast", "slow")
+
+
+@dataclass(frozen=True)
+class Textbook:
+    """What the textbook taxonomy claims about a family; the report tests each claim against measurements.
+
+    The taxonomy (e.g. Bond-Taylor et al., "Deep Generative Modelling: A Comparative
+    Review", 2021, arXiv:2103.04922, Table 1) gives each family a likelihood kind and a
+    sampling speed. A family declares its row once, on its class(es); a family without
+    one (``textbook = None``) is reported as having "no textbook claim".
+
+    Attributes:
+        likelihood: the claimed kind, one of ``LIKELIHOOD_KINDS`` (what
+            :attr:`Capabilities.likelihood` reports when the claim holds).
+        sampling: ``"fast"`` or ``"slow"``.
+        likelihood_text: the table's wording (default: ``likelihood``), e.g. ``"ELBO bound"``.
+        sampling_text: the table's wording (default: ``sampling``), e.g. ``"slow (sequential)"``.
+
+    Raises:
+        ValueError: a kind or speed outside the allowed values.
+    """
+
+    likelihood: str
+    sampling: str
+    likelihood_text: str = ""
+    sampling_text: str = ""
+
+    def __post_init__(self):
+        if self.likelihood not in LIKELIHOOD_KINDS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOOD_KINDS}, got {self.likelihood!r}")
+        if self.sampling not in SAMPLING_SPEEDS:
+            raise ValueError(f"sampling must be one of {SAMPLING_SPEEDS}, got {self.sampling!r}")
+        object.__setattr__(self, "likelihood_text", self.likelihood_text or self.likelihood)
+        object.__setattr__(self, "sampling_text", self.sampling_text or self.sampling)
 
 
 @dataclass
@@ -98,13 +137,16 @@ class TrainConfig:
             raise ValueError(f"amp must be 'bf16' or null, got {self.amp!r}")
 
 
-class GenerativeModel(nn.Module):
+class GenerativeModel(nn.Module, abc.ABC):
     """Base class of every family: training objective, sampling and densities.
 
-    Subclasses set ``Config`` (a dataclass of model options), ``capabilities``, and
-    implement ``loss`` and ``sample``, plus whichever density methods their
-    capabilities declare. ``family`` and ``modality`` are set by
-    :func:`models.register`.
+    Subclasses set ``Config`` (a dataclass of model options), ``capabilities``,
+    ``reference``, ``textbook`` (the taxonomy's claims, or ``None``) and ``tiny`` (the
+    ``Config`` options that shrink the model to test size, used by the contract tests),
+    and implement the abstract ``loss`` and ``sample``, plus whichever density methods
+    their capabilities declare. ``family`` and ``modality`` are set by
+    :func:`models.register`, which refuses a class that leaves ``loss`` or ``sample``
+    abstract.
 
     Args:
         config: an instance of ``type(self).Config``.
@@ -116,6 +158,8 @@ class GenerativeModel(nn.Module):
     reference: ClassVar[str] = ""
     Config: ClassVar[type] = object
     capabilities: ClassVar[Capabilities] = Capabilities()
+    textbook: ClassVar[Textbook | None] = None
+    tiny: ClassVar[dict[str, Any]] = {}
     train_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: Any, data_shape: tuple[int, ...]):
@@ -138,9 +182,9 @@ class GenerativeModel(nn.Module):
         Anything it sets must live in buffers so that checkpoints carry it.
         """
 
+    @abc.abstractmethod
     def loss(self, x: Tensor) -> Tensor:
         """Scalar training objective to minimise on a batch ``x`` of shape (B, *data_shape)."""
-        raise NotImplementedError
 
     def configure_optimizers(self, train: TrainConfig) -> list[torch.optim.Optimizer]:
         """Optimisers used by :meth:`train_step`; one Adam over all parameters by default."""
@@ -171,17 +215,25 @@ class GenerativeModel(nn.Module):
         """
         return {"default": {}}
 
+    def sampler_sweeps(self) -> dict[str, str]:
+        """The sweep each sampler belongs to, by sampler name, e.g. ``{"ddim10": "DDIM (η = 0)", ...}``.
+
+        Samplers of one sweep differ only in their step count, so the report draws them
+        as one quality-against-NFE curve. Samplers not listed stand alone.
+        """
+        return {}
+
     def sample_nfe(self, **variant: Any) -> int:
         """Sequential network function evaluations (NFE) one call of ``sample`` makes."""
         return 1
 
+    @abc.abstractmethod
     def sample(self, n: int, generator: torch.Generator | None = None, **variant: Any) -> Tensor:
         """Draw ``n`` samples of shape (n, *data_shape): float32 vectors, or uint8 images 0..255.
 
         All randomness comes from ``generator`` (on the model's device), so a fixed
         generator seed gives the same samples.
         """
-        raise NotImplementedError
 
     # ----------------------------------------------------------------- densities
     def log_prob(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:

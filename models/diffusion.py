@@ -19,11 +19,14 @@ import torch
 from torch import Tensor, nn
 
 from models import register
-from models.base import Capabilities, GenerativeModel
+from models.base import Capabilities, GenerativeModel, Textbook
 from models.imaging import discretized_gaussian_log_prob, from_centered, to_centered, unet
 from models.nets import ConditionalMLP
 
 LOG_2PI = math.log(2 * math.pi)
+
+# The taxonomy's row for this family (README; bench/verdicts.py tests it).
+TEXTBOOK = Textbook(likelihood="bound", sampling="slow", likelihood_text="ELBO bound", sampling_text="slow (iterative)")
 
 
 class GaussianDiffusion(GenerativeModel):
@@ -118,6 +121,10 @@ class GaussianDiffusion(GenerativeModel):
         out = {"ancestral": {"sampler": "ancestral"}}
         out.update({f"ddim{s}": {"sampler": "ddim", "steps": s} for s in self.config.ddim_steps})
         return out
+
+    def sampler_sweeps(self) -> dict[str, str]:
+        """Every ``ddim<S>`` sampler belongs to the sweep ``"DDIM (η = 0)"``; ancestral stands alone."""
+        return {f"ddim{s}": "DDIM (η = 0)" for s in self.config.ddim_steps}
 
     def sample_nfe(self, sampler: str = "ancestral", steps: int | None = None) -> int:
         return self.config.T if sampler == "ancestral" else len(self.ddim_timesteps(int(steps)))
@@ -219,6 +226,8 @@ class DDPM(GaussianDiffusion):
     """
 
     reference = "Ho et al. 2020, arXiv:2006.11239; Song et al. 2021, arXiv:2010.02502"
+    textbook = TEXTBOOK
+    tiny = {"T": 20, "hidden": 16, "ddim_steps": (5,)}  # test size (tests/test_contract.py)
     Config = DDPMConfig
     train_defaults = {"lr": 2e-3, "ema": 0.995}
 
@@ -298,6 +307,8 @@ class ImageDDPM(GaussianDiffusion):
     """
 
     reference = "Ho et al. 2020, arXiv:2006.11239; Nichol & Dhariwal 2021, arXiv:2102.09672"
+    textbook = TEXTBOOK
+    tiny = {"T": 20, "channels": (8, 16), "layers_per_block": 1, "norm_groups": 4, "ddim_steps": (5,)}  # test size (tests/test_contract.py)
     Config = ImageDDPMConfig
     train_defaults = {"lr": 2e-4, "ema": 0.999, "warmup_steps": 200, "grad_clip": 1.0}
 

@@ -13,9 +13,12 @@ import torch
 from torch import Tensor, nn
 
 from models import register
-from models.base import Capabilities, GenerativeModel
+from models.base import Capabilities, GenerativeModel, Textbook
 from models.imaging import ResBlock, from_centered, to_centered
 from models.nets import mlp
+
+# The taxonomy's row for this family (README; bench/verdicts.py tests it).
+TEXTBOOK = Textbook(likelihood="unnormalized", sampling="slow", sampling_text="slow (MCMC)")
 
 
 @dataclass
@@ -63,6 +66,8 @@ class MLPEnergy(GenerativeModel):
     """
 
     reference = "Du & Mordatch 2019, arXiv:1903.08689"
+    textbook = TEXTBOOK
+    tiny = {"hidden": 16, "sgld_steps": 3, "sample_steps": 5, "buffer_size": 64}  # test size (tests/test_contract.py)
     Config = EBMConfig
     capabilities = Capabilities(sample=True, energy=True)
     train_defaults = {"lr": 1e-3, "betas": (0.0, 0.999)}
@@ -194,6 +199,8 @@ class ConvEnergy(GenerativeModel):
     """
 
     reference = "Du & Mordatch 2019, arXiv:1903.08689"
+    textbook = TEXTBOOK
+    tiny = {"channels": (8, 16), "sgld_steps": 2, "sample_steps": 3, "buffer_size": 64}  # test size (tests/test_contract.py)
     Config = ConvEBMConfig
     capabilities = Capabilities(sample=True, energy=True)
     train_defaults = {"lr": 1e-4, "betas": (0.0, 0.999)}

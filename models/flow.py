@@ -15,10 +15,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models import register
-from models.base import Capabilities, GenerativeModel, require
+from models.base import Capabilities, GenerativeModel, Textbook, require
 from models.imaging import BINS, ResBlock, check_divisible, dequantize, quantize
 
 LOG_2PI = math.log(2 * math.pi)
+
+# The taxonomy's row for this family (README; bench/verdicts.py tests it).
+TEXTBOOK = Textbook(likelihood="exact", sampling="fast")
 
 
 @dataclass
@@ -54,6 +57,8 @@ class SplineFlow(GenerativeModel):
     """
 
     reference = "Durkan et al. 2019, arXiv:1906.04032"
+    textbook = TEXTBOOK
+    tiny = {"transforms": 2, "hidden": 16}  # test size (tests/test_contract.py)
     Config = NSFConfig
     capabilities = Capabilities(sample=True, log_prob=True)
     train_defaults = {"lr": 3e-3}
@@ -304,6 +309,8 @@ class Glow(GenerativeModel):
     """
 
     reference = "Dinh et al. 2017, arXiv:1605.08803; Kingma & Dhariwal 2018, arXiv:1807.03039"
+    textbook = TEXTBOOK
+    tiny = {"levels": 2, "steps": 1, "hidden": 8}  # test size (tests/test_contract.py)
     Config = GlowConfig
     capabilities = Capabilities(sample=True, log_prob=True)
     train_defaults = {"lr": 1e-3, "warmup_steps": 200, "grad_clip": 50.0}

@@ -12,9 +12,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models import register
-from models.base import Capabilities, GenerativeModel, TrainConfig
+from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig
 from models.imaging import check_divisible, from_centered, to_centered
 from models.nets import mlp
+
+# The taxonomy's row for this family (README; bench/verdicts.py tests it).
+TEXTBOOK = Textbook(likelihood="none", sampling="fast")
 
 
 @dataclass
@@ -53,6 +56,8 @@ class MLPGAN(GenerativeModel):
     """
 
     reference = "Goodfellow et al. 2014, arXiv:1406.2661; Gulrajani et al. 2017, arXiv:1704.00028"
+    textbook = TEXTBOOK
+    tiny = {"hidden": 16}  # test size (tests/test_contract.py)
     Config = GANConfig
     capabilities = Capabilities(sample=True)
     train_defaults = {"lr": 1e-3, "betas": (0.5, 0.999)}
@@ -154,6 +159,8 @@ class DCGAN(GenerativeModel):
     """
 
     reference = "Radford et al. 2016, arXiv:1511.06434"
+    textbook = TEXTBOOK
+    tiny = {"latent": 8, "channels": 8}  # test size (tests/test_contract.py)
     Config = DCGANConfig
     capabilities = Capabilities(sample=True)
     train_defaults = {"lr": 2e-4, "betas": (0.5, 0.999)}

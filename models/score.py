@@ -13,9 +13,12 @@ import torch
 from torch import Tensor
 
 from models import register
-from models.base import Capabilities, GenerativeModel
+from models.base import Capabilities, GenerativeModel, Textbook
 from models.imaging import from_unit, to_unit, unet
 from models.nets import ConditionalMLP
+
+# The taxonomy's row for this family (README; bench/verdicts.py tests it).
+TEXTBOOK = Textbook(likelihood="none", sampling="slow", likelihood_text="none explicit", sampling_text="slow (SDE/ODE)")
 
 
 @dataclass
@@ -56,6 +59,8 @@ class NCSN(GenerativeModel):
     """
 
     reference = "Song & Ermon 2019, arXiv:1907.05600; Song & Ermon 2020, arXiv:2006.09011"
+    textbook = TEXTBOOK
+    tiny = {"hidden": 16, "n_sigmas": 3, "steps_per_sigma": 2}  # test size (tests/test_contract.py)
     Config = NCSNConfig
     capabilities = Capabilities(sample=True)
     train_defaults = {"lr": 2e-3, "ema": 0.995}
@@ -168,6 +173,8 @@ class ImageNCSN(GenerativeModel):
     """
 
     reference = "Song & Ermon 2019, arXiv:1907.05600; Song & Ermon 2020, arXiv:2006.09011"
+    textbook = TEXTBOOK
+    tiny = {"n_sigmas": 3, "steps_per_sigma": 2, "channels": (8, 16), "layers_per_block": 1, "norm_groups": 4}  # test size (tests/test_contract.py)
     Config = ImageNCSNConfig
     capabilities = Capabilities(sample=True)
     train_defaults = {"lr": 2e-4, "ema": 0.999, "warmup_steps": 200, "grad_clip": 1.0}

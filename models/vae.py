@@ -14,11 +14,14 @@ import torch
 from torch import Tensor, nn
 
 from models import register
-from models.base import Capabilities, GenerativeModel
+from models.base import Capabilities, GenerativeModel, Textbook
 from models.imaging import DiscretizedLogisticMixture, ResBlock, check_divisible, dmol_param_count, to_centered
 from models.nets import mlp
 
 LOG_2PI = math.log(2 * math.pi)
+
+# The taxonomy's row for this family (README; bench/verdicts.py tests it).
+TEXTBOOK = Textbook(likelihood="bound", sampling="fast", likelihood_text="ELBO bound")
 
 
 def gaussian_log_prob(x: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
@@ -66,6 +69,8 @@ class GaussianVAE(GenerativeModel):
     """
 
     reference = "Kingma & Welling 2014, arXiv:1312.6114; Burda et al. 2016, arXiv:1509.00519"
+    textbook = TEXTBOOK
+    tiny = {"hidden": 16, "iwae_k": 8}  # test size (tests/test_contract.py)
     Config = VAEConfig
     capabilities = Capabilities(sample=True, bound=True)
     train_defaults = {"lr": 2e-3}
@@ -174,6 +179,8 @@ class ConvVAE(GenerativeModel):
     """
 
     reference = "Kingma & Welling 2014, arXiv:1312.6114; Burda et al. 2016, arXiv:1509.00519"
+    textbook = TEXTBOOK
+    tiny = {"latent": 4, "channels": (8, 16), "components": 2, "iwae_k": 8, "iwae_chunk": 4}  # test size (tests/test_contract.py)
     Config = ConvVAEConfig
     capabilities = Capabilities(sample=True, bound=True)
     train_defaults = {"lr": 1e-3}

@@ -12,15 +12,16 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from types import SimpleNamespace
 
 import pytest
 import torch
 
-from bench import evalimg, protocol, report
+from bench import evalimg, protocol
 from bench.config import EvalConfig
 from bench.data import Dataset
+from bench.report import tables
 from bench.runner import density_stage
+from bench.schema import CellRecord, SamplerResult
 from models.base import Capabilities, GenerativeModel
 
 
@@ -43,8 +44,11 @@ class HistogramModel(GenerativeModel):
     def log_prob(self, x, generator=None):
         return self.log_h[x.long()].flatten(1).sum(1)
 
+    def loss(self, x):
+        return -self.log_prob(x).mean()
+
     def sample(self, n, generator=None):
-        raise NotImplementedError
+        return self.log_h.multinomial(n * 16, replacement=True, generator=generator).reshape(n, 1, 4, 4).to(torch.uint8)
 
 
 class BoundModel(HistogramModel):
@@ -56,8 +60,8 @@ class BoundModel(HistogramModel):
         return {"elbo": HistogramModel.log_prob(self, x)}
 
 
-def _suite():
-    return SimpleNamespace(eval=EvalConfig(bound_n=300, density_batch=64, timing_repeats=5))
+def _eval():
+    return EvalConfig(bound_n=300, density_batch=64, timing_repeats=5)
 
 
 def test_empirical_histogram_model_scores_the_closed_form_bits_per_dim():
@@ -66,32 +70,31 @@ def test_empirical_histogram_model_scores_the_closed_form_bits_per_dim():
     h = counts / counts.sum()
     nz = h[h > 0]
     closed_form = float(-(nz * nz.log2()).sum())  # entropy of h in bits
-    out = density_stage(HistogramModel(h), ds, _suite(), torch.device("cpu"))
+    out = density_stage(HistogramModel(h), ds, _eval(), torch.device("cpu"))
     dims = 16
-    bpd = evalimg.bits_per_dim(out["test_nll_nats"], dims)
+    bpd = evalimg.bits_per_dim(out.test_nll_nats, dims)
     assert 0.5 < closed_form < 8.0  # skewed: well below 8 bits
     assert bpd == pytest.approx(closed_form, abs=1e-9)
-    assert out["test_n"] == 300
+    assert out.test_n == 300
     # a uniform pmf is exactly 8 bits/dim through the same stage
-    out_u = density_stage(HistogramModel(torch.full((256,), 1 / 256)), ds, _suite(), torch.device("cpu"))
-    assert evalimg.bits_per_dim(out_u["test_nll_nats"], dims) == pytest.approx(8.0, abs=1e-12)
+    out_u = density_stage(HistogramModel(torch.full((256,), 1 / 256)), ds, _eval(), torch.device("cpu"))
+    assert evalimg.bits_per_dim(out_u.test_nll_nats, dims) == pytest.approx(8.0, abs=1e-12)
 
 
 def test_a_bound_is_never_labelled_exact():
     ds = _dataset()
     counts = torch.bincount(ds.test.flatten().long(), minlength=256).double()
-    out = density_stage(BoundModel(counts / counts.sum()), ds, _suite(), torch.device("cpu"))
-    assert "test_nll_nats" not in out and out["test_nll_bound_nats"] > 0
-    assert out["bound_name"] == "elbo" and out["likelihood_kind"] == "bound"
+    out = density_stage(BoundModel(counts / counts.sum()), ds, _eval(), torch.device("cpu"))
+    assert out.test_nll_nats is None and out.test_nll_bound_nats > 0
+    assert out.bound_name == "elbo" and out.likelihood_kind == "bound"
     # the evaluate stage's conversion keeps the label, and the report prints "≤"
-    d = dict(out)
-    evalimg.add_bits_per_dim(d, 16)
-    assert d["test_bpd_bound"] == pytest.approx(out["test_nll_bound_nats"] / (16 * math.log(2)), rel=1e-12)
-    assert d["test_bpd_bound_elbo"] == d["test_bpd_bound"]
-    rec = {"family": "vae", "density": d, "samplers": {"default": {"n_samples": 10}}, "likelihood_kind": "bound"}
-    row = report.image_metrics_rows([rec])[0]
+    d = evalimg.add_bits_per_dim(out, 16)
+    assert d.test_bpd_bound == pytest.approx(out.test_nll_bound_nats / (16 * math.log(2)), rel=1e-12)
+    assert d.bounds_bpd["elbo"] == d.test_bpd_bound and d.test_bpd is None
+    rec = CellRecord(suite="s", run_id="r", dataset="tiny", family="vae", seed=0, density=d,
+                     samplers={"default": SamplerResult(n_samples=10)}, likelihood_kind="bound")
+    row = tables.image_metrics_rows([rec])[0]
     assert row["bits/dim"].startswith("≤ ")
-    assert "test_bpd" not in d
 
 
 def _fp(**over):
@@ -125,10 +128,11 @@ def test_fingerprint_differences_are_named():
 
 
 def test_report_shows_the_fingerprint_and_flags_a_mismatch():
-    recs = [{"family": "gan", "samplers": {"default": {"metric_protocol": _fp()}}},
-            {"family": "vae", "samplers": {"default": {"metric_protocol": _fp(seed=2)}}}]
+    recs = [CellRecord(suite="s", run_id="r", dataset="d", family=f, seed=0,
+                       samplers={"default": SamplerResult(metric_protocol=fp)})
+            for f, fp in (("gan", _fp()), ("vae", _fp(seed=2)))]
     with pytest.warns(protocol.ProtocolMismatchWarning):
-        lines = report.protocol_lines(recs)
+        lines = tables.protocol_lines(recs)
     text = "\n".join(lines)
     assert "N = 1000 samples, seed 1" in text and "first 1000 images" in text
     assert "protocol mismatch**, vae/default vs gan/default: seed: 1 vs 2" in text

@@ -27,7 +27,7 @@ from models.imaging import (
     dmol_param_count,
     quantize,
 )
-from tests.helpers import TINY, example_batch, tiny_model
+from tests.helpers import example_batch, tiny_model
 
 ALL_PIXELS = torch.arange(256, dtype=torch.uint8)
 
@@ -372,7 +372,7 @@ def test_ebm_sgld_step_is_the_documented_update():
 
 # --------------------------------------------------------------------------- shapes
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
-@pytest.mark.parametrize("name", sorted(n for n, mod in TINY if mod == "image"))
+@pytest.mark.parametrize("name", models.names("image"))
 def test_every_image_family_handles_mnist_and_cifar_shapes(name, shape):
     m = tiny_model(name, "image", data_shape=shape)
     x = example_batch("image", 4, shape=shape)

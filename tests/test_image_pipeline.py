@@ -101,7 +101,7 @@ def test_image_suite_runs_in_stages_across_machines(tmp_path, tiny_cifar, monkey
     assert "**Not comparable with published numbers.**" in report
     assert "FID_12 (train)" in report and "FID_12 (test)" in report
     assert "Metric fingerprint" in report and "protocol mismatch" not in report
-    assert (b / "tinyimg" / "r" / "figures" / "ddim_fid_vs_nfe.png").exists()
+    assert (b / "tinyimg" / "r" / "figures" / "fid_vs_nfe.png").exists()
 
     # re-evaluating the stored samples reuses their features: same numbers, no new Inception pass
     feats = b / "tinyimg" / "r" / "cifar10__gan__s0" / "features_default.npz"

@@ -1,0 +1,121 @@
+"""Figures of a 2D run (mirrors :mod:`bench.eval2d`): samples and densities next to the truth,
+and sampling cost against KL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.report.plotting import colours, plt, save
+from bench.results import RunDir
+from bench.schema import CellRecord, DensityResult
+
+
+def _load(path: Path, key: str):
+    """An array (``key``) or every array (``"*"``) of an npz file; ``None`` if missing or unreadable."""
+    try:
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files} if key == "*" else f[key]
+    except (FileNotFoundError, KeyError, OSError, ValueError):
+        return None
+
+
+def _true_log_density(dataset: str, box, n: int = 200) -> np.ndarray:
+    from bench.data.toy2d import MIXTURES
+
+    mix = MIXTURES[dataset]()
+    c = np.linspace(box[0], box[1], n)
+    xx, yy = np.meshgrid(c, c, indexing="ij")
+    return mix.log_prob(np.stack([xx.ravel(), yy.ravel()], 1)).reshape(n, n)
+
+
+def _imshow_logp(ax, logp, box, vmax):
+    ax.imshow(np.exp(logp).T, origin="lower", extent=[box[0], box[1], box[0], box[1]], cmap="magma",
+              vmin=0, vmax=vmax, interpolation="nearest")
+
+
+def samples_and_densities(run: RunDir, by_ds: dict[str, list[CellRecord]], families: list[str],
+                          out: Path) -> list[Path]:
+    """samples.png and density.png: rows are datasets; the true density, then each family."""
+    paths = []
+    for what in ("samples", "density"):
+        fig, axes = plt.subplots(len(by_ds), len(families) + 1, figsize=(2.2 * (len(families) + 1), 2.3 * len(by_ds)),
+                                 squeeze=False)
+        for i, (ds, rs) in enumerate(by_ds.items()):
+            cell = {r.family: r for r in rs}
+            box = tuple(rs[0].figure_box)
+            true = _true_log_density(ds, box)
+            vmax = float(np.exp(true).max())
+            _imshow_logp(axes[i, 0], true, box, vmax)
+            axes[i, 0].set_title(f"{ds}: true density", fontsize=8)
+            for j, fam in enumerate(families, start=1):
+                ax = axes[i, j]
+                r = cell.get(fam)
+                ax.set_title(fam, fontsize=8)
+                if r is None or not r.ok:
+                    ax.text(0.5, 0.5, "failed" if r else "–", ha="center", va="center", transform=ax.transAxes)
+                elif what == "samples":
+                    sampler, mtr = r.primary()
+                    x = _load(run.cell(r.cell_id) / f"samples_{sampler}.npz", "samples")
+                    if x is not None:
+                        ax.hist2d(x[:, 0], x[:, 1], bins=120, range=[box, box], cmap="magma")
+                        ax.set_title(f"{fam} ({sampler}, NFE {mtr.sample_nfe})", fontsize=7)
+                else:
+                    g = _load(run.cell(r.cell_id) / "density_grid.npz", "*")
+                    if g is not None:
+                        _imshow_logp(ax, g["log_density"], tuple(g["box"]), vmax)
+                        ax.set_title(f"{fam}: {g['kind']}", fontsize=7)
+                    else:
+                        ax.text(0.5, 0.5, "no density", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+                ax.set_xlim(box)
+                ax.set_ylim(box)
+            for ax in axes[i]:
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_aspect("equal")
+        fig.suptitle("samples (2D histograms)" if what == "samples" else "densities p(x) (same colour scale as the truth)",
+                     fontsize=10)
+        fig.tight_layout()
+        paths.append(save(fig, out / f"{what}.png"))
+    return paths
+
+
+def cost_vs_kl(by_ds: dict[str, list[CellRecord]], families: list[str], out: Path) -> Path:
+    """taxonomy.png: sampling cost (µs/sample, log x) against KL (nats), one panel per dataset.
+
+    Colour = family, marker = likelihood kind (● exact or quadrature, ▼ upper bound).
+    Families with no likelihood are vertical dashed lines at their sampling cost.
+    Every point is labelled with its sampler's NFE.
+    """
+    colour = colours(families)
+    fig, axes = plt.subplots(1, len(by_ds), figsize=(4.6 * len(by_ds) + 1.6, 3.9), squeeze=False)
+    for ax, (ds, rs) in zip(axes[0], by_ds.items()):
+        for r in rs:
+            d, fam = r.density or DensityResult(), r.family
+            kl, bound = d.kl_nats, False
+            if kl is None and d.kl_bound_nats is not None:
+                kl, bound = d.kl_bound_nats, True
+            for m in r.samplers.values():
+                cost = m.sample_us_per_sample
+                if cost is None:
+                    continue
+                if kl is None:
+                    ax.axvline(cost, color=colour[fam], ls="--", lw=1)
+                    ax.text(cost, 0.98, f" {fam} (NFE {m.sample_nfe}): no likelihood", rotation=90,
+                            va="top", ha="right", fontsize=6, color=colour[fam], transform=ax.get_xaxis_transform())
+                    continue
+                ax.scatter(cost, kl, marker="v" if bound else "o", s=45, color=colour[fam], zorder=3)
+                ax.annotate(f"NFE {m.sample_nfe}", (cost, kl), fontsize=6, xytext=(4, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("sampling cost (µs per sample, large batch)")
+        ax.set_ylabel("KL(p_data ‖ p_model), nats")
+        ax.set_title(ds, fontsize=9)
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], color=colour[f], marker="o", ls="", label=f) for f in families]
+    handles += [plt.Line2D([], [], color="k", marker="o", ls="", label="exact KL"),
+                plt.Line2D([], [], color="k", marker="v", ls="", label="upper bound on KL"),
+                plt.Line2D([], [], color="k", ls="--", label="no likelihood")]
+    fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
+    return save(fig, out / "taxonomy.png")

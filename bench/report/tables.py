@@ -1,0 +1,242 @@
+"""Report tables built from typed records: formatting only (verdicts come from :mod:`bench.verdicts`)."""
+
+from __future__ import annotations
+
+import json
+
+from bench import verdicts
+from bench.report.fmt import count, fmt, pm
+from bench.schema import CellRecord, DensityResult, SamplerResult
+
+
+def likelihood_text(rec: CellRecord) -> str:
+    """The measured likelihood of a record, as text (bits/dim for images, nats in 2D)."""
+    d = rec.density or DensityResult()
+    kind = rec.likelihood_kind
+    if kind == "exact" and d.test_bpd is not None:
+        return f"exact: {pm(d.test_bpd, d.test_bpd_se)} bits/dim"
+    if kind == "bound" and d.test_bpd_bound is not None:
+        return f"bound: ≤ {pm(d.test_bpd_bound, d.test_bpd_bound_se)} bits/dim ({d.bound_name})"
+    if kind == "unnormalized" and d.bpd_unavailable:
+        return "energy E(x) only: no bits/dim (log Z intractable)"
+    if kind == "exact" and d.test_nll_nats is not None:
+        return f"exact: NLL {pm(d.test_nll_nats, d.test_nll_se_nats)} nats"
+    if kind == "bound" and d.test_nll_bound_nats is not None:
+        return f"bound: NLL ≤ {pm(d.test_nll_bound_nats, d.test_nll_bound_se_nats)} nats ({d.bound_name})"
+    if kind == "unnormalized":
+        if d.test_nll_nats is not None:
+            return (f"energy E(x) only; NLL {pm(d.test_nll_nats, d.test_nll_se_nats)} nats after 2D "
+                    f"quadrature ({d.quadrature_evaluations:,} energy evaluations)")
+        return "energy E(x) only"
+    return "none"
+
+
+def normalization_text(rec: CellRecord) -> str:
+    """The measured normalization behind the likelihood verdict (2D), e.g. "∫p dx = 1.000 (256² grid)"."""
+    import math
+
+    d = rec.density or DensityResult()
+    li, err = d.log_integral_nats, d.log_integral_error_nats or 0.0
+    if li is None:
+        return "–"
+    integral = fmt(math.exp(li), 4) if abs(li) < 20 else f"e^{fmt(li, 3)}"
+    grid = f"{d.integral_grid}² grid"
+    kind = rec.likelihood_kind
+    if kind == "exact":
+        return f"∫p dx = {integral} ({grid})"
+    if kind == "bound":
+        b = (d.integral_of or "bound").upper()
+        if li + err >= 0:
+            return f"∫exp({b}) dx = {integral} ± {fmt(err, 2)} nats ({grid}): the per-point estimate is too noisy to integrate"
+        return f"∫exp({b}) dx = {integral} < 1 ({grid})"
+    if kind == "unnormalized":
+        return f"∫exp(−E) dx = {integral} ≠ 1 (log Z = {fmt(li, 4)})"
+    return "–"
+
+
+def _claim(v: verdicts.Verdict) -> str:
+    return v.verdict if v.verdict == verdicts.NO_CLAIM else f"{v.verdict} (measured {v.measured})"
+
+
+def taxonomy_rows(recs: list[CellRecord]) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows of the measured taxonomy table for one dataset's ok records (one seed each), and one
+    sentence per family comparing its sampling cost with the fastest family's."""
+    best = verdicts.fastest(recs)
+    if best is None:
+        return [], []
+    best_sampler = best.primary()[1]
+    rows, sentences = [], []
+    for r in recs:
+        tb = verdicts.textbook(r) or {}
+        sampler, m = r.primary()
+        lik, samp = verdicts.likelihood(r), verdicts.sampling(r, recs)
+        rows.append({
+            "family": r.family,
+            "textbook likelihood": tb.get("likelihood_text", "–"),
+            "measured likelihood": likelihood_text(r),
+            "normalization (measured)": normalization_text(r),
+            "likelihood claim": lik.verdict,
+            "textbook sampling": tb.get("sampling_text", "–"),
+            "NFE": fmt(m.sample_nfe),
+            "samples/s": fmt(m.sample_throughput_per_s),
+            "batch-1 latency (ms)": fmt(m.sample_latency_ms),
+            "cost per sample": "fastest" if r is best else f"{fmt(samp.value)}× {best.family}",
+            "sampling claim": _claim(samp),
+        })
+        if r is not best:
+            tail = (f"this {samp.verdict} with the textbook's \"{tb['sampling_text']}\"." if tb
+                    else "the family makes no textbook claim.")
+            sentences.append(f"{r.family} sampling ({sampler}) is {fmt(samp.value)}× slower per sample than "
+                             f"{best.family} (NFE {m.sample_nfe} vs {best_sampler.sample_nfe}); {tail}")
+    return rows, sentences
+
+
+def _nll_text(d: DensityResult) -> str:
+    if d.test_nll_nats is not None:
+        return pm(d.test_nll_nats, d.test_nll_se_nats)
+    if d.test_nll_bound_nats is not None:
+        return "≤ " + pm(d.test_nll_bound_nats, d.test_nll_bound_se_nats)
+    return "–"
+
+
+def _kl_text(d: DensityResult) -> str:
+    if d.kl_nats is not None:
+        return pm(d.kl_nats, d.kl_se_nats)
+    if d.kl_bound_nats is not None:
+        return "≤ " + pm(d.kl_bound_nats, d.kl_bound_se_nats)
+    return "–"
+
+
+def _sample_cells_2d(m: SamplerResult) -> dict[str, str]:
+    return {"MMD²": fmt(m.mmd2), "precision": fmt(m.precision), "recall": fmt(m.recall),
+            "high-quality": fmt(m.high_quality_fraction),
+            "modes": f"{m.modes_covered}/{m.n_modes}" if m.n_modes else "–"}
+
+
+def metrics_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
+    """2D: per family and sampler, likelihood, KL, sample metrics, costs."""
+    rows = []
+    for r in recs:
+        d = r.density or DensityResult()
+        for sampler, m in r.samplers.items():
+            rows.append({
+                "family": r.family, "sampler": sampler, "seed": str(r.seed),
+                "NLL (nats)": _nll_text(d), "KL (nats)": _kl_text(d), **_sample_cells_2d(m),
+                "NFE": fmt(m.sample_nfe), "samples/s": fmt(m.sample_throughput_per_s),
+                "latency (ms)": fmt(m.sample_latency_ms),
+                "density evals/s": fmt(d.density_throughput_per_s),
+                "train (s)": fmt(r.train.train_seconds if r.train else None),
+                "steps": fmt(r.train.train_steps if r.train else None),
+            })
+    return rows
+
+
+def reference_row(recs: list[CellRecord]) -> dict[str, str] | None:
+    """2D: the *true mixture* row, fresh samples from the real density scored the same way (the noise floor)."""
+    for r in recs:
+        ref = r.reference_sample_metrics
+        if ref is not None:
+            d = r.density or DensityResult()
+            return {"family": "*true mixture*", "sampler": "exact draw", "seed": "–",
+                    "NLL (nats)": pm(d.true_entropy_nats, d.true_entropy_se_nats) + " (H)", "KL (nats)": "0",
+                    **_sample_cells_2d(ref), "NFE": "–", "samples/s": "–", "latency (ms)": "–",
+                    "density evals/s": "–", "train (s)": "–", "steps": "–"}
+    return None
+
+
+def image_bpd(rec: CellRecord) -> tuple[float | None, float | None, str]:
+    """(test bits/dim, its SE, kind): kind ``"exact"``, ``"bound"`` (an upper bound), or the
+    record's likelihood kind when it has no bits/dim (value None)."""
+    d = rec.density or DensityResult()
+    if d.test_bpd is not None:
+        return d.test_bpd, d.test_bpd_se, "exact"
+    if d.test_bpd_bound is not None:
+        return d.test_bpd_bound, d.test_bpd_bound_se, "bound"
+    return None, None, rec.likelihood_kind or "none"
+
+
+def primary_fid(m: SamplerResult) -> tuple[str | None, float | None]:
+    """(split, FID) against the first reference split (the suite's ``eval.fid_reference[0]``)."""
+    for split, v in m.fid.items():
+        return split, v
+    return None, None
+
+
+def image_metrics_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
+    """Images: per family and sampler, bits/dim, FID/KID per reference, precision/recall,
+    density/coverage, FD_classifier, novelty and costs."""
+    rows = []
+    for r in recs:
+        value, se, kind = image_bpd(r)
+        bpd = "–" if value is None else ("≤ " if kind == "bound" else "") + pm(value, se)
+        for sampler, m in r.samplers.items():
+            row = {"family": r.family, "sampler": sampler, "bits/dim": bpd}
+            for split in (list(m.fid) or ["test"]):
+                row[f"FID_{count(m.n_samples)} ({split})"] = fmt(m.fid.get(split), 4)
+                row[f"KID ({split})"] = (f"{fmt(m.kid_mean[split])} ± {fmt(m.kid_std.get(split), 2)}"
+                                         if split in m.kid_mean else "–")
+            is_ = m.inception_score or {}
+            row.update({
+                "precision": fmt(m.precision), "recall": fmt(m.recall),
+                "density": fmt(m.density), "coverage": fmt(m.coverage),
+                "IS": (f"{fmt(is_['inception_score_mean'])} ± {fmt(is_['inception_score_std'], 2)}"
+                       if is_.get("available") else "n/a"),
+                "FD_classifier": fmt(m.fd_classifier, 4),
+                "novelty": fmt(m.novelty_ratio), "copies": fmt(m.copy_fraction),
+                "NFE": fmt(m.sample_nfe), "samples/s": fmt(m.sample_throughput_per_s),
+                "ms/sample": fmt(1e-3 * m.sample_us_per_sample) if m.sample_us_per_sample else "–",
+                "train (s)": fmt(r.train.train_seconds if r.train else None),
+            })
+            rows.append(row)
+    return rows
+
+
+def dataset_rows_2d(by_ds: dict[str, list[CellRecord]]) -> list[dict[str, str]]:
+    """2D: one row per dataset: components, split sizes, the true entropy."""
+    rows = []
+    for ds, rs in by_ds.items():
+        i = rs[0].dataset_info
+        rows.append({"dataset": ds, "components": fmt(i.get("components")),
+                     "train/val/test": f"{i['n_train']}/{i['n_val']}/{i['n_test']}",
+                     "true entropy H (nats)": pm(i["true_entropy_nats"], i["true_entropy_se_nats"]),
+                     "H by Monte Carlo with": f"{i['entropy_mc_samples']:,} samples"})
+    return rows
+
+
+def protocol_lines(recs: list[CellRecord]) -> list[str]:
+    """The metric fingerprint shared by a dataset's image metrics, and a warning per value that differs.
+
+    Every sampler's metrics carry ``metric_protocol`` (:mod:`bench.protocol`); the
+    first one is shown, and each other one is compared with it. A difference in a
+    value-changing entry (extractor, N, seed, reference statistics, KID/PRDC settings)
+    is listed as a protocol mismatch and emitted as a ``ProtocolMismatchWarning``.
+    """
+    from bench import protocol
+
+    fps = [(f"{r.family}/{s}", m.metric_protocol) for r in recs for s, m in r.samplers.items() if m.metric_protocol]
+    if not fps:
+        return []
+    name0, fp0 = fps[0]
+    ext = fp0["extractor"]
+    refs = "; ".join(f"{split}: {ref['dataset'].get('variant')} {split} split, first {ref['n']} images"
+                     f"{' (whole split)' if ref.get('whole_split') else ''}, statistics SHA-256 `{ref['stats_sha256'][:16]}…`"
+                     for split, ref in fp0["references"].items())
+    lines = ["**Metric fingerprint** (how every number above was computed): "
+             f"extractor `{ext['name']}` (weights `{ext['weights']}`, SHA-256 `{ext['weights_sha256'][:16]}…`), "
+             f"resize `{ext['resize']}`, input `{ext['input_range']}`; N = {fp0['n']} samples, seed {fp0['seed']}, "
+             f"KID subset size {fp0.get('kid_subset_size')}, precision/recall k = {fp0.get('pr_k')}; references: {refs}; "
+             f"features on {fp0.get('device')}."]
+    is_reason = next((m.inception_score["reason"] for r in recs for m in r.samplers.values()
+                      if m.inception_score and not m.inception_score.get("available")), None)
+    if is_reason:
+        lines.append(f"IS (n/a above): {is_reason}")
+    for name, fp in fps[1:]:
+        diff = protocol.warn_if_incomparable(fp0, fp, f"metrics of {name0} and {name}")
+        if diff:
+            lines.append(f"⚠ **protocol mismatch**, {name} vs {name0}: " + "; ".join(diff))
+    return lines
+
+
+def fingerprint_text(rec: CellRecord) -> str:
+    """The dataset fingerprint of a record, as inline code."""
+    return f"Dataset fingerprint: `{json.dumps(rec.dataset_info.get('fingerprint'))}`"
