@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     try:
         suite = load_suite(args.suite, profile=args.profile, overrides=overrides)
-        for what, chosen, known in (("family", args.families, list(suite.families)), ("dataset", args.datasets, suite.datasets)):
+        chosen_lists = (("family", args.families, list(suite.families)), ("dataset", args.datasets, suite.datasets))
+        for what, chosen, known in chosen_lists:
             for c in chosen or []:
                 if c not in known:
                     raise ConfigError(f"{args.suite}: --{what if what == 'dataset' else 'familie'}s: {what} {c!r} "
@@ -77,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "report" and run_id is None:
         print("run_bench.py: error: --stage report needs --run-id or --resume", file=sys.stderr)
         return 2
-    stages = {"all": ("train", "sample", "evaluate", "report"), "train": ("train",),
-              "sample": ("train", "sample"), "evaluate": ("train", "sample", "evaluate"), "report": ("report",)}[args.stage]
+    stages = {"all": ("train", "sample", "evaluate", "report"), "train": ("train",), "sample": ("train", "sample"),
+              "evaluate": ("train", "sample", "evaluate"), "report": ("report",)}[args.stage]
     if args.dry_run:
         print(yaml.safe_dump(suite.resolved(), sort_keys=False), end="")
         cells = [cell_id(d, f, s) for d in suite.datasets if not args.datasets or d in args.datasets

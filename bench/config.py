@@ -483,7 +483,8 @@ def load_suite(path: str | Path, *, profile: str | None = None, overrides: list[
     layers: list[tuple[str, Mapping]] = [(src, {k: v for k, v in raw.items() if k != "profiles"})]
     if profile is not None:
         if profile not in profiles:
-            raise ConfigError(f"{src}: profiles.{profile}: unknown profile{_suggest(profile, sorted(profiles) or ['<none>'])}")
+            hint = _suggest(profile, sorted(profiles) or ["<none>"])
+            raise ConfigError(f"{src}: profiles.{profile}: unknown profile{hint}")
         if not isinstance(profiles[profile], Mapping):
             raise ConfigError(f"{src}: profiles.{profile}: expected a mapping of overrides")
         layers.append((f"{src} (profile {profile})", profiles[profile]))

@@ -167,7 +167,8 @@ def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path) -> dict[str
         "mmd": "unbiased MMD^2, RBF kernel, bandwidth = median pairwise distance of the pooled samples",
         "precision_recall": f"k-NN manifolds, k = {ev.pr_k}, Euclidean on coordinates, vs {ev.n_samples} test points",
         "high_quality": "Mahalanobis distance <= 3 to some component",
-        "mode_coverage": f"component covered if its share of samples (within 3 sigma) >= {ev.mode_tolerance} x its weight",
+        "mode_coverage": f"component covered if its share of samples (within 3 sigma) >= {ev.mode_tolerance} "
+                         "x its weight",
         "normalization": "log of the integral of p(x), exp(bound) or exp(-E) over a box holding the data "
                          "(midpoint rule; grid and error recorded): 0 for a normalized density",
         "timing": ev.timing_protocol(),

@@ -32,7 +32,7 @@ from bench.metrics import classifier as clf
 from bench.metrics.novelty import nearest_distances, novelty
 from bench.metrics.prdc import prdc
 from bench.results import load_samples, save_npz
-from bench.schema import CellRecord, DensityResult, SamplerResult
+from bench.schema import CellRecord, DensityResult
 
 LN2 = math.log(2.0)
 
@@ -258,7 +258,8 @@ def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir:
                f"N = {ev.n_samples} samples (FID is biased by N) vs the reference split(s) {ev.fid_reference}",
         "extractor": extractor_fingerprint(),
         "kid": ev.kid_protocol(),
-        "precision_recall": f"k-NN manifolds, k = {ev.pr_k}, on Inception features, vs the first N real reference images",
+        "precision_recall": f"k-NN manifolds, k = {ev.pr_k}, on Inception features, vs the first N real reference "
+                            "images",
         "density_coverage": f"Naeem et al. 2020, k = {ev.dc_k}, same features",
         **({"fd_classifier": "Frechet distance in the 128-d features of a small MNIST classifier (>= 99% test "
                              "accuracy); not FID"} if ds.name == "mnist" else {}),

@@ -77,7 +77,7 @@ class RunDir:
         self.path = self.root / suite / run_id
 
     @classmethod
-    def latest(cls, root: str | Path, suite: str) -> "RunDir | None":
+    def latest(cls, root: str | Path, suite: str) -> RunDir | None:
         """The most recent run of ``suite`` under ``root`` (by run id), or ``None``."""
         base = Path(root) / suite
         runs = sorted(p.name for p in base.iterdir() if (p / "run.json").exists()) if base.is_dir() else []

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 import models
@@ -31,8 +30,7 @@ from bench import data as datasets
 from bench import env
 from bench.config import EvalConfig, Suite
 from bench.results import RunDir, cell_id, new_run_id, save_npz, write_json, write_summary
-from bench.schema import (CellConfig, CellRecord, DensityResult, SamplerResult, TrainResult, part_from_dict,
-                          part_to_dict)
+from bench.schema import CellConfig, CellRecord, DensityResult, SamplerResult, TrainResult, part_from_dict, part_to_dict
 from bench.timing import Timing, measure
 from bench.train import train
 
@@ -120,7 +118,7 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path,
         gen = torch.Generator(device).manual_seed(ev.seed)
         drawn: list[torch.Tensor] = []
 
-        def draw(n: int = ev.throughput_batch) -> None:
+        def draw(n: int = ev.throughput_batch, gen=gen, kwargs=kwargs, drawn=drawn) -> None:
             drawn.append(model.sample(n, generator=gen, **kwargs))
 
         if device.type == "cuda":
@@ -131,7 +129,7 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path,
         x = torch.cat([x.cpu() for x in drawn])[: ev.n_samples]  # images stay uint8
         save_npz(cell_dir / f"samples_{name}.npz", samples=x.numpy())
         del drawn[:]
-        small = measure(lambda: model.sample(ev.latency_batch, **kwargs), device=device,
+        small = measure(lambda kwargs=kwargs: model.sample(ev.latency_batch, **kwargs), device=device,
                         warmup=ev.timing_warmup, repeats=ev.timing_repeats)
         nfe = model.sample_nfe(**kwargs)
         batch_ms, batch_iqr_ms = _timing_ms(big)
@@ -189,8 +187,8 @@ def density_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalC
             bounds[name], bounds_se[name] = float(-v.mean()), float(v.std() / len(v) ** 0.5)
         best = min(bounds, key=bounds.get)  # the tightest upper bound on the NLL (first on a tie)
         out = DensityResult(bounds=bounds, bounds_se=bounds_se, test_nll_bound_nats=bounds[best],
-                            test_nll_bound_se_nats=bounds_se[best], bound_name=best, standard_bound=next(iter(chunks[0])),
-                            test_n=len(xs), density_call="log_prob_bounds")
+                            test_nll_bound_se_nats=bounds_se[best], bound_name=best,
+                            standard_bound=next(iter(chunks[0])), test_n=len(xs), density_call="log_prob_bounds")
         fn, xb = model.log_prob_bounds, xs[: min(ev.density_batch, ev.bound_n)]
     elif caps.energy:
         e = _batched(model.energy, x_test, b).double().cpu()
@@ -220,7 +218,7 @@ class ModelEval:
                 "model_device": self.model_device}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelEval":
+    def from_dict(cls, d: dict[str, Any]) -> ModelEval:
         return cls(train=part_from_dict(TrainResult, d["train"], "model_eval.json: train."),
                    samplers={k: part_from_dict(SamplerResult, v, f"model_eval.json: samplers.{k}.")
                              for k, v in (d.get("samplers") or {}).items()},

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,23 +102,27 @@ class SamplerResult:
     sample_batch_ms: float | None = metric("ms", "lower", doc="median time of one throughput batch", timing=True,
                                            se="sample_batch_iqr_ms")
     sample_batch_iqr_ms: float | None = metric("ms", doc="IQR of the throughput batch time", timing=True)
-    sample_throughput_per_s: float | None = metric("samples/s", "higher", doc="samples per second at the throughput batch",
-                                                   timing=True)
-    sample_us_per_sample: float | None = metric("µs", "lower", doc="cost per sample at the throughput batch", timing=True)
+    sample_throughput_per_s: float | None = metric("samples/s", "higher", timing=True,
+                                                   doc="samples per second at the throughput batch")
+    sample_us_per_sample: float | None = metric("µs", "lower", timing=True,
+                                                doc="cost per sample at the throughput batch")
     sample_latency_batch: int | None = metric("samples", doc="batch of the latency timing")
     sample_latency_ms: float | None = metric("ms", "lower", doc="median latency at the latency batch", timing=True,
                                              se="sample_latency_iqr_ms")
     sample_latency_iqr_ms: float | None = metric("ms", doc="IQR of the latency", timing=True)
     nfe_ms_at_throughput_batch: float | None = metric("ms", "lower", doc="cost of one NFE at the throughput batch",
                                                       timing=True)
-    nfe_ms_at_latency_batch: float | None = metric("ms", "lower", doc="cost of one NFE at the latency batch", timing=True)
+    nfe_ms_at_latency_batch: float | None = metric("ms", "lower", timing=True,
+                                                   doc="cost of one NFE at the latency batch")
     n_samples: int | None = metric("samples", doc="samples stored and evaluated")
     sample_peak_gpu_mem_gb: float | None = metric("GiB", doc="peak CUDA memory while sampling", timing=True)
     # ---- evaluate stage, 2D
     nonfinite_fraction: float | None = metric("fraction", "lower", doc="samples with a NaN or infinite coordinate")
-    mmd2: float | None = metric("", "lower", doc="unbiased MMD², RBF kernel, median-heuristic bandwidth, vs the test set")
+    mmd2: float | None = metric("", "lower",
+                                doc="unbiased MMD², RBF kernel, median-heuristic bandwidth, vs the test set")
     mmd_bandwidth: float | None = metric("", doc="the RBF bandwidth used")
-    high_quality_fraction: float | None = metric("fraction", "higher", doc="samples within Mahalanobis 3 of a component")
+    high_quality_fraction: float | None = metric("fraction", "higher",
+                                                 doc="samples within Mahalanobis 3 of a component")
     modes_covered: int | None = metric("modes", "higher", doc="components receiving at least half their share")
     n_modes: int | None = metric("modes", doc="components of the mixture")
     mode_coverage: float | None = metric("fraction", "higher", doc="modes_covered / n_modes")
@@ -136,7 +139,8 @@ class SamplerResult:
     density: float | None = metric("", "higher", doc="density (Naeem et al. 2020, k = 5)")
     coverage: float | None = metric("fraction", "higher", doc="coverage (Naeem et al. 2020, k = 5)")
     prdc_n: int | None = metric("samples", doc="real and fake samples used by precision/recall/density/coverage")
-    fd_classifier: float | None = metric("", "lower", doc="Fréchet distance in an MNIST classifier's features (not FID)")
+    fd_classifier: float | None = metric("", "lower",
+                                         doc="Fréchet distance in an MNIST classifier's features (not FID)")
     classifier: dict[str, Any] | None = None
     novelty_ratio: float | None = metric("", doc="median nearest-train distance of samples / of test images")
     copy_fraction: float | None = metric("fraction", "lower", doc="samples closer to a training image than 99% of test")
@@ -153,12 +157,14 @@ class DensityResult:
     likelihood_kind: str | None = metric(doc="exact, bound, unnormalized or none (the family's capability)")
     density_call: str | None = metric(doc="the method timed: log_prob, log_prob_bounds or energy")
     test_n: int | None = metric("examples", doc="test examples the density was evaluated on")
-    test_nll_nats: float | None = metric("nats", "lower", se="test_nll_se_nats", doc="mean test NLL (exact, or EBM by quadrature)")
+    test_nll_nats: float | None = metric("nats", "lower", se="test_nll_se_nats",
+                                         doc="mean test NLL (exact, or EBM by quadrature)")
     test_nll_se_nats: float | None = metric("nats", doc="standard error of test_nll_nats")
     bounds: dict[str, float] = metric("nats", "lower", flat="test_nll_bound_{}_nats", se="test_nll_bound_{}_se_nats",
                                       doc="upper bound on the test NLL from the bound {}")
     bounds_se: dict[str, float] = metric("nats", flat="test_nll_bound_{}_se_nats", doc="standard error of bound {}")
-    test_nll_bound_nats: float | None = metric("nats", "lower", se="test_nll_bound_se_nats", doc="the tightest NLL bound")
+    test_nll_bound_nats: float | None = metric("nats", "lower", se="test_nll_bound_se_nats",
+                                               doc="the tightest NLL bound")
     test_nll_bound_se_nats: float | None = metric("nats", doc="its standard error")
     bound_name: str | None = metric(doc="the bound that is tightest")
     standard_bound: str | None = metric(doc="the family's standard bound (ELBO)")
@@ -167,7 +173,8 @@ class DensityResult:
     density_batch_ms: float | None = metric("ms", "lower", timing=True, se="density_batch_iqr_ms",
                                             doc="median time of one density batch")
     density_batch_iqr_ms: float | None = metric("ms", timing=True, doc="its IQR")
-    density_throughput_per_s: float | None = metric("examples/s", "higher", timing=True, doc="density evaluations per second")
+    density_throughput_per_s: float | None = metric("examples/s", "higher", timing=True,
+                                                    doc="density evaluations per second")
     # ---- 2D: quadrature and normalization
     nll_method: str | None = metric(doc="'quadrature' when log Z came from the 2D midpoint rule")
     log_z_nats: float | None = metric("nats", doc="log Z of an energy by quadrature")
@@ -185,7 +192,8 @@ class DensityResult:
     # ---- 2D: evaluate stage
     kl_nats: float | None = metric("nats", "lower", se="kl_se_nats", doc="KL(p_data || p_model) = NLL - H(p_data)")
     kl_se_nats: float | None = metric("nats", doc="sqrt(SE_NLL² + SE_H²)")
-    kl_bound_nats: float | None = metric("nats", "lower", se="kl_bound_se_nats", doc="upper bound on KL from the NLL bound")
+    kl_bound_nats: float | None = metric("nats", "lower", se="kl_bound_se_nats",
+                                         doc="upper bound on KL from the NLL bound")
     kl_bound_se_nats: float | None = metric("nats", doc="its standard error")
     true_entropy_nats: float | None = metric("nats", doc="H(p_data) by Monte Carlo")
     true_entropy_se_nats: float | None = metric("nats", doc="its standard error")
@@ -196,7 +204,8 @@ class DensityResult:
     bounds_bpd: dict[str, float] = metric("bits/dim", "lower", flat="test_bpd_bound_{}", se="test_bpd_bound_{}_se",
                                           doc="upper bound on bits/dim from the bound {}")
     bounds_bpd_se: dict[str, float] = metric("bits/dim", flat="test_bpd_bound_{}_se", doc="its standard error")
-    test_bpd_bound: float | None = metric("bits/dim", "lower", se="test_bpd_bound_se", doc="the tightest bits/dim bound")
+    test_bpd_bound: float | None = metric("bits/dim", "lower", se="test_bpd_bound_se",
+                                          doc="the tightest bits/dim bound")
     test_bpd_bound_se: float | None = metric("bits/dim", doc="its standard error")
     bpd_unavailable: str | None = metric(doc="why there is no bits/dim")
 

@@ -47,7 +47,8 @@ class Timing:
         return asdict(self)
 
 
-def measure(fn: Callable[[], object], *, device: torch.device | str = "cpu", warmup: int = 1, repeats: int = 5) -> Timing:
+def measure(fn: Callable[[], object], *, device: torch.device | str = "cpu", warmup: int = 1,
+            repeats: int = 5) -> Timing:
     """Time ``fn()``: ``warmup`` untimed calls, then ``repeats`` timed ones.
 
     On CUDA, ``torch.cuda.synchronize`` runs before starting and before stopping the
@@ -73,16 +74,27 @@ def measure(fn: Callable[[], object], *, device: torch.device | str = "cpu", war
 
 
 class Stopwatch:
-    """Wall-clock seconds of a ``with`` block, synchronizing ``device`` at both ends."""
+    """Wall-clock seconds of a ``with`` block, synchronizing ``device`` at both ends.
+
+    ``seconds`` is set when the block ends. Inside the block, :attr:`elapsed` reads the
+    clock without synchronizing: cheap enough for every training step, and meant for
+    budgets (queued CUDA work is not yet counted), never for reported timings.
+    """
 
     def __init__(self, device: torch.device | str = "cpu"):
         self.device = device
         self.seconds = 0.0
+        self._t0: float | None = None
 
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> Stopwatch:
         synchronize(self.device)
         self._t0 = time.perf_counter()
         return self
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the block started, unsynchronized (0 before it starts)."""
+        return 0.0 if self._t0 is None else time.perf_counter() - self._t0
 
     def __exit__(self, *exc) -> None:
         synchronize(self.device)

@@ -98,7 +98,8 @@ def test_a_bound_is_never_labelled_exact():
 
 
 def _fp(**over):
-    fp = {"extractor": {"name": "tf-inception", "weights": "default_1.pt", "weights_sha256": "ab" * 32, "resize": "tf1", "input_range": "uint8"},
+    fp = {"extractor": {"name": "tf-inception", "weights": "default_1.pt", "weights_sha256": "ab" * 32,
+                        "resize": "tf1", "input_range": "uint8"},
           "n": 1000, "seed": 1, "references": {"test": {"dataset": {"sha256": "cd" * 32, "n_used": 1000},
                                                          "n": 1000, "whole_split": False, "stats_sha256": "ef" * 32}},
           "kid_subset_size": 1000, "pr_k": 3, "versions": {"torch": "2.15.0"}, "device": "CPU"}

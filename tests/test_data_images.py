@@ -119,7 +119,8 @@ def test_cifar_jpeg_archive_decodes_in_label_order(tmp_path):
     from PIL import Image
 
     archive = tmp_path / "tiny.tar.xz"
-    colours = {("train", "airplane", 0): (255, 0, 0), ("train", "truck", 0): (0, 0, 255), ("test", "cat", 0): (0, 255, 0)}
+    colours = {("train", "airplane", 0): (255, 0, 0), ("train", "truck", 0): (0, 0, 255),
+               ("test", "cat", 0): (0, 255, 0)}
     with tarfile.open(archive, "w:xz") as tar:
         for (split, cls, i), rgb in colours.items():
             buf = io.BytesIO()

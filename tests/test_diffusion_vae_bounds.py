@@ -76,7 +76,8 @@ def _sampler_std(m: DDPM, s: float, sampler: str, steps: int | None = None) -> f
     if sampler == "ancestral":
         for t in reversed(range(len(beta))):
             x0_coef = np.sqrt(ab[t]) * s**2 / v[t]
-            mean_coef = (np.sqrt(ab_prev[t]) * beta[t] * x0_coef + np.sqrt(1 - beta[t]) * (1 - ab_prev[t])) / (1 - ab[t])
+            mean_coef = ((np.sqrt(ab_prev[t]) * beta[t] * x0_coef + np.sqrt(1 - beta[t]) * (1 - ab_prev[t]))
+                         / (1 - ab[t]))
             var = mean_coef**2 * var + (np.exp(log_var[t]) if t > 0 else 0.0)
         return math.sqrt(var)
     ts = np.unique(np.linspace(0, len(beta) - 1, steps).round().astype(int))[::-1]

@@ -103,7 +103,8 @@ def test_mixture_sampling_matches_its_probabilities():
 # --------------------------------------------------------------------------- bits/dim and dequantization
 def test_a_uniform_model_over_256_levels_scores_exactly_8_bits_per_dim():
     D = 3 * 32 * 32
-    assert bits_per_dim(torch.tensor(-D * math.log(256), dtype=torch.float64), D).item() == pytest.approx(8.0, abs=1e-12)
+    uniform = torch.tensor(-D * math.log(256), dtype=torch.float64)
+    assert bits_per_dim(uniform, D).item() == pytest.approx(8.0, abs=1e-12)
     # a PixelCNN whose head outputs all-zero logits is that uniform model
     m = tiny_model("autoregressive", "image", data_shape=(1, 8, 8))
     torch.nn.init.zeros_(m.head[-1].weight)

@@ -11,23 +11,53 @@ from bench import timing
 from bench.timing import Stopwatch, measure
 
 
-def test_median_of_a_known_sleep():
+class FakeClock:
+    """A ``perf_counter`` that only moves when the timed function advances it: exact, load-independent."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = FakeClock()
+    monkeypatch.setattr(timing.time, "perf_counter", c)
+    return c
+
+
+def test_a_real_sleep_is_never_under_measured():
+    # time.sleep guarantees at least the requested time; an upper bound would depend on the machine's load
     t = measure(lambda: time.sleep(0.02), warmup=1, repeats=5)
-    assert 0.02 <= t.median_s < 0.03
+    assert min(t.times_s) >= 0.02 and t.median_s >= 0.02
     assert t.repeats == 5 and len(t.times_s) == 5
-    assert t.q25_s <= t.median_s <= t.q75_s and t.iqr_s == pytest.approx(t.q75_s - t.q25_s)
 
 
-def test_warmup_calls_are_made_and_not_timed():
+def test_median_and_quartiles_of_known_durations(clock):
+    durations = iter([9.0, 0.010, 0.030, 0.020, 0.050, 0.040])  # the first is the warm-up
+
+    def fn():
+        clock.now += next(durations)
+
+    t = measure(fn, warmup=1, repeats=5)
+    assert t.times_s == pytest.approx([0.010, 0.030, 0.020, 0.050, 0.040])
+    assert t.median_s == pytest.approx(0.030)
+    assert t.q25_s == pytest.approx(0.020) and t.q75_s == pytest.approx(0.040)  # numpy's linear percentiles
+    assert t.iqr_s == pytest.approx(0.020)
+
+
+def test_warmup_calls_are_made_and_not_timed(clock):
     calls = []
 
     def fn():
         calls.append(1)
-        time.sleep(0.05 if len(calls) <= 2 else 0.001)  # two slow warm-up calls
+        clock.now += 5.0 if len(calls) <= 2 else 0.001  # two slow warm-up calls
 
     t = measure(fn, warmup=2, repeats=5)
     assert len(calls) == 7
-    assert t.median_s < 0.01 and max(t.times_s) < 0.04
+    assert t.times_s == pytest.approx([0.001] * 5) and t.median_s == pytest.approx(0.001)
 
 
 def test_cuda_is_synchronized_around_every_timed_call(monkeypatch):
@@ -43,10 +73,28 @@ def test_cpu_timing_does_not_touch_cuda(monkeypatch):
     measure(lambda: None, device="cpu", repeats=5)
 
 
-def test_stopwatch_measures_a_block():
+def test_stopwatch_measures_a_block(clock):
+    with Stopwatch() as sw:
+        clock.now += 0.25
+        assert sw.elapsed == pytest.approx(0.25)  # readable inside the block
+        clock.now += 0.5
+    clock.now += 7.0  # after the block: not counted
+    assert sw.seconds == pytest.approx(0.75)
+
+
+def test_stopwatch_synchronizes_cuda_at_both_ends_only(monkeypatch):
+    events = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: events.append("sync"))
+    with Stopwatch("cuda") as sw:
+        events.append("work")
+        _ = sw.elapsed  # a budget check does not synchronize
+    assert events == ["sync", "work", "sync"]
+
+
+def test_a_real_sleep_inside_a_stopwatch():
     with Stopwatch() as sw:
         time.sleep(0.03)
-    assert 0.03 <= sw.seconds < 0.05
+    assert sw.seconds >= 0.03
 
 
 def test_bad_repeats_raise():

@@ -1,8 +1,8 @@
 """A small MNIST classifier whose features give a fast, domain-specific Fréchet distance.
 
 The harness trains it once (a LeNet-style CNN, 3 epochs of Adam with a cosine
-learning-rate decay, a few minutes on two CPU cores), checks its test accuracy (at least 99%), and caches the weights. The
-Fréchet distance between generated and test images in its 128-d penultimate
+learning-rate decay, a few minutes on two CPU cores), checks its test accuracy
+(at least 99%), and caches the weights. The Fréchet distance between generated and test images in its 128-d penultimate
 layer is reported as ``fd_classifier``: a cheap CPU metric in the spirit of FID.
 It is never reported as FID, and its values are not comparable to FID's.
 """
@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.results import write_json
+from bench.timing import Stopwatch
 
 MIN_ACCURACY = 0.99
 
@@ -92,9 +92,8 @@ def load_or_train(ds, cache_dir: Path) -> tuple[LeNet, dict]:
         model = LeNet()
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model.eval(), json.loads(meta_path.read_text())
-    t0 = time.perf_counter()
-    model = train_classifier(ds.train, ds.train_labels)
-    seconds = time.perf_counter() - t0
+    with Stopwatch() as clock:  # CPU training (the classifier never runs on CUDA)
+        model = train_classifier(ds.train, ds.train_labels)
     acc = accuracy(model, ds.test, ds.test_labels)
     if acc < MIN_ACCURACY:
         raise RuntimeError(f"the MNIST feature classifier reached {acc:.4f} test accuracy, below {MIN_ACCURACY}")
@@ -104,7 +103,7 @@ def load_or_train(ds, cache_dir: Path) -> tuple[LeNet, dict]:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     tmp.write_bytes(buf.getvalue())
     tmp.replace(path)
-    meta = {"name": "mnist-lenet", "test_accuracy": acc, "train_seconds": seconds, "feature_dim": 128,
+    meta = {"name": "mnist-lenet", "test_accuracy": acc, "train_seconds": clock.seconds, "feature_dim": 128,
             "weights_sha256": hashlib.sha256(buf.getvalue()).hexdigest(), "train_fingerprint": key}
     write_json(meta_path, meta)
     return model, meta

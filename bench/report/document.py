@@ -59,7 +59,7 @@ class Document:
     title: str
     blocks: list[Block] = field(default_factory=list)
 
-    def add(self, *blocks: Block) -> "Document":
+    def add(self, *blocks: Block) -> Document:
         self.blocks.extend(blocks)
         return self
 

@@ -74,8 +74,8 @@ def samples_and_densities(run: RunDir, by_ds: dict[str, list[CellRecord]], famil
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.set_aspect("equal")
-        fig.suptitle("samples (2D histograms)" if what == "samples" else "densities p(x) (same colour scale as the truth)",
-                     fontsize=10)
+        title = "samples (2D histograms)" if what == "samples" else "densities p(x) (same colour scale as the truth)"
+        fig.suptitle(title, fontsize=10)
         fig.tight_layout()
         paths.append(save(fig, out / f"{what}.png"))
     return paths

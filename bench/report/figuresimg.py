@@ -46,7 +46,7 @@ def bpd_by_kind(recs: list[CellRecord], out: Path) -> Path | None:
     if not bars:
         return None
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    for i, (fam, v, se, kind) in enumerate(bars):
+    for i, (_, v, se, kind) in enumerate(bars):
         if kind in ("exact", "bound"):
             ax.bar(i, v, yerr=se, color="tab:blue" if kind == "exact" else "white", edgecolor="tab:blue",
                    hatch=None if kind == "exact" else "//")

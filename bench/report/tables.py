@@ -47,7 +47,8 @@ def normalization_text(rec: CellRecord) -> str:
     if kind == "bound":
         b = (d.integral_of or "bound").upper()
         if li + err >= 0:
-            return f"∫exp({b}) dx = {integral} ± {fmt(err, 2)} nats ({grid}): the per-point estimate is too noisy to integrate"
+            return (f"∫exp({b}) dx = {integral} ± {fmt(err, 2)} nats ({grid}): the per-point estimate is too noisy "
+                    "to integrate")
         return f"∫exp({b}) dx = {integral} < 1 ({grid})"
     if kind == "unnormalized":
         return f"∫exp(−E) dx = {integral} ≠ 1 (log Z = {fmt(li, 4)})"
@@ -219,12 +220,14 @@ def protocol_lines(recs: list[CellRecord]) -> list[str]:
     name0, fp0 = fps[0]
     ext = fp0["extractor"]
     refs = "; ".join(f"{split}: {ref['dataset'].get('variant')} {split} split, first {ref['n']} images"
-                     f"{' (whole split)' if ref.get('whole_split') else ''}, statistics SHA-256 `{ref['stats_sha256'][:16]}…`"
+                     f"{' (whole split)' if ref.get('whole_split') else ''}, "
+                     f"statistics SHA-256 `{ref['stats_sha256'][:16]}…`"
                      for split, ref in fp0["references"].items())
     lines = ["**Metric fingerprint** (how every number above was computed): "
              f"extractor `{ext['name']}` (weights `{ext['weights']}`, SHA-256 `{ext['weights_sha256'][:16]}…`), "
              f"resize `{ext['resize']}`, input `{ext['input_range']}`; N = {fp0['n']} samples, seed {fp0['seed']}, "
-             f"KID subset size {fp0.get('kid_subset_size')}, precision/recall k = {fp0.get('pr_k')}; references: {refs}; "
+             f"KID subset size {fp0.get('kid_subset_size')}, precision/recall k = {fp0.get('pr_k')}; "
+             f"references: {refs}; "
              f"features on {fp0.get('device')}."]
     is_reason = next((m.inception_score["reason"] for r in recs for m in r.samplers.values()
                       if m.inception_score and not m.inception_score.get("available")), None)
