@@ -160,3 +160,13 @@ def test_bad_per_dataset_overrides_name_the_dataset_entry(tmp_path, override, wh
     with pytest.raises(ConfigError) as e:
         load_suite(p)
     assert str(e.value).startswith(f"{p}: {where}: ") and message in str(e.value)
+
+
+def test_the_readme_states_the_protocol_constants_of_the_code():
+    from pathlib import Path
+
+    from bench.docs import readme_rows
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for row in readme_rows():
+        assert row in readme, f"README is out of date; `python -m bench.docs` prints: {row}"
