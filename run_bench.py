@@ -14,11 +14,16 @@ Exit codes: 0 all cells ok; 1 some cell failed (see its record); 2 bad input
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_SUITE = ROOT / "suites" / "toy2d.yaml"
+
+# Subcommands: ``python run_bench.py <name> ...`` calls ``main(argv) -> exit code`` of the module.
+# Anything else is a suite run (``python run_bench.py [SUITE] [options]``).
+SUBCOMMANDS: dict[str, tuple[str, str]] = {}
 
 
 def _csv(text: str) -> list[str]:
@@ -26,7 +31,9 @@ def _csv(text: str) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="run_bench.py", description=__doc__.split("\n\n")[0],
+    epilog = "\n".join(["subcommands (python run_bench.py <name> --help):"]
+                       + [f"  {name:<10} {text}" for name, (_, text) in SUBCOMMANDS.items()]) if SUBCOMMANDS else None
+    p = argparse.ArgumentParser(prog="run_bench.py", description=__doc__.split("\n\n")[0], epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE), help="suite YAML (default: suites/toy2d.yaml)")
     p.add_argument("--profile", help="a profile of the suite file, e.g. smoke")
@@ -48,6 +55,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS and not Path(argv[0]).is_file():
+        module, _ = SUBCOMMANDS[argv[0]]
+        return importlib.import_module(module).main(argv[1:])
     args = parse_args(argv)
     import yaml
 
