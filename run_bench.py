@@ -23,7 +23,11 @@ DEFAULT_SUITE = ROOT / "suites" / "toy2d.yaml"
 
 # Subcommands: ``python run_bench.py <name> ...`` calls ``main(argv) -> exit code`` of the module.
 # Anything else is a suite run (``python run_bench.py [SUITE] [options]``).
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "compare": ("bench.compare", "compare two runs, or a run and its baseline; exit 1 on a regression"),
+    "baseline": ("bench.baselines", "store a run as its suite+profile baseline (results/baselines/)"),
+    "history": ("bench.history", "a metric over runs in commit order, steps flagged, and a plot"),
+}
 
 
 def _csv(text: str) -> list[str]:

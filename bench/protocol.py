@@ -102,3 +102,52 @@ def warn_if_incomparable(a: dict, b: dict, what: str = "metric values") -> list[
         warnings.warn(f"comparing {what} computed under different protocols: " + "; ".join(mismatches),
                       ProtocolMismatchWarning, stacklevel=2)
     return mismatches
+
+
+# --------------------------------------------------------------------------- every metric of a record
+#: settings that change a metric's value, by the kind of metric: sample metrics (2D, and image ones
+#: without a ``metric_protocol``), cell-level density metrics (NLL, bounds, KL, bits/dim) and timings.
+#: Dotted keys into the record's ``config`` (``eval.*``, ``data.*``) and ``dataset_info`` (``dataset.*``).
+CONFIG_VALUE_KEYS = {
+    "sample": ("eval.n_samples", "eval.seed", "eval.pr_k", "eval.dc_k", "eval.mode_tolerance", "eval.kid_subsets",
+               "eval.kid_subset_size", "eval.fid_reference", "eval.fid_reference_n"),
+    "density": ("eval.bound_n", "eval.density_n", "eval.quadrature_grid", "eval.entropy_mc", "eval.seed"),
+    "timing": ("eval.throughput_batch", "eval.latency_batch", "eval.density_batch", "eval.bound_n",
+               "eval.timing_warmup", "eval.timing_repeats"),
+}
+#: the data a model was trained and scored on (both quality kinds): split sizes and the dataset's identity
+#: (2D: name, components, split seeds, entropy Monte Carlo size; images: variant and content fingerprint)
+DATA_VALUE_KEYS = ("data.n_train", "data.n_val", "data.n_test", "dataset.name", "dataset.variant",
+                   "dataset.components", "dataset.split_seeds", "dataset.entropy_mc_samples", "dataset.fingerprint")
+
+
+def record_fingerprint(rec: Any, kind: str, sampler: str | None = None) -> dict[str, Any]:
+    """The protocol of one kind of metric of a cell record: the settings that change its value.
+
+    Args:
+        rec: a :class:`bench.schema.CellRecord`.
+        kind: ``"sample"``, ``"density"`` or ``"timing"`` (:data:`CONFIG_VALUE_KEYS`).
+        sampler: for sample metrics, the sampler whose image ``metric_protocol`` to use.
+
+    Returns:
+        A flat dict, dotted key -> value. Image sample metrics carry their stored
+        ``metric_protocol`` (its :data:`VALUE_KEYS`, under ``metric_protocol.``); every other
+        metric has the record's config entries of :data:`CONFIG_VALUE_KEYS` and, for quality
+        metrics, :data:`DATA_VALUE_KEYS`. Absent entries are ``None``.
+    """
+    if kind not in CONFIG_VALUE_KEYS:
+        raise ValueError(f"kind must be one of {sorted(CONFIG_VALUE_KEYS)}, got {kind!r}")
+    source = {"eval": rec.config.eval, "data": rec.config.data, "dataset": rec.dataset_info}
+    keys = CONFIG_VALUE_KEYS[kind] + (DATA_VALUE_KEYS if kind != "timing" else ())
+    out = {k: source[k.split(".", 1)[0]].get(k.split(".", 1)[1]) for k in keys}
+    fp = rec.samplers[sampler].metric_protocol if kind == "sample" and sampler in rec.samplers else None
+    if fp:
+        out.update({f"metric_protocol.{k}": fp.get(k) for k in VALUE_KEYS})
+    return out
+
+
+def diff(a: dict, b: dict) -> list[str]:
+    """Every entry where two (nested) fingerprints differ, as ``"<dotted key>: <a> vs <b>"``."""
+    out: list[str] = []
+    _diff(a, b, "", out)
+    return out

@@ -370,6 +370,9 @@ def run_suite(suite: Suite, opts: RunOptions) -> RunDir:
                     log(f"[{k}/{total}] {cid}: {_headline(r)}")
     if {"evaluate", "report"} & set(opts.stages):
         write_summary(run)
+        from bench.history import record_run
+
+        record_run(run)  # seeds.csv (spread across seeds) and the rows of results/history.sqlite
     if "report" in opts.stages:
         from bench import report
 

@@ -1,5 +1,5 @@
-"""The report writer: a document is a list of blocks, rendered to Markdown (and, by the same
-blocks, to any other format).
+"""The report writer: a document is a list of blocks, rendered to Markdown (:func:`to_markdown`) and
+to a self-contained HTML page (:func:`to_html`) from the same blocks.
 
 Blocks hold text with Markdown inline marks (``**bold**``, ```code```) and tables of
 already formatted cells; they hold no numbers to format and no verdicts to decide.
@@ -7,7 +7,10 @@ already formatted cells; they hold no numbers to format and no verdicts to decid
 
 from __future__ import annotations
 
+import base64
+import html
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +91,71 @@ def to_markdown(doc: Document) -> str:
         elif isinstance(b, Figure):
             out += [f"![{b.alt}]({b.path})", ""]
     return "\n".join(out)
+
+
+_EMPHASIS = [(re.compile(r"\*\*(.+?)\*\*"), r"<strong>\1</strong>"),
+             (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"<em>\1</em>")]
+_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+          "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
+          "th,td{border:1px solid #ccc;padding:0.25em 0.5em;text-align:left;vertical-align:top}"
+          "th{background:#f3f3f3}code{background:#f3f3f3;padding:0 0.2em}img{max-width:100%}")
+
+
+def _inline(text: str) -> str:
+    """Escape ``text`` for HTML, then turn its Markdown inline marks (code, bold, italics) into tags."""
+    parts = re.split(r"(`[^`]+`)", str(text))  # code spans keep their content verbatim
+    out = []
+    for part in parts:
+        if part.startswith("`") and part.endswith("`") and len(part) > 1:
+            out.append(f"<code>{html.escape(part[1:-1])}</code>")
+        else:
+            esc = html.escape(part)
+            for pattern, repl in _EMPHASIS:
+                esc = pattern.sub(repl, esc)
+            out.append(esc)
+    return "".join(out)
+
+
+def _html_table(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return "<p><em>no rows</em></p>"
+    cols = list(rows[0])
+    head = "".join(f"<th>{_inline(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{_inline(r.get(c, '–'))}</td>" for c in cols) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html_figure(fig: Figure, base: Path) -> str:
+    path = base / fig.path
+    if not path.is_file():
+        return f"<p><em>missing figure: {html.escape(fig.path)}</em></p>"
+    mime = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}.get(
+        path.suffix.lower(), "application/octet-stream")
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<figure><img src="data:{mime};base64,{data}" alt="{html.escape(fig.alt)}"></figure>'
+
+
+def to_html(doc: Document, base: Path | str = ".") -> str:
+    """The document as one self-contained HTML page: text escaped, figures embedded as data URIs
+    (read from ``base``, the document's folder), no external resources."""
+    base = Path(base)
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>{html.escape(re.sub(r'[`*]', '', doc.title))}</title><style>{_STYLE}</style></head><body>",
+           f"<h1>{_inline(doc.title)}</h1>"]
+    for b in doc.blocks:
+        if isinstance(b, Heading):
+            level = min(6, max(2, b.level))
+            out.append(f"<h{level}>{_inline(b.text)}</h{level}>")
+        elif isinstance(b, Paragraph):
+            out.append(f"<p>{_inline(b.text)}</p>")
+        elif isinstance(b, Bullets):
+            out.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in b.items) + "</ul>")
+        elif isinstance(b, Table):
+            out.append(_html_table(b.rows))
+        elif isinstance(b, Figure):
+            out.append(_html_figure(b, base))
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
 
 
 def write_text(path: Path, text: str) -> Path:

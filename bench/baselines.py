@@ -1,0 +1,135 @@
+"""Baselines: a run's seed statistics in a small JSON file meant to be committed.
+
+``python run_bench.py baseline results/toy2d/<run_id>`` writes
+``results/baselines/<suite>-<profile>.json`` (profile ``default`` without one). Per
+(dataset, family, sampler) and metric with a direction it keeps the mean, the seed
+spread (std, ddof = 1), n, the metric's own standard error, the per-seed values (7
+significant digits), the protocol fingerprint id and, for timings, the device; once
+per file the fingerprints, the git SHA, library versions and device the run came
+from. ``python run_bench.py compare --baseline RUN`` finds the file by RUN's suite
+and profile. A 63-cell toy2d run gives about 60 kB, one line per metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.aggregate import Side, Stat
+from bench.schema import metric_info
+
+FORMAT = "genbench.baseline/1"
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "results" / "baselines"
+
+
+class BaselineError(ValueError):
+    """A missing or unreadable baseline; the message names the file and, where it applies, the key."""
+
+
+def path_for(directory: str | Path, suite: str, profile: str | None) -> Path:
+    """``<directory>/<suite>-<profile>.json`` (profile ``default`` when ``None``)."""
+    return Path(directory) / f"{suite}-{profile or 'default'}.json"
+
+
+def _g(x: float | None) -> float | None:
+    return None if x is None else float(f"{x:.7g}")
+
+
+def to_dict(side: Side, source: str) -> dict[str, Any]:
+    """The baseline file's content for ``side`` (a run reduced by :func:`bench.aggregate.side_from_records`)."""
+    metrics = {}
+    used = set()
+    for (ds, fam, sampler, metric), s in sorted(side.stats.items()):
+        entry = {"mean": _g(s.mean), "std": _g(s.std), "n": s.n, "se": _g(s.se), "values": [_g(v) for v in s.values],
+                 "protocol": s.protocol[0] if len(s.protocol) == 1 else s.protocol}
+        if s.device and (info := metric_info(metric)) is not None and info.timing:
+            entry["device"] = s.device[0] if len(s.device) == 1 else s.device
+        used.update(s.protocol)
+        metrics[f"{ds}/{fam}/{sampler}/{metric}"] = entry
+    return {"format": FORMAT, "suite": side.suite, "profile": side.profile, "modality": side.modality,
+            "source": source, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_sha": side.git_sha,
+            "versions": side.versions, "device": side.device,
+            "cells": {f"{ds}/{fam}": c for (ds, fam), c in sorted(side.cells.items())},
+            "protocols": {k: v for k, v in side.protocols.items() if k in used}, "metrics": metrics}
+
+
+def write(side: Side, path: Path, source: str) -> Path:
+    """Write ``side`` as a baseline to ``path`` atomically: indented JSON with one line per metric."""
+    data = to_dict(side, source)
+    metrics = data.pop("metrics")
+    head = json.dumps(data, indent=1, sort_keys=False)[:-2]  # drop the closing "\n}"
+    lines = [f" {json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in metrics.items()]
+    text = head + ',\n "metrics": {\n' + ",\n".join(lines) + "\n }\n}\n"
+    json.loads(text)  # the hand-joined text must stay valid JSON
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def load(path: str | Path) -> Side:
+    """Read a baseline file as a :class:`~bench.aggregate.Side`.
+
+    Raises:
+        BaselineError: the file is missing, not JSON, of another format, or lacks a key (named).
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BaselineError(f"{path}: no such baseline file") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise BaselineError(f"{path}: not a readable baseline ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise BaselineError(f"{path}: format {data.get('format') if isinstance(data, dict) else None!r} "
+                            f"is not {FORMAT!r}")
+    try:
+        side = Side(label=str(path), suite=data["suite"], profile=data["profile"], modality=data.get("modality"),
+                    protocols=data["protocols"], git_sha=data.get("git_sha"), versions=data.get("versions") or {},
+                    device=data.get("device") or {})
+        for key, c in data["cells"].items():
+            ds, fam = key.split("/")
+            side.cells[ds, fam] = {"seeds": c["seeds"], "failed": {int(k): v for k, v in c["failed"].items()}}
+        for key, m in data["metrics"].items():
+            ds, fam, sampler, metric = key.split("/")
+            listed = lambda v: [] if v is None else ([v] if isinstance(v, str) else list(v))
+            side.stats[ds, fam, sampler, metric] = Stat(mean=m["mean"], std=m["std"], n=m["n"], se=m["se"],
+                                                        values=m["values"], protocol=listed(m["protocol"]),
+                                                        device=listed(m.get("device")))
+    except (KeyError, TypeError, ValueError) as e:
+        raise BaselineError(f"{path}: malformed baseline ({type(e).__name__}: {e})") from None
+    return side
+
+
+# --------------------------------------------------------------------------- command line
+def main(argv: list[str] | None = None) -> int:
+    """``python run_bench.py baseline RUN``: store RUN's seed statistics as its suite+profile baseline.
+
+    Exit codes: 0 written; 2 bad input (no such run, a failed or unevaluated cell).
+    """
+    from bench.compare import InputError, load_run
+
+    p = argparse.ArgumentParser(prog="run_bench.py baseline", description=main.__doc__.splitlines()[0])
+    p.add_argument("run", help="a run folder, results/<suite>/<run_id>")
+    p.add_argument("--dir", default=str(DEFAULT_DIR), help="baselines folder (default: results/baselines)")
+    p.add_argument("--allow-failed", action="store_true", help="store a run with failed cells (listed in the file)")
+    args = p.parse_args(argv)
+    try:
+        side = load_run(args.run)
+        failed = [f"{ds}/{fam}/s{seed}" for (ds, fam), c in side.cells.items() for seed in c["failed"]]
+        if failed and not args.allow_failed:
+            raise InputError(f"{args.run}: failed or unevaluated cells {', '.join(failed)}; a baseline needs a clean "
+                             "run (or --allow-failed)")
+    except InputError as e:
+        print(f"run_bench.py baseline: error: {e}", file=sys.stderr)
+        return 2
+    path = write(side, path_for(args.dir, side.suite, side.profile), source=str(args.run))
+    print(f"baseline: {len(side.stats)} metrics of {len(side.cells)} cells "
+          f"({', '.join(sorted({str(s.n) for s in side.stats.values()}))} seeds) -> {path} "
+          f"({path.stat().st_size / 1024:.0f} kB)")
+    return 0

@@ -1,0 +1,570 @@
+"""Compare two runs, or a run and a baseline: did any metric get worse, and is the difference real?
+
+    python run_bench.py compare results/toy2d/before results/toy2d/after
+    python run_bench.py compare --baseline results/toy2d/after     # against results/baselines/<suite>-<profile>.json
+
+Metrics are aligned by (dataset, family, sampler, metric). Each metric's direction,
+unit, standard error and whether it is a timing come from its declaration in
+:mod:`bench.schema`; metrics without a direction (facts such as NFE) are not
+compared. The verdict per metric is *regressed*, *improved*, *unchanged* or *not
+comparable*, and the output names the rule that decided it:
+
+* **not comparable** when the metric is missing on one side, when its protocol
+  differs (:func:`bench.protocol.record_fingerprint`: sample count, reference set,
+  extractor, bound and quadrature settings, split sizes; the differing keys are
+  named), or, for a timing, when device type, device name or torch version differ.
+* **≥ 2 seeds on each side**: Welch's t-test (``scipy.stats.ttest_ind_from_stats``,
+  unequal variances), one-sided in each direction.
+* **one seed on a side**: the metric's own standard error where both sides have one
+  (NLL, KL, bounds, KID's subset std), a z-test on √(SE_A² + SE_B²); else the seed
+  spread of the side that has ≥ 2 seeds (usually the baseline), a t-test of a new
+  observation, t = Δ / (s √(1/n_A + 1/n_B)) with n − 1 degrees of freedom; else the
+  relative tolerance :data:`TOLERANCE_REL` (no test). One seed cannot tell training
+  noise from a change; the own SE covers only evaluation noise.
+* Identical values on both sides are *unchanged* (p = 1).
+* **Multiple comparisons**: the one-sided p-values of the gated metrics are
+  adjusted by Holm–Bonferroni, so that the chance of any false regression in a
+  comparison is at most :data:`ALPHA` (family-wise); improvements are adjusted the
+  same way, separately.
+* **Minimum effect**: a significant change counts only when it is at least
+  max(:data:`MIN_EFFECT_REL` × |mean of A|, :data:`MIN_EFFECT_ABS` of the unit), so a
+  significant but negligible change is *unchanged*.
+* **Timings** are compared as ratios B/A (the tests run on log values, the spread by
+  the delta method, s/mean) with a minimum effect of :data:`TIMING_MIN_RATIO`, and
+  only on the same device; they are reported but not gated unless ``--gate-timings``.
+
+A cell present on one side only is listed as missing. A cell that failed in B but
+not in A is a regression. Exit codes: 0 no regression; 1 at least one regression
+(each named on one line); 2 bad input (missing run, unknown baseline, incompatible suites).
+Output: a terminal table (worst first), ``compare.md`` and ``compare.html``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import protocol, schema
+from bench.aggregate import Key, Side, Stat, side_from_records
+
+ALPHA = 0.05  # family-wise level of the gate (Holm-Bonferroni over the gated metrics)
+MIN_EFFECT_REL = 0.05  # a change smaller than 5% of A's mean is negligible...
+MIN_EFFECT_ABS = {"nats": 0.01, "bits/dim": 0.001, "fraction": 0.01, "modes": 1.0}  # ...or than this, per unit
+TOLERANCE_REL = 0.10  # one seed, no standard error, no seed spread: a 10% change toward worse regresses
+TIMING_MIN_RATIO = 1.10  # timings: a ratio below 1.10 either way is negligible (asv's default factor)
+IDENTICAL_REL = 1e-6  # values equal to this relative precision (a baseline stores 7 digits) are identical
+
+REGRESSED, IMPROVED, UNCHANGED, NOT_COMPARABLE = "regressed", "improved", "unchanged", "not comparable"
+_ORDER = {REGRESSED: 0, NOT_COMPARABLE: 1, IMPROVED: 2, UNCHANGED: 3}
+
+
+class InputError(ValueError):
+    """Bad input to compare or baseline (exit 2): the message names the path or the mismatch."""
+
+
+@dataclass
+class Row:
+    """The verdict on one (dataset, family, sampler, metric).
+
+    Attributes:
+        key: (dataset, family, sampler, metric); sampler ``""`` for cell-level metrics.
+        info: the metric's declaration (unit, direction, timing, SE column).
+        a, b: the two sides' statistics (``None`` where missing).
+        verdict: regressed, improved, unchanged or not comparable.
+        rule: the rule that decided (e.g. ``"Welch t"``), or why it is not comparable.
+        worse: the change toward worse: B − A (or A − B when higher is better), in the
+            metric's unit; for timings the log of the ratio toward worse.
+        min_effect: the smallest change toward either side that counts (same scale as ``worse``).
+        p_worse, p_better: one-sided p-values, before adjustment.
+        p_adj: the Holm-adjusted p-value of the direction the change went.
+        gated: whether a regression of this metric fails the comparison.
+    """
+
+    key: Key
+    info: schema.MetricInfo
+    a: Stat | None
+    b: Stat | None
+    verdict: str = UNCHANGED
+    rule: str = ""
+    worse: float | None = None
+    min_effect: float | None = None
+    p_worse: float | None = None
+    p_better: float | None = None
+    p_adj: float | None = None
+    gated: bool = False
+
+    @property
+    def ratio(self) -> float | None:
+        """B's mean / A's mean, or ``None``."""
+        if self.a is None or self.b is None or self.a.mean == 0:
+            return None
+        return self.b.mean / self.a.mean
+
+    def name(self) -> str:
+        ds, fam, sampler, metric = self.key
+        return f"{ds}/{fam}{'/' + sampler if sampler else ''} {metric}"
+
+
+@dataclass
+class Comparison:
+    """Everything a comparison found: per-metric rows (worst first) and the cells on one side only."""
+
+    a: Side
+    b: Side
+    rows: list[Row]
+    only_a: list[str] = field(default_factory=list)
+    only_b: list[str] = field(default_factory=list)
+    failed_b: list[str] = field(default_factory=list)
+    failed_a: list[str] = field(default_factory=list)
+    alpha: float = ALPHA
+    gate_timings: bool = False
+
+    @property
+    def regressions(self) -> list[Row]:
+        return [r for r in self.rows if r.verdict == REGRESSED and r.gated]
+
+    @property
+    def failed(self) -> bool:
+        """At least one gated regression, or a cell that failed in B and not in A."""
+        return bool(self.regressions or self.failed_b)
+
+    def tested(self, timing: bool) -> list[Row]:
+        return [r for r in self.rows if r.info.timing == timing and r.verdict != NOT_COMPARABLE]
+
+
+# --------------------------------------------------------------------------- loading
+def load_run(path: str | Path) -> Side:
+    """A run folder (``results/<suite>/<run_id>``) reduced to seed statistics.
+
+    Raises:
+        InputError: not a folder, no cell record in it, or an unreadable record.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"{path}: no such run folder")
+    info = {}
+    if (path / "run.json").exists():
+        try:
+            info = json.loads((path / "run.json").read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path / 'run.json'}: not valid JSON ({e})") from None
+    records = []
+    for p in sorted(path.glob("*/record.json")):
+        try:
+            records.append(schema.record_from_dict(json.loads(p.read_text()), f"{p}: "))
+        except (json.JSONDecodeError, schema.SchemaError) as e:
+            raise InputError(f"{p}: unreadable record ({e})") from None
+    if not records:
+        raise InputError(f"{path}: not a run folder (no <cell>/record.json under it)")
+    profile = info.get("profile", records[0].config.profile)
+    return side_from_records(records, str(path), profile)
+
+
+def load_side(path: str | Path) -> Side:
+    """A run folder or a baseline file (``*.json``), as a :class:`~bench.aggregate.Side`.
+
+    Raises:
+        InputError: neither a readable run folder nor a readable baseline.
+    """
+    from bench import baselines
+
+    path = Path(path)
+    if path.suffix == ".json" and not path.is_dir():
+        try:
+            return baselines.load(path)
+        except baselines.BaselineError as e:
+            raise InputError(str(e)) from None
+    return load_run(path)
+
+
+# --------------------------------------------------------------------------- statistics
+def _sign(info: schema.MetricInfo) -> float:
+    """+1 when higher values are worse (lower is better), -1 when lower values are worse."""
+    return 1.0 if info.better == "lower" else -1.0
+
+
+def _log_scale(s: Stat) -> Stat:
+    """A positive timing on the log scale: mean -> log(mean), spread and SE -> s / mean (delta method)."""
+    rel = lambda x: None if x is None else x / s.mean
+    return Stat(mean=math.log(s.mean), std=rel(s.std), n=s.n, se=rel(s.se),
+                values=[math.log(v) for v in s.values if v > 0], protocol=s.protocol, device=s.device)
+
+
+def _identical(a: Stat, b: Stat) -> bool:
+    close = lambda x, y: abs(x - y) <= IDENTICAL_REL * max(abs(x), abs(y), 1e-300)
+    if a.values and b.values and len(a.values) == len(b.values):
+        return all(close(x, y) for x, y in zip(a.values, b.values))
+    return a.n == b.n and close(a.mean, b.mean) and close(a.std or 0.0, b.std or 0.0)
+
+
+def _one_sided(stat: float, dist) -> tuple[float, float]:
+    """(p that the change is toward worse, p toward better) for a statistic signed toward worse."""
+    return float(dist.sf(stat)), float(dist.cdf(stat))
+
+
+def _zero_spread(d: float) -> tuple[float, float]:
+    return (0.0, 1.0) if d > 0 else (1.0, 0.0) if d < 0 else (1.0, 1.0)
+
+
+def test(a: Stat, b: Stat, sign: float) -> tuple[str, float | None, float | None]:
+    """The test of the module docstring's rules for two sides of one metric.
+
+    Args:
+        a, b: the statistics of A (reference) and B (new), on the scale to test.
+        sign: +1 when an increase is worse, -1 when a decrease is worse.
+
+    Returns:
+        (rule, p_worse, p_better): the rule's name and the one-sided p-values that B is
+        worse / better than A; both ``None`` for the tolerance rule.
+    """
+    from scipy import stats
+
+    d = sign * (b.mean - a.mean)  # > 0: B is worse
+    if a.n >= 2 and b.n >= 2:
+        if (a.std or 0.0) == 0 and (b.std or 0.0) == 0:
+            return "Welch t (no spread on either side)", *_zero_spread(d)
+        worse = "greater" if sign > 0 else "less"
+        better = "less" if sign > 0 else "greater"
+        p_w = stats.ttest_ind_from_stats(b.mean, b.std, b.n, a.mean, a.std, a.n, equal_var=False, alternative=worse)
+        p_b = stats.ttest_ind_from_stats(b.mean, b.std, b.n, a.mean, a.std, a.n, equal_var=False, alternative=better)
+        return "Welch t", float(p_w.pvalue), float(p_b.pvalue)
+    if a.se is not None and b.se is not None and (a.se > 0 or b.se > 0):
+        return "own SE (z)", *_one_sided(d / math.hypot(a.se, b.se), stats.norm)
+    ref = a if a.n >= 2 else b if b.n >= 2 else None
+    if ref is not None:
+        label = "A" if ref is a else "B"
+        if not ref.std:
+            return f"seed spread of {label} (zero)", *_zero_spread(d)
+        t = d / (ref.std * math.sqrt(1 / a.n + 1 / b.n))
+        return f"seed spread of {label} (t, {ref.n - 1} df)", *_one_sided(t, stats.t(ref.n - 1))
+    return f"tolerance {TOLERANCE_REL:.0%}", None, None
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (Holm 1979), in the input order.
+
+    p_adj of the i-th smallest = max over j ≤ i of min(1, (m − j + 1) p_(j)); rejecting
+    where p_adj ≤ α keeps the family-wise error rate at α for any dependence.
+
+    >>> holm([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    out, running = [0.0] * m, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
+# --------------------------------------------------------------------------- comparing
+def _min_effect(info: schema.MetricInfo, a: Stat) -> float:
+    if info.timing:
+        return math.log(TIMING_MIN_RATIO)
+    return max(MIN_EFFECT_REL * abs(a.mean), MIN_EFFECT_ABS.get(info.unit, 0.0))
+
+
+def _not_comparable(row: Row, a_side: Side, b_side: Side) -> str | None:
+    """Why ``row`` cannot be compared, or ``None``."""
+    a, b = row.a, row.b
+    if a is None or b is None:
+        return f"missing in {'A' if a is None else 'B'}"
+    for label, s in (("A", a), ("B", b)):
+        if len(s.protocol) > 1:
+            return f"protocol varies across the seeds of {label}"
+    if a.protocol != b.protocol:
+        fa, fb = a_side.protocols.get(a.protocol[0] if a.protocol else ""), b_side.protocols.get(
+            b.protocol[0] if b.protocol else "")
+        if fa is None or fb is None:
+            return "protocol unknown on one side"
+        diff = protocol.diff(fa, fb)
+        if diff:
+            return "protocol differs: " + "; ".join(diff)
+    if row.info.timing:
+        if len(set(a.device) | set(b.device)) > 1:
+            return f"device differs: {' / '.join(sorted(set(a.device)))} vs {' / '.join(sorted(set(b.device)))}"
+        if a.mean <= 0 or b.mean <= 0:
+            return "not positive"
+    return None
+
+
+def compare(a_side: Side, b_side: Side, alpha: float = ALPHA, gate_timings: bool = False) -> Comparison:
+    """Compare B (new) against A (reference) metric by metric (rules in the module docstring).
+
+    Raises:
+        InputError: the sides come from different suites or modalities.
+    """
+    if a_side.suite != b_side.suite or a_side.modality != b_side.modality:
+        raise InputError(f"incompatible suites: A ({a_side.label}) is {a_side.suite!r} ({a_side.modality}), "
+                         f"B ({b_side.label}) is {b_side.suite!r} ({b_side.modality})")
+    cmp = Comparison(a_side, b_side, [], alpha=alpha, gate_timings=gate_timings)
+    cells_a, cells_b = set(a_side.cells), set(b_side.cells)
+    cmp.only_a = [f"{ds}/{fam}" for ds, fam in sorted(cells_a - cells_b)]
+    cmp.only_b = [f"{ds}/{fam}" for ds, fam in sorted(cells_b - cells_a)]
+    for cell in sorted(cells_a & cells_b):
+        fa, fb = a_side.cells[cell]["failed"], b_side.cells[cell]["failed"]
+        cmp.failed_b += [f"{cell[0]}/{cell[1]} seed {s}: {why}" for s, why in sorted(fb.items()) if s not in fa]
+        cmp.failed_a += [f"{cell[0]}/{cell[1]} seed {s}: {why}" for s, why in sorted(fa.items())]
+    shared = cells_a & cells_b
+    keys = sorted(k for k in set(a_side.stats) | set(b_side.stats) if k[:2] in shared)
+    for key in keys:
+        info = schema.metric_info(key[3])
+        if info is None or info.better is None:
+            continue
+        row = Row(key, info, a_side.stats.get(key), b_side.stats.get(key),
+                  gated=not info.timing or gate_timings)
+        why = _not_comparable(row, a_side, b_side)
+        if why is not None:
+            row.verdict, row.rule, row.gated = NOT_COMPARABLE, why, False
+        else:
+            a, b = (_log_scale(row.a), _log_scale(row.b)) if info.timing else (row.a, row.b)
+            sign = _sign(info)
+            row.worse, row.min_effect = sign * (b.mean - a.mean), _min_effect(info, row.a)
+            if _identical(row.a, row.b):
+                row.rule, row.p_worse, row.p_better = "identical values", 1.0, 1.0
+            else:
+                row.rule, row.p_worse, row.p_better = test(a, b, sign)
+        cmp.rows.append(row)
+    _decide(cmp, alpha)
+    cmp.rows.sort(key=_worst_first)
+    return cmp
+
+
+def _decide(cmp: Comparison, alpha: float) -> None:
+    """Holm-adjust each family (quality; timings) per direction and set the verdicts."""
+    for timing in (False, True):
+        rows = [r for r in cmp.tested(timing) if r.p_worse is not None]
+        adj_w = holm([r.p_worse for r in rows])
+        adj_b = holm([r.p_better for r in rows])
+        for r, pw, pb in zip(rows, adj_w, adj_b):
+            if pw <= alpha and r.worse >= r.min_effect:
+                r.verdict, r.p_adj = REGRESSED, pw
+            elif pb <= alpha and -r.worse >= r.min_effect:
+                r.verdict, r.p_adj = IMPROVED, pb
+            else:
+                r.verdict, r.p_adj = UNCHANGED, min(pw, pb)
+        for r in cmp.tested(timing):
+            if r.p_worse is None:  # the tolerance rule
+                tol = max(TOLERANCE_REL * abs(r.a.mean), r.min_effect)
+                r.verdict = REGRESSED if r.worse >= tol else IMPROVED if -r.worse >= tol else UNCHANGED
+
+
+def _worst_first(r: Row) -> tuple:
+    rel = (r.worse or 0.0) / max(abs(r.a.mean), 1e-12) if r.a is not None and not r.info.timing else (r.worse or 0.0)
+    return (_ORDER[r.verdict], r.info.timing, -rel if r.verdict != IMPROVED else rel, r.key)
+
+
+# --------------------------------------------------------------------------- output
+def _fmt_stat(s: Stat | None) -> str:
+    from bench.report.fmt import fmt
+
+    if s is None:
+        return "–"
+    return f"{fmt(s.mean, 4)} ± {fmt(s.std, 2)} (n={s.n})" if s.std is not None else f"{fmt(s.mean, 4)} (n=1)"
+
+
+def _fmt_change(r: Row) -> str:
+    from bench.report.fmt import fmt
+
+    if r.a is None or r.b is None:
+        return "–"
+    if r.info.timing:
+        return f"×{fmt(r.ratio, 3)}" if r.ratio is not None else "–"
+    d = r.b.mean - r.a.mean
+    rel = f" ({d / abs(r.a.mean):+.1%})" if r.a.mean else ""
+    return f"{'+' if d >= 0 else ''}{fmt(d, 3)}{rel}"
+
+
+def table_rows(rows: list[Row]) -> list[dict[str, str]]:
+    """Rows of the comparison table (formatted strings), in the given order."""
+    from bench.report.fmt import fmt
+
+    out = []
+    for r in rows:
+        ds, fam, sampler, metric = r.key
+        p = fmt(r.p_adj, 2) if r.p_adj is not None else "–"
+        out.append({"verdict": r.verdict, "dataset": ds, "family": fam, "sampler": sampler or "–", "metric": metric,
+                    "unit": r.info.unit or "–", "better": r.info.better or "–", "A": _fmt_stat(r.a),
+                    "B": _fmt_stat(r.b), "change": _fmt_change(r), "p (Holm)": p, "rule": r.rule,
+                    "gated": "yes" if r.gated else "no"})
+    return out
+
+
+def regression_lines(cmp: Comparison) -> list[str]:
+    """One line per regression (and per cell that failed in B), for the terminal and CI logs."""
+    from bench.report.fmt import fmt
+
+    lines = [f"REGRESSION {cell}: failed in B" for cell in cmp.failed_b]
+    for r in cmp.regressions:
+        unit = f" {r.info.unit}" if r.info.unit and not r.info.timing else ""
+        p = f", Holm-adjusted p = {fmt(r.p_adj, 2)}" if r.p_adj is not None else ""
+        lines.append(f"REGRESSION {r.name()}: {fmt(r.a.mean, 4)} -> {fmt(r.b.mean, 4)}{unit} "
+                     f"({_fmt_change(r)}; {r.rule}{p}; better is {r.info.better})")
+    return lines
+
+
+def rules_text(cmp: Comparison) -> list[str]:
+    """The rules this comparison applied, with its numbers, one sentence each."""
+    m_q, m_t = (len([r for r in cmp.tested(t) if r.p_worse is not None]) for t in (False, True))
+    abs_floor = ", ".join(f"{v:g} {k}" for k, v in MIN_EFFECT_ABS.items())
+    return [
+        f"Regression family: {m_q} quality metrics with a test; one-sided p-values adjusted by Holm–Bonferroni, "
+        f"family-wise level α = {cmp.alpha:g} (improvements adjusted separately).",
+        "Test: Welch's t with ≥ 2 seeds on each side; with one seed, the metrics' own standard errors (z), else "
+        f"the other side's seed spread (t), else a {TOLERANCE_REL:.0%} tolerance.",
+        f"Minimum effect: max({MIN_EFFECT_REL:.0%} of A's mean, {abs_floor}); smaller changes are unchanged.",
+        f"Timings ({m_t} tested): ratios B/A on the same device type, name and torch version, minimum ratio "
+        f"{TIMING_MIN_RATIO:g}; " + ("gated." if cmp.gate_timings else "reported, not gated (--gate-timings gates "
+                                                                       "them)."),
+    ]
+
+
+def _side_text(label: str, s: Side) -> str:
+    seeds = sorted({st.n for st in s.stats.values()})
+    return (f"**{label}**: `{s.label}`: suite `{s.suite}`, profile {s.profile or 'default'}, git `{s.git_sha}`, "
+            f"torch {s.versions.get('torch')}, {s.device.get('name')}, seeds per cell: "
+            f"{', '.join(map(str, seeds)) or '–'}")
+
+
+def summary_counts(cmp: Comparison) -> list[dict[str, str]]:
+    """Counts of verdicts, quality and timings apart."""
+    out = []
+    for timing, name in ((False, "quality"), (True, "timings")):
+        rows = [r for r in cmp.rows if r.info.timing == timing]
+        out.append({"metrics": name, "compared": str(len(rows)),
+                    **{v: str(sum(r.verdict == v for r in rows)) for v in (REGRESSED, IMPROVED, UNCHANGED,
+                                                                            NOT_COMPARABLE)},
+                    "gated": "yes" if (not timing or cmp.gate_timings) else "no"})
+    return out
+
+
+def to_document(cmp: Comparison, figure: str | None = None):
+    """The comparison as a :class:`bench.report.document.Document` (for ``compare.md`` and ``compare.html``)."""
+    from bench.report.document import Bullets, Document, Figure, Heading, Paragraph, Table
+
+    verdict = (f"**{len(cmp.regressions) + len(cmp.failed_b)} regression(s)**" if cmp.failed
+               else "**no regression**")
+    doc = Document(f"genbench compare: suite `{cmp.a.suite}`")
+    doc.add(Bullets([_side_text("A (reference)", cmp.a), _side_text("B (new)", cmp.b)]),
+            Paragraph(f"Verdict: {verdict} at family-wise α = {cmp.alpha:g}."), Table(summary_counts(cmp)),
+            Heading("Rules"), Bullets(rules_text(cmp)))
+    if cmp.failed:
+        doc.add(Heading("Regressions"), Bullets(regression_lines(cmp)))
+    cells = ([f"only in A: {c}" for c in cmp.only_a] + [f"only in B: {c}" for c in cmp.only_b]
+             + [f"failed in B: {c}" for c in cmp.failed_b] + [f"failed in A: {c}" for c in cmp.failed_a])
+    if cells:
+        doc.add(Heading("Missing and failed cells"), Bullets(cells))
+    if figure:
+        doc.add(Heading("Every tested quality metric"),
+                Paragraph("Change toward worse (relative to A's mean) against the Holm-adjusted evidence; "
+                          "a regression needs both."), Figure(figure, "change vs adjusted p"))
+    for timing, title in ((False, "Quality metrics (worst first)"), (True, "Timings (worst first)")):
+        rows = [r for r in cmp.rows if r.info.timing == timing]
+        if rows:
+            doc.add(Heading(title), Table(table_rows(rows)))
+    return doc
+
+
+def volcano(cmp: Comparison, path: Path) -> Path | None:
+    """Scatter of each tested quality metric: relative change toward worse vs −log10 of the adjusted p."""
+    from bench.report.plotting import plt, save
+
+    rows = [r for r in cmp.tested(False) if r.p_adj is not None and r.a is not None and r.a.mean != 0]
+    if not rows:
+        return None
+    colours = {REGRESSED: "tab:red", IMPROVED: "tab:green", UNCHANGED: "0.6"}
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for v, c in colours.items():
+        pts = [(100 * r.worse / abs(r.a.mean), -math.log10(max(r.p_adj, 1e-16))) for r in rows if r.verdict == v]
+        if pts:
+            ax.scatter(*zip(*pts), s=14, color=c, label=f"{v} ({len(pts)})", alpha=0.8)
+    ax.axhline(-math.log10(cmp.alpha), color="k", lw=0.8, ls="--", label=f"α = {cmp.alpha:g} (Holm)")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlabel("change toward worse, % of A's mean")
+    ax.set_ylabel("−log10 p (Holm-adjusted)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def terminal_table(rows: list[dict[str, str]], columns: list[str]) -> str:
+    """Fixed-width text table of the given columns."""
+    if not rows:
+        return ""
+    width = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(width[c]) for c in columns)]
+    lines += ["  ".join(r[c].ljust(width[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- command line
+def main(argv: list[str] | None = None) -> int:
+    """``python run_bench.py compare A B`` or ``compare --baseline RUN``: exit 0 no regression, 1 a regression,
+    2 bad input."""
+    from bench import baselines
+    from bench.report.document import to_html, to_markdown, write_text
+
+    p = argparse.ArgumentParser(prog="run_bench.py compare", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="exit codes: 0 no regression, 1 a regression, 2 bad input")
+    p.add_argument("sides", nargs="*", metavar="RUN", help="A (reference) and B (new): run folders or baseline files")
+    p.add_argument("--baseline", metavar="RUN", help="compare RUN against its suite+profile baseline")
+    p.add_argument("--baselines", default=str(baselines.DEFAULT_DIR), help="baselines folder (default: "
+                                                                           "results/baselines)")
+    p.add_argument("--alpha", type=float, default=ALPHA, help=f"family-wise level (default {ALPHA})")
+    p.add_argument("--gate-timings", action="store_true", help="timings regressions fail too (same device only)")
+    p.add_argument("--all", action="store_true", help="print every metric, not only the changed ones")
+    p.add_argument("--out", help="folder for compare.md / compare.html (default: B's run folder)")
+    args = p.parse_args(argv)
+    try:
+        if args.baseline is not None:
+            if args.sides:
+                raise InputError("give either two runs or --baseline RUN, not both")
+            b = load_run(args.baseline)
+            path = baselines.path_for(args.baselines, b.suite, b.profile)
+            if not path.exists():
+                raise InputError(f"no baseline for suite {b.suite!r}, profile {b.profile or 'default'!r}: {path} "
+                                 "does not exist (write one with: python run_bench.py baseline RUN)")
+            a = load_side(path)
+            out = Path(args.out or args.baseline)
+        elif len(args.sides) == 2:
+            a, b = (load_side(s) for s in args.sides)
+            out = Path(args.out) if args.out else next((Path(s) for s in args.sides[::-1] if Path(s).is_dir()),
+                                                       Path("."))
+        else:
+            raise InputError("expected two runs (A B) or --baseline RUN")
+        if not 0 < args.alpha < 1:
+            raise InputError(f"--alpha must be in (0, 1), got {args.alpha}")
+        cmp = compare(a, b, args.alpha, args.gate_timings)
+    except InputError as e:
+        print(f"run_bench.py compare: error: {e}", file=sys.stderr)
+        return 2
+    print(f"A: {a.label} (git {a.git_sha})\nB: {b.label} (git {b.git_sha})")
+    for line in rules_text(cmp):
+        print("  " + line)
+    shown = cmp.rows if args.all else [r for r in cmp.rows if r.verdict != UNCHANGED]
+    cols = ["verdict", "dataset", "family", "sampler", "metric", "A", "B", "change", "p (Holm)", "rule"]
+    if shown:
+        print(terminal_table(table_rows(shown), cols))
+    for c in summary_counts(cmp):
+        gated = "gated" if c["gated"] == "yes" else "not gated"
+        print(f"{c['metrics']}: {c['compared']} compared, {c[REGRESSED]} regressed, {c[IMPROVED]} improved, "
+              f"{c[UNCHANGED]} unchanged, {c[NOT_COMPARABLE]} not comparable ({gated})")
+    for cell in cmp.only_a + cmp.only_b:
+        print(f"missing: {cell} only in {'A' if cell in cmp.only_a else 'B'}")
+    out.mkdir(parents=True, exist_ok=True)
+    fig = volcano(cmp, out / "compare_volcano.png")
+    doc = to_document(cmp, fig.name if fig else None)
+    md = write_text(out / "compare.md", to_markdown(doc))
+    html = write_text(out / "compare.html", to_html(doc, out))
+    print(f"wrote {md} and {html}")
+    for line in regression_lines(cmp):
+        print(line)
+    print("compare: " + (f"{len(cmp.regressions) + len(cmp.failed_b)} regression(s)" if cmp.failed
+                         else "no regression"))
+    return 1 if cmp.failed else 0
