@@ -143,7 +143,7 @@ def seed_stats(records: list[CellRecord]):
     cols = KEYS + ["n", "mean", "std", "min", "max", "se", "seeds", "unit", "better", "timing"]
     if long.empty:
         return pd.DataFrame(columns=cols)
-    g = long.sort_values("seed").groupby(KEYS, sort=False)
+    g = long.sort_values("seed", kind="stable").groupby(KEYS, sort=False)
     out = g["value"].agg(n="count", mean="mean", std="std", min="min", max="max")
     out["se"] = g["se"].agg(lambda s: np.sqrt((s**2).sum()) / len(s) if s.notna().all() else np.nan)
     out["seeds"] = g["seed"].agg(lambda s: " ".join(str(int(x)) for x in s))
@@ -186,7 +186,7 @@ def side_from_records(records: list[CellRecord], label: str, profile: str | None
     if long.empty:
         return side
     long = long[[bool((i := schema.metric_info(m)) and i.better) for m in long["metric"]]]
-    for key, g in long.sort_values("seed").groupby(KEYS, sort=False):
+    for key, g in long.sort_values("seed", kind="stable").groupby(KEYS, sort=False):
         values = [float(v) for v in g["value"]]
         n = len(values)
         se = g["se"]

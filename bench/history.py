@@ -28,9 +28,11 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.aggregate import CELL, Stat, long_frame
-from bench.results import RunDir
+if TYPE_CHECKING:  # the appending path imports no torch (concurrent appends start fast)
+    from bench.aggregate import Stat
+    from bench.results import RunDir
 
 STEP_ALPHA = 0.01
 BUSY_TIMEOUT_S = 60.0
@@ -107,6 +109,8 @@ def append_run(run: RunDir, db: str | Path | None = None) -> int:
     """
     import json
 
+    from bench.aggregate import long_frame
+
     records = run.records()
     info = json.loads((run.path / "run.json").read_text()) if (run.path / "run.json").exists() else {}
     long = long_frame(records)
@@ -151,6 +155,8 @@ def series(db: str | Path, suite: str, metric: str, *, family: str | None = None
         FileNotFoundError: no database at ``db``.
     """
     import pandas as pd
+
+    from bench.aggregate import Stat
 
     if not Path(db).is_file():
         raise FileNotFoundError(f"{db}: no history database (runs append to it when they finish)")
@@ -251,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metric", required=True, help="a metric column, e.g. kl_nats, fid_test, precision")
     p.add_argument("--family")
     p.add_argument("--dataset")
-    p.add_argument("--sampler", help=f"a sampler; {CELL!r} selects cell-level metrics")
+    p.add_argument("--sampler", help="a sampler; '' selects cell-level metrics (NLL, KL, training)")
     p.add_argument("--profile")
     p.add_argument("--results", default=str(Path(__file__).resolve().parent.parent / "results"),
                    help="results root holding history.sqlite (default: ./results)")

@@ -62,6 +62,17 @@ def _taxonomy(by_ds: dict[str, list[CellRecord]]) -> list:
     return blocks
 
 
+def _across_seeds(recs: list[CellRecord], dataset: str, modality: str | None) -> list:
+    """The dataset's headline metrics as mean ± std over seeds, when some cell ran more than one seed."""
+    from bench.aggregate import seed_stats
+
+    if modality is None or len({r.seed for r in recs}) < 2:
+        return []
+    return [Paragraph(f"**Across seeds** (`{dataset}`): mean ± sample std (ddof = 1) over the seeds of each cell; "
+                      "every metric's mean, std and n is in `seeds.csv`."),
+            Table(tables.seed_rows(seed_stats(recs), dataset, modality))]
+
+
 def build_report(run: RunDir) -> Document:
     """The report of ``run`` as a :class:`~bench.report.document.Document`; draws the figures into
     ``<run>/figures/``."""
@@ -101,6 +112,7 @@ def build_report(run: RunDir) -> Document:
             rows = tables.metrics_rows(rs)
             ref = tables.reference_row(rs)
             doc.add(Table(rows + ([ref] if ref else [])))
+        doc.add(*_across_seeds(rs, ds, modality))
     if modality == "vector":
         paths = figures2d.samples_and_densities(run, by_ds, families, figures) + [
             figures2d.cost_vs_kl(by_ds, families, figures)]

@@ -243,3 +243,43 @@ def protocol_lines(recs: list[CellRecord]) -> list[str]:
 def fingerprint_text(rec: CellRecord) -> str:
     """The dataset fingerprint of a record, as inline code."""
     return f"Dataset fingerprint: `{json.dumps(rec.dataset_info.get('fingerprint'))}`"
+
+
+#: the across-seeds table's columns: header -> metric columns tried in order (the first present is shown)
+SEED_COLUMNS = {
+    "vector": {"NLL (nats)": ["test_nll_nats", "test_nll_bound_nats"], "KL (nats)": ["kl_nats", "kl_bound_nats"],
+               "MMD²": ["mmd2"], "precision": ["precision"], "recall": ["recall"],
+               "high-quality": ["high_quality_fraction"], "mode coverage": ["mode_coverage"],
+               "samples/s": ["sample_throughput_per_s"], "train (s)": ["train_seconds"]},
+    "image": {"bits/dim": ["test_bpd", "test_bpd_bound"], "FID": ["fid_test", "fid_train"],
+              "KID": ["kid_test_mean", "kid_train_mean"], "precision": ["precision"], "recall": ["recall"],
+              "density": ["density"], "coverage": ["coverage"], "samples/s": ["sample_throughput_per_s"],
+              "train (s)": ["train_seconds"]},
+}
+
+
+def seed_rows(stats, dataset: str, modality: str) -> list[dict[str, str]]:
+    """Per family and sampler of ``dataset``: n seeds and mean ± std (ddof = 1) of the headline metrics.
+
+    Args:
+        stats: :func:`bench.aggregate.seed_stats` of the run's records (a DataFrame).
+        dataset: the dataset whose rows to build.
+        modality: ``"vector"`` or ``"image"`` (which columns, :data:`SEED_COLUMNS`).
+    """
+    from bench.aggregate import CELL
+
+    s = stats[stats["dataset"] == dataset]
+    lookup = {(r.family, r.sampler, r.metric): r for r in s.itertuples()}
+    rows = []
+    for family, sampler in dict.fromkeys(zip(s["family"], s["sampler"])):
+        if sampler == CELL:
+            continue
+        n = int(s[(s["family"] == family) & (s["sampler"] == sampler)]["n"].max())
+        out = {"family": family, "sampler": sampler, "seeds": str(n)}
+        for header, candidates in SEED_COLUMNS[modality].items():
+            row = next((lookup[family, smp, c] for c in candidates for smp in (sampler, CELL)
+                        if (family, smp, c) in lookup), None)
+            out[header] = ("–" if row is None else f"{fmt(row.mean, 4)} ± {fmt(row.std, 2)}" if row.n > 1
+                           else fmt(row.mean, 4))
+        rows.append(out)
+    return rows

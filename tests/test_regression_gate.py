@@ -1,0 +1,154 @@
+"""The regression gate end to end on tiny runs: seeds aggregated, compare's exit codes and messages,
+baselines, and the history database under concurrent appends."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import run_bench
+from bench import baselines, compare, history
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE = """\
+name: tiny
+datasets: [8gaussians, 25gaussians]
+seeds: [0, 1, 2]
+data: {n_train: 2000, n_val: 200, n_test: 500}
+eval: {n_samples: 300, bound_n: 100, throughput_batch: 300, quadrature_grid: 64, density_grid: 16}
+families:
+  flow: {model: {transforms: 2, hidden: 16}, train: {steps: 100, batch_size: 256, lr: 5.0e-3}}
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Four runs of a 2-dataset, 3-seed flow suite: a; b, the same again; c, sabotaged (5 training
+    steps); d, one seed on one dataset with another n_samples."""
+    tmp = tmp_path_factory.mktemp("gate")
+    (tmp / "s.yaml").write_text(SUITE)
+    args = [str(tmp / "s.yaml"), "--results", str(tmp / "res"), "--no-progress", "--stage", "evaluate"]
+    for run_id, extra in (("a", []), ("b", []), ("c", ["--set", "families.flow.train.steps=5"]),
+                          ("d", ["--set", "eval.n_samples=200", "--set", "seeds=[0]", "--datasets", "8gaussians"])):
+        assert run_bench.main([*args, "--run-id", run_id, *extra]) == 0
+    return tmp / "res"
+
+
+def _compare(capsys, *argv) -> tuple[int, str]:
+    code = run_bench.main(["compare", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_seed_statistics_are_stored_with_the_run(runs):
+    stats = pd.read_csv(runs / "tiny" / "a" / "seeds.csv", keep_default_na=False)
+    row = stats[(stats.dataset == "8gaussians") & (stats.metric == "kl_nats")].iloc[0]
+    kl = [json.loads((runs / "tiny" / "a" / f"8gaussians__flow__s{s}" / "record.json").read_text())["density"]
+          ["kl_nats"] for s in range(3)]
+    assert row["n"] == 3 and row["seeds"] == "0 1 2" and row["better"] == "lower" and row["unit"] == "nats"
+    assert row["mean"] == pytest.approx(np.mean(kl), rel=1e-12) and row["std"] == pytest.approx(np.std(kl, ddof=1))
+
+
+def test_same_seeds_give_unchanged_everywhere(runs, capsys):
+    code, out = _compare(capsys, runs / "tiny" / "a", runs / "tiny" / "b")
+    assert code == 0 and "compare: no regression" in out
+    cmp = compare.compare(compare.load_run(runs / "tiny" / "a"), compare.load_run(runs / "tiny" / "b"))
+    quality = [r for r in cmp.rows if not r.info.timing]
+    assert len(quality) == 2 * 9  # per dataset: NLL, KL and 7 sample metrics
+    assert all(r.verdict == "unchanged" and r.rule == "identical values" for r in quality)
+    assert not any(r.gated for r in cmp.rows if r.info.timing)
+    assert (runs / "tiny" / "b" / "compare.md").exists() and (runs / "tiny" / "b" / "compare.html").exists()
+
+
+def test_a_sabotaged_flow_regresses_its_kl_on_each_dataset(runs, capsys):
+    code, out = _compare(capsys, runs / "tiny" / "a", runs / "tiny" / "c")
+    assert code == 1
+    lines = [line for line in out.splitlines() if line.startswith("REGRESSION")]
+    for ds in ("8gaussians", "25gaussians"):
+        assert any(line.startswith(f"REGRESSION {ds}/flow kl_nats: ") and "Welch t" in line for line in lines), out
+    md = (runs / "tiny" / "c" / "compare.md").read_text()
+    assert "regression(s)" in md and "| regressed | 8gaussians | flow | – | kl_nats |" in md
+
+
+def test_a_different_n_samples_is_refused_naming_the_key(runs, capsys):
+    code, out = _compare(capsys, runs / "tiny" / "a", runs / "tiny" / "d")
+    cmp = compare.compare(compare.load_run(runs / "tiny" / "a"), compare.load_run(runs / "tiny" / "d"))
+    refused = [r for r in cmp.rows if r.verdict == "not comparable"]
+    assert {r.key[3] for r in refused if not r.info.timing} == {"mmd2", "precision", "recall", "high_quality_fraction",
+                                                                "modes_covered", "mode_coverage", "nonfinite_fraction"}
+    assert all(r.rule == "protocol differs: eval.n_samples: 300 vs 200" for r in refused if not r.info.timing)
+    kl = [r for r in cmp.rows if r.key == ("8gaussians", "flow", "", "kl_nats")][0]
+    assert kl.verdict != "not comparable" and kl.rule.startswith("own SE")  # NLL does not depend on n_samples
+    assert cmp.only_a == ["25gaussians/flow"] and "missing: 25gaussians/flow only in A" in out
+    assert code in (0, 1)
+
+
+def test_bad_input_exits_2_before_writing(runs, tmp_path, capsys):
+    code, out = _compare(capsys, runs / "tiny" / "a", tmp_path / "nope")
+    assert code == 2 and f"{tmp_path / 'nope'}: no such run folder" in out
+    code, out = _compare(capsys, "--baseline", runs / "tiny" / "a", "--baselines", tmp_path)
+    assert code == 2 and "no baseline for suite 'tiny', profile 'default'" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_baseline_round_trip_and_gate(runs, tmp_path, capsys):
+    assert run_bench.main(["baseline", str(runs / "tiny" / "a"), "--dir", str(tmp_path)]) == 0
+    path = tmp_path / "tiny-default.json"
+    assert path.stat().st_size < 16_000  # small enough to commit
+    stored, run = baselines.load(path), compare.load_run(runs / "tiny" / "a")
+    assert stored.stats.keys() == run.stats.keys() and stored.protocols.keys() <= run.protocols.keys()
+    for key, s in run.stats.items():
+        b = stored.stats[key]
+        assert (b.n, b.protocol, b.values) == (s.n, s.protocol, pytest.approx(s.values, rel=1e-6))
+    assert _compare(capsys, "--baseline", runs / "tiny" / "b", "--baselines", tmp_path)[0] == 0
+    code, out = _compare(capsys, "--baseline", runs / "tiny" / "c", "--baselines", tmp_path)
+    assert code == 1 and "REGRESSION 8gaussians/flow kl_nats" in out
+
+
+def test_history_holds_every_seed_and_prints_the_metric(runs, tmp_path, capsys):
+    db = runs / "history.sqlite"
+    with sqlite3.connect(db) as con:
+        n = con.execute("SELECT COUNT(*) FROM metrics WHERE run_id = 'a' AND metric = 'kl_nats'").fetchone()[0]
+        runs_n = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    assert n == 6 and runs_n == 4  # 2 datasets x 3 seeds; runs a, b, c, d
+    code = run_bench.main(["history", "--suite", "tiny", "--metric", "kl_nats", "--results", str(runs),
+                           "--out", str(tmp_path / "h.png")])
+    out = capsys.readouterr().out
+    assert code == 0 and (tmp_path / "h.png").stat().st_size > 0
+    assert "8gaussians/flow:" in out and out.count("<- step up") >= 1  # c's 5-step flow steps up from b
+
+
+def test_concurrent_history_appends_lose_nothing(tmp_path):
+    db = tmp_path / "h.sqlite"
+    # two processes, each 30 runs of 200 rows, started together (each waits for the file "go")
+    code = ("import sys, time, pathlib; from bench import history\n"
+            "who, db, tmp = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])\n"
+            "(tmp / f'ready_{who}').touch()\n"
+            "while not (tmp / 'go').exists(): time.sleep(0.01)\n"
+            "for i in range(30):\n"
+            "    rows = [('s', f'{who}{i}', 'sha', 'd', 'f', '', k, 'm', float(k), 'cpu') for k in range(200)]\n"
+            "    history.append(db, {'suite': 's', 'run_id': f'{who}{i}'}, rows)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", code, who, str(db), str(tmp_path)], cwd=ROOT, env=env)
+             for who in ("x", "y")]
+    deadline = time.time() + 120
+    while not all((tmp_path / f"ready_{w}").exists() for w in "xy") and time.time() < deadline:
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 2 * 30 * 200
+        assert con.execute("SELECT COUNT(DISTINCT run_id) FROM runs").fetchone()[0] == 60
+    # appending a run again replaces its rows
+    history.append(db, {"suite": "s", "run_id": "x0"}, [("s", "x0", "sha", "d", "f", "", 0, "m", 1.0, "cpu")])
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM metrics WHERE run_id = 'x0'").fetchone()[0] == 1
