@@ -13,17 +13,25 @@ comparable*, and the output names the rule that decided it:
   differs (:func:`bench.protocol.record_fingerprint`: sample count, reference set,
   extractor, bound and quadrature settings, split sizes; the differing keys are
   named), or, for a timing, when device type, device name or torch version differ.
-* **≥ 2 seeds on each side**: Welch's t-test (``scipy.stats.ttest_ind_from_stats``,
-  unequal variances), one-sided in each direction.
+* **≥ 2 seeds on each side**: a two-sample t-test of the per-seed values
+  (``scipy.stats.ttest_ind_from_stats``), one-sided in each direction. By default
+  Student's t with the pooled variance: a gate's null hypothesis is "the change did
+  nothing", under which both sides are draws from one distribution, equal variances
+  included, so the pooled test is exact for normal data, with n_A + n_B − 2 degrees of
+  freedom. Welch's t (``--test welch``) drops that assumption and, with 3 seeds a side,
+  can fall to 2 degrees of freedom when one side is noisy, which is typical of a broken
+  model: its critical t at the Holm level of ~200 metrics is then about 45 instead of
+  about 10, and even a flow trained for 5 steps passes the gate (see the README).
 * **one seed on a side**: the metric's own standard error where both sides have one
   (NLL, KL, bounds, KID's subset std), a z-test on √(SE_A² + SE_B²); else the seed
   spread of the side that has ≥ 2 seeds (usually the baseline), a t-test of a new
   observation, t = Δ / (s √(1/n_A + 1/n_B)) with n − 1 degrees of freedom; else the
   relative tolerance :data:`TOLERANCE_REL` (no test). One seed cannot tell training
   noise from a change; the own SE covers only evaluation noise.
-* Identical values on both sides are *unchanged* (p = 1).
-* **Multiple comparisons**: the one-sided p-values of the gated metrics are
-  adjusted by Holm–Bonferroni, so that the chance of any false regression in a
+* Identical per-seed values on both sides are *unchanged*: the change did not touch
+  that metric, so it is not counted among the tests below.
+* **Multiple comparisons**: the one-sided p-values of the tested metrics are
+  adjusted by Holm–Bonferroni (quality metrics and timings apart), so that the chance of any false regression in a
   comparison is at most :data:`ALPHA` (family-wise); improvements are adjusted the
   same way, separately.
 * **Minimum effect**: a significant change counts only when it is at least
@@ -59,6 +67,7 @@ TIMING_MIN_RATIO = 1.10  # timings: a ratio below 1.10 either way is negligible 
 IDENTICAL_REL = 1e-6  # values equal to this relative precision (a baseline stores 7 digits) are identical
 
 REGRESSED, IMPROVED, UNCHANGED, NOT_COMPARABLE = "regressed", "improved", "unchanged", "not comparable"
+IDENTICAL = "identical values"
 _ORDER = {REGRESSED: 0, NOT_COMPARABLE: 1, IMPROVED: 2, UNCHANGED: 3}
 
 
@@ -75,7 +84,7 @@ class Row:
         info: the metric's declaration (unit, direction, timing, SE column).
         a, b: the two sides' statistics (``None`` where missing).
         verdict: regressed, improved, unchanged or not comparable.
-        rule: the rule that decided (e.g. ``"Welch t"``), or why it is not comparable.
+        rule: the rule that decided (e.g. ``"Student t"``), or why it is not comparable.
         worse: the change toward worse: B − A (or A − B when higher is better), in the
             metric's unit; for timings the log of the ratio toward worse.
         min_effect: the smallest change toward either side that counts (same scale as ``worse``).
@@ -122,6 +131,7 @@ class Comparison:
     failed_a: list[str] = field(default_factory=list)
     alpha: float = ALPHA
     gate_timings: bool = False
+    pooled: bool = True
 
     @property
     def regressions(self) -> list[Row]:
@@ -133,7 +143,12 @@ class Comparison:
         return bool(self.regressions or self.failed_b)
 
     def tested(self, timing: bool) -> list[Row]:
+        """The comparable rows of quality metrics (``timing`` False) or timings."""
         return [r for r in self.rows if r.info.timing == timing and r.verdict != NOT_COMPARABLE]
+
+    def family(self, timing: bool) -> list[Row]:
+        """The rows whose p-values are adjusted together: tested, with a p-value (not identical, not tolerance)."""
+        return [r for r in self.tested(timing) if r.p_worse is not None]
 
 
 # --------------------------------------------------------------------------- loading
@@ -210,12 +225,13 @@ def _zero_spread(d: float) -> tuple[float, float]:
     return (0.0, 1.0) if d > 0 else (1.0, 0.0) if d < 0 else (1.0, 1.0)
 
 
-def test(a: Stat, b: Stat, sign: float) -> tuple[str, float | None, float | None]:
+def test(a: Stat, b: Stat, sign: float, pooled: bool = True) -> tuple[str, float | None, float | None]:
     """The test of the module docstring's rules for two sides of one metric.
 
     Args:
         a, b: the statistics of A (reference) and B (new), on the scale to test.
         sign: +1 when an increase is worse, -1 when a decrease is worse.
+        pooled: with ≥ 2 seeds a side, Student's t (pooled variance) rather than Welch's.
 
     Returns:
         (rule, p_worse, p_better): the rule's name and the one-sided p-values that B is
@@ -225,13 +241,12 @@ def test(a: Stat, b: Stat, sign: float) -> tuple[str, float | None, float | None
 
     d = sign * (b.mean - a.mean)  # > 0: B is worse
     if a.n >= 2 and b.n >= 2:
+        name = "Student t" if pooled else "Welch t"
         if (a.std or 0.0) == 0 and (b.std or 0.0) == 0:
-            return "Welch t (no spread on either side)", *_zero_spread(d)
-        worse = "greater" if sign > 0 else "less"
-        better = "less" if sign > 0 else "greater"
-        p_w = stats.ttest_ind_from_stats(b.mean, b.std, b.n, a.mean, a.std, a.n, equal_var=False, alternative=worse)
-        p_b = stats.ttest_ind_from_stats(b.mean, b.std, b.n, a.mean, a.std, a.n, equal_var=False, alternative=better)
-        return "Welch t", float(p_w.pvalue), float(p_b.pvalue)
+            return f"{name} (no spread on either side)", *_zero_spread(d)
+        p = {alt: float(stats.ttest_ind_from_stats(b.mean, b.std, b.n, a.mean, a.std, a.n, equal_var=pooled,
+                                                   alternative=alt).pvalue) for alt in ("greater", "less")}
+        return (name, p["greater"], p["less"]) if sign > 0 else (name, p["less"], p["greater"])
     if a.se is not None and b.se is not None and (a.se > 0 or b.se > 0):
         return "own SE (z)", *_one_sided(d / math.hypot(a.se, b.se), stats.norm)
     ref = a if a.n >= 2 else b if b.n >= 2 else None
@@ -293,8 +308,15 @@ def _not_comparable(row: Row, a_side: Side, b_side: Side) -> str | None:
     return None
 
 
-def compare(a_side: Side, b_side: Side, alpha: float = ALPHA, gate_timings: bool = False) -> Comparison:
+def compare(a_side: Side, b_side: Side, alpha: float = ALPHA, gate_timings: bool = False,
+            pooled: bool = True) -> Comparison:
     """Compare B (new) against A (reference) metric by metric (rules in the module docstring).
+
+    Args:
+        a_side, b_side: A (the reference: a baseline or the earlier run) and B (the new run).
+        alpha: the family-wise level of the Holm–Bonferroni adjustment.
+        gate_timings: timing regressions fail the comparison too.
+        pooled: Student's t (pooled variance; the default) or Welch's t with ≥ 2 seeds a side.
 
     Raises:
         InputError: the sides come from different suites or modalities.
@@ -302,7 +324,7 @@ def compare(a_side: Side, b_side: Side, alpha: float = ALPHA, gate_timings: bool
     if a_side.suite != b_side.suite or a_side.modality != b_side.modality:
         raise InputError(f"incompatible suites: A ({a_side.label}) is {a_side.suite!r} ({a_side.modality}), "
                          f"B ({b_side.label}) is {b_side.suite!r} ({b_side.modality})")
-    cmp = Comparison(a_side, b_side, [], alpha=alpha, gate_timings=gate_timings)
+    cmp = Comparison(a_side, b_side, [], alpha=alpha, gate_timings=gate_timings, pooled=pooled)
     cells_a, cells_b = set(a_side.cells), set(b_side.cells)
     cmp.only_a = [f"{ds}/{fam}" for ds, fam in sorted(cells_a - cells_b)]
     cmp.only_b = [f"{ds}/{fam}" for ds, fam in sorted(cells_b - cells_a)]
@@ -326,9 +348,9 @@ def compare(a_side: Side, b_side: Side, alpha: float = ALPHA, gate_timings: bool
             sign = _sign(info)
             row.worse, row.min_effect = sign * (b.mean - a.mean), _min_effect(info, row.a)
             if _identical(row.a, row.b):
-                row.rule, row.p_worse, row.p_better = "identical values", 1.0, 1.0
+                row.rule = IDENTICAL
             else:
-                row.rule, row.p_worse, row.p_better = test(a, b, sign)
+                row.rule, row.p_worse, row.p_better = test(a, b, sign, pooled)
         cmp.rows.append(row)
     _decide(cmp, alpha)
     cmp.rows.sort(key=_worst_first)
@@ -338,7 +360,7 @@ def compare(a_side: Side, b_side: Side, alpha: float = ALPHA, gate_timings: bool
 def _decide(cmp: Comparison, alpha: float) -> None:
     """Holm-adjust each family (quality; timings) per direction and set the verdicts."""
     for timing in (False, True):
-        rows = [r for r in cmp.tested(timing) if r.p_worse is not None]
+        rows = cmp.family(timing)
         adj_w = holm([r.p_worse for r in rows])
         adj_b = holm([r.p_better for r in rows])
         for r, pw, pb in zip(rows, adj_w, adj_b):
@@ -349,7 +371,7 @@ def _decide(cmp: Comparison, alpha: float) -> None:
             else:
                 r.verdict, r.p_adj = UNCHANGED, min(pw, pb)
         for r in cmp.tested(timing):
-            if r.p_worse is None:  # the tolerance rule
+            if r.p_worse is None and r.rule != IDENTICAL:  # the tolerance rule
                 tol = max(TOLERANCE_REL * abs(r.a.mean), r.min_effect)
                 r.verdict = REGRESSED if r.worse >= tol else IMPROVED if -r.worse >= tol else UNCHANGED
 
@@ -410,13 +432,16 @@ def regression_lines(cmp: Comparison) -> list[str]:
 
 def rules_text(cmp: Comparison) -> list[str]:
     """The rules this comparison applied, with its numbers, one sentence each."""
-    m_q, m_t = (len([r for r in cmp.tested(t) if r.p_worse is not None]) for t in (False, True))
+    m_q, m_t = (len(cmp.family(t)) for t in (False, True))
+    same = sum(r.rule == IDENTICAL for r in cmp.tested(False))
     abs_floor = ", ".join(f"{v:g} {k}" for k, v in MIN_EFFECT_ABS.items())
     return [
-        f"Regression family: {m_q} quality metrics with a test; one-sided p-values adjusted by Holm–Bonferroni, "
-        f"family-wise level α = {cmp.alpha:g} (improvements adjusted separately).",
-        "Test: Welch's t with ≥ 2 seeds on each side; with one seed, the metrics' own standard errors (z), else "
-        f"the other side's seed spread (t), else a {TOLERANCE_REL:.0%} tolerance.",
+        f"Regression family: {m_q} quality metrics with a test ({same} more had identical per-seed values); "
+        f"one-sided p-values adjusted by Holm–Bonferroni, family-wise level α = {cmp.alpha:g} (improvements "
+        "adjusted separately).",
+        f"Test: {'Student' if cmp.pooled else 'Welch'}'s t"
+        f"{' (pooled variance)' if cmp.pooled else ''} with ≥ 2 seeds on each side; with one seed, the metrics' "
+        f"own standard errors (z), else the other side's seed spread (t), else a {TOLERANCE_REL:.0%} tolerance.",
         f"Minimum effect: max({MIN_EFFECT_REL:.0%} of A's mean, {abs_floor}); smaller changes are unchanged.",
         f"Timings ({m_t} tested): ratios B/A on the same device type, name and torch version, minimum ratio "
         f"{TIMING_MIN_RATIO:g}; " + ("gated." if cmp.gate_timings else "reported, not gated (--gate-timings gates "
@@ -518,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                            "results/baselines)")
     p.add_argument("--alpha", type=float, default=ALPHA, help=f"family-wise level (default {ALPHA})")
     p.add_argument("--gate-timings", action="store_true", help="timings regressions fail too (same device only)")
+    p.add_argument("--test", choices=["student", "welch"], default="student",
+                   help="two-sample t-test with >= 2 seeds a side (default: student, pooled variance)")
     p.add_argument("--all", action="store_true", help="print every metric, not only the changed ones")
     p.add_argument("--out", help="folder for compare.md / compare.html (default: B's run folder)")
     args = p.parse_args(argv)
@@ -540,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError("expected two runs (A B) or --baseline RUN")
         if not 0 < args.alpha < 1:
             raise InputError(f"--alpha must be in (0, 1), got {args.alpha}")
-        cmp = compare(a, b, args.alpha, args.gate_timings)
+        cmp = compare(a, b, args.alpha, args.gate_timings, pooled=args.test == "student")
     except InputError as e:
         print(f"run_bench.py compare: error: {e}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ and lose nothing.
 ``python run_bench.py history --suite toy2d --metric kl_nats --family flow`` prints a
 metric over runs in commit order (commit time, then the run's finish time) and saves
 a plot. **Step rule**: a run is flagged where the metric stepped: the comparison rule
-of :func:`bench.compare.test` applied to that run and the one before it (Welch's t
+of :func:`bench.compare.test` applied to that run and the one before it (Student's t
 with ≥ 2 seeds on each side; with one seed, the metric's own SE, else the seed spread,
 else a 10% tolerance) is significant at :data:`STEP_ALPHA` (one-sided, toward either
 direction, no multiplicity correction) and the change is at least the minimum effect

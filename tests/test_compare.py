@@ -32,11 +32,20 @@ def only(cmp, metric):
     return row
 
 
-def test_welch_p_value_matches_the_textbook_formula():
+def test_t_test_p_values_match_the_textbook_formulas():
     # A = 1, 2, 3 and B = 4, 5, 6 (NLL, lower is better): difference 3, SE = sqrt(1/3 + 1/3) = 0.8165,
     # t = 3.674 with 4 degrees of freedom (equal spreads): one-sided p = 0.01066 that B is worse.
     rule, p_worse, p_better = compare.test(stat(1, 2, 3), stat(4, 5, 6), +1.0)
-    assert rule == "Welch t"
+    assert rule == "Student t"
+    assert p_worse == pytest.approx(0.01066, abs=1e-5) and p_better == pytest.approx(1 - 0.01066, abs=1e-5)
+    # unequal spreads: A = 1, 2, 3 (s = 1), B = 10, 20, 30 (s = 10), difference 18, SE = sqrt(1/3 + 100/3) = 5.802,
+    # t = 3.102 either way; pooled: 4 df, p = 0.0181; Welch: 2.04 df (Welch-Satterthwaite), p = 0.0439
+    _, p_student, _ = compare.test(stat(1, 2, 3), stat(10, 20, 30), +1.0)
+    rule, p_welch, _ = compare.test(stat(1, 2, 3), stat(10, 20, 30), +1.0, pooled=False)
+    assert rule == "Welch t" and p_student == pytest.approx(0.0181, abs=2e-4) and p_welch == pytest.approx(0.0439,
+                                                                                                       abs=2e-4)
+    # for higher-is-better metrics the worse direction is a decrease
+    rule, p_worse, p_better = compare.test(stat(4, 5, 6), stat(1, 2, 3), -1.0)
     assert p_worse == pytest.approx(0.01066, abs=1e-5) and p_better == pytest.approx(1 - 0.01066, abs=1e-5)
 
 
@@ -75,7 +84,7 @@ def test_verdicts_follow_direction_significance_and_minimum_effect():
     kl, precision, nll = only(cmp, "kl_nats"), only(cmp, "precision"), only(cmp, "test_nll_nats")
     assert kl.verdict == REGRESSED and precision.verdict == REGRESSED and only(cmp, "recall").verdict == IMPROVED
     assert nll.p_worse < 1e-3 and nll.min_effect == pytest.approx(0.15, rel=1e-3) and nll.verdict == UNCHANGED
-    # Holm over the four tests: t = 122 (KL) < ... the smallest p is multiplied by 4, the next (precision, t = 37) by 3
+    # Holm over the four tests: the smallest p (KL, t = 122) is multiplied by 4, the next (precision, t = 37) by 3
     assert kl.p_adj == pytest.approx(4 * kl.p_worse, rel=1e-9)
     assert precision.p_adj == pytest.approx(max(4 * kl.p_worse, 3 * precision.p_worse), rel=1e-9)
     # worst first: KL rose by 909% of A's mean, precision fell by 33%
