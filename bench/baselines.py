@@ -7,7 +7,7 @@ spread (std, ddof = 1), n, the metric's own standard error, the per-seed values 
 significant digits), the protocol fingerprint id and, for timings, the device; once
 per file the fingerprints, the git SHA, library versions and device the run came
 from. ``python run_bench.py compare --baseline RUN`` finds the file by RUN's suite
-and profile. A 63-cell toy2d run gives about 60 kB, one line per metric.
+and profile. The ci profile of toy2d (21 cells × 3 seeds, about 400 metrics) gives about 60 kB.
 """
 
 from __future__ import annotations
@@ -40,30 +40,41 @@ def _g(x: float | None) -> float | None:
 
 
 def to_dict(side: Side, source: str) -> dict[str, Any]:
-    """The baseline file's content for ``side`` (a run reduced by :func:`bench.aggregate.side_from_records`)."""
-    metrics = {}
-    used = set()
+    """The baseline file's content for ``side`` (a run reduced by :func:`bench.aggregate.side_from_records`).
+
+    Metric entries refer to protocols by fingerprint id and to timing devices by a short id
+    (``"d0"``), both resolved in the file's ``protocols`` and ``devices`` tables.
+    """
+    metrics, used, devices = {}, set(), {}
+    one = lambda ids: ids[0] if len(ids) == 1 else ids
     for (ds, fam, sampler, metric), s in sorted(side.stats.items()):
         entry = {"mean": _g(s.mean), "std": _g(s.std), "n": s.n, "se": _g(s.se), "values": [_g(v) for v in s.values],
-                 "protocol": s.protocol[0] if len(s.protocol) == 1 else s.protocol}
-        if s.device and (info := metric_info(metric)) is not None and info.timing:
-            entry["device"] = s.device[0] if len(s.device) == 1 else s.device
+                 "protocol": one(s.protocol)}
+        info = metric_info(metric)
+        if s.device and info is not None and info.timing:
+            entry["device"] = one([devices.setdefault(d, f"d{len(devices)}") for d in s.device])
         used.update(s.protocol)
         metrics[f"{ds}/{fam}/{sampler}/{metric}"] = entry
     return {"format": FORMAT, "suite": side.suite, "profile": side.profile, "modality": side.modality,
             "source": source, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_sha": side.git_sha,
             "versions": side.versions, "device": side.device,
             "cells": {f"{ds}/{fam}": c for (ds, fam), c in sorted(side.cells.items())},
+            "devices": {v: k for k, v in devices.items()},
             "protocols": {k: v for k, v in side.protocols.items() if k in used}, "metrics": metrics}
 
 
 def write(side: Side, path: Path, source: str) -> Path:
-    """Write ``side`` as a baseline to ``path`` atomically: indented JSON with one line per metric."""
-    data = to_dict(side, source)
-    metrics = data.pop("metrics")
-    head = json.dumps(data, indent=1, sort_keys=False)[:-2]  # drop the closing "\n}"
-    lines = [f" {json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in metrics.items()]
-    text = head + ',\n "metrics": {\n' + ",\n".join(lines) + "\n }\n}\n"
+    """Write ``side`` as a baseline to ``path`` atomically: JSON with one line per key, and one line per
+    entry of the cells, protocols and metrics tables (diffs stay readable)."""
+    compact = lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+    parts = []
+    for k, v in to_dict(side, source).items():
+        if k in ("cells", "protocols", "metrics") and v:
+            rows = ",\n".join(f"  {json.dumps(kk)}: {compact(vv)}" for kk, vv in v.items())
+            parts.append(f" {json.dumps(k)}: {{\n{rows}\n }}")
+        else:
+            parts.append(f" {json.dumps(k)}: {compact(v)}")
+    text = "{\n" + ",\n".join(parts) + "\n}\n"
     json.loads(text)  # the hand-joined text must stay valid JSON
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp")
@@ -92,6 +103,7 @@ def load(path: str | Path) -> Side:
         side = Side(label=str(path), suite=data["suite"], profile=data["profile"], modality=data.get("modality"),
                     protocols=data["protocols"], git_sha=data.get("git_sha"), versions=data.get("versions") or {},
                     device=data.get("device") or {})
+        devices = data.get("devices") or {}
         for key, c in data["cells"].items():
             ds, fam = key.split("/")
             side.cells[ds, fam] = {"seeds": c["seeds"], "failed": {int(k): v for k, v in c["failed"].items()}}
@@ -100,7 +112,7 @@ def load(path: str | Path) -> Side:
             listed = lambda v: [] if v is None else ([v] if isinstance(v, str) else list(v))
             side.stats[ds, fam, sampler, metric] = Stat(mean=m["mean"], std=m["std"], n=m["n"], se=m["se"],
                                                         values=m["values"], protocol=listed(m["protocol"]),
-                                                        device=listed(m.get("device")))
+                                                        device=[devices[d] for d in listed(m.get("device"))])
     except (KeyError, TypeError, ValueError) as e:
         raise BaselineError(f"{path}: malformed baseline ({type(e).__name__}: {e})") from None
     return side
