@@ -545,7 +545,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gate-timings", action="store_true", help="timings regressions fail too (same device only)")
     p.add_argument("--test", choices=["student", "welch"], default="student",
                    help="two-sample t-test with >= 2 seeds a side (default: student, pooled variance)")
-    p.add_argument("--all", action="store_true", help="print every metric, not only the changed ones")
+    p.add_argument("--all", action="store_true", help="print every metric, not only the changed quality metrics "
+                                                      "(compare.md lists everything)")
     p.add_argument("--out", help="folder for compare.md / compare.html (default: B's run folder)")
     args = p.parse_args(argv)
     try:
@@ -574,7 +575,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"A: {a.label} (git {a.git_sha})\nB: {b.label} (git {b.git_sha})")
     for line in rules_text(cmp):
         print("  " + line)
-    shown = cmp.rows if args.all else [r for r in cmp.rows if r.verdict != UNCHANGED]
+    shown = cmp.rows if args.all else [r for r in cmp.rows if r.verdict != UNCHANGED
+                                       and (not r.info.timing or cmp.gate_timings)]
     cols = ["verdict", "dataset", "family", "sampler", "metric", "A", "B", "change", "p (Holm)", "rule"]
     if shown:
         print(terminal_table(table_rows(shown), cols))

@@ -141,3 +141,23 @@ def test_html_is_escaped_self_contained_and_embeds_figures(tmp_path):
     assert "<strong>b</strong>" in html and "<code>c&lt;d</code>" in html and "<li><em>e</em></li>" in html
     assert "<td>1 &amp; 2</td>" in html and 'src="data:image/png;base64,iVBORw0KGgo=" alt="fig"' in html
     assert "http" not in html.lower().replace('<html lang="en">', "")
+
+
+def test_image_metrics_are_refused_across_fid_sample_counts():
+    from bench.aggregate import side_from_records
+    from bench.schema import CellConfig, CellRecord, DensityResult, SamplerResult
+
+    def rec(seed, n, fid):
+        fp = {"extractor": {"name": "inception-v3-tf"}, "n": n, "seed": 0, "references": {}, "versions": {"torch": "x"}}
+        return CellRecord(suite="cifar", run_id="r", dataset="cifar10", family="gan", seed=seed, status="ok",
+                          modality="image", config=CellConfig(eval={"n_samples": n}, data={"n_test": 10000}),
+                          density=DensityResult(test_bpd=3.0 + seed / 100),
+                          samplers={"default": SamplerResult(fid={"test": fid + seed}, metric_protocol=fp)})
+
+    a = side_from_records([rec(s, 500, 40.0) for s in range(3)], "A")
+    b = side_from_records([rec(s, 10000, 30.0) for s in range(3)], "B")
+    cmp = compare.compare(a, b)
+    fid = only(cmp, "fid_test")
+    assert fid.verdict == NOT_COMPARABLE
+    assert "eval.n_samples: 500 vs 10000" in fid.rule and "metric_protocol.n: 500 vs 10000" in fid.rule
+    assert only(cmp, "test_bpd").rule == "identical values"  # bits/dim does not depend on the FID's N
