@@ -22,6 +22,8 @@ comparable*, and the output names the rule that decided it:
   can fall to 2 degrees of freedom when one side is noisy, which is typical of a broken
   model: its critical t at the Holm level of ~200 metrics is then about 45 instead of
   about 10, and even a flow trained for 5 steps passes the gate (see the README).
+  Where neither side varies across seeds (a mode count), the exact permutation
+  p-value, 1 / C(n_A + n_B, n_B).
 * **one seed on a side**: the metric's own standard error where both sides have one
   (NLL, KL, bounds, KID's subset std), a z-test on √(SE_A² + SE_B²); else the seed
   spread of the side that has ≥ 2 seeds (usually the baseline), a t-test of a new
@@ -221,8 +223,15 @@ def _one_sided(stat: float, dist) -> tuple[float, float]:
     return float(dist.sf(stat)), float(dist.cdf(stat))
 
 
-def _zero_spread(d: float) -> tuple[float, float]:
-    return (0.0, 1.0) if d > 0 else (1.0, 0.0) if d < 0 else (1.0, 1.0)
+def _zero_spread(d: float, n_a: int, n_b: int) -> tuple[float, float]:
+    """Both sides without spread (e.g. a mode count equal across seeds): the exact permutation p-value.
+
+    The observed split of the n_A + n_B values is the most extreme of the C(n_A + n_B, n_B)
+    equally likely ones under the null, so p = 1 / C(n_A + n_B, n_B) toward the side the
+    change went (0.05 for 3 seeds a side; 0.25 for 3 against 1) and 1 the other way.
+    """
+    p = 1.0 / math.comb(n_a + n_b, n_b)
+    return (p, 1.0) if d > 0 else (1.0, p) if d < 0 else (1.0, 1.0)
 
 
 def test(a: Stat, b: Stat, sign: float, pooled: bool = True) -> tuple[str, float | None, float | None]:
@@ -243,7 +252,7 @@ def test(a: Stat, b: Stat, sign: float, pooled: bool = True) -> tuple[str, float
     if a.n >= 2 and b.n >= 2:
         name = "Student t" if pooled else "Welch t"
         if (a.std or 0.0) == 0 and (b.std or 0.0) == 0:
-            return f"{name} (no spread on either side)", *_zero_spread(d)
+            return "permutation (no spread on either side)", *_zero_spread(d, a.n, b.n)
         p = {alt: float(stats.ttest_ind_from_stats(b.mean, b.std, b.n, a.mean, a.std, a.n, equal_var=pooled,
                                                    alternative=alt).pvalue) for alt in ("greater", "less")}
         return (name, p["greater"], p["less"]) if sign > 0 else (name, p["less"], p["greater"])
@@ -253,7 +262,7 @@ def test(a: Stat, b: Stat, sign: float, pooled: bool = True) -> tuple[str, float
     if ref is not None:
         label = "A" if ref is a else "B"
         if not ref.std:
-            return f"seed spread of {label} (zero)", *_zero_spread(d)
+            return f"permutation (no spread in {label})", *_zero_spread(d, a.n, b.n)
         t = d / (ref.std * math.sqrt(1 / a.n + 1 / b.n))
         return f"seed spread of {label} (t, {ref.n - 1} df)", *_one_sided(t, stats.t(ref.n - 1))
     return f"tolerance {TOLERANCE_REL:.0%}", None, None
@@ -372,7 +381,7 @@ def _decide(cmp: Comparison, alpha: float) -> None:
                 r.verdict, r.p_adj = UNCHANGED, min(pw, pb)
         for r in cmp.tested(timing):
             if r.p_worse is None and r.rule != IDENTICAL:  # the tolerance rule
-                tol = max(TOLERANCE_REL * abs(r.a.mean), r.min_effect)
+                tol = r.min_effect if r.info.timing else max(TOLERANCE_REL * abs(r.a.mean), r.min_effect)
                 r.verdict = REGRESSED if r.worse >= tol else IMPROVED if -r.worse >= tol else UNCHANGED
 
 

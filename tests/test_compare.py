@@ -161,3 +161,11 @@ def test_image_metrics_are_refused_across_fid_sample_counts():
     assert fid.verdict == NOT_COMPARABLE
     assert "eval.n_samples: 500 vs 10000" in fid.rule and "metric_protocol.n: 500 vs 10000" in fid.rule
     assert only(cmp, "test_bpd").rule == "identical values"  # bits/dim does not depend on the FID's N
+
+
+def test_no_spread_on_either_side_gives_the_permutation_p_value():
+    # modes covered 8, 8, 8 vs 7, 7, 7: the most extreme of C(6, 3) = 20 splits, p = 0.05 one-sided
+    rule, p_worse, p_better = compare.test(stat(8.0, 8.0, 8.0), stat(7.0, 7.0, 7.0), -1.0)
+    assert rule == "permutation (no spread on either side)" and (p_worse, p_better) == (0.05, 1.0)
+    # against one seed: C(4, 1) = 4 splits, p = 0.25
+    assert compare.test(stat(8.0, 8.0, 8.0), stat(7.0), -1.0)[1] == 0.25
