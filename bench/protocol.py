@@ -105,12 +105,12 @@ def warn_if_incomparable(a: dict, b: dict, what: str = "metric values") -> list[
 
 
 # --------------------------------------------------------------------------- every metric of a record
-#: settings that change a metric's value, by the kind of metric: sample metrics (2D, and image ones
-#: without a ``metric_protocol``), cell-level density metrics (NLL, bounds, KL, bits/dim) and timings.
+#: settings that change a metric's value, by the kind of metric: sample metrics (image ones add their
+#: ``metric_protocol``: extractor, references, KID and PRDC settings), cell-level density metrics
+#: (NLL, bounds, KL, bits/dim) and timings.
 #: Dotted keys into the record's ``config`` (``eval.*``, ``data.*``) and ``dataset_info`` (``dataset.*``).
 CONFIG_VALUE_KEYS = {
-    "sample": ("eval.n_samples", "eval.seed", "eval.pr_k", "eval.dc_k", "eval.mode_tolerance", "eval.kid_subsets",
-               "eval.kid_subset_size", "eval.fid_reference", "eval.fid_reference_n"),
+    "sample": ("eval.n_samples", "eval.seed", "eval.pr_k", "eval.dc_k", "eval.mode_tolerance"),
     "density": ("eval.bound_n", "eval.density_n", "eval.quadrature_grid", "eval.entropy_mc", "eval.seed"),
     "timing": ("eval.throughput_batch", "eval.latency_batch", "eval.density_batch", "eval.bound_n",
                "eval.timing_warmup", "eval.timing_repeats"),

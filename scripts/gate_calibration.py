@@ -15,6 +15,8 @@ steps), so that the comparison has the whole suite's metrics, as in CI.
     python run_bench.py suites/toy2d.yaml --profile ci --families flow --datasets 8gaussians \\
         --set families.flow.train.steps=50 --run-id flow50 --stage evaluate
     python scripts/gate_calibration.py power results/toy2d/ci results/toy2d/flow50 [more degraded runs]
+    python scripts/gate_calibration.py power results/toy2d/ci results/toy2d/flow50 --background results/toy2d/fa \
+        --background-seeds 3 4 5       # B's other cells from other seeds: no metric identical, ~200 tests
 
 Both report Student's t (the default) and Welch's t.
 """
@@ -67,20 +69,26 @@ def false_alarms(folders: list[Path], group: int) -> int:
     return 0
 
 
-def power(base: Path, degraded: list[Path], dataset: str | None, metric: str) -> int:
+def power(base: Path, degraded: list[Path], dataset: str | None, metric: str, background: Path | None,
+          background_seeds: list[int] | None) -> int:
     ref = records(base)
-    print(f"reference: {base} ({len(ref)} records)")
+    ref_seeds = sorted({r.seed for r in ref})
+    rest = ref
+    if background is not None:
+        rest = [r for r in records(background) if r.seed in (background_seeds or ref_seeds)]
+    print(f"reference: {base} ({len(ref)} records, seeds {ref_seeds}); other cells of B from "
+          f"{background or base} (seeds {sorted({r.seed for r in rest})})")
     for folder in degraded:
         bad = records(folder)
-        cells = {(r.dataset, r.family, r.seed) for r in bad}
-        b_recs = [r for r in ref if (r.dataset, r.family, r.seed) not in cells] + bad
+        swapped = {(r.dataset, r.family) for r in bad}
+        b_recs = [r for r in rest if (r.dataset, r.family) not in swapped] + bad
         steps = sorted({r.config.train.get("steps") for r in bad})
         a, b = side_from_records(ref, str(base)), side_from_records(b_recs, str(folder))
         for pooled in (True, False):
             cmp = compare(a, b, pooled=pooled)
             for r in cmp.rows:
                 ds, fam, sampler, m = r.key
-                if m == metric and (ds, fam) in {(c[0], c[1]) for c in cells} and (dataset is None or ds == dataset):
+                if m == metric and (ds, fam) in swapped and (dataset is None or ds == dataset):
                     print(f"  {folder.name} (steps {steps}) {'Student' if pooled else 'Welch'}: {r.name()} "
                           f"{r.a.mean:.4f} ± {r.a.std:.4f} -> {r.b.mean:.4f} ± {r.b.std:.4f} "
                           f"(Δ {r.b.mean - r.a.mean:+.4f}): {r.verdict}, Holm p {r.p_adj:.3g}, "
@@ -99,10 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     pw.add_argument("degraded", nargs="+", type=Path)
     pw.add_argument("--dataset")
     pw.add_argument("--metric", default="kl_nats")
+    pw.add_argument("--background", type=Path, help="take B's other cells from this run (other seeds: every "
+                                                    "metric of B then differs from A, as on another machine)")
+    pw.add_argument("--background-seeds", type=int, nargs="+", help="the background run's seeds to use")
     args = p.parse_args(argv)
     if args.what == "false-alarms":
         return false_alarms(args.runs, args.group)
-    return power(args.base, args.degraded, args.dataset, args.metric)
+    return power(args.base, args.degraded, args.dataset, args.metric, args.background, args.background_seeds)
 
 
 if __name__ == "__main__":
