@@ -127,11 +127,18 @@ def append_run(run: RunDir, db: str | Path | None = None) -> int:
 
 
 def record_run(run: RunDir) -> None:
-    """What a finished run stores beyond its records: ``seeds.csv`` and its rows in the history database."""
+    """What a finished run stores beyond its records: ``seeds.csv`` and its rows in the history database.
+
+    A database that cannot be written (locked past the busy timeout, read-only, full) costs the run
+    its history rows only: one line on stderr says so, and the run's own files stand.
+    """
     from bench.aggregate import write_seed_stats
 
     write_seed_stats(run.records(), run.path / "seeds.csv")
-    append_run(run)
+    try:
+        append_run(run)
+    except sqlite3.Error as e:
+        print(f"genbench: warning: run {run.run_id} not added to {run.root / 'history.sqlite'}: {e}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------------- reading

@@ -153,3 +153,16 @@ def test_concurrent_history_appends_lose_nothing(tmp_path):
     history.append(db, {"suite": "s", "run_id": "x0"}, [("s", "x0", "sha", "d", "f", "", 0, "m", 1.0, "cpu")])
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT COUNT(*) FROM metrics WHERE run_id = 'x0'").fetchone()[0] == 1
+
+
+def test_an_unwritable_history_costs_only_the_history_rows(runs, tmp_path, capsys):
+    import shutil
+
+    from bench.results import RunDir
+
+    shutil.copytree(runs / "tiny" / "a", tmp_path / "tiny" / "a")
+    (tmp_path / "history.sqlite").mkdir()  # a folder where the database file should be
+    (tmp_path / "tiny" / "a" / "seeds.csv").unlink()
+    history.record_run(RunDir(tmp_path, "tiny", "a"))
+    assert "warning: run a not added to" in capsys.readouterr().err
+    assert (tmp_path / "tiny" / "a" / "seeds.csv").exists()
