@@ -15,6 +15,8 @@ The parts, one job per module (all names re-exported here):
   ``(x - 128) / 128``;
 - :mod:`bench.metrics.inception_memory`: the glibc heap-reuse setting used while extracting;
 - :mod:`bench.metrics.inception_layout`: key maps to and from torchvision's layout;
+- :mod:`bench.metrics.inception_backends`: where the forward runs (the plain port,
+  PyTorch's fast path, or ONNX Runtime on CPU with the ``fast-cpu`` extra);
 - this module: :class:`InceptionExtractor` (batches of uint8 images -> (N, 2048)
   float32) and :func:`fingerprint`, the extractor's identity for caches and the
   metric protocol.
@@ -26,6 +28,13 @@ import contextlib
 
 import torch
 
+from bench.metrics.inception_backends import (
+    BACKENDS,
+    BackendUnavailableError,
+    backend_fingerprint,
+    build_forward,
+    resolve_backend,
+)
 from bench.metrics.inception_layout import (
     from_torchvision_layout,
     to_torchvision_layout,
@@ -62,19 +71,58 @@ from bench.metrics.inception_weights import (
 )
 
 __all__ = [
-    "BN_EPS", "EXTRACTOR_NAME", "FEATURE_DIM", "INPUT_RANGE", "INPUT_SIZE", "RESIZE_METHOD", "WEIGHTS_FILE",
-    "WEIGHTS_PACKAGE", "WEIGHTS_SHA256", "ConvBN", "FoldedConv", "InceptionExtractor", "InceptionV3Features",
-    "InceptionWeightsError", "fast_inference_model", "fid_helper_state_dict", "fingerprint", "from_torchvision_layout",
-    "load_inception", "mkldnn_fusion_available", "preprocess", "read_torchscript_tensors", "resize_tf1_bilinear",
-    "reuse_freed_memory", "sha256_file", "to_torchvision_layout", "torchvision_layout_names", "verified_weights_path",
+    "BACKENDS",
+    "BN_EPS",
+    "EXTRACTOR_NAME",
+    "FEATURE_DIM",
+    "INPUT_RANGE",
+    "INPUT_SIZE",
+    "RESIZE_METHOD",
+    "WEIGHTS_FILE",
+    "WEIGHTS_PACKAGE",
+    "WEIGHTS_SHA256",
+    "BackendUnavailableError",
+    "ConvBN",
+    "FoldedConv",
+    "InceptionExtractor",
+    "InceptionV3Features",
+    "InceptionWeightsError",
+    "backend_fingerprint",
+    "build_forward",
+    "fast_inference_model",
+    "fid_helper_state_dict",
+    "fingerprint",
+    "from_torchvision_layout",
+    "load_inception",
+    "mkldnn_fusion_available",
+    "preprocess",
+    "read_torchscript_tensors",
+    "resize_tf1_bilinear",
+    "resolve_backend",
+    "reuse_freed_memory",
+    "sha256_file",
+    "to_torchvision_layout",
+    "torchvision_layout_names",
+    "verified_weights_path",
     "weights_path",
 ]
 
 EXTRACTOR_NAME = "tf-inception-2015-12-05-pool3"
 
 
-def fingerprint(sha256: str = WEIGHTS_SHA256) -> dict:
-    """The extractor's identity: a cache key for feature statistics, recorded with every metric."""
+def fingerprint(sha256: str = WEIGHTS_SHA256, *, backend: str | None = None,
+                device: str | torch.device = "cpu") -> dict:
+    """The extractor's identity: a cache key for feature statistics, recorded with every metric.
+
+    Args:
+        sha256: the weights' SHA-256.
+        backend, device: as for :class:`InceptionExtractor`; the resolved backend
+            (:func:`~bench.metrics.inception_backends.resolve_backend`) is recorded
+            with its versions under ``"backend"``.
+
+    Raises:
+        ValueError, BackendUnavailableError: see :func:`~bench.metrics.inception_backends.resolve_backend`.
+    """
     return {
         "name": EXTRACTOR_NAME,
         "weights": f"{WEIGHTS_PACKAGE}/{WEIGHTS_FILE}",
@@ -83,6 +131,7 @@ def fingerprint(sha256: str = WEIGHTS_SHA256) -> dict:
         "input_range": INPUT_RANGE,
         "feature_dim": FEATURE_DIM,
         "torch_version": torch.__version__,
+        "backend": backend_fingerprint(resolve_backend(backend, device)),
     }
 
 
@@ -94,25 +143,27 @@ class InceptionExtractor:
         >>> feats = ext(torch.zeros(4, 1, 28, 28, dtype=torch.uint8))   # (4, 2048) float32
 
     Args:
-        fast: use :func:`fast_inference_model` (BN folded, channels_last) instead of
-            the reference port.
+        backend: ``"reference"``, ``"torch"``, ``"onnxruntime"`` or ``"auto"`` (see
+            :mod:`bench.metrics.inception_backends`); ``None`` reads
+            ``$GENBENCH_INCEPTION_BACKEND``, default ``auto``: onnxruntime on CPU when
+            the ``fast-cpu`` extra is installed, else torch (BN folded, channels_last).
         batch_size: images per forward; features do not depend on it (tested to 1e-5).
         device: torch device.
         reuse_memory: extract inside :func:`reuse_freed_memory` (CPU, glibc only).
 
     Raises:
         InceptionWeightsError: weights missing or not the expected file.
+        ValueError, BackendUnavailableError: see :func:`~bench.metrics.inception_backends.resolve_backend`.
     """
 
-    def __init__(self, *, fast: bool = True, batch_size: int = 16, device: str | torch.device = "cpu",
+    def __init__(self, *, backend: str | None = None, batch_size: int = 16, device: str | torch.device = "cpu",
                  reuse_memory: bool = True):
         self.device = torch.device(device)
         self.reuse_memory = reuse_memory and self.device.type == "cpu"
         self.batch_size = int(batch_size)
-        self.fast = fast
-        model = load_inception()
-        self.model = (fast_inference_model(model) if fast else model).to(self.device)
-        self.fingerprint = fingerprint()
+        self.backend = resolve_backend(backend, self.device)
+        self.forward = build_forward(self.backend, self.device)
+        self.fingerprint = fingerprint(backend=self.backend, device=self.device)
 
     @torch.inference_mode()
     def __call__(self, images) -> torch.Tensor:
@@ -121,10 +172,7 @@ class InceptionExtractor:
         out = []
         with reuse_freed_memory() if self.reuse_memory else contextlib.nullcontext():
             for chunk in images.split(self.batch_size):
-                x = preprocess(chunk).to(self.device)
-                if self.fast:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                out.append(self.model(x).float().cpu())
+                out.append(self.forward(preprocess(chunk).to(self.device)).float().cpu())
         if not out:
             return torch.zeros(0, FEATURE_DIM)
         return torch.cat(out)
