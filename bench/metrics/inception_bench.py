@@ -12,7 +12,9 @@ extractor. Each variant is built, then called once (``build_s``, ``first_call_s`
 compile time, graph export and first-call allocation, measured with
 :class:`bench.timing.Stopwatch`; the ONNX export, shared by ``onnxruntime`` and
 ``openvino``, is timed once on its own as ``onnx_export_s``), with the process's peak
-RSS reset before the build and read after the first call (``peak_rss_mib``, Linux).
+RSS reset before the build and read after the first call (``peak_rss_mib``, Linux;
+the process holds the variants built before, so ``peak_rss_added_mib``, the rise over
+the RSS at the reset, is the variant's own share).
 Then all are timed in alternating order, one call each per round, with
 :func:`bench.timing.measure`, so that load from other processes hits all alike.
 Printed per variant: img/s at the median time with the interquartile range, the
@@ -85,20 +87,25 @@ def max_rel_diff(a: torch.Tensor, ref: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- memory (Linux)
 
 
-def reset_peak_rss() -> None:
-    """Reset the process's peak resident set size (``VmHWM``) to its current RSS (Linux >= 4.0; else a no-op)."""
+def _proc_status_mib(field: str) -> float | None:
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return None
+    line = next(ln for ln in status.read_text().splitlines() if ln.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+
+
+def reset_peak_rss() -> float | None:
+    """Reset the process's peak resident set size (``VmHWM``) to its current RSS (Linux >= 4.0); that RSS, MiB."""
     clear_refs = Path("/proc/self/clear_refs")
     if clear_refs.exists():
         clear_refs.write_text("5")
+    return _proc_status_mib("VmRSS")
 
 
 def peak_rss_mib() -> float | None:
     """The process's peak resident set size since :func:`reset_peak_rss`, MiB (``None`` off Linux)."""
-    status = Path("/proc/self/status")
-    if not status.exists():
-        return None
-    line = next(ln for ln in status.read_text().splitlines() if ln.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
+    return _proc_status_mib("VmHWM")
 
 
 # ----------------------------------------------------------------------------- variants
@@ -182,7 +189,7 @@ def build_all(builders: dict, x: torch.Tensor) -> tuple[dict, dict, dict]:
             backends.inception_onnx()
         stats["onnx_export"] = {"onnx_export_s": round(sw.seconds, 2)}
     for name, build in builders.items():
-        reset_peak_rss()
+        rss_before = reset_peak_rss()
         try:
             with Stopwatch() as b:
                 f = build()
@@ -193,7 +200,7 @@ def build_all(builders: dict, x: torch.Tensor) -> tuple[dict, dict, dict]:
             continue
         forwards[name] = f
         stats[name] = {"build_s": round(b.seconds, 2), "first_call_s": round(c.seconds, 2),
-                       "peak_rss_mib": peak_rss_mib(), "first_output": out}
+                       "peak_rss_mib": peak_rss_mib(), "rss_before_mib": rss_before, "first_output": out}
     return forwards, stats, failed
 
 
@@ -221,6 +228,7 @@ def speed(batch_size: int, rounds: int, threads: int, *, openvino=False, compile
             "speedup_vs_torchscript": float(np.median(np.asarray(times["torchscript"]) / v)),
             "max_rel_diff_vs_torchscript": max_rel_diff(s["first_output"], ref),
             "build_s": s["build_s"], "first_call_s": s["first_call_s"], "peak_rss_mib": s["peak_rss_mib"],
+            "peak_rss_added_mib": (s["peak_rss_mib"] or 0.0) - (s["rss_before_mib"] or 0.0),
             "times_s": [round(t, 3) for t in v.tolist()],
         }
     return out
@@ -264,12 +272,12 @@ def _print_speed(result: dict) -> None:
     print(f"batch size {s['batch_size']}, {s['rounds']} interleaved rounds, {result['threads']} threads, "
           f"torch {result['torch']}, load average before {result['load_average_before'][0]:.2f}")
     print(f"  {'variant':26s} {'img/s':>6s} {'(IQR)':>13s} {'speed-up':>8s} {'max rel diff':>12s} "
-          f"{'build s':>7s} {'1st call s':>10s} {'peak RSS MiB':>12s}")
+          f"{'build s':>7s} {'1st call s':>10s} {'peak RSS MiB (added)':>20s}")
     for k, v in s["variants"].items():
         lo, hi = v["img_per_s_iqr"]
         print(f"  {k:26s} {v['img_per_s']:6.2f} ({lo:5.2f}-{hi:5.2f}) {v['speedup_vs_torchscript']:7.2f}x "
               f"{v['max_rel_diff_vs_torchscript']:12.2e} {v['build_s']:7.2f} {v['first_call_s']:10.2f} "
-              f"{v['peak_rss_mib'] or float('nan'):12.0f}")
+              f"{v['peak_rss_mib'] or float('nan'):12.0f} ({v['peak_rss_added_mib']:+6.0f})")
     for k, v in {**s["notes"], **{f"unavailable {k}": v for k, v in s["unavailable"].items()}}.items():
         print(f"  {k}: {v}")
 
