@@ -45,7 +45,9 @@ comparable*, and the output names the rule that decided it:
 
 A cell present on one side only is listed as missing. A cell that failed in B but
 not in A is a regression. Exit codes: 0 no regression; 1 at least one regression
-(each named on one line); 2 bad input (missing run, unknown baseline, incompatible suites).
+(each named on one line); 2 bad input (missing run, unknown baseline, incompatible
+suites, or quality metrics under different protocols, unless
+``--allow-protocol-mismatch``: a gate must not pass because it compared nothing).
 Output: a terminal table (worst first), ``compare.md`` and ``compare.html``.
 """
 
@@ -147,6 +149,11 @@ class Comparison:
     def tested(self, timing: bool) -> list[Row]:
         """The comparable rows of quality metrics (``timing`` False) or timings."""
         return [r for r in self.rows if r.info.timing == timing and r.verdict != NOT_COMPARABLE]
+
+    def refused(self) -> list[Row]:
+        """Quality metrics refused because their protocols differ."""
+        return [r for r in self.rows if not r.info.timing and r.verdict == NOT_COMPARABLE
+                and r.rule.startswith("protocol")]
 
     def family(self, timing: bool) -> list[Row]:
         """The rows whose p-values are adjusted together: tested, with a p-value (not identical, not tolerance)."""
@@ -557,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all", action="store_true", help="print every metric, not only the changed quality metrics "
                                                       "(compare.md lists everything)")
     p.add_argument("--out", help="folder for compare.md / compare.html (default: B's run folder)")
+    p.add_argument("--allow-protocol-mismatch", action="store_true",
+                   help="compare what is comparable when some quality metrics' protocols differ (else exit 2)")
     args = p.parse_args(argv)
     try:
         if args.baseline is not None:
@@ -578,6 +587,12 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < args.alpha < 1:
             raise InputError(f"--alpha must be in (0, 1), got {args.alpha}")
         cmp = compare(a, b, args.alpha, args.gate_timings, pooled=args.test == "student")
+        refused = cmp.refused()
+        if refused and not args.allow_protocol_mismatch:
+            reasons = sorted({r.rule.removeprefix("protocol differs: ") for r in refused})
+            raise InputError(f"{len(refused)} quality metrics were computed under different protocols "
+                             f"({' | '.join(reasons[:3])}{' | ...' if len(reasons) > 3 else ''}); "
+                             "compare runs of one protocol, or pass --allow-protocol-mismatch")
     except InputError as e:
         print(f"run_bench.py compare: error: {e}", file=sys.stderr)
         return 2

@@ -81,16 +81,20 @@ def test_a_sabotaged_flow_regresses_its_kl_on_each_dataset(runs, capsys):
 
 
 def test_a_different_n_samples_is_refused_naming_the_key(runs, capsys):
-    code, out = _compare(capsys, runs / "tiny" / "a", runs / "tiny" / "d")
-    cmp = compare.compare(compare.load_run(runs / "tiny" / "a"), compare.load_run(runs / "tiny" / "d"))
-    refused = [r for r in cmp.rows if r.verdict == "not comparable"]
-    assert {r.key[3] for r in refused if not r.info.timing} == {"mmd2", "precision", "recall", "high_quality_fraction",
-                                                                "modes_covered", "mode_coverage", "nonfinite_fraction"}
-    assert all(r.rule == "protocol differs: eval.n_samples: 300 vs 200" for r in refused if not r.info.timing)
+    a, d = runs / "tiny" / "a", runs / "tiny" / "d"
+    code, out = _compare(capsys, a, d)
+    assert code == 2 and "7 quality metrics were computed under different protocols (eval.n_samples: 300 vs 200)" in out
+    assert not (d / "compare.md").exists()  # refused before anything is written
+    code, out = _compare(capsys, a, d, "--allow-protocol-mismatch")
+    assert code in (0, 1) and "missing: 25gaussians/flow only in A" in out and (d / "compare.md").exists()
+    cmp = compare.compare(compare.load_run(a), compare.load_run(d))
+    refused = cmp.refused()
+    assert {r.key[3] for r in refused} == {"mmd2", "precision", "recall", "high_quality_fraction", "modes_covered",
+                                           "mode_coverage", "nonfinite_fraction"}
+    assert all(r.rule == "protocol differs: eval.n_samples: 300 vs 200" for r in refused)
     kl = [r for r in cmp.rows if r.key == ("8gaussians", "flow", "", "kl_nats")][0]
     assert kl.verdict != "not comparable" and kl.rule.startswith("own SE")  # NLL does not depend on n_samples
-    assert cmp.only_a == ["25gaussians/flow"] and "missing: 25gaussians/flow only in A" in out
-    assert code in (0, 1)
+    assert cmp.only_a == ["25gaussians/flow"]
 
 
 def test_bad_input_exits_2_before_writing(runs, tmp_path, capsys):
