@@ -19,8 +19,10 @@ Load a trained model back with :func:`load_checkpoint`::
 
     import models
     model = models.load_checkpoint("results/toy2d/<run>/8gaussians__flow__s0/model.pt")
-    x = model.sample(1000)                 # (1000, 2) float32
+    x = model.sample(1000)                 # (1000, 2) float32, no autograd graph: x.numpy() works
     nll = -model.log_prob(x)               # (1000,) nats; if model.capabilities.log_prob
+    with models.gradients():               # ask for gradients explicitly
+        (-model.log_prob(x).mean()).backward()
 """
 
 from __future__ import annotations
@@ -36,13 +38,14 @@ from typing import Any
 
 import torch
 
-from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig
+from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig, gradients
 
 __all__ = [
     "Capabilities",
     "GenerativeModel",
     "Textbook",
     "TrainConfig",
+    "gradients",
     "RegistryError",
     "register",
     "get",

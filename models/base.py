@@ -17,13 +17,28 @@ Conventions shared by every family:
   bins, which bounds log P(x) from below (Theis et al. 2016, arXiv:1511.01844).
 * Log-densities, bounds and energies are per example, shape ``(N,)``, in nats.
 * Model code never times itself; ``bench.timing`` does that.
+* The public calls ``sample``, ``log_prob``, ``log_prob_bounds`` and ``energy`` return
+  plain tensors: they run under ``torch.no_grad()`` and record no autograd graph, so
+  ``.numpy()`` works on their output and memory does not grow with NFE. A caller who
+  wants gradients asks for them with :func:`gradients`::
+
+      with models.gradients():
+          nll = -model.log_prob(x)          # differentiable: nll.mean().backward() works
+
+  Inside a family (its ``loss``, ``train_step``, ``prepare``, or one public call made
+  from another) calls keep the caller's autograd mode, so training and Langevin
+  samplers that differentiate the energy or score with ``torch.enable_grad()`` work as
+  written.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import contextvars
 import dataclasses
+import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -137,6 +152,52 @@ class TrainConfig:
             raise ValueError(f"amp must be 'bf16' or null, got {self.amp!r}")
 
 
+# --------------------------------------------------------------------------- autograd of the public API
+PUBLIC_CALLS = ("sample", "log_prob", "log_prob_bounds", "energy")  # no autograd graph unless asked for
+INTERNAL_CALLS = ("loss", "train_step", "prepare")  # keep the caller's autograd mode (training)
+_DEPTH = contextvars.ContextVar("genbench_model_call_depth", default=0)
+_GRADIENTS = contextvars.ContextVar("genbench_model_gradients", default=False)
+
+
+@contextlib.contextmanager
+def gradients() -> Iterator[None]:
+    """Inside this block the public calls (``sample``, ``log_prob``, ``log_prob_bounds``, ``energy``)
+    record autograd graphs, as plain ``nn.Module`` calls would.
+
+    Outside it they run under ``torch.no_grad()`` and return tensors with
+    ``requires_grad == False``. Example::
+
+        with models.gradients():
+            loss = -model.log_prob(x).mean()
+        loss.backward()
+    """
+    token = _GRADIENTS.set(True)
+    try:
+        yield
+    finally:
+        _GRADIENTS.reset(token)
+
+
+def _wrap(fn, public: bool):
+    """``fn`` run as a model call: the outermost public call disables autograd unless :func:`gradients`
+    is active; nested calls (from ``loss``, ``train_step`` or another public call) pass through."""
+
+    @functools.wraps(fn)
+    def call(self, *args, **kwargs):
+        depth = _DEPTH.get()
+        token = _DEPTH.set(depth + 1)
+        try:
+            if public and depth == 0 and not _GRADIENTS.get():
+                with torch.no_grad():
+                    return fn(self, *args, **kwargs)
+            return fn(self, *args, **kwargs)
+        finally:
+            _DEPTH.reset(token)
+
+    call.__genbench_wrapped__ = True
+    return call
+
+
 class GenerativeModel(nn.Module, abc.ABC):
     """Base class of every family: training objective, sampling and densities.
 
@@ -161,6 +222,15 @@ class GenerativeModel(nn.Module, abc.ABC):
     textbook: ClassVar[Textbook | None] = None
     tiny: ClassVar[dict[str, Any]] = {}
     train_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        for names, public in ((PUBLIC_CALLS, True), (INTERNAL_CALLS, False)):
+            for name in names:
+                fn = cls.__dict__.get(name)
+                if callable(fn) and not getattr(fn, "__isabstractmethod__", False) \
+                        and not getattr(fn, "__genbench_wrapped__", False):
+                    setattr(cls, name, _wrap(fn, public))
 
     def __init__(self, config: Any, data_shape: tuple[int, ...]):
         super().__init__()
