@@ -193,6 +193,10 @@ class EvalConfig:
         density_batch: batch size for density-evaluation throughput (examples/s).
         timing_warmup: untimed calls before timing.
         timing_repeats: timed calls; the median and IQR are reported (>= 5).
+        timing_repeats_slow: timed calls for samplers of at least ``slow_sampler_nfe`` NFE
+            (smoke profiles: 1, where the numbers mean nothing); ``None`` uses
+            ``timing_repeats``. Each sampler records the warm-up and repeats it got.
+        slow_sampler_nfe: the NFE from which ``timing_repeats_slow`` applies.
         entropy_mc: Monte Carlo samples for the true entropy H(p_data) (>= 10^6).
         quadrature_grid: grid points per axis for log Z of 2D energies.
         pr_k: k of k-NN precision/recall (Kynkäänniemi et al. 2019, arXiv:1904.06991).
@@ -221,6 +225,8 @@ class EvalConfig:
     density_batch: int = 1_024
     timing_warmup: int = 1
     timing_repeats: int = 5
+    timing_repeats_slow: int | None = None
+    slow_sampler_nfe: int = 100
     entropy_mc: int = 1_000_000
     quadrature_grid: int = 512
     pr_k: int = 3
@@ -237,6 +243,9 @@ class EvalConfig:
     def __post_init__(self):
         if self.timing_repeats < 5:
             raise ValueError(f"timing_repeats must be >= 5 (medians need repeats), got {self.timing_repeats}")
+        if self.timing_repeats_slow is not None and not 1 <= self.timing_repeats_slow <= self.timing_repeats:
+            raise ValueError(f"timing_repeats_slow must be in 1..timing_repeats ({self.timing_repeats}), "
+                             f"got {self.timing_repeats_slow}")
         if self.entropy_mc < 1_000_000:
             raise ValueError(f"entropy_mc must be >= 10^6, got {self.entropy_mc}")
         for split in self.fid_reference:
@@ -254,9 +263,17 @@ class EvalConfig:
         m = min(n_real, n_fake)
         return self.kid_subset_size if m >= 2 * self.kid_subset_size else max(2, m // 2)
 
+    def sampler_repeats(self, nfe: int) -> int:
+        """Timed calls of a sampler that makes ``nfe`` sequential network evaluations per call."""
+        if self.timing_repeats_slow is not None and nfe >= self.slow_sampler_nfe:
+            return self.timing_repeats_slow
+        return self.timing_repeats
+
     def timing_protocol(self) -> str:
         """How every timing of a cell was taken, as one line (stored in the record's protocol)."""
-        return (f"{self.timing_warmup} warm-up + {self.timing_repeats} timed calls, median and IQR; "
+        slow = (f" ({self.timing_repeats_slow} timed calls for samplers of >= {self.slow_sampler_nfe} NFE)"
+                if self.timing_repeats_slow is not None else "")
+        return (f"{self.timing_warmup} warm-up + {self.timing_repeats} timed calls{slow}, median and IQR; "
                 "CUDA synchronized")
 
     def kid_protocol(self) -> str:
@@ -276,7 +293,11 @@ class FamilyEntry:
 
 @dataclass
 class Suite:
-    """A resolved suite: what to train, on which data, and how to evaluate it."""
+    """A resolved suite: what to train, on which data, and how to evaluate it.
+
+    ``profile`` names the profile that was merged (``"default"``: the top level) and
+    ``profile_reason`` says why it was chosen (set by :func:`bench.profiles.choose`).
+    """
 
     name: str
     datasets: list[str]
@@ -289,6 +310,7 @@ class Suite:
     eval: EvalConfig = field(default_factory=EvalConfig)
     source: str = ""
     profile: str | None = None
+    profile_reason: str = ""
     dataset_families: dict[str, dict[str, FamilyEntry]] = field(default_factory=dict)
 
     def family(self, dataset: str, name: str) -> FamilyEntry:
@@ -300,6 +322,10 @@ class Suite:
         return dataclasses.asdict(self)
 
 
+# The suite's top level is the profile "default" (merged with ``profiles.default`` where the file has
+# one). These keys of a profile block say what the profile needs, not what to run: bench.profiles reads them.
+DEFAULT_PROFILE = "default"
+PROFILE_META_KEYS = ("requires", "fallback")
 _TOP_KEYS = ["name", "description", "datasets", "seeds", "device", "data", "eval", "train", "families", "profiles"]
 
 
@@ -453,7 +479,9 @@ def load_suite(path: str | Path, *, profile: str | None = None, overrides: list[
 
     Args:
         path: the suite YAML file.
-        profile: name of a block under ``profiles:`` to merge over the suite.
+        profile: name of a block under ``profiles:`` to merge over the suite; ``"default"`` (or
+            ``None``) is the top level, with ``profiles.default`` merged where the file has one.
+            A block's ``requires`` and ``fallback`` keys are left to :mod:`bench.profiles`.
         overrides: ``KEY=VALUE`` strings (dotted keys), merged last.
 
     Raises:
@@ -482,12 +510,13 @@ def load_suite(path: str | Path, *, profile: str | None = None, overrides: list[
         raise ConfigError(f"{src}: profiles: expected a mapping of profile name -> overrides")
     layers: list[tuple[str, Mapping]] = [(src, {k: v for k, v in raw.items() if k != "profiles"})]
     if profile is not None:
-        if profile not in profiles:
-            hint = _suggest(profile, sorted(profiles) or ["<none>"])
+        if profile not in profiles and profile != DEFAULT_PROFILE:
+            hint = _suggest(profile, sorted({*profiles, DEFAULT_PROFILE}))
             raise ConfigError(f"{src}: profiles.{profile}: unknown profile{hint}")
-        if not isinstance(profiles[profile], Mapping):
+        block = profiles.get(profile) or {}
+        if not isinstance(block, Mapping):
             raise ConfigError(f"{src}: profiles.{profile}: expected a mapping of overrides")
-        layers.append((f"{src} (profile {profile})", profiles[profile]))
+        layers.append((f"{src} (profile {profile})", {k: v for k, v in block.items() if k not in PROFILE_META_KEYS}))
     for o in overrides:
         layers.append((f"--set {o}", parse_override(o)))
     merged: dict = {}
@@ -499,5 +528,5 @@ def load_suite(path: str | Path, *, profile: str | None = None, overrides: list[
     except _KeyError as e:
         source = next((s for s, layer in reversed(layers) if e.key and _has_path(layer, e.key)), src)
         raise ConfigError(f"{source}: {e}") from None
-    suite.source, suite.profile = src, profile
+    suite.source, suite.profile = src, profile or DEFAULT_PROFILE
     return suite

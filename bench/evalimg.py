@@ -108,11 +108,7 @@ def reference_features(ds, split: str, ev: EvalConfig, cache: Path, device) -> t
     from bench.metrics import stats_cache
 
     images = ds.train if split == "train" else ds.test
-    n = min(len(images), ev.fid_reference_n or len(images))
-    data_fp = dict(ds.info["fingerprint"][split], n_used=n)
-    ext_fp = extractor_fingerprint()
-    folder = cache / "inception"
-    feats_path = folder / f"features_{stats_cache.stats_key(data_fp, ext_fp)[:24]}.npz"
+    n, data_fp, ext_fp, folder, feats_path = _reference_paths(ds, split, ev, cache)
     if not feats_path.exists():
         save_npz(feats_path, features=_features(images[:n], device))
     with np.load(feats_path) as f:
@@ -121,6 +117,32 @@ def reference_features(ds, split: str, ev: EvalConfig, cache: Path, device) -> t
     record = {"dataset": data_fp, "extractor": ext_fp, "n": int(stats.n), "whole_split": n == len(images),
               "stats_file": stats.path.name, "stats_sha256": stats.sha256}
     return feats, stats, record
+
+
+def _reference_paths(ds, split: str, ev: EvalConfig, cache: Path) -> tuple[int, dict, dict, Path, Path]:
+    """(N used, dataset fingerprint, extractor fingerprint, cache folder, features file) of a reference split."""
+    from bench.metrics import stats_cache
+
+    size = len(ds.train if split == "train" else ds.test)
+    n = min(size, ev.fid_reference_n or size)
+    data_fp = dict(ds.info["fingerprint"][split], n_used=n)
+    ext_fp = extractor_fingerprint()
+    folder = cache / "inception"
+    return n, data_fp, ext_fp, folder, folder / f"features_{stats_cache.stats_key(data_fp, ext_fp)[:24]}.npz"
+
+
+def reference_cached(ds, split: str, ev: EvalConfig, cache: Path) -> tuple[int, bool]:
+    """(N reference images, whether their features and statistics are already cached) for a split."""
+    from bench.metrics import stats_cache
+
+    n, data_fp, ext_fp, folder, feats_path = _reference_paths(ds, split, ev, cache)
+    return n, feats_path.exists() and stats_cache.stats_path(folder, data_fp, ext_fp).exists()
+
+
+def novelty_cache_path(ds, cache: Path) -> Path:
+    """Where the nearest-training-image distances of the test images are cached."""
+    fp = ds.info["fingerprint"]
+    return cache / "novelty" / f"{fp['test']['variant']}_{fp['test']['sha256'][:12]}_{fp['train']['sha256'][:12]}.npz"
 
 
 def sample_features(samples: np.ndarray, cell_dir: Path, sampler: str, device) -> np.ndarray:
@@ -216,8 +238,7 @@ def _classifier_test(ds, model) -> np.ndarray:
 
 def _nn_test(ds, cache: Path) -> np.ndarray:
     """Nearest-training-image distances of the test images, cached on disk."""
-    fp = ds.info["fingerprint"]
-    path = cache / "novelty" / f"{fp['test']['variant']}_{fp['test']['sha256'][:12]}_{fp['train']['sha256'][:12]}.npz"
+    path = novelty_cache_path(ds, cache)
     if not path.exists():
         save_npz(path, d=nearest_distances(ds.test, ds.train))
     with np.load(path) as f:

@@ -9,7 +9,12 @@ Stages of a cell, each leaving an artifact so that a re-run skips it:
 A cell whose ``record.json`` says ``ok`` is skipped on a re-run with the same run
 id (``--run-id`` or ``--resume``); a failed or interrupted cell is redone from its
 last artifact. Any exception inside a cell is recorded as ``failed`` with the
-reason, and the suite goes on with the next cell.
+reason, and the suite goes on with the next cell. Ctrl-C during a cell records it as
+``interrupted`` (its artifacts so far stay, each written atomically) and stops the run,
+which ``--run-id``/``--resume`` finishes later.
+
+Each record stores the plan's estimate of the cell (``estimate``, from
+:mod:`bench.plan`) and the measured wall time of each stage (``stage_seconds``).
 """
 
 from __future__ import annotations
@@ -30,8 +35,17 @@ from bench import data as datasets
 from bench import env
 from bench.config import EvalConfig, FamilyEntry, Suite
 from bench.results import RunDir, cell_id, new_run_id, save_npz, write_json, write_summary
-from bench.schema import CellConfig, CellRecord, DensityResult, SamplerResult, TrainResult, part_from_dict, part_to_dict
-from bench.timing import Timing, measure
+from bench.schema import (
+    CellConfig,
+    CellEstimate,
+    CellRecord,
+    DensityResult,
+    SamplerResult,
+    TrainResult,
+    part_from_dict,
+    part_to_dict,
+)
+from bench.timing import Stopwatch, Timing, measure
 from bench.train import train
 
 
@@ -107,9 +121,11 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path,
     ``ev.seed`` feeds ``ev.timing_warmup`` + ``ev.timing_repeats`` calls of
     ``sample(ev.throughput_batch)`` (plus more untimed calls if they fall short
     of ``n_samples``), so the samples are reproducible and drawing them costs no
-    extra time. Returns per sampler: NFE, throughput (samples/s) at the large batch,
-    latency (ms) at ``ev.latency_batch``, and the cost of one NFE (ms), each a
-    median over the timed calls, and the sweep the family puts the sampler in.
+    extra time. Samplers of at least ``ev.slow_sampler_nfe`` NFE get
+    ``ev.sampler_repeats(nfe)`` timed calls (fewer in smoke profiles); each records its
+    count. Returns per sampler: NFE, throughput (samples/s) at the large batch, latency
+    (ms) at ``ev.latency_batch``, and the cost of one NFE (ms), each a median over the
+    timed calls, and the sweep the family puts the sampler in.
     """
     out = {}
     sweeps = model.sampler_sweeps()
@@ -120,17 +136,18 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path,
         def draw(n: int = ev.throughput_batch, gen=gen, kwargs=kwargs, drawn=drawn) -> None:
             drawn.append(model.sample(n, generator=gen, **kwargs))
 
+        nfe = model.sample_nfe(**kwargs)
+        repeats = ev.sampler_repeats(nfe)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        big = measure(draw, device=device, warmup=ev.timing_warmup, repeats=ev.timing_repeats)
+        big = measure(draw, device=device, warmup=ev.timing_warmup, repeats=repeats)
         while sum(len(x) for x in drawn) < ev.n_samples:
             draw()
         x = torch.cat([x.cpu() for x in drawn])[: ev.n_samples]  # images stay uint8
         save_npz(cell_dir / f"samples_{name}.npz", samples=x.numpy())
         del drawn[:]
         small = measure(lambda kwargs=kwargs: model.sample(ev.latency_batch, **kwargs), device=device,
-                        warmup=ev.timing_warmup, repeats=ev.timing_repeats)
-        nfe = model.sample_nfe(**kwargs)
+                        warmup=ev.timing_warmup, repeats=repeats)
         batch_ms, batch_iqr_ms = _timing_ms(big)
         lat_ms, lat_iqr_ms = _timing_ms(small)
         out[name] = SamplerResult(
@@ -148,6 +165,8 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path,
             nfe_ms_at_throughput_batch=batch_ms / nfe,
             nfe_ms_at_latency_batch=lat_ms / nfe,
             n_samples=len(x),
+            sample_timing_warmup=ev.timing_warmup,
+            sample_timing_repeats=repeats,
             sample_peak_gpu_mem_gb=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         )
     return out
@@ -210,11 +229,12 @@ class ModelEval:
     samplers: dict[str, SamplerResult] = field(default_factory=dict)
     density: DensityResult | None = None
     model_device: dict[str, Any] | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"train": part_to_dict(self.train), "samplers": {k: part_to_dict(v) for k, v in self.samplers.items()},
                 "density": None if self.density is None else part_to_dict(self.density),
-                "model_device": self.model_device}
+                "model_device": self.model_device, "stage_seconds": self.stage_seconds}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelEval:
@@ -223,23 +243,26 @@ class ModelEval:
                              for k, v in (d.get("samplers") or {}).items()},
                    density=None if d.get("density") is None else part_from_dict(DensityResult, d["density"],
                                                                                 "model_eval.json: density."),
-                   model_device=d.get("model_device"))
+                   model_device=d.get("model_device"), stage_seconds=d.get("stage_seconds") or {})
 
 
 def model_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalConfig, cell_dir: Path,
-                device: torch.device) -> tuple[dict[str, SamplerResult], DensityResult, dict[str, Any]]:
+                device: torch.device) -> tuple[dict[str, SamplerResult], DensityResult, dict, dict[str, float]]:
     """Everything that needs the model: samples, sampling timings, densities and their timings.
 
-    Returns (samplers, density, model device); the caller writes them to
-    ``model_eval.json`` so that the evaluate stage can run elsewhere, from the samples alone.
+    Returns (samplers, density, model device, wall seconds of the "sample" and "density"
+    parts); the caller writes them to ``model_eval.json`` so that the evaluate stage can run
+    elsewhere, from the samples alone.
     """
     from bench import eval2d
 
-    samplers = sample_stage(model, ev, cell_dir, device)
-    density = density_stage(model, ds, ev, device)
-    if model.modality == "vector":
-        density = eval2d.model_extras(model, ds, ev, density, cell_dir, device)
-    return samplers, density, env.device_info(device)
+    with Stopwatch(device) as sampling:
+        samplers = sample_stage(model, ev, cell_dir, device)
+    with Stopwatch(device) as densities:
+        density = density_stage(model, ds, ev, device)
+        if model.modality == "vector":
+            density = eval2d.model_extras(model, ds, ev, density, cell_dir, device)
+    return samplers, density, env.device_info(device), {"sample": sampling.seconds, "density": densities.seconds}
 
 
 def _new_record(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: RunDir,
@@ -253,17 +276,19 @@ def _new_record(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run:
         textbook=dataclasses.asdict(cls.textbook) if cls.textbook else None,
         config=CellConfig(model=dataclasses.asdict(entry.model), train=dataclasses.asdict(entry.train),
                           eval=dataclasses.asdict(suite.eval), data=dataclasses.asdict(suite.data),
-                          suite_file=suite.source, profile=suite.profile),
+                          suite_file=suite.source, profile=suite.profile, profile_reason=suite.profile_reason),
         git_sha=env.git_sha(), versions=env.versions(), device=env.device_info(device), dataset_info=ds.info,
         started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
 def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: RunDir, device: torch.device,
-             opts: RunOptions) -> CellRecord:
+             opts: RunOptions, estimate: CellEstimate | None = None) -> CellRecord:
     """Run one cell's stages and write its record; never raises except on Ctrl-C.
 
     The record's status is ``ok`` once evaluated, ``partial`` when ``opts.stages``
-    stopped earlier, and ``failed`` (with the reason) when anything raised.
+    stopped earlier, ``failed`` (with the reason) when anything raised, and
+    ``interrupted`` on Ctrl-C, which is re-raised once the record is written.
+    ``estimate`` (the plan's) is stored beside the measured ``stage_seconds``.
     """
     from bench import eval2d, evalimg
 
@@ -271,48 +296,66 @@ def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: Ru
     cell_dir = run.cell(cid)
     cell_dir.mkdir(parents=True, exist_ok=True)
     record = _new_record(suite, ds, family, seed, run, device)
+    record.estimate = estimate
     stages: list[str] = []
-    t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
+    interrupted = False
     model_eval_path = cell_dir / "model_eval.json"
-    try:
-        if model_eval_path.exists():  # trained and sampled before (maybe on another machine)
-            model_eval = ModelEval.from_dict(json.loads(model_eval_path.read_text()))
-            stages += ["train", "sample"]
-        else:
-            model, train_info = train_stage(suite.family(ds.name, family), family, suite.modality, ds, seed, cell_dir,
-                                            device, opts.progress)
-            stages.append("train")
-            model_eval = ModelEval(train=train_info)
-            if "sample" in opts.stages:
-                samplers, density, model_device = model_stage(model, ds, suite.eval, cell_dir, device)
-                model_eval = ModelEval(train_info, samplers, density, model_device)
-                write_json(model_eval_path, model_eval.to_dict())
-                stages.append("sample")
-        record = dataclasses.replace(record, train=model_eval.train, samplers=model_eval.samplers,
-                                     density=model_eval.density, model_device=model_eval.model_device,
-                                     stages_done=list(stages))
-        if "evaluate" in opts.stages:
-            if suite.modality == "vector":
-                result = eval2d.evaluate(ds, suite.eval, record, cell_dir)
+    with Stopwatch(device) as wall:
+        try:
+            if model_eval_path.exists():  # trained and sampled before (maybe on another machine)
+                model_eval = ModelEval.from_dict(json.loads(model_eval_path.read_text()))
+                stages += ["train", "sample"]
+                seconds.update(model_eval.stage_seconds)
             else:
-                result = evalimg.evaluate(ds, suite.eval, suite.data, record, cell_dir, device)
-            stages.append("evaluate")
-            record = dataclasses.replace(record, **result, stages_done=list(stages))
-        record.status = "ok" if "evaluate" in stages else "partial"
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # one failing cell must not kill the suite
-        record = dataclasses.replace(record, status="failed", reason=f"{type(e).__name__}: {e}".splitlines()[0],
-                                     traceback=traceback.format_exc(), stages_done=list(stages))
-    record.wall_seconds = time.perf_counter() - t0
+                with Stopwatch(device) as clock:
+                    model, train_info = train_stage(suite.family(ds.name, family), family, suite.modality, ds, seed,
+                                                    cell_dir, device, opts.progress)
+                stages.append("train")
+                seconds["train"] = clock.seconds
+                model_eval = ModelEval(train=train_info)
+                if "sample" in opts.stages:
+                    samplers, density, model_device, parts = model_stage(model, ds, suite.eval, cell_dir, device)
+                    seconds.update(parts)
+                    model_eval = ModelEval(train_info, samplers, density, model_device, dict(seconds))
+                    write_json(model_eval_path, model_eval.to_dict())
+                    stages.append("sample")
+            record = dataclasses.replace(record, train=model_eval.train, samplers=model_eval.samplers,
+                                         density=model_eval.density, model_device=model_eval.model_device,
+                                         stages_done=list(stages))
+            if "evaluate" in opts.stages:
+                with Stopwatch(device) as clock:
+                    if suite.modality == "vector":
+                        result = eval2d.evaluate(ds, suite.eval, record, cell_dir)
+                    else:
+                        result = evalimg.evaluate(ds, suite.eval, suite.data, record, cell_dir, device)
+                stages.append("evaluate")
+                seconds["evaluate"] = clock.seconds
+                record = dataclasses.replace(record, **result, stages_done=list(stages))
+            record.status = "ok" if "evaluate" in stages else "partial"
+        except KeyboardInterrupt:
+            interrupted = True
+            record = dataclasses.replace(record, status="interrupted", stages_done=list(stages),
+                                         reason=f"interrupted (Ctrl-C) after stages {stages or ['none']}; "
+                                                "resume the run to finish it")
+        except Exception as e:  # one failing cell must not kill the suite
+            record = dataclasses.replace(record, status="failed", reason=f"{type(e).__name__}: {e}".splitlines()[0],
+                                         traceback=traceback.format_exc(), stages_done=list(stages))
+    record.wall_seconds = wall.seconds
+    record.stage_seconds = seconds
     record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     run.write_record(record)
+    if interrupted:
+        raise KeyboardInterrupt
     return record
 
 
 def _headline(r: CellRecord) -> str:
     if r.status == "failed":
         return f"FAILED ({r.reason})"
+    took = f"{r.wall_seconds:.0f}s" if r.wall_seconds is not None else "?"
+    if r.estimate is not None and r.estimate.est_total_seconds:
+        took += f" (estimated {r.estimate.est_total_seconds:.0f}s)"
     d, parts = r.density or DensityResult(), [f"train {r.train.train_seconds:.1f}s"]
     if d.test_nll_nats is not None:
         parts.append(f"NLL {d.test_nll_nats:.3f} nats")
@@ -321,24 +364,36 @@ def _headline(r: CellRecord) -> str:
     _, first = r.primary()
     if first.sample_throughput_per_s is not None:
         parts.append(f"{first.sample_throughput_per_s:.3g} samples/s at NFE {first.sample_nfe}")
-    return ", ".join(parts)
+    return f"{took}: " + ", ".join(parts)
 
 
-def run_suite(suite: Suite, opts: RunOptions) -> RunDir:
+def run_suite(suite: Suite, opts: RunOptions, ready: Any = None) -> RunDir:
     """Run every selected cell of ``suite`` and write the summary and report.
+
+    ``ready`` (a :class:`bench.preflight.Ready`) brings the device, the datasets the
+    preflight loaded and the plan, whose estimates go into the records (and ``plan.json``);
+    without it the device is resolved and each dataset loaded here (a missing one fails
+    its cells).
 
     Returns the run folder; cell statuses are in its records. ``summary.csv`` and the
     report need pandas and matplotlib, which a train/sample-only run (e.g. on a GPU
     machine without them) does not import.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C; the interrupted cell's record says so, finished cells stay.
     """
-    device = env.resolve_device(suite.device)
+    device = ready.device if ready is not None else env.resolve_device(suite.device)
+    plan = ready.plan if ready is not None else None
+    loaded = dict(ready.datasets) if ready is not None else {}
     run = RunDir(opts.root, suite.name, opts.run_id or new_run_id())
     run.path.mkdir(parents=True, exist_ok=True)
     write_json(run.path / "run.json", {
-        "suite": suite.name, "run_id": run.run_id, "profile": suite.profile, "suite_file": suite.source,
-        "resolved": suite.resolved(), "git_sha": env.git_sha(), "versions": env.versions(),
+        "suite": suite.name, "run_id": run.run_id, "profile": suite.profile, "profile_reason": suite.profile_reason,
+        "suite_file": suite.source, "resolved": suite.resolved(), "git_sha": env.git_sha(), "versions": env.versions(),
         "device": env.device_info(device), "command": sys.argv, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
+    if plan is not None:
+        write_json(run.path / "plan.json", plan.to_dict())
     names = [d for d in suite.datasets if not opts.datasets or d in opts.datasets]
     families = [f for f in suite.families if not opts.families or f in opts.families]
     total, k = len(names) * len(families) * len(suite.seeds), 0
@@ -355,6 +410,8 @@ def run_suite(suite: Suite, opts: RunOptions) -> RunDir:
                     if old and old.ok and not opts.force:
                         log(f"[{k}/{total}] {cid}: done before, skipped")
                         continue
+                    if ds is None and name in loaded:
+                        ds = loaded[name]
                     if ds is None:
                         try:
                             ds = datasets.load(name, suite.data, suite.eval.entropy_mc)
@@ -366,7 +423,8 @@ def run_suite(suite: Suite, opts: RunOptions) -> RunDir:
                                        reason=f"dataset: {type(ds).__name__}: {ds}")
                         run.write_record(r)
                     else:
-                        r = run_cell(suite, ds, family, seed, run, device, opts)
+                        r = run_cell(suite, ds, family, seed, run, device, opts,
+                                     plan.estimate_for(cid) if plan is not None else None)
                     log(f"[{k}/{total}] {cid}: {_headline(r)}")
     if {"evaluate", "report"} & set(opts.stages):
         write_summary(run)

@@ -76,6 +76,11 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, *, epochs: int = 3, batch
     return model.eval()
 
 
+def cache_path(ds, cache_dir: Path) -> Path:
+    """Where the classifier for ``ds`` is cached (keyed by the training split's content hash)."""
+    return Path(cache_dir) / f"mnist_lenet_bn_{ds.info['fingerprint']['train']['sha256'][:16]}.pt"
+
+
 def load_or_train(ds, cache_dir: Path) -> tuple[LeNet, dict]:
     """The cached classifier for ``ds`` (MNIST), training it on first use.
 
@@ -86,7 +91,7 @@ def load_or_train(ds, cache_dir: Path) -> tuple[LeNet, dict]:
         RuntimeError: the trained classifier misses :data:`MIN_ACCURACY` on the test set.
     """
     key = ds.info["fingerprint"]["train"]["sha256"][:16]
-    path = Path(cache_dir) / f"mnist_lenet_bn_{key}.pt"
+    path = cache_path(ds, cache_dir)
     meta_path = path.with_suffix(".json")
     if path.exists() and meta_path.exists():
         model = LeNet()
