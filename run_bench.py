@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     except preflight.PreflightError as e:
         print(f"run_bench.py: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        log("genbench: interrupted before the first cell; nothing was written to the results")
+        return 130
     if choice.notice:
         log(choice.notice)
     if args.dry_run:

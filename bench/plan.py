@@ -260,7 +260,15 @@ class ProbeCache:
 
 
 # --------------------------------------------------------------------------- estimates
-def _sample_seconds(ev: EvalConfig, nfe: int, t: Linear) -> float:
+def train_seconds(train: Any, t_step: float) -> float:
+    """Training time: ``steps`` steps, or the ``max_seconds`` budget plus the step that crosses it."""
+    steps = train.steps if train.max_seconds is None else min(train.steps, train.max_seconds / t_step + 1)
+    return steps * t_step
+
+
+def sample_seconds(ev: EvalConfig, nfe: int, t: Linear) -> float:
+    """One sampler's sample stage: the throughput timing's calls (plus the untimed ones that fill
+    ``n_samples``) at ``t(throughput_batch)`` and the latency timing's at ``t(latency_batch)``."""
     reps = ev.sampler_repeats(nfe)
     calls = ev.timing_warmup + reps
     extra = max(0, math.ceil((ev.n_samples - calls * ev.throughput_batch) / ev.throughput_batch))
@@ -517,11 +525,9 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
                 cells.append(CellPlan(cid, name, family, seed, spec, CellEstimate(cost_model=COST_MODEL), disk))
                 continue
             if probe is not None:
-                t_step, tr = probe["train_step_s"], entry.train
-                steps = tr.steps if tr.max_seconds is None else min(tr.steps, tr.max_seconds / t_step + 1)
-                est["train"] = steps * t_step
+                est["train"] = train_seconds(entry.train, probe["train_step_s"])
                 if "sample" in stages:
-                    est["sample"] = sum(_sample_seconds(ev, spec.samplers[k], Linear(*probe["samplers"][k]))
+                    est["sample"] = sum(sample_seconds(ev, spec.samplers[k], Linear(*probe["samplers"][k]))
                                         for k in spec.samplers)
                     dens = Linear(*probe["density"]) if probe["density"] else None
                     est["density"] = _density_seconds(suite, spec, lay, dens)

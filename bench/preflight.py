@@ -5,10 +5,10 @@ anything is written to the results folder:
 
 1. the device exists (``--device cuda`` on a machine without CUDA);
 2. the memory that ``eval.n_samples`` and the data sizes imply fits in this machine's available memory;
-3. every dataset loads, once (a missing one names where the harness looked and how to provide it:
-   the data root, ``GENBENCH_DATA_MIRROR``, the network);
+3. the Inception weights (image suites that evaluate) and the report's packages are there;
 4. every family builds with its configuration (an optional package it needs is installed);
-5. the Inception weights (image suites that evaluate) and the report's packages are there;
+5. every dataset loads, once (a missing one names where the harness looked and how to provide it:
+   the data root, ``GENBENCH_DATA_MIRROR``, the network);
 6. the plan (:mod:`bench.plan`): probes, estimates, and the disk the artifacts need, which must fit
    in the free space of the results and data folders.
 
@@ -188,13 +188,13 @@ def run(suite: Suite, *, dataset_names: list[str], families: list[str], stages: 
     with Stopwatch() as clock:
         device = check_device(suite)
         check_memory(suite, dataset_names)
+        check_packages(suite, stages)
         model_stages = bool({"train", "sample", "evaluate"} & set(stages))
-        loaded = load_datasets(suite, dataset_names) if model_stages else {}
         try:
             specs = describe(suite, dataset_names, families) if model_stages else {}
         except MissingDependencyError as e:
             raise PreflightError(str(e).splitlines()[0]) from None
-        check_packages(suite, stages)
+        loaded = load_datasets(suite, dataset_names) if model_stages else {}
     plan = make_plan(suite, specs, loaded, device, stages=stages, done=done,
                      results_dir=results_root / suite.name, progress=progress)
     plan.preflight_seconds = clock.seconds

@@ -99,8 +99,9 @@ def ensure_mnist(root: str | Path, *, expected: dict[str, str] | None = MNIST_SH
         except Exception as e:  # no network, or the server is down
             raise DatasetError(
                 f"MNIST not found: looked for {', '.join(missing)} in {raw}, for .gz copies in "
-                f"{mirror_dir() / 'mnist'} (set GENBENCH_DATA_MIRROR to move it), and tried torchvision's "
-                f"download ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                f"{mirror_dir() / 'mnist'}, and tried torchvision's download ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}); provide it: put the files in {raw}, or point "
+                "GENBENCH_DATA_MIRROR at a folder holding mnist/*.gz, or run once with network access"
             ) from None
     for n, want in (expected or {}).items():
         got = sha256_file(raw / n)
@@ -221,8 +222,10 @@ def load_cifar10(root: str | Path) -> tuple[dict, dict]:
         CIFAR10(str(root), train=False, download=True)
     except Exception as e:
         raise DatasetError(f"CIFAR-10 not found: no torchvision files under {root} (cifar-10-batches-py), no "
-                           f"offline archive at {mirror_dir() / CIFAR10_JPEG_ARCHIVE} (set GENBENCH_DATA_MIRROR), "
-                           f"and torchvision's download failed ({type(e).__name__}: {e})") from None
+                           f"offline archive at {mirror_dir() / CIFAR10_JPEG_ARCHIVE}, and torchvision's download "
+                           f"failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); provide it: "
+                           f"put cifar-10-batches-py under {root}, or point GENBENCH_DATA_MIRROR at a folder holding "
+                           f"{CIFAR10_JPEG_ARCHIVE}, or run once with network access") from None
     return _cifar_exact(root), {"variant": "cifar10", "comparable_to_published": True}
 
 
