@@ -85,6 +85,11 @@ def inception(device: torch.device | str = "cpu"):
     return _EXTRACTORS[key]
 
 
+def inception_loaded(device: torch.device | str = "cpu") -> bool:
+    """Whether this process already holds the extractor for ``device`` (its load is then paid)."""
+    return str(device) in _EXTRACTORS
+
+
 def extractor_fingerprint() -> dict:
     """The Inception extractor's fingerprint (weights SHA-256, resize, input range, torch version)."""
     from bench.metrics.inception import fingerprint
@@ -139,10 +144,17 @@ def reference_cached(ds, split: str, ev: EvalConfig, cache: Path) -> tuple[int, 
     return n, feats_path.exists() and stats_cache.stats_path(folder, data_fp, ext_fp).exists()
 
 
-def novelty_cache_path(ds, cache: Path) -> Path:
-    """Where the nearest-training-image distances of the test images are cached."""
+def novelty_test_n(ds, ev: EvalConfig) -> int:
+    """Test images the novelty reference uses: the first ``ev.novelty_test_n`` (all by default)."""
+    return min(len(ds.test), ev.novelty_test_n or len(ds.test))
+
+
+def novelty_cache_path(ds, cache: Path, n: int) -> Path:
+    """Where the nearest-training-image distances of the first ``n`` test images are cached."""
     fp = ds.info["fingerprint"]
-    return cache / "novelty" / f"{fp['test']['variant']}_{fp['test']['sha256'][:12]}_{fp['train']['sha256'][:12]}.npz"
+    part = "" if n == len(ds.test) else f"_n{n}"
+    name = f"{fp['test']['variant']}_{fp['test']['sha256'][:12]}_{fp['train']['sha256'][:12]}{part}.npz"
+    return cache / "novelty" / name
 
 
 def sample_features(samples: np.ndarray, cell_dir: Path, sampler: str, device) -> np.ndarray:
@@ -187,11 +199,14 @@ def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, 
             m = min(len(real), len(fake))
             out.update(prdc(real[:m], fake[:m], k_pr=ev.pr_k, k_dc=ev.dc_k))
             out["prdc_n"] = m
-    if ds.name == "mnist":
+    if ds.name == "mnist" and ev.fd_classifier:
         model, meta = clf.load_or_train(ds, cache)
         out["fd_classifier"] = fid_from_features(clf.features(model, samples), _classifier_test(ds, model))
         out["classifier"] = meta
-    d_test = _nn_test(ds, cache)
+    elif ds.name == "mnist":
+        out["classifier"] = {"available": False, "reason": "eval.fd_classifier is false (smoke profiles skip the "
+                                                          "classifier's one-off training)"}
+    d_test = _nn_test(ds, cache, novelty_test_n(ds, ev))
     out.update(novelty(nearest_distances(samples, ds.train), d_test))
     out["inception_score"] = _inception_score(samples)
     out["metric_protocol"] = protocol.metric_fingerprint(
@@ -236,11 +251,11 @@ def _classifier_test(ds, model) -> np.ndarray:
     return _CACHE[key]
 
 
-def _nn_test(ds, cache: Path) -> np.ndarray:
-    """Nearest-training-image distances of the test images, cached on disk."""
-    path = novelty_cache_path(ds, cache)
+def _nn_test(ds, cache: Path, n: int) -> np.ndarray:
+    """Nearest-training-image distances of the first ``n`` test images, cached on disk."""
+    path = novelty_cache_path(ds, cache, n)
     if not path.exists():
-        save_npz(path, d=nearest_distances(ds.test, ds.train))
+        save_npz(path, d=nearest_distances(ds.test[:n], ds.train))
     with np.load(path) as f:
         return f["d"]
 
@@ -283,9 +298,10 @@ def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir:
                             "images",
         "density_coverage": f"Naeem et al. 2020, k = {ev.dc_k}, same features",
         **({"fd_classifier": "Frechet distance in the 128-d features of a small MNIST classifier (>= 99% test "
-                             "accuracy); not FID"} if ds.name == "mnist" else {}),
-        "novelty": "median nearest-training-image distance of samples / that of test images; copy fraction below "
-                   "the test set's 1st percentile",
+                             "accuracy); not FID" if ev.fd_classifier else "not computed (eval.fd_classifier: false)"}
+           if ds.name == "mnist" else {}),
+        "novelty": "median nearest-training-image distance of samples / that of the first "
+                   f"{novelty_test_n(ds, ev)} test images; copy fraction below the test set's 1st percentile",
         "seed": ev.seed,
         "timing": ev.timing_protocol(),
     }

@@ -199,10 +199,10 @@ def probe_evaluation(device: torch.device, *, inception: bool, classifier: bool)
         sym = an @ an.T
         out["eigh_1024_s"] = _time_call(lambda: np.linalg.eigh(sym), "cpu")
         if inception:
-            from bench.metrics.inception import InceptionExtractor
+            from bench import evalimg
 
             with Stopwatch(device) as load:
-                ext = InceptionExtractor(device=device, batch_size=16 if device.type == "cpu" else 200)
+                ext = evalimg.inception(device)  # the run's own extractor: loaded once per process
             imgs = _synthetic((3, 32, 32), ext.batch_size, "image")
             t = measure(lambda: ext(imgs), device=device, warmup=1, repeats=1).median_s
             out.update(inception_load_s=load.seconds, inception_img_per_s=len(imgs) / t)
@@ -464,15 +464,17 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
     images = suite.modality == "image"
     rates = {}
     if evaluate and images and any(c not in done for c in _all_cells(suite, specs)):
-        rates = cache.get("evaluate", {"inception": True, "classifier": "mnist" in names},
-                          lambda: probe_evaluation(device, inception=True, classifier="mnist" in names),
+        clf = "mnist" in names and ev.fd_classifier
+        rates = cache.get("evaluate", {"inception": True, "classifier": clf},
+                          lambda: probe_evaluation(device, inception=True, classifier=clf),
                           "the evaluation (matmul rates, Inception images/s)")
     one_off: dict[str, float] = {}
     cache_items: list[str] = []
     cache_bytes = 0
     pending: list[tuple[str, str, float]] = []  # (dataset or "*", label, seconds) charged to the next cell
     if evaluate and images and rates:
-        pending.append(("*", "Inception load", rates["inception_load_s"]))
+        if not evalimg.inception_loaded(device):  # the probe, when it ran, loaded it for the run
+            pending.append(("*", "Inception load", rates["inception_load_s"]))
         cdir = evalimg.cache_dir(suite.data)
         for name in names:
             ds, lay = loaded[name], datasets.layout(name, suite.data)
@@ -483,11 +485,12 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
                                     n_ref / rates["inception_img_per_s"]))
                     cache_bytes += 4 * n_ref * FEATURE_DIM + 8 * FEATURE_DIM * (FEATURE_DIM + 1)
                     cache_items.append(f"{split} reference statistics")
-            if not evalimg.novelty_cache_path(ds, cdir).exists():
-                pending.append((name, f"{name} test-set novelty distances",
-                                2 * lay.n_test * lay.n_train * lay.dims / (rates["gflops32"] * 1e9)))
-                cache_bytes += 8 * lay.n_test
-            if name == "mnist":
+            n_nov = evalimg.novelty_test_n(ds, ev)
+            if not evalimg.novelty_cache_path(ds, cdir, n_nov).exists():
+                pending.append((name, f"{name} novelty distances of {n_nov} test images",
+                                2 * n_nov * lay.n_train * lay.dims / (rates["gflops32"] * 1e9)))
+                cache_bytes += 8 * n_nov
+            if name == "mnist" and ev.fd_classifier:
                 from bench.metrics import classifier as clf
 
                 if not clf.cache_path(ds, cdir).exists():

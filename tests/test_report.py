@@ -94,5 +94,5 @@ def test_the_estimate_table_shows_each_stage_and_the_error():
     unplanned = rec("flow", "exact", 1, 1)  # a cell run without a plan has no row
     rows = estimate_rows([r, unplanned])
     assert [row["cell"] for row in rows] == ["d__gan__s0", "**all cells**"]
-    assert rows[0]["train s (est.)"] == "6.00 (5.00)" and rows[0]["evaluate s (est.)"] == "4.00 (3.00)"
+    assert rows[0]["train s (est.)"] == "6.0 (5.0)" and rows[0]["evaluate s (est.)"] == "4.0 (3.0)"
     assert rows[0]["error"] == "+20%" and rows[1]["total s"] == "12.0" and rows[1]["error"] == "+20%"

@@ -116,9 +116,12 @@ def build_report(run: RunDir) -> Document:
                 if (run.cell(r.cell_id) / f"samples_{sampler}.png").exists():
                     doc.add(Paragraph(f"**{r.dataset} / {r.family} / {sampler}**"),
                             Figure(f"{r.cell_id}/samples_{sampler}.png", f"{r.family} {sampler}"))
-    estimates = tables.estimate_rows(records)
+    plan = json.loads((run.path / "plan.json").read_text()) if (run.path / "plan.json").exists() else {}
+    order = [c["cell"] for c in plan.get("cells", [])]
+    estimates = tables.estimate_rows(sorted(records, key=lambda r: (r.cell_id not in order,
+                                                                    order.index(r.cell_id) if r.cell_id in order
+                                                                    else 0, r.cell_id)))
     if estimates:
-        plan = json.loads((run.path / "plan.json").read_text()) if (run.path / "plan.json").exists() else {}
         doc.add(Heading("Plan: estimated and measured wall time"),
                 Paragraph(f"Cost model `{plan.get('cost_model', '?')}` (bench/plan.py): rates measured on this "
                           f"device by probes that took {plan.get('probe_seconds', 0):.1f} s "

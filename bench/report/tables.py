@@ -245,6 +245,10 @@ def fingerprint_text(rec: CellRecord) -> str:
     return f"Dataset fingerprint: `{json.dumps(rec.dataset_info.get('fingerprint'))}`"
 
 
+def _sec(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
 def _err(measured: float | None, estimated: float | None) -> str:
     if measured is None or not estimated:
         return "–"
@@ -269,14 +273,14 @@ def estimate_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
                  "evaluate": (s.get("evaluate"), (e.est_evaluate_seconds or 0) + (e.est_one_off_seconds or 0))}
         row = {"cell": r.cell_id, "status": r.status}
         for stage, (got, want) in pairs.items():
-            row[f"{stage} s (est.)"] = f"{fmt(got)} ({fmt(want)})"
-        row.update({"total s": fmt(r.wall_seconds), "estimated s": fmt(e.est_total_seconds),
+            row[f"{stage} s (est.)"] = f"{_sec(got)} ({_sec(want)})"
+        row.update({"total s": _sec(r.wall_seconds), "estimated s": _sec(e.est_total_seconds),
                     "error": _err(r.wall_seconds, e.est_total_seconds)})
         rows.append(row)
         est_sum += e.est_total_seconds
         wall_sum += r.wall_seconds
     if rows:
         blank = {k: "" for k in rows[0]}
-        rows.append({**blank, "cell": "**all cells**", "total s": fmt(wall_sum), "estimated s": fmt(est_sum),
+        rows.append({**blank, "cell": "**all cells**", "total s": _sec(wall_sum), "estimated s": _sec(est_sum),
                      "error": _err(wall_sum, est_sum)})
     return rows
