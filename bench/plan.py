@@ -19,7 +19,8 @@ Cost model ``genbench.cost/1``. Every rate is measured on this device by a probe
   eigendecomposition scaled as F³. 2D: the sample metrics timed on min(N, 1000) points, scaled as N².
 * **one-off**: what a fresh data root still has to build: reference statistics (N_ref images
   through Inception per split), the MNIST classifier (its epochs of measured steps), the test
-  set's nearest-training distances, and loading the Inception extractor once per process; each is
+  set's nearest-training distances; and, once per process, loading the Inception extractor and
+  the square root of each reference covariance (an F x F eigendecomposition, F = 2048). Each is
   charged to the first cell that needs it.
 
 Cells that are already done (a resumed run) cost nothing. The report stage (a few seconds) is not
@@ -479,6 +480,11 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
         for name in names:
             ds, lay = loaded[name], datasets.layout(name, suite.data)
             for split in ev.fid_reference:
+                # FID's reference side: the covariance's square root, an F x F eigendecomposition per split and
+                # process (bench.metrics.fid.FIDReference), whether or not the statistics are cached
+                pending.append((name, f"{name} {split} FID reference square root",
+                                rates["eigh_1024_s"] * (FEATURE_DIM / 1024) ** 3
+                                + 2 * FEATURE_DIM**3 / (rates["numpy_gflops64"] * 1e9)))
                 n_ref, hit = evalimg.reference_cached(ds, split, ev, cdir)
                 if not hit:
                     pending.append((name, f"{name} {split} reference statistics (N = {n_ref})",

@@ -30,7 +30,7 @@ from bench.config import Suite
 from bench.plan import FEATURE_DIM, Plan, describe, free_bytes, make_plan, size
 from bench.timing import Stopwatch
 
-MEMORY_HEADROOM = 1.5 * 2**30  # the interpreter, torch, models and the loaded datasets' working copies
+MEMORY_HEADROOM = 2**29  # the interpreter, torch and the models beside the data-sized arrays (0.5 GiB)
 DISK_MARGIN = 1.05
 
 
@@ -194,9 +194,18 @@ def run(suite: Suite, *, dataset_names: list[str], families: list[str], stages: 
             specs = describe(suite, dataset_names, families) if model_stages else {}
         except MissingDependencyError as e:
             raise PreflightError(str(e).splitlines()[0]) from None
+        prepare = {n: datasets.layout(n, suite.data).prepare_bytes for n in dataset_names} if model_stages else {}
+        where, free, _ = free_bytes(data_root(suite.data.root))
+        if sum(prepare.values()) * DISK_MARGIN > free:
+            raise PreflightError(f"{where}: preparing the datasets needs about {size(sum(prepare.values()))}, but "
+                                 f"only {size(free)} is free there; free space, or point data.root elsewhere")
         loaded = load_datasets(suite, dataset_names) if model_stages else {}
     plan = make_plan(suite, specs, loaded, device, stages=stages, done=done,
                      results_dir=results_root / suite.name, progress=progress)
     plan.preflight_seconds = clock.seconds
     check_disk(plan, results_root, data_root(suite.data.root))
+    for name, n in prepare.items():  # written by the loads above (and checked before them): shown in the plan
+        if n:
+            plan.cache_bytes += n
+            plan.cache_items.insert(0, f"{name} files, written by the preflight")
     return Ready(device, loaded, plan, clock.seconds)
