@@ -441,6 +441,46 @@ def _cell_disk_bytes(suite: Suite, spec: FamilySpec, lay: datasets.Layout, stage
     return total
 
 
+def _image_one_offs(suite: Suite, names: list[str], loaded: dict, rates: dict,
+                    device: torch.device) -> tuple[list[tuple[str, str, float]], int, list[str]]:
+    """What an image run still has to build, as (dataset or "*", label, seconds) charged to the first cell
+    of that dataset (any dataset for "*"), with the bytes those builds write and their names."""
+    from bench import evalimg
+    from bench.metrics import classifier as clf
+
+    ev = suite.eval
+    pending: list[tuple[str, str, float]] = []
+    cache_bytes, cache_items = 0, []
+    if not evalimg.inception_loaded(device):  # the probe, when it ran, loaded it for the run
+        pending.append(("*", "Inception load", rates["inception_load_s"]))
+    cdir = evalimg.cache_dir(suite.data)
+    for name in names:
+        ds, lay = loaded[name], datasets.layout(name, suite.data)
+        for split in ev.fid_reference:
+            # FID's reference side: the covariance's square root, an F x F eigendecomposition per split and
+            # process (bench.metrics.fid.FIDReference), whether or not the statistics are cached
+            pending.append((name, f"{name} {split} FID reference square root",
+                            rates["eigh_1024_s"] * (FEATURE_DIM / 1024) ** 3
+                            + 2 * FEATURE_DIM**3 / (rates["numpy_gflops64"] * 1e9)))
+            n_ref, hit = evalimg.reference_cached(ds, split, ev, cdir)
+            if not hit:
+                pending.append((name, f"{name} {split} reference statistics (N = {n_ref})",
+                                n_ref / rates["inception_img_per_s"]))
+                cache_bytes += 4 * n_ref * FEATURE_DIM + 8 * FEATURE_DIM * (FEATURE_DIM + 1)
+                cache_items.append(f"{split} reference statistics")
+        n_nov = evalimg.novelty_test_n(ds, ev)
+        if not evalimg.novelty_cache_path(ds, cdir, n_nov).exists():
+            pending.append((name, f"{name} novelty distances of {n_nov} test images",
+                            2 * n_nov * lay.n_train * lay.dims / (rates["gflops32"] * 1e9)))
+            cache_bytes += 8 * n_nov
+        if name == "mnist" and ev.fd_classifier and not clf.cache_path(ds, cdir).exists():
+            steps = 3 * math.ceil(lay.n_train / 128)
+            pending.append((name, "MNIST classifier (3 epochs)", steps * rates["classifier_step_s"]))
+            cache_bytes += 2 * 1024**2
+            cache_items.append("MNIST classifier")
+    return pending, cache_bytes, cache_items
+
+
 def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: dict[str, datasets.Dataset],
               device: torch.device, *, stages: tuple[str, ...], done: set[str] = frozenset(),
               results_dir: Path | str = "", progress=None) -> Plan:
@@ -453,7 +493,6 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
         done: cell ids whose record already says ok (cost nothing).
         progress: ``callable(str)`` told what is being probed, or ``None``.
     """
-    from bench import evalimg
     from bench.data.images import data_root
 
     ev = suite.eval
@@ -465,45 +504,13 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
     images = suite.modality == "image"
     rates = {}
     if evaluate and images and any(c not in done for c in _all_cells(suite, specs)):
-        clf = "mnist" in names and ev.fd_classifier
-        rates = cache.get("evaluate", {"inception": True, "classifier": clf},
-                          lambda: probe_evaluation(device, inception=True, classifier=clf),
+        want_classifier = "mnist" in names and ev.fd_classifier
+        rates = cache.get("evaluate", {"inception": True, "classifier": want_classifier},
+                          lambda: probe_evaluation(device, inception=True, classifier=want_classifier),
                           "the evaluation (matmul rates, Inception images/s)")
     one_off: dict[str, float] = {}
-    cache_items: list[str] = []
-    cache_bytes = 0
-    pending: list[tuple[str, str, float]] = []  # (dataset or "*", label, seconds) charged to the next cell
-    if evaluate and images and rates:
-        if not evalimg.inception_loaded(device):  # the probe, when it ran, loaded it for the run
-            pending.append(("*", "Inception load", rates["inception_load_s"]))
-        cdir = evalimg.cache_dir(suite.data)
-        for name in names:
-            ds, lay = loaded[name], datasets.layout(name, suite.data)
-            for split in ev.fid_reference:
-                # FID's reference side: the covariance's square root, an F x F eigendecomposition per split and
-                # process (bench.metrics.fid.FIDReference), whether or not the statistics are cached
-                pending.append((name, f"{name} {split} FID reference square root",
-                                rates["eigh_1024_s"] * (FEATURE_DIM / 1024) ** 3
-                                + 2 * FEATURE_DIM**3 / (rates["numpy_gflops64"] * 1e9)))
-                n_ref, hit = evalimg.reference_cached(ds, split, ev, cdir)
-                if not hit:
-                    pending.append((name, f"{name} {split} reference statistics (N = {n_ref})",
-                                    n_ref / rates["inception_img_per_s"]))
-                    cache_bytes += 4 * n_ref * FEATURE_DIM + 8 * FEATURE_DIM * (FEATURE_DIM + 1)
-                    cache_items.append(f"{split} reference statistics")
-            n_nov = evalimg.novelty_test_n(ds, ev)
-            if not evalimg.novelty_cache_path(ds, cdir, n_nov).exists():
-                pending.append((name, f"{name} novelty distances of {n_nov} test images",
-                                2 * n_nov * lay.n_train * lay.dims / (rates["gflops32"] * 1e9)))
-                cache_bytes += 8 * n_nov
-            if name == "mnist" and ev.fd_classifier:
-                from bench.metrics import classifier as clf
-
-                if not clf.cache_path(ds, cdir).exists():
-                    steps = 3 * math.ceil(lay.n_train / 128)
-                    pending.append((name, "MNIST classifier (3 epochs)", steps * rates["classifier_step_s"]))
-                    cache_bytes += 2 * 1024**2
-                    cache_items.append("MNIST classifier")
+    pending, cache_bytes, cache_items = (_image_one_offs(suite, names, loaded, rates, device)
+                                         if evaluate and images and rates else ([], 0, []))
     for name in names:
         lay = datasets.layout(name, suite.data)
         if not lay.prepared:
