@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     cells = [cell_id(d, f, s) for d in names for f in families for s in suite.seeds]
     done = _done_cells(RunDir(args.results, suite.name, run_id), cells) if run_id and not args.force else set()
     try:
+        preflight.check_device(suite)  # before the profile notice, which would otherwise promise a run
+        if choice.notice:
+            log(choice.notice)
         ready = preflight.run(suite, dataset_names=names, families=families, stages=stages,
                               results_root=Path(args.results), done=done,
                               progress=lambda what: log(f"genbench: cost model: {what} (cached afterwards)"))
@@ -123,8 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log("genbench: interrupted before the first cell; nothing was written to the results")
         return 130
-    if choice.notice:
-        log(choice.notice)
     if args.dry_run:
         print(yaml.safe_dump(suite.resolved(), sort_keys=False), end="")
         print(f"# {len(cells)} cells: " + ", ".join(cells))
