@@ -28,7 +28,7 @@ import torch
 import models
 from bench import data as datasets
 from bench import env
-from bench.config import EvalConfig, Suite
+from bench.config import EvalConfig, FamilyEntry, Suite
 from bench.results import RunDir, cell_id, new_run_id, save_npz, write_json, write_summary
 from bench.schema import CellConfig, CellRecord, DensityResult, SamplerResult, TrainResult, part_from_dict, part_to_dict
 from bench.timing import Timing, measure
@@ -70,16 +70,15 @@ def _timing_ms(t: Timing) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- stages
-def train_stage(suite: Suite, ds: datasets.Dataset, family: str, seed: int, cell_dir: Path, device: torch.device,
-                progress: bool) -> tuple[models.GenerativeModel, TrainResult]:
+def train_stage(entry: FamilyEntry, family: str, modality: str, ds: datasets.Dataset, seed: int, cell_dir: Path,
+                device: torch.device, progress: bool) -> tuple[models.GenerativeModel, TrainResult]:
     """Train (or load the checkpoint of) one cell's model; returns it and its training facts."""
     ckpt = cell_dir / "model.pt"
     if ckpt.exists():
         model = models.load_checkpoint(ckpt, device)
         return model, part_from_dict(TrainResult, model.checkpoint_extra["train"], "model.pt: train.")
-    entry = suite.family(ds.name, family)
     torch.manual_seed(seed)
-    model = models.build(family, suite.modality, entry.model, ds.shape)
+    model = models.build(family, modality, entry.model, ds.shape)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     stats = train(model, ds.train, entry.train, device=device, seed=seed, desc=f"{ds.name}/{family} s{seed}",
@@ -227,7 +226,7 @@ class ModelEval:
                    model_device=d.get("model_device"))
 
 
-def model_stage(model: models.GenerativeModel, ds: datasets.Dataset, suite: Suite, cell_dir: Path,
+def model_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalConfig, cell_dir: Path,
                 device: torch.device) -> tuple[dict[str, SamplerResult], DensityResult, dict[str, Any]]:
     """Everything that needs the model: samples, sampling timings, densities and their timings.
 
@@ -236,10 +235,10 @@ def model_stage(model: models.GenerativeModel, ds: datasets.Dataset, suite: Suit
     """
     from bench import eval2d
 
-    samplers = sample_stage(model, suite.eval, cell_dir, device)
-    density = density_stage(model, ds, suite.eval, device)
-    if suite.modality == "vector":
-        density = eval2d.model_extras(model, ds, suite.eval, density, cell_dir, device)
+    samplers = sample_stage(model, ev, cell_dir, device)
+    density = density_stage(model, ds, ev, device)
+    if model.modality == "vector":
+        density = eval2d.model_extras(model, ds, ev, density, cell_dir, device)
     return samplers, density, env.device_info(device)
 
 
@@ -280,11 +279,12 @@ def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: Ru
             model_eval = ModelEval.from_dict(json.loads(model_eval_path.read_text()))
             stages += ["train", "sample"]
         else:
-            model, train_info = train_stage(suite, ds, family, seed, cell_dir, device, opts.progress)
+            model, train_info = train_stage(suite.family(ds.name, family), family, suite.modality, ds, seed, cell_dir,
+                                            device, opts.progress)
             stages.append("train")
             model_eval = ModelEval(train=train_info)
             if "sample" in opts.stages:
-                samplers, density, model_device = model_stage(model, ds, suite, cell_dir, device)
+                samplers, density, model_device = model_stage(model, ds, suite.eval, cell_dir, device)
                 model_eval = ModelEval(train_info, samplers, density, model_device)
                 write_json(model_eval_path, model_eval.to_dict())
                 stages.append("sample")
