@@ -8,7 +8,10 @@
     python run_bench.py suites/toy2d.yaml --dry-run  # print the resolved config and the cells
 
 Exit codes: 0 all cells ok; 1 some cell failed (see its record); 2 bad input
-(suite file, key, type, family, option).
+(suite file, key, type, value, family, option, run id) or a run that cannot be
+resumed as asked (locked by another process, settings changed without --force),
+nothing written; 3 the results cannot be written (disk full, read-only folder),
+the run stopped there.
 """
 
 from __future__ import annotations
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.config import ConfigError, load_suite
     from bench.results import RunDir, cell_id
-    from bench.runner import RunOptions, run_suite
+    from bench.results import check_name as check_run_id
+    from bench.runner import RunOptions
 
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     try:
@@ -79,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run_bench.py: error: {e}", file=sys.stderr)
         return 2
     run_id = args.run_id
+    if run_id is not None and check_run_id(run_id):
+        print(f"run_bench.py: error: --run-id {check_run_id(run_id)}", file=sys.stderr)
+        return 2
     if args.resume:
         latest = RunDir.latest(args.results, suite.name)
         if latest is None:
@@ -88,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         run_id = latest.run_id
     if args.stage == "report" and run_id is None:
         print("run_bench.py: error: --stage report needs --run-id or --resume", file=sys.stderr)
+        return 2
+    if args.stage == "report" and not (Path(args.results) / suite.name / run_id / "run.json").is_file():
+        print(f"run_bench.py: error: --stage report: no run {run_id!r} of suite {suite.name!r} under {args.results}",
+              file=sys.stderr)
         return 2
     stages = {"all": ("train", "sample", "evaluate", "report"), "train": ("train",), "sample": ("train", "sample"),
               "evaluate": ("train", "sample", "evaluate"), "report": ("report",)}[args.stage]
@@ -99,8 +110,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     opts = RunOptions(root=Path(args.results), run_id=run_id, families=args.families, datasets=args.datasets,
                       force=args.force, progress=not args.no_progress, stages=stages)
-    run = run_suite(suite, opts)
-    failed = [r for r in run.records() if r.status == "failed"]
+    return run_and_report(suite, opts)
+
+
+def run_and_report(suite, opts) -> int:
+    """Run the suite; the exit code, with one line on stderr when the run is refused (2) or cannot be
+    written (3)."""
+    from bench.results import RunRefused, StorageError
+    from bench.runner import run_suite
+    from bench.schema import SchemaError
+
+    try:
+        run = run_suite(suite, opts)
+        failed = [r for r in run.records() if r.status == "failed"]
+    except (RunRefused, SchemaError) as e:
+        print(f"run_bench.py: error: {e}", file=sys.stderr)
+        return 2
+    except StorageError as e:
+        print(f"run_bench.py: error: the results cannot be written: {e}; the run stopped (finished cells are kept)",
+              file=sys.stderr)
+        return 3
     return 1 if failed else 0
 
 

@@ -31,7 +31,7 @@ from bench.config import DataConfig, EvalConfig
 from bench.metrics import classifier as clf
 from bench.metrics.novelty import nearest_distances, novelty
 from bench.metrics.prdc import prdc
-from bench.results import load_samples, save_npz
+from bench.results import atomic_write, load_npz, load_samples, save_npz
 from bench.schema import CellRecord, DensityResult
 
 LN2 = math.log(2.0)
@@ -113,10 +113,11 @@ def reference_features(ds, split: str, ev: EvalConfig, cache: Path, device) -> t
     ext_fp = extractor_fingerprint()
     folder = cache / "inception"
     feats_path = folder / f"features_{stats_cache.stats_key(data_fp, ext_fp)[:24]}.npz"
-    if not feats_path.exists():
+    cached = load_npz(feats_path)  # None when absent or damaged: computed again
+    if cached is None or "features" not in cached:
         save_npz(feats_path, features=_features(images[:n], device))
-    with np.load(feats_path) as f:
-        feats = f["features"]
+        cached = load_npz(feats_path)
+    feats = cached["features"]
     stats = stats_cache.load_or_compute(folder, data_fp, ext_fp, lambda: feats)
     record = {"dataset": data_fp, "extractor": ext_fp, "n": int(stats.n), "whole_split": n == len(images),
               "stats_file": stats.path.name, "stats_sha256": stats.sha256}
@@ -127,10 +128,10 @@ def sample_features(samples: np.ndarray, cell_dir: Path, sampler: str, device) -
     """Inception features of a cell's samples, cached in ``features_<sampler>.npz`` (float32, (N, 2048))."""
     path = cell_dir / f"features_{sampler}.npz"
     fp = json.dumps(extractor_fingerprint(), sort_keys=True)  # the features are reused only under the same extractor
-    if path.exists():
-        with np.load(path) as f:
-            if str(f["extractor"]) == fp and len(f["features"]) == len(samples):
-                return f["features"]
+    f = load_npz(path)  # None when absent or damaged: computed again
+    if f is not None and "extractor" in f and "features" in f:
+        if str(f["extractor"]) == fp and len(f["features"]) == len(samples):
+            return f["features"]
     feats = _features(samples, device)
     save_npz(path, features=feats, extractor=np.array(fp))
     return feats
@@ -218,10 +219,11 @@ def _nn_test(ds, cache: Path) -> np.ndarray:
     """Nearest-training-image distances of the test images, cached on disk."""
     fp = ds.info["fingerprint"]
     path = cache / "novelty" / f"{fp['test']['variant']}_{fp['test']['sha256'][:12]}_{fp['train']['sha256'][:12]}.npz"
-    if not path.exists():
-        save_npz(path, d=nearest_distances(ds.test, ds.train))
-    with np.load(path) as f:
-        return f["d"]
+    f = load_npz(path)  # None when absent or damaged: computed again
+    if f is None or "d" not in f:
+        f = {"d": nearest_distances(ds.test, ds.train)}
+        save_npz(path, **f)
+    return f["d"]
 
 
 def sample_grid(samples: np.ndarray, path: Path, n: int = 64) -> None:
@@ -229,7 +231,7 @@ def sample_grid(samples: np.ndarray, path: Path, n: int = 64) -> None:
     from torchvision.utils import save_image
 
     x = torch.as_tensor(np.asarray(samples[:n])).float() / 255.0
-    save_image(x, path, nrow=8, padding=2, pad_value=1.0)
+    atomic_write(path, lambda f: save_image(x, f, format="png", nrow=8, padding=2, pad_value=1.0))
 
 
 def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir: Path,

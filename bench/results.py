@@ -55,6 +55,15 @@ SUMS = "SHA256SUMS"
 LOCK = ".lock"
 
 
+class RunRefused(Exception):
+    """A run that cannot start as asked; nothing of it was written. ``str()`` is one line (exit code 2)."""
+
+
+class UnsafePath(RunRefused, ValueError):
+    """A suite name or run id that is not a safe folder name, or a run or cell folder that resolves
+    outside its root (a symlink)."""
+
+
 # --------------------------------------------------------------------------- names
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 SAFE_NAME_RULE = "1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -104,11 +113,18 @@ class StorageError(Exception):
         self.reason, self.path, self.errno = reason, path, errno_
 
 
-def storage_error(e: BaseException, path: str | Path | None = None) -> StorageError | None:
-    """The :class:`StorageError` that ``e`` amounts to, or ``None`` if it is another kind of failure."""
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+def storage_error(e: BaseException, path: str | Path | None = None, writing: bool = False) -> StorageError | None:
+    """The :class:`StorageError` that ``e`` amounts to, or ``None`` if it is another kind of failure.
+
+    A full disk, a file too large and a read-only file system always are; a denied
+    permission only when ``writing`` (a dataset we may not read is another failure).
+    """
     if isinstance(e, StorageError):
         return e
-    if isinstance(e, OSError) and e.errno in _STORAGE:
+    if isinstance(e, OSError) and (e.errno in _FULL or writing and e.errno in _STORAGE):
         return StorageError(_STORAGE[e.errno], path or e.filename, e.errno)
     return None
 
@@ -127,7 +143,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     except OSError as e:
-        err = storage_error(e, path)
+        err = storage_error(e, path, writing=True)
         if err is None:
             raise
         raise err from e
@@ -140,7 +156,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        err = storage_error(e, path)
+        err = storage_error(e, path, writing=True)
         if err is None or err is e:
             raise
         raise err from e
@@ -264,10 +280,6 @@ def artifact_problem(path: Path, sums: dict[str, str] | None = None) -> str | No
 
 
 # --------------------------------------------------------------------------- the run lock
-class RunRefused(Exception):
-    """A run that cannot start as asked; nothing of it was written. ``str()`` is one line (exit code 2)."""
-
-
 class RunLocked(RunRefused):
     """Another process holds the run's lock. ``str()`` is one line naming the holder."""
 
@@ -303,7 +315,7 @@ class RunLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            err = storage_error(e, self.path.parent)
+            err = storage_error(e, self.path.parent, writing=True)
             if err is None:
                 raise
             raise StorageError(f"cannot write the run folder: {err.reason}", self.path.parent, err.errno) from e
@@ -331,7 +343,7 @@ class RunLock:
             os.fsync(fd)
         except OSError as e:
             os.close(fd)
-            err = storage_error(e, self.path)
+            err = storage_error(e, self.path, writing=True)
             if err is None:
                 raise
             raise err from e
@@ -385,7 +397,7 @@ class RunDir:
     """One run's folder: ``<root>/<suite>/<run_id>``.
 
     Raises:
-        ValueError: ``suite`` or ``run_id`` is not a safe name (:func:`check_name`), or the folder
+        UnsafePath: ``suite`` or ``run_id`` is not a safe name (:func:`check_name`), or the folder
             resolves outside ``root`` (a symlink).
     """
 
@@ -393,11 +405,11 @@ class RunDir:
         for what, name in (("suite name", suite), ("run id", run_id)):
             problem = check_name(name)
             if problem:
-                raise ValueError(f"{what} {problem}")
+                raise UnsafePath(f"{what} {problem}")
         self.root, self.suite, self.run_id = Path(root), suite, run_id
         self.path = self.root / suite / run_id
         if not _inside(self.root, self.path):
-            raise ValueError(f"run folder {self.path} resolves outside the results root {self.root} (a symlink)")
+            raise UnsafePath(f"run folder {self.path} resolves outside the results root {self.root} (a symlink)")
 
     @classmethod
     def latest(cls, root: str | Path, suite: str) -> RunDir | None:
@@ -428,7 +440,7 @@ class RunDir:
             except FileExistsError:
                 continue
             except OSError as e:
-                err = storage_error(e, run.path)
+                err = storage_error(e, run.path, writing=True)
                 if err is None:
                     raise
                 raise err from e
@@ -438,11 +450,11 @@ class RunDir:
         """The folder of ``cell``.
 
         Raises:
-            ValueError: it resolves outside the run folder (a symlink).
+            UnsafePath: it resolves outside the run folder (a symlink).
         """
         path = self.path / cell
         if path.is_symlink() and not _inside(self.path, path):
-            raise ValueError(f"cell folder {path} resolves outside the run folder {self.path} (a symlink)")
+            raise UnsafePath(f"cell folder {path} resolves outside the run folder {self.path} (a symlink)")
         return path
 
     def record_path(self, cell: str) -> Path:
@@ -488,6 +500,18 @@ class RunDir:
             if rec is not None:
                 out.append(rec)
         return out
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """Every array of an npz file (no pickles), or ``None`` if it is missing or does not load (truncated,
+    corrupt: a cache to rebuild)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        return None
+    except Exception:  # zipfile, zlib and numpy each raise their own kind on a damaged file
+        return None
 
 
 def load_samples(cell_dir: Path, sampler: str) -> np.ndarray:
