@@ -413,12 +413,12 @@ def run_suite(suite: Suite, opts: RunOptions) -> RunDir:
         swept = sweep_temporaries(run.path)
         if swept:
             log(f"genbench: removed {len(swept)} temporary file(s) an interrupted writer left, e.g. {swept[0]}")
-        checks = prepare_cells(run, suite, cells, opts.force, log) if runs_cells else {}
-        if runs_cells:
-            write_run_info(run, suite, device)
         total = len(cells)
         log(f"genbench: suite {suite.name!r} ({suite.profile or 'default'} profile), run {run.run_id}, "
             f"{total} cells on {device}; results in {run.path}")
+        checks = prepare_cells(run, suite, cells, opts.force, log) if runs_cells else {}
+        if runs_cells:
+            write_run_info(run, suite, device)
         ds, loaded = None, None
         for k, (name, family, seed) in enumerate(cells if runs_cells else [], 1):
             cid = cell_id(name, family, seed)
