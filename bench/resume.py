@@ -6,7 +6,8 @@ A cell folder holds the artifacts of its stages:
 * sample (the model stage): ``model_eval.json``, ``samples_<sampler>.npz``, ``density_grid.npz`` (2D);
 * evaluate: ``features_<sampler>.npz``, ``samples_<sampler>.png`` (images) and ``record.json``.
 
-:func:`prepare_cells` looks at every selected cell before anything runs:
+:func:`check_cells` looks at every selected cell before anything runs, and
+:func:`apply_checks` acts on what it found:
 
 * **Corrupt artifacts** (a SHA-256 that differs from the one recorded in ``SHA256SUMS``
   when the file was written, or, without one, a file that does not load) are
@@ -196,12 +197,10 @@ def check_cell(run: RunDir, suite: Suite, dataset: str, family: str, seed: int, 
     return out
 
 
-def prepare_cells(run: RunDir, suite: Suite, cells: list[tuple[str, str, int]], force: bool,
-                  log: Callable[[str], None]) -> dict[str, CellCheck]:
-    """Check every cell of ``cells`` ((dataset, family, seed) triples), then discard what must be redone.
+def check_cells(run: RunDir, suite: Suite, cells: list[tuple[str, str, int]], force: bool) -> dict[str, CellCheck]:
+    """Check every cell of ``cells`` ((dataset, family, seed) triples); change nothing.
 
-    Nothing is discarded unless every cell passes, so a refused run changes nothing.
-    Returns the checks by cell id.
+    Returns the checks by cell id, for :func:`apply_checks`.
 
     Raises:
         RunConflict: without ``force``, a cell's artifacts were made with other settings, or its record
@@ -217,6 +216,11 @@ def prepare_cells(run: RunDir, suite: Suite, cells: list[tuple[str, str, int]], 
                     f"has a record this genbench cannot read ({c.unreadable})")
             raise RunConflict(f"run {run.path}: cell {cid} {what}{more}; add --force to redo "
                               f"{'it' if len(refused) == 1 else 'them'}, or use another --run-id")
+    return checks
+
+
+def apply_checks(run: RunDir, checks: dict[str, CellCheck], log: Callable[[str], None]) -> None:
+    """Discard what :func:`check_cells` found corrupt or stale, saying so through ``log``."""
     for cid, c in checks.items():
         folder = run.cell(cid)
         for name, why in sorted(c.corrupt.items()):
@@ -229,7 +233,6 @@ def prepare_cells(run: RunDir, suite: Suite, cells: list[tuple[str, str, int]], 
             log(f"{cid}: unreadable record ({c.unreadable}); --force: redoing the cell")
         if c.discard:
             discard(folder, c.discard)
-    return checks
 
 
 def discard(folder: Path, names: set[str]) -> None:

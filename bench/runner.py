@@ -8,7 +8,7 @@ Stages of a cell, each leaving an artifact so that a re-run skips it:
 
 A cell whose ``record.json`` says ``ok`` is skipped on a re-run with the same run
 id (``--run-id`` or ``--resume``); a failed or interrupted cell is redone from its
-last artifact. Before the first cell, :func:`bench.resume.prepare_cells` discards
+last artifact. Before the first cell, :func:`bench.resume.check_cells` discards
 corrupt artifacts and refuses (or, with ``--force``, redoes) cells whose settings
 changed. Any exception inside a cell is recorded as ``failed`` with the reason,
 and the suite goes on with the next cell, except when the results cannot be
@@ -47,7 +47,7 @@ from bench.results import (
     write_json,
     write_summary,
 )
-from bench.resume import cell_config, prepare_cells, stored_config
+from bench.resume import apply_checks, cell_config, check_cells, stored_config
 from bench.schema import CellRecord, DensityResult, SamplerResult, TrainResult, part_from_dict, part_to_dict
 from bench.timing import Timing, measure
 from bench.train import train
@@ -413,11 +413,12 @@ def run_suite(suite: Suite, opts: RunOptions) -> RunDir:
         swept = sweep_temporaries(run.path)
         if swept:
             log(f"genbench: removed {len(swept)} temporary file(s) an interrupted writer left, e.g. {swept[0]}")
+        checks = check_cells(run, suite, cells, opts.force) if runs_cells else {}
         total = len(cells)
         log(f"genbench: suite {suite.name!r} ({suite.profile or 'default'} profile), run {run.run_id}, "
             f"{total} cells on {device}; results in {run.path}")
-        checks = prepare_cells(run, suite, cells, opts.force, log) if runs_cells else {}
         if runs_cells:
+            apply_checks(run, checks, log)
             write_run_info(run, suite, device)
         ds, loaded = None, None
         for k, (name, family, seed) in enumerate(cells if runs_cells else [], 1):
