@@ -29,14 +29,29 @@ DEFAULT_SUITE = ROOT / "suites" / "toy2d.yaml"
 SUBCOMMANDS: dict[str, tuple[str, str]] = {}
 
 
+def error(message: str, code: int = 2) -> int:
+    """Print ``message`` as one line (``run_bench.py: error: ...``) on stderr; return the exit ``code``."""
+    from bench.config import one_line
+
+    print(f"run_bench.py: error: {one_line(message)}", file=sys.stderr)
+    return code
+
+
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (``run_bench.py: error: ...``) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     epilog = "\n".join(["subcommands (python run_bench.py <name> --help):"]
                        + [f"  {name:<10} {text}" for name, (_, text) in SUBCOMMANDS.items()]) if SUBCOMMANDS else None
-    p = argparse.ArgumentParser(prog="run_bench.py", description=__doc__.split("\n\n")[0], epilog=epilog,
+    p = _Parser(prog="run_bench.py", description=__doc__.split("\n\n")[0], epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE), help="suite YAML (default: suites/toy2d.yaml)")
     p.add_argument("--profile", help="a profile of the suite file, e.g. smoke")
@@ -80,26 +95,19 @@ def main(argv: list[str] | None = None) -> int:
                     raise ConfigError(f"{args.suite}: --{what if what == 'dataset' else 'familie'}s: {what} {c!r} "
                                       f"is not in the suite (it has: {', '.join(known)})")
     except ConfigError as e:
-        print(f"run_bench.py: error: {e}", file=sys.stderr)
-        return 2
+        return error(str(e))
     run_id = args.run_id
     if run_id is not None and check_run_id(run_id):
-        print(f"run_bench.py: error: --run-id {check_run_id(run_id)}", file=sys.stderr)
-        return 2
+        return error(f"--run-id {check_run_id(run_id)}")
     if args.resume:
         latest = RunDir.latest(args.results, suite.name)
         if latest is None:
-            print(f"run_bench.py: error: --resume: no earlier run of suite {suite.name!r} under {args.results}",
-                  file=sys.stderr)
-            return 2
+            return error(f"--resume: no earlier run of suite {suite.name!r} under {args.results}")
         run_id = latest.run_id
     if args.stage == "report" and run_id is None:
-        print("run_bench.py: error: --stage report needs --run-id or --resume", file=sys.stderr)
-        return 2
+        return error("--stage report needs --run-id or --resume")
     if args.stage == "report" and not (Path(args.results) / suite.name / run_id / "run.json").is_file():
-        print(f"run_bench.py: error: --stage report: no run {run_id!r} of suite {suite.name!r} under {args.results}",
-              file=sys.stderr)
-        return 2
+        return error(f"--stage report: no run {run_id!r} of suite {suite.name!r} under {args.results}")
     stages = {"all": ("train", "sample", "evaluate", "report"), "train": ("train",), "sample": ("train", "sample"),
               "evaluate": ("train", "sample", "evaluate"), "report": ("report",)}[args.stage]
     if args.dry_run:
@@ -124,12 +132,9 @@ def run_and_report(suite, opts) -> int:
         run = run_suite(suite, opts)
         failed = [r for r in run.records() if r.status == "failed"]
     except (RunRefused, SchemaError) as e:
-        print(f"run_bench.py: error: {e}", file=sys.stderr)
-        return 2
+        return error(str(e))
     except StorageError as e:
-        print(f"run_bench.py: error: the results cannot be written: {e}; the run stopped (finished cells are kept)",
-              file=sys.stderr)
-        return 3
+        return error(f"the results cannot be written: {e}; the run stopped (finished cells are kept)", code=3)
     return 1 if failed else 0
 
 

@@ -50,8 +50,19 @@ import models
 from models.base import Range, TrainConfig, check_fields, value_problem
 
 
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and other control characters escaped (``\\n``, ``\\x00``), so that an
+    error quoting user input stays one line."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] if c in "\n\r\t" else f"\\x{ord(c):02x}"
+                   if ord(c) < 256 else f"\\u{ord(c):04x}" for c in text)
+
+
 class ConfigError(ValueError):
-    """A malformed suite, profile or override. ``str()`` is one line: ``<source>: <key>: <problem>``."""
+    """A malformed suite, profile or override. ``str()`` is one line: ``<source>: <key>: <problem>``
+    (control characters of quoted input escaped)."""
+
+    def __init__(self, message: str):
+        super().__init__(one_line(message))
 
 
 class _KeyError(Exception):
@@ -489,6 +500,7 @@ def _parse(raw: Mapping) -> Suite:
     suite_train = raw.get("train") or {}
     if not isinstance(suite_train, Mapping):
         raise _KeyError("train", f"expected a mapping, got {suite_train!r}")
+    fill(TrainConfig, suite_train, "train")  # checked on its own too: a family may override every value in it
     families = _parse_families(fams, suite_train, modality)
     dataset_families = {}
     for n, (key, over) in ds_overrides.items():
