@@ -300,12 +300,12 @@ def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: Ru
 
     cid = cell_id(ds.name, family, seed)
     cell_dir = run.cell(cid)
-    cell_dir.mkdir(parents=True, exist_ok=True)
     record = _new_record(suite, ds, family, seed, run, device)
     stages: list[str] = []
     t0 = time.perf_counter()
     model_eval_path = cell_dir / "model_eval.json"
     try:
+        cell_dir.mkdir(parents=True, exist_ok=True)
         if model_eval_path.exists():  # trained and sampled before (maybe on another machine)
             model_eval = ModelEval.from_dict(json.loads(model_eval_path.read_text()))
             stages += ["train", "sample"]
