@@ -96,8 +96,9 @@ class CellCheck:
         corrupt: artifact name -> why it cannot be trusted.
         discard: artifact names to remove before the cell runs (corrupt ones and what depends on them;
             with ``force``, stale ones too).
-        changes: settings that differ from those the artifacts were made with, and which artifacts
-            they make stale (``"all"``, ``"model stage"`` or ``"evaluation"``); empty if none.
+        changes: settings that differ from those the artifacts were made with (``"train.steps: 30 -> 50"``);
+            empty if none.
+        stale: what those changes make stale: ``"all"``, ``"model stage"`` or ``"evaluation"``.
         unreadable: why the record cannot be read by this genbench (a newer schema), if so.
         done: the record says ok and nothing it rests on is discarded.
         model_needed: the cell has no sound model-stage artifacts, so it needs its checkpoint.
