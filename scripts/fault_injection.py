@@ -4,7 +4,7 @@ concurrent checkpoint saves and bad input. Prints one JSON object per scenario a
 
     python scripts/fault_injection.py all --out /tmp/faults           # every scenario (a few minutes)
     python scripts/fault_injection.py kills truncate --out /tmp/faults
-    PYTHONPATH=/path/to/other/genbench python scripts/fault_injection.py saves bad-inputs   # another tree
+    GENBENCH_FAULTS_CODE=/other/genbench PYTHONPATH=/other/genbench python scripts/fault_injection.py all
 
 Each scenario runs ``run_bench.py`` in subprocesses on a tiny 2D suite (two families, one
 dataset), injects its fault, resumes, and counts: exit codes, tracebacks on stderr,
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CODE = Path(os.environ.get("GENBENCH_FAULTS_CODE", ROOT))  # the genbench whose run_bench.py is run
 SUITE = """\
 name: tiny
 datasets: [8gaussians]
@@ -41,16 +42,16 @@ CELLS = ["8gaussians__autoregressive__s0", "8gaussians__gan__s0"]
 ROWS = 2  # one sampler each
 
 
-def cli(folder: Path, *args: str, limit_bytes: int | None = None, code_root: Path = ROOT) -> dict:
+def cli(folder: Path, *args: str, limit_bytes: int | None = None) -> dict:
     """Run run_bench.py on ``folder/s.yaml`` with results in ``folder/res``; its exit code and stderr facts."""
     def preexec():
         if limit_bytes is not None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, resource.RLIM_INFINITY))
 
-    p = subprocess.run([sys.executable, str(code_root / "run_bench.py"), str(folder / "s.yaml"), "--results",
+    p = subprocess.run([sys.executable, str(CODE / "run_bench.py"), str(folder / "s.yaml"), "--results",
                         str(folder / "res"), "--no-progress", *args], capture_output=True, text=True,
-                       preexec_fn=preexec, cwd=code_root)
+                       preexec_fn=preexec, cwd=CODE, env={**os.environ, "PYTHONPATH": str(CODE)})
     errors = [ln for ln in p.stderr.splitlines() if ln.startswith("run_bench.py: error:")]
     return {"rc": p.returncode, "tracebacks": p.stderr.count("Traceback (most recent call last)"),
             "error": errors[-1] if errors else None, "stderr_tail": p.stderr.strip().splitlines()[-3:]}
@@ -96,8 +97,9 @@ def kills(base: Path) -> list[dict]:
     out = []
     for point, ready in points.items():
         f = fresh(base, f"kill-{point.replace(' ', '-')}")
-        p = subprocess.Popen([sys.executable, str(ROOT / "run_bench.py"), str(f / "s.yaml"), "--results",
-                              str(f / "res"), "--run-id", "r", "--no-progress"], stderr=subprocess.DEVNULL, cwd=ROOT)
+        p = subprocess.Popen([sys.executable, str(CODE / "run_bench.py"), str(f / "s.yaml"), "--results",
+                              str(f / "res"), "--run-id", "r", "--no-progress"], stderr=subprocess.DEVNULL, cwd=CODE,
+                             env={**os.environ, "PYTHONPATH": str(CODE)})
         deadline = time.monotonic() + 300
         while not ready(f) and p.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -203,7 +205,7 @@ def _readonly(folder: str) -> None:
     checks = {"resume": cli(f, "--run-id", "r"), "force": cli(f, "--run-id", "r", "--force"),
               "report": cli(f, "--run-id", "r", "--stage", "report"), "new run": cli(f),
               "dry-run": cli(f, "--dry-run"), "resume dry-run": cli(f, "--resume", "--dry-run")}
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.results import RunDir; "
+    code = (f"import sys; sys.path.insert(0, {str(CODE)!r}); from bench.results import RunDir; "
             f"print(len(RunDir({res!r}, 'tiny', 'r').records()), RunDir.latest({res!r}, 'tiny').run_id)")
     reading = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     changed = sum(before.get(str(p)) != p.stat().st_mtime_ns for p in (f / "res").rglob("*"))
@@ -217,13 +219,14 @@ def _readonly(folder: str) -> None:
 def writers(base: Path) -> list[dict]:
     """Two processes on one new run id at once; then a writer killed mid-run, and a resume (stale lock)."""
     f = fresh(base, "writers")
-    args = [sys.executable, str(ROOT / "run_bench.py"), str(f / "s.yaml"), "--results", str(f / "res"), "--run-id",
+    args = [sys.executable, str(CODE / "run_bench.py"), str(f / "s.yaml"), "--results", str(f / "res"), "--run-id",
             "r", "--no-progress"]
-    procs = [subprocess.Popen(args, stderr=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(2)]
+    env = {**os.environ, "PYTHONPATH": str(CODE)}
+    procs = [subprocess.Popen(args, stderr=subprocess.PIPE, text=True, cwd=CODE, env=env) for _ in range(2)]
     logs = [p.communicate()[1] for p in procs]
     trained = [sum(": train " in ln for ln in log.splitlines()) for log in logs]
     corrupt = 0
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(CODE))
     import models
 
     for c in CELLS:
@@ -236,13 +239,13 @@ def writers(base: Path) -> list[dict]:
             "corrupt_checkpoints": corrupt, "tracebacks": sum(log.count("Traceback") for log in logs), **state(f)}]
     g = fresh(base, "stale-lock")
     p = subprocess.Popen([*args[:2], str(g / "s.yaml"), "--results", str(g / "res"), "--run-id", "r",
-                          "--no-progress"], stderr=subprocess.DEVNULL, cwd=ROOT)
+                          "--no-progress"], stderr=subprocess.DEVNULL, cwd=CODE, env=env)
     while not (g / "res" / "tiny" / "r" / CELLS[0] / "SHA256SUMS").exists() and p.poll() is None:
         time.sleep(0.01)
     p.send_signal(signal.SIGKILL)
     p.wait()
     resumed = subprocess.run([*args[:2], str(g / "s.yaml"), "--results", str(g / "res"), "--run-id", "r",
-                              "--no-progress"], capture_output=True, text=True, cwd=ROOT)
+                              "--no-progress"], capture_output=True, text=True, cwd=CODE, env=env)
     out.append({"fault": "writer killed, lock left behind", "rc": resumed.returncode,
                 "stale_report": next((ln for ln in resumed.stderr.splitlines() if "stale lock" in ln), None),
                 "tracebacks": resumed.stderr.count("Traceback"), **state(g)})
