@@ -134,7 +134,8 @@ def run_and_report(suite, opts) -> int:
     except (RunRefused, SchemaError) as e:
         return error(str(e))
     except StorageError as e:
-        return error(f"the results cannot be written: {e}; the run stopped (finished cells are kept)", code=3)
+        return error(f"the results cannot be written: {e}; the run stopped (finished cells are kept; a later run "
+                     "resumes)", code=3)
     return 1 if failed else 0
 
 

@@ -200,6 +200,9 @@ def _atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from e  # name the checkpoint, not the temporary
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -148,7 +148,7 @@ def truncate(base: Path) -> list[dict]:
 def disk_full(base: Path) -> list[dict]:
     """``ulimit -f`` at several sizes, and small tmpfs results folders (root, unshare -m); then resume."""
     out = []
-    for limit in (4_000, 20_000, 60_000):
+    for limit in (4_000, 20_000, 40_000):
         f = fresh(base, f"ulimit-{limit}")
         full = cli(f, "--run-id", "r", limit_bytes=limit)
         after = state(f)

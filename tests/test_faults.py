@@ -275,7 +275,8 @@ def test_a_full_disk_fails_the_cell_cleans_up_and_stops_the_suite(tmp_path, monk
     err = _err(capsys).strip().splitlines()[-1]
     run_dir = tmp_path / "res" / "tiny" / "r"
     assert err == (f"run_bench.py: error: the results cannot be written: no space left on device "
-                   f"({run_dir / CELL / 'samples_default.npz'}); the run stopped (finished cells are kept)")
+                   f"({run_dir / CELL / 'samples_default.npz'}); the run stopped (finished cells are kept; a later "
+                   "run resumes)")
     rec = json.loads((run_dir / CELL / "record.json").read_text())
     assert rec["status"] == "failed" and rec["reason"].startswith("no space left on device (")
     assert not (run_dir / "8gaussians__autoregressive__s1").exists()  # the suite stopped
