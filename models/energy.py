@@ -224,8 +224,8 @@ class MLPEnergy(ContrastiveDivergenceEBM):
     def sample_step_sizes(self) -> list[float]:
         """Step sizes eps of a fresh sampling chain: geometric from ``sample_step_start`` to ``sample_step_end``."""
         c = self.config
-        k = max(c.sample_steps - 1, 1)
-        return [c.sample_step_start * (c.sample_step_end / c.sample_step_start) ** (i / k) for i in range(c.sample_steps)]
+        k, ratio = max(c.sample_steps - 1, 1), c.sample_step_end / c.sample_step_start
+        return [c.sample_step_start * ratio ** (i / k) for i in range(c.sample_steps)]
 
     def sample_schedule(self) -> list[tuple[float, float]]:
         """Langevin steps (eps / 2, sqrt(eps)) for the decreasing eps of :meth:`sample_step_sizes`."""
@@ -290,7 +290,8 @@ class ConvEnergy(ContrastiveDivergenceEBM):
 
     reference = "Du & Mordatch 2019, arXiv:1903.08689"
     textbook = TEXTBOOK
-    tiny = {"channels": (8, 16), "sgld_steps": 2, "sample_steps": 3, "buffer_size": 64}  # test size (tests/test_contract.py)
+    # test size (tests/test_contract.py)
+    tiny = {"channels": (8, 16), "sgld_steps": 2, "sample_steps": 3, "buffer_size": 64}
     Config = ConvEBMConfig
     train_defaults = {"lr": 1e-4, "betas": (0.0, 0.999)}
 

@@ -247,7 +247,8 @@ class ImageNCSN(NoiseConditionalScore):
 
     reference = "Song & Ermon 2019, arXiv:1907.05600; Song & Ermon 2020, arXiv:2006.09011"
     textbook = TEXTBOOK
-    tiny = {"n_sigmas": 3, "steps_per_sigma": 2, "channels": (8, 16), "layers_per_block": 1, "norm_groups": 4}  # test size (tests/test_contract.py)
+    # test size (tests/test_contract.py)
+    tiny = {"n_sigmas": 3, "steps_per_sigma": 2, "channels": (8, 16), "layers_per_block": 1, "norm_groups": 4}
     Config = ImageNCSNConfig
     train_defaults = {"lr": 2e-4, "ema": 0.999, "warmup_steps": 200, "grad_clip": 1.0}
     loss_per_dimension = True  # a loss per dimension, like the image DDPM's, so learning rates carry over
