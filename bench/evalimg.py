@@ -85,11 +85,11 @@ def inception(device: torch.device | str = "cpu"):
     return _EXTRACTORS[key]
 
 
-def extractor_fingerprint() -> dict:
-    """The Inception extractor's fingerprint (weights SHA-256, resize, input range, torch version)."""
+def extractor_fingerprint(device: torch.device | str = "cpu") -> dict:
+    """The Inception extractor's fingerprint (weights SHA-256, resize, input range, torch version, backend)."""
     from bench.metrics.inception import fingerprint
 
-    return fingerprint()
+    return fingerprint(device=device)
 
 
 def _features(images, device) -> np.ndarray:
@@ -110,7 +110,7 @@ def reference_features(ds, split: str, ev: EvalConfig, cache: Path, device) -> t
     images = ds.train if split == "train" else ds.test
     n = min(len(images), ev.fid_reference_n or len(images))
     data_fp = dict(ds.info["fingerprint"][split], n_used=n)
-    ext_fp = extractor_fingerprint()
+    ext_fp = extractor_fingerprint(device)
     folder = cache / "inception"
     feats_path = folder / f"features_{stats_cache.stats_key(data_fp, ext_fp)[:24]}.npz"
     cached = load_npz(feats_path)  # None when absent or damaged: computed again
@@ -127,7 +127,8 @@ def reference_features(ds, split: str, ev: EvalConfig, cache: Path, device) -> t
 def sample_features(samples: np.ndarray, cell_dir: Path, sampler: str, device) -> np.ndarray:
     """Inception features of a cell's samples, cached in ``features_<sampler>.npz`` (float32, (N, 2048))."""
     path = cell_dir / f"features_{sampler}.npz"
-    fp = json.dumps(extractor_fingerprint(), sort_keys=True)  # the features are reused only under the same extractor
+    # the features are reused only under the same extractor
+    fp = json.dumps(extractor_fingerprint(device), sort_keys=True)
     f = load_npz(path)  # None when absent or damaged: computed again
     if f is not None and "extractor" in f and "features" in f:
         if str(f["extractor"]) == fp and len(f["features"]) == len(samples):
@@ -258,7 +259,7 @@ def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir:
                         "flows: uniformly dequantized density over unit-width bins",
         "fid": "Frechet distance of TF-Inception (2015-12-05) pool3 features, float64, "
                f"N = {ev.n_samples} samples (FID is biased by N) vs the reference split(s) {ev.fid_reference}",
-        "extractor": extractor_fingerprint(),
+        "extractor": extractor_fingerprint(device),
         "kid": ev.kid_protocol(),
         "precision_recall": f"k-NN manifolds, k = {ev.pr_k}, on Inception features, vs the first N real reference "
                             "images",

@@ -340,10 +340,10 @@ def discover(*paths: str | Path) -> list[str]:
     """
     done = []
     for info in pkgutil.iter_modules(__path__):
-        if (not info.name.startswith("_") and info.name not in _NOT_FAMILIES
-                and f"models.{info.name}" not in sys.modules):
-            importlib.import_module(f"models.{info.name}")
-            done.append(f"models.{info.name}")
+        name = f"models.{info.name}"
+        if not info.name.startswith("_") and info.name not in _NOT_FAMILIES and name not in sys.modules:
+            importlib.import_module(name)
+            done.append(name)
     for folder in paths:
         folder = Path(folder).resolve()
         if not folder.is_dir():
