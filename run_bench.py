@@ -13,8 +13,10 @@ Without --profile it runs the suite's default profile, or its fallback where the
 needs (e.g. CUDA) are not met here (bench/profiles.py).
 
 Exit codes: 0 all cells ok; 1 some cell failed (see its record); 2 bad input (suite file,
-key, type, family, option) or a run that cannot start (preflight); 130 interrupted (Ctrl-C),
-with the command that resumes the run.
+key, type, value, family, option, run id) or a run that cannot start (preflight) or be
+resumed as asked (locked by another process, settings changed without --force), nothing
+written; 3 the results cannot be written (disk full, read-only folder), the run stopped
+there; 130 interrupted (Ctrl-C), with the command that resumes the run.
 """
 
 from __future__ import annotations
@@ -37,14 +39,29 @@ DEFAULT_SUITE = ROOT / "suites" / "toy2d.yaml"
 SUBCOMMANDS: dict[str, tuple[str, str]] = {}
 
 
+def error(message: str, code: int = 2) -> int:
+    """Print ``message`` as one line (``run_bench.py: error: ...``) on stderr; return the exit ``code``."""
+    from bench.config import one_line
+
+    print(f"run_bench.py: error: {one_line(message)}", file=sys.stderr)
+    return code
+
+
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (``run_bench.py: error: ...``) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     epilog = "\n".join(["subcommands (python run_bench.py <name> --help):"]
                        + [f"  {name:<10} {text}" for name, (_, text) in SUBCOMMANDS.items()]) if SUBCOMMANDS else None
-    p = argparse.ArgumentParser(prog="run_bench.py", description=__doc__.split("\n\n")[0], epilog=epilog,
+    p = _Parser(prog="run_bench.py", description=__doc__.split("\n\n")[0], epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE), help="suite YAML (default: suites/toy2d.yaml)")
     p.add_argument("--profile", help="a profile of the suite file, e.g. smoke, cpu or default (the top level); "
@@ -80,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import preflight, profiles
     from bench.config import ConfigError
-    from bench.results import RunDir, cell_id, new_run_id
-    from bench.runner import RunOptions, log, run_suite
+    from bench.results import RunDir, cell_id
+    from bench.results import check_name as check_run_id
+    from bench.runner import RunOptions, log
 
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     try:
@@ -94,19 +112,19 @@ def main(argv: list[str] | None = None) -> int:
                     raise ConfigError(f"{args.suite}: --{what if what == 'dataset' else 'familie'}s: {what} {c!r} "
                                       f"is not in the suite (it has: {', '.join(known)})")
     except ConfigError as e:
-        print(f"run_bench.py: error: {e}", file=sys.stderr)
-        return 2
+        return error(str(e))
     run_id = args.run_id
+    if run_id is not None and check_run_id(run_id):
+        return error(f"--run-id {check_run_id(run_id)}")
     if args.resume:
         latest = RunDir.latest(args.results, suite.name)
         if latest is None:
-            print(f"run_bench.py: error: --resume: no earlier run of suite {suite.name!r} under {args.results}",
-                  file=sys.stderr)
-            return 2
+            return error(f"--resume: no earlier run of suite {suite.name!r} under {args.results}")
         run_id = latest.run_id
     if args.stage == "report" and run_id is None:
-        print("run_bench.py: error: --stage report needs --run-id or --resume", file=sys.stderr)
-        return 2
+        return error("--stage report needs --run-id or --resume")
+    if args.stage == "report" and not (Path(args.results) / suite.name / run_id / "run.json").is_file():
+        return error(f"--stage report: no run {run_id!r} of suite {suite.name!r} under {args.results}")
     stages = {"all": ("train", "sample", "evaluate", "report"), "train": ("train",), "sample": ("train", "sample"),
               "evaluate": ("train", "sample", "evaluate"), "report": ("report",)}[args.stage]
     names = [d for d in suite.datasets if not args.datasets or d in args.datasets]
@@ -134,16 +152,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage != "report":
         for line in ready.plan.lines():
             log(line)
-    run_id = run_id or new_run_id()
+    if run_id is None:  # a fresh folder, claimed now (two starts in one second get -2, -3...)
+        from bench.results import StorageError
+
+        try:
+            run_id = RunDir.create(args.results, suite.name).run_id
+        except StorageError as e:
+            return error(f"the results cannot be written: {e}", code=3)
     opts = RunOptions(root=Path(args.results), run_id=run_id, families=args.families, datasets=args.datasets,
                       force=args.force, progress=not args.no_progress, stages=stages)
+    return run_and_report(suite, opts, ready, resume=lambda: resume_command(args, suite, run_id))
+
+
+def run_and_report(suite, opts, ready=None, resume=None) -> int:
+    """Run the suite; the exit code, with one line on stderr when the run is refused (2) or cannot be
+    written (3), and the resume command when interrupted (130)."""
+    from bench.results import RunRefused, StorageError
+    from bench.runner import log, run_suite
+    from bench.schema import SchemaError
+
     try:
         run = run_suite(suite, opts, ready)
+        failed = [r for r in run.records() if r.status == "failed"]
+    except (RunRefused, SchemaError) as e:
+        return error(str(e))
+    except StorageError as e:
+        return error(f"the results cannot be written: {e}; the run stopped (finished cells are kept; a later run "
+                     "resumes)", code=3)
     except KeyboardInterrupt:
-        log(f"genbench: interrupted; the finished cells of run {run_id} are kept in "
-            f"{Path(args.results) / suite.name / run_id}. Resume it with:\n  {resume_command(args, suite, run_id)}")
+        where = Path(opts.root) / suite.name / opts.run_id
+        log(f"genbench: interrupted; the finished cells of run {opts.run_id} are kept in {where}."
+            + (f" Resume it with:\n  {resume()}" if resume else ""))
         return 130
-    failed = [r for r in run.records() if r.status == "failed"]
     return 1 if failed else 0
 
 

@@ -31,7 +31,7 @@ from bench.config import DataConfig, EvalConfig
 from bench.metrics import classifier as clf
 from bench.metrics.novelty import nearest_distances, novelty
 from bench.metrics.prdc import prdc
-from bench.results import load_samples, save_npz
+from bench.results import atomic_write, load_npz, load_samples, save_npz
 from bench.schema import CellRecord, DensityResult
 
 LN2 = math.log(2.0)
@@ -90,11 +90,11 @@ def inception_loaded(device: torch.device | str = "cpu") -> bool:
     return str(device) in _EXTRACTORS
 
 
-def extractor_fingerprint() -> dict:
-    """The Inception extractor's fingerprint (weights SHA-256, resize, input range, torch version)."""
+def extractor_fingerprint(device: torch.device | str = "cpu") -> dict:
+    """The Inception extractor's fingerprint (weights SHA-256, resize, input range, torch version, backend)."""
     from bench.metrics.inception import fingerprint
 
-    return fingerprint()
+    return fingerprint(device=device)
 
 
 def _features(images, device) -> np.ndarray:
@@ -113,34 +113,37 @@ def reference_features(ds, split: str, ev: EvalConfig, cache: Path, device) -> t
     from bench.metrics import stats_cache
 
     images = ds.train if split == "train" else ds.test
-    n, data_fp, ext_fp, folder, feats_path = _reference_paths(ds, split, ev, cache)
-    if not feats_path.exists():
+    n, data_fp, ext_fp, folder, feats_path = _reference_paths(ds, split, ev, cache, device)
+    cached = load_npz(feats_path)  # None when absent or damaged: computed again
+    if cached is None or "features" not in cached:
         save_npz(feats_path, features=_features(images[:n], device))
-    with np.load(feats_path) as f:
-        feats = f["features"]
+        cached = load_npz(feats_path)
+    feats = cached["features"]
     stats = stats_cache.load_or_compute(folder, data_fp, ext_fp, lambda: feats)
     record = {"dataset": data_fp, "extractor": ext_fp, "n": int(stats.n), "whole_split": n == len(images),
               "stats_file": stats.path.name, "stats_sha256": stats.sha256}
     return feats, stats, record
 
 
-def _reference_paths(ds, split: str, ev: EvalConfig, cache: Path) -> tuple[int, dict, dict, Path, Path]:
+def _reference_paths(ds, split: str, ev: EvalConfig, cache: Path,
+                     device: torch.device | str = "cpu") -> tuple[int, dict, dict, Path, Path]:
     """(N used, dataset fingerprint, extractor fingerprint, cache folder, features file) of a reference split."""
     from bench.metrics import stats_cache
 
     size = len(ds.train if split == "train" else ds.test)
     n = min(size, ev.fid_reference_n or size)
     data_fp = dict(ds.info["fingerprint"][split], n_used=n)
-    ext_fp = extractor_fingerprint()
+    ext_fp = extractor_fingerprint(device)
     folder = cache / "inception"
     return n, data_fp, ext_fp, folder, folder / f"features_{stats_cache.stats_key(data_fp, ext_fp)[:24]}.npz"
 
 
-def reference_cached(ds, split: str, ev: EvalConfig, cache: Path) -> tuple[int, bool]:
+def reference_cached(ds, split: str, ev: EvalConfig, cache: Path,
+                     device: torch.device | str = "cpu") -> tuple[int, bool]:
     """(N reference images, whether their features and statistics are already cached) for a split."""
     from bench.metrics import stats_cache
 
-    n, data_fp, ext_fp, folder, feats_path = _reference_paths(ds, split, ev, cache)
+    n, data_fp, ext_fp, folder, feats_path = _reference_paths(ds, split, ev, cache, device)
     return n, feats_path.exists() and stats_cache.stats_path(folder, data_fp, ext_fp).exists()
 
 
@@ -160,11 +163,12 @@ def novelty_cache_path(ds, cache: Path, n: int) -> Path:
 def sample_features(samples: np.ndarray, cell_dir: Path, sampler: str, device) -> np.ndarray:
     """Inception features of a cell's samples, cached in ``features_<sampler>.npz`` (float32, (N, 2048))."""
     path = cell_dir / f"features_{sampler}.npz"
-    fp = json.dumps(extractor_fingerprint(), sort_keys=True)  # the features are reused only under the same extractor
-    if path.exists():
-        with np.load(path) as f:
-            if str(f["extractor"]) == fp and len(f["features"]) == len(samples):
-                return f["features"]
+    # the features are reused only under the same extractor
+    fp = json.dumps(extractor_fingerprint(device), sort_keys=True)
+    f = load_npz(path)  # None when absent or damaged: computed again
+    if f is not None and "extractor" in f and "features" in f:
+        if str(f["extractor"]) == fp and len(f["features"]) == len(samples):
+            return f["features"]
     feats = _features(samples, device)
     save_npz(path, features=feats, extractor=np.array(fp))
     return feats
@@ -254,10 +258,11 @@ def _classifier_test(ds, model) -> np.ndarray:
 def _nn_test(ds, cache: Path, n: int) -> np.ndarray:
     """Nearest-training-image distances of the first ``n`` test images, cached on disk."""
     path = novelty_cache_path(ds, cache, n)
-    if not path.exists():
-        save_npz(path, d=nearest_distances(ds.test[:n], ds.train))
-    with np.load(path) as f:
-        return f["d"]
+    f = load_npz(path)  # None when absent or damaged: computed again
+    if f is None or "d" not in f:
+        f = {"d": nearest_distances(ds.test[:n], ds.train)}
+        save_npz(path, **f)
+    return f["d"]
 
 
 def sample_grid(samples: np.ndarray, path: Path, n: int = 64) -> None:
@@ -265,7 +270,7 @@ def sample_grid(samples: np.ndarray, path: Path, n: int = 64) -> None:
     from torchvision.utils import save_image
 
     x = torch.as_tensor(np.asarray(samples[:n])).float() / 255.0
-    save_image(x, path, nrow=8, padding=2, pad_value=1.0)
+    atomic_write(path, lambda f: save_image(x, f, format="png", nrow=8, padding=2, pad_value=1.0))
 
 
 def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir: Path,
@@ -292,7 +297,7 @@ def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir:
                         "flows: uniformly dequantized density over unit-width bins",
         "fid": "Frechet distance of TF-Inception (2015-12-05) pool3 features, float64, "
                f"N = {ev.n_samples} samples (FID is biased by N) vs the reference split(s) {ev.fid_reference}",
-        "extractor": extractor_fingerprint(),
+        "extractor": extractor_fingerprint(device),
         "kid": ev.kid_protocol(),
         "precision_recall": f"k-NN manifolds, k = {ev.pr_k}, on Inception features, vs the first N real reference "
                             "images",

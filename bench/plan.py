@@ -462,7 +462,7 @@ def _image_one_offs(suite: Suite, names: list[str], loaded: dict, rates: dict,
             pending.append((name, f"{name} {split} FID reference square root",
                             rates["eigh_1024_s"] * (FEATURE_DIM / 1024) ** 3
                             + 2 * FEATURE_DIM**3 / (rates["numpy_gflops64"] * 1e9)))
-            n_ref, hit = evalimg.reference_cached(ds, split, ev, cdir)
+            n_ref, hit = evalimg.reference_cached(ds, split, ev, cdir, device)
             if not hit:
                 pending.append((name, f"{name} {split} reference statistics (N = {n_ref})",
                                 n_ref / rates["inception_img_per_s"]))

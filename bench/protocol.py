@@ -3,7 +3,7 @@
 Every image metric value is stored with a fingerprint (:func:`metric_fingerprint`):
 
 * the feature extractor's name, the SHA-256 of its weights, its resize method and
-  input range (:func:`bench.metrics.inception.fingerprint`);
+  input range and backend (:func:`bench.metrics.inception.fingerprint`);
 * the sample count N and the seed (FID is biased by N; KID subsets are seeded);
 * per reference split: the dataset fingerprint (variant, split, size, content
   hash, number of images used) and the SHA-256 of the cached statistics file;
@@ -58,7 +58,7 @@ def metric_fingerprint(*, n: int, seed: int, references: dict[str, dict], device
 
     refs = {split: {"dataset": r["dataset"], "n": r["n"], "whole_split": r["whole_split"],
                     "stats_sha256": r["stats_sha256"]} for split, r in references.items()}
-    return {"extractor": fingerprint(), "n": int(n), "seed": int(seed), "references": refs,
+    return {"extractor": fingerprint(device=device), "n": int(n), "seed": int(seed), "references": refs,
             "kid_subset_size": kid_subset_size, "kid_subsets": kid_subsets, "pr_k": pr_k, "dc_k": dc_k,
             "versions": env.versions(), "device": env.device_info(torch.device(device))["name"]}
 

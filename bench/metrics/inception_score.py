@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 from scipy.special import xlogy
+from torch import nn
 
 from bench.metrics import inception as inc
 

@@ -68,7 +68,12 @@ def build_report(run: RunDir) -> Document:
     from bench.report import figures2d, figuresimg
 
     records = run.records()
-    info = json.loads((run.path / "run.json").read_text()) if (run.path / "run.json").exists() else {}
+    try:
+        info = json.loads((run.path / "run.json").read_text())
+    except (OSError, ValueError):  # absent or damaged: the report says less about the run, nothing else changes
+        info = {}
+    if not isinstance(info, dict):
+        info = {}
     by_ds, families = _order(records, info)
     ok = [r for rs in by_ds.values() for r in rs]
     failed = [r for r in records if not r.ok]

@@ -7,7 +7,6 @@ already formatted cells; they hold no numbers to format and no verdicts to decid
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,8 +90,7 @@ def to_markdown(doc: Document) -> str:
 
 
 def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (a temporary name, then rename); returns ``path``."""
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
+    """Write ``text`` to ``path`` atomically (:func:`bench.results.atomic_write`); returns ``path``."""
+    from bench import results
+
+    return results.write_text(path, text)
