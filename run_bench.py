@@ -5,20 +5,33 @@
     python run_bench.py suites/toy2d.yaml --profile smoke
     python run_bench.py suites/toy2d.yaml --families flow,gan --set families.gan.train.steps=500
     python run_bench.py suites/toy2d.yaml --resume   # finish the latest run of the suite
-    python run_bench.py suites/toy2d.yaml --dry-run  # print the resolved config and the cells
+    python run_bench.py suites/toy2d.yaml --dry-run  # print the resolved config and the plan
 
-Exit codes: 0 all cells ok; 1 some cell failed (see its record); 2 bad input
-(suite file, key, type, family, option).
+Before the first cell the command checks the run (device, memory, datasets, packages, disk;
+bench/preflight.py) and prints the plan: cells, estimated wall time and disk (bench/plan.py).
+Without --profile it runs the suite's default profile, or its fallback where the default's
+needs (e.g. CUDA) are not met here (bench/profiles.py).
+
+Exit codes: 0 all cells ok; 1 some cell failed (see its record); 2 bad input (suite file,
+key, type, value, family, option, run id) or a run that cannot start (preflight) or be
+resumed as asked (locked by another process, settings changed without --force), nothing
+written; 3 the results cannot be written (disk full, read-only folder), the run stopped
+there; 130 interrupted (Ctrl-C), with the command that resumes the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import shlex
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+# OpenMP threads that spin while they wait make small ops ~100x slower when another process holds a
+# core (a shared 2-core machine); waiting passively costs nothing measurable otherwise. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 DEFAULT_SUITE = ROOT / "suites" / "toy2d.yaml"
 
 # Subcommands: ``python run_bench.py <name> ...`` calls ``main(argv) -> exit code`` of the module.
@@ -30,17 +43,34 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def error(message: str, code: int = 2) -> int:
+    """Print ``message`` as one line (``run_bench.py: error: ...``) on stderr; return the exit ``code``."""
+    from bench.config import one_line
+
+    print(f"run_bench.py: error: {one_line(message)}", file=sys.stderr)
+    return code
+
+
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (``run_bench.py: error: ...``) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     epilog = "\n".join(["subcommands (python run_bench.py <name> --help):"]
                        + [f"  {name:<10} {text}" for name, (_, text) in SUBCOMMANDS.items()]) if SUBCOMMANDS else None
-    p = argparse.ArgumentParser(prog="run_bench.py", description=__doc__.split("\n\n")[0], epilog=epilog,
+    p = _Parser(prog="run_bench.py", description=__doc__.split("\n\n")[0], epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE), help="suite YAML (default: suites/toy2d.yaml)")
-    p.add_argument("--profile", help="a profile of the suite file, e.g. smoke")
+    p.add_argument("--profile", help="a profile of the suite file, e.g. smoke, cpu or default (the top level); "
+                                     "without it: the default profile where this machine meets its needs, "
+                                     "else its fallback")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a suite key, e.g. families.gan.train.steps=500 (repeatable)")
     p.add_argument("--families", type=_csv, help="comma-separated families to run (default: all in the suite)")
@@ -54,7 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="redo cells whose record says ok")
     p.add_argument("--device", help="override the suite's device (auto, cpu, cuda)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("--dry-run", action="store_true", help="print the resolved suite and the cells, run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the run and print the resolved suite and the plan (cells, estimated time, disk); "
+                        "run nothing")
     return p.parse_args(argv)
 
 
@@ -64,15 +96,19 @@ def main(argv: list[str] | None = None) -> int:
         module, _ = SUBCOMMANDS[argv[0]]
         return importlib.import_module(module).main(argv[1:])
     args = parse_args(argv)
+    import torch
     import yaml
 
-    from bench.config import ConfigError, load_suite
+    from bench import preflight, profiles
+    from bench.config import ConfigError
     from bench.results import RunDir, cell_id
-    from bench.runner import RunOptions, run_suite
+    from bench.results import check_name as check_run_id
+    from bench.runner import RunOptions, log
 
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     try:
-        suite = load_suite(args.suite, profile=args.profile, overrides=overrides)
+        choice = profiles.choose(args.suite, args.profile, overrides, cuda_available=torch.cuda.is_available())
+        suite = choice.suite
         chosen_lists = (("family", args.families, list(suite.families)), ("dataset", args.datasets, suite.datasets))
         for what, chosen, known in chosen_lists:
             for c in chosen or []:
@@ -80,32 +116,112 @@ def main(argv: list[str] | None = None) -> int:
                     raise ConfigError(f"{args.suite}: --{what if what == 'dataset' else 'familie'}s: {what} {c!r} "
                                       f"is not in the suite (it has: {', '.join(known)})")
     except ConfigError as e:
-        print(f"run_bench.py: error: {e}", file=sys.stderr)
-        return 2
+        return error(str(e))
     run_id = args.run_id
+    if run_id is not None and check_run_id(run_id):
+        return error(f"--run-id {check_run_id(run_id)}")
     if args.resume:
         latest = RunDir.latest(args.results, suite.name)
         if latest is None:
-            print(f"run_bench.py: error: --resume: no earlier run of suite {suite.name!r} under {args.results}",
-                  file=sys.stderr)
-            return 2
+            return error(f"--resume: no earlier run of suite {suite.name!r} under {args.results}")
         run_id = latest.run_id
     if args.stage == "report" and run_id is None:
-        print("run_bench.py: error: --stage report needs --run-id or --resume", file=sys.stderr)
-        return 2
+        return error("--stage report needs --run-id or --resume")
+    if args.stage == "report" and not (Path(args.results) / suite.name / run_id / "run.json").is_file():
+        return error(f"--stage report: no run {run_id!r} of suite {suite.name!r} under {args.results}")
     stages = {"all": ("train", "sample", "evaluate", "report"), "train": ("train",), "sample": ("train", "sample"),
               "evaluate": ("train", "sample", "evaluate"), "report": ("report",)}[args.stage]
+    names = [d for d in suite.datasets if not args.datasets or d in args.datasets]
+    families = [f for f in suite.families if not args.families or f in args.families]
+    cells = [cell_id(d, f, s) for d in names for f in families for s in suite.seeds]
+    done = _done_cells(RunDir(args.results, suite.name, run_id), cells) if run_id and not args.force else set()
+    try:
+        preflight.check_device(suite)  # before the profile notice, which would otherwise promise a run
+        if choice.notice:
+            log(choice.notice)
+        ready = preflight.run(suite, dataset_names=names, families=families, stages=stages,
+                              results_root=Path(args.results), done=done,
+                              progress=lambda what: log(f"genbench: cost model: {what} (cached afterwards)"))
+    except preflight.PreflightError as e:
+        print(f"run_bench.py: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        log("genbench: interrupted before the first cell; nothing was written to the results")
+        return 130
     if args.dry_run:
         print(yaml.safe_dump(suite.resolved(), sort_keys=False), end="")
-        cells = [cell_id(d, f, s) for d in suite.datasets if not args.datasets or d in args.datasets
-                 for f in suite.families if not args.families or f in args.families for s in suite.seeds]
         print(f"# {len(cells)} cells: " + ", ".join(cells))
+        print("\n".join(f"# {line}" for line in ready.plan.lines()))
         return 0
+    if args.stage != "report":
+        for line in ready.plan.lines():
+            log(line)
+    if run_id is None:  # a fresh folder, claimed now (two starts in one second get -2, -3...)
+        from bench.results import StorageError
+
+        try:
+            run_id = RunDir.create(args.results, suite.name).run_id
+        except StorageError as e:
+            return error(f"the results cannot be written: {e}", code=3)
     opts = RunOptions(root=Path(args.results), run_id=run_id, families=args.families, datasets=args.datasets,
                       force=args.force, progress=not args.no_progress, stages=stages)
-    run = run_suite(suite, opts)
-    failed = [r for r in run.records() if r.status == "failed"]
+    return run_and_report(suite, opts, ready, resume=lambda: resume_command(args, suite, run_id))
+
+
+def run_and_report(suite, opts, ready=None, resume=None) -> int:
+    """Run the suite; the exit code, with one line on stderr when the run is refused (2) or cannot be
+    written (3), and the resume command when interrupted (130)."""
+    from bench.results import RunRefused, StorageError
+    from bench.runner import log, run_suite
+    from bench.schema import SchemaError
+
+    try:
+        run = run_suite(suite, opts, ready)
+        failed = [r for r in run.records() if r.status == "failed"]
+    except (RunRefused, SchemaError) as e:
+        return error(str(e))
+    except StorageError as e:
+        return error(f"the results cannot be written: {e}; the run stopped (finished cells are kept; a later run "
+                     "resumes)", code=3)
+    except KeyboardInterrupt:
+        where = Path(opts.root) / suite.name / opts.run_id
+        log(f"genbench: interrupted; the finished cells of run {opts.run_id} are kept in {where}."
+            + (f" Resume it with:\n  {resume()}" if resume else ""))
+        return 130
     return 1 if failed else 0
+
+
+def _done_cells(run, cells: list[str]) -> set[str]:
+    """Cells of an existing run whose record says ok (they are skipped, and cost nothing in the plan)."""
+    from bench.schema import SchemaError
+
+    done = set()
+    for cid in cells:
+        try:
+            rec = run.read_record(cid)
+        except SchemaError:
+            continue
+        if rec is not None and rec.ok:
+            done.add(cid)
+    return done
+
+
+def resume_command(args: argparse.Namespace, suite, run_id: str) -> str:
+    """The command line that finishes run ``run_id``: the same suite, profile and options, by run id."""
+    script = os.path.relpath(ROOT / "run_bench.py")
+    parts = ["python", script, args.suite, "--profile", suite.profile or "default", "--run-id", run_id]
+    if Path(args.results).resolve() != (ROOT / "results").resolve():
+        parts += ["--results", args.results]
+    for o in args.overrides:
+        parts += ["--set", o]
+    for flag, value in (("--device", args.device), ("--families", ",".join(args.families or [])),
+                        ("--datasets", ",".join(args.datasets or [])),
+                        ("--stage", args.stage if args.stage != "all" else None)):
+        if value:
+            parts += [flag, value]
+    if args.no_progress:
+        parts.append("--no-progress")
+    return shlex.join(parts)
 
 
 if __name__ == "__main__":

@@ -35,21 +35,34 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
 
 import models
-from models.base import TrainConfig
+from models.base import Range, TrainConfig, check_fields, value_problem
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and other control characters escaped (``\\n``, ``\\x00``), so that an
+    error quoting user input stays one line."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] if c in "\n\r\t" else f"\\x{ord(c):02x}"
+                   if ord(c) < 256 else f"\\u{ord(c):04x}" for c in text)
 
 
 class ConfigError(ValueError):
-    """A malformed suite, profile or override. ``str()`` is one line: ``<source>: <key>: <problem>``."""
+    """A malformed suite, profile or override. ``str()`` is one line: ``<source>: <key>: <problem>``
+    (control characters of quoted input escaped)."""
+
+    def __init__(self, message: str):
+        super().__init__(one_line(message))
 
 
 class _KeyError(Exception):
@@ -78,6 +91,12 @@ def _coerce(tp: Any, v: Any, key: str) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return v
+    if origin is Annotated:  # a type with its allowed values, e.g. Annotated[int, Range(ge=1)]
+        v = _coerce(args[0], v, key)
+        problem = value_problem(tp, v)
+        if problem:
+            raise _KeyError(key, problem)
+        return v
     if origin in (Union, types.UnionType):
         if v is None and type(None) in args:
             return None
@@ -92,7 +111,7 @@ def _coerce(tp: Any, v: Any, key: str) -> Any:
         raise _KeyError(key, errors[0] if len(errors) == 1 else f"expected {_type_name(tp)}, got {v!r}")
     if origin is Literal:
         if v not in args:
-            raise _KeyError(key, f"expected one of {list(args)}, got {v!r}")
+            raise _KeyError(key, f"{v!r} is not allowed (must be one of {', '.join(map(repr, args))})")
         return v
     if dataclasses.is_dataclass(tp):
         return fill(tp, v, key)
@@ -108,10 +127,14 @@ def _coerce(tp: Any, v: Any, key: str) -> Any:
                 raise _KeyError(key, f"expected {tp.__name__}, got str {v!r}") from None
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _KeyError(key, f"expected {tp.__name__}, got {type(v).__name__} {v!r}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise _KeyError(key, f"{v!r} is not allowed (must be a finite number)")
         if tp is int:
-            if float(v) != int(v):
+            if isinstance(v, float) and not v.is_integer():
                 raise _KeyError(key, f"expected int, got non-integer {v!r}")
             return int(v)
+        if abs(v) > 1e308:  # an int beyond any float
+            raise _KeyError(key, f"{v!r} is not allowed (must be a finite number)")
         return float(v)
     if tp is str:
         if not isinstance(v, str):
@@ -144,14 +167,15 @@ def fill(cls: type, data: Any, key: str = "") -> Any:
         key: dotted path of ``data`` in the suite, used in error messages.
 
     Raises:
-        _KeyError: unknown key (with the closest valid key), wrong type, or a value
-            rejected by the dataclass's ``__post_init__``.
+        _KeyError: unknown key (with the closest valid key), wrong type, a value outside
+            the field's declared :class:`~models.base.Range` or ``Literal`` choices (a
+            non-finite float included), or a value rejected by the dataclass's ``__post_init__``.
     """
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise _KeyError(key, f"expected a mapping, got {type(data).__name__} {data!r}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     kwargs = {}
     for k, v in data.items():
@@ -160,24 +184,36 @@ def fill(cls: type, data: Any, key: str = "") -> Any:
         kwargs[k] = _coerce(hints[k], v, _join(key, k))
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError) as e:  # __post_init__: "<field>: <problem>" names the field's key
+        m = re.fullmatch(r"(\w+)((?:\[\d+\])*): (.*)", str(e))
+        if m and m.group(1) in names:
+            raise _KeyError(_join(key, m.group(1)) + m.group(2), m.group(3)) from None
         raise _KeyError(key, str(e)) from None
 
 
 # --------------------------------------------------------------------------- schema
+_Size = Annotated[int, Range(ge=2, le=10**8)]  # a number of examples (two or more, for a standard error)
+_Batch = Annotated[int, Range(ge=1, le=2**20)]
+
+
 @dataclass
 class DataConfig:
     """Dataset sizes and location.
 
     Attributes:
-        n_train, n_val, n_test: split sizes for synthetic data (2D suites).
+        n_train, n_val, n_test: split sizes for synthetic data (2D suites), 2 to 10^8.
         root: where image datasets are stored or extracted.
     """
 
-    n_train: int = 50_000
-    n_val: int = 5_000
-    n_test: int = 10_000
+    n_train: _Size = 50_000
+    n_val: _Size = 5_000
+    n_test: _Size = 10_000
     root: str = "data"
+
+    def __post_init__(self):
+        check_fields(self)
+        if not self.root.strip():
+            raise ValueError("root: an empty path is not allowed")
 
 
 @dataclass
@@ -185,7 +221,8 @@ class EvalConfig:
     """How each cell is evaluated and timed.
 
     Attributes:
-        n_samples: samples drawn per sampler for sample metrics.
+        n_samples: samples drawn per sampler for sample metrics (at most 10^6: FID-50k is
+            the largest protocol in use).
         bound_n: test examples used for likelihood bounds (ELBO, IWAE), which cost
             many network passes each; exact log-likelihoods use the whole test set.
         throughput_batch: batch size for sampling throughput (samples/s).
@@ -193,6 +230,10 @@ class EvalConfig:
         density_batch: batch size for density-evaluation throughput (examples/s).
         timing_warmup: untimed calls before timing.
         timing_repeats: timed calls; the median and IQR are reported (>= 5).
+        timing_repeats_slow: timed calls for samplers of at least ``slow_sampler_nfe`` NFE
+            (smoke profiles: 1, where the numbers mean nothing); ``None`` uses
+            ``timing_repeats``. Each sampler records the warm-up and repeats it got.
+        slow_sampler_nfe: the NFE from which ``timing_repeats_slow`` applies.
         entropy_mc: Monte Carlo samples for the true entropy H(p_data) (>= 10^6).
         quadrature_grid: grid points per axis for log Z of 2D energies.
         pr_k: k of k-NN precision/recall (Kynkäänniemi et al. 2019, arXiv:1904.06991).
@@ -212,36 +253,60 @@ class EvalConfig:
         density_n: evaluate exact log-likelihoods and energies on the first this-many
             test examples (CPU profiles); ``None`` uses the whole test set. Recorded
             as ``test_n``.
+        novelty_test_n: the novelty reference (nearest-training distances of real test
+            images) from the first this-many test images; ``None`` uses the whole test
+            set (a one-off of ~10 s on MNIST, ~30 s on CIFAR-10 on a 2-core CPU, then cached).
+            Recorded in the protocol.
+        fd_classifier: compute ``fd_classifier`` on MNIST; its classifier is trained once
+            (about 90 s on a 2-core CPU, then cached). ``false`` (smoke profiles) records
+            why it is missing.
+
+    Each numeric field declares its allowed values (:class:`~models.base.Range`) with its type.
+
+    Raises:
+        ValueError: a value outside its range, ``n_samples`` not above ``pr_k`` and ``dc_k``, or
+            ``timing_repeats_slow`` above ``timing_repeats``.
     """
 
-    n_samples: int = 5_000
-    bound_n: int = 2_000
-    throughput_batch: int = 4_096
-    latency_batch: int = 1
-    density_batch: int = 1_024
-    timing_warmup: int = 1
-    timing_repeats: int = 5
-    entropy_mc: int = 1_000_000
-    quadrature_grid: int = 512
-    pr_k: int = 3
-    dc_k: int = 5
-    kid_subsets: int = 100
-    kid_subset_size: int = 1000
-    mode_tolerance: float = 0.5
-    density_grid: int = 128
-    seed: int = 1234
-    fid_reference: list[str] = field(default_factory=lambda: ["test"])
-    fid_reference_n: int | None = None
-    density_n: int | None = None
+    n_samples: Annotated[int, Range(ge=2, le=10**6)] = 5_000
+    bound_n: _Size = 2_000
+    throughput_batch: _Batch = 4_096
+    latency_batch: _Batch = 1
+    density_batch: _Batch = 1_024
+    timing_warmup: Annotated[int, Range(ge=0, le=1000)] = 1
+    timing_repeats: Annotated[int, Range(ge=5, le=1000)] = 5
+    timing_repeats_slow: Annotated[int, Range(ge=1, le=1000)] | None = None
+    slow_sampler_nfe: Annotated[int, Range(ge=1, le=10**6)] = 100
+    entropy_mc: Annotated[int, Range(ge=10**6, le=10**8)] = 1_000_000
+    quadrature_grid: Annotated[int, Range(ge=8, le=8192)] = 512
+    pr_k: Annotated[int, Range(ge=1, le=100)] = 3
+    dc_k: Annotated[int, Range(ge=1, le=100)] = 5
+    kid_subsets: Annotated[int, Range(ge=1, le=10**4)] = 100
+    kid_subset_size: Annotated[int, Range(ge=2, le=10**6)] = 1000
+    mode_tolerance: Annotated[float, Range(gt=0, le=1)] = 0.5
+    density_grid: Annotated[int, Range(ge=2, le=4096)] = 128
+    seed: Annotated[int, Range(ge=0, le=2**32 - 1)] = 1234
+    fid_reference: list[Literal["train", "test"]] = field(default_factory=lambda: ["test"])
+    fid_reference_n: _Size | None = None
+    density_n: _Size | None = None
+    novelty_test_n: _Size | None = None
+    fd_classifier: bool = True
+
+    # settings only the evaluate stage reads: changing them redoes the evaluation, not the samples
+    evaluate_only: ClassVar[tuple[str, ...]] = ("entropy_mc", "pr_k", "dc_k", "kid_subsets", "kid_subset_size",
+                                                "mode_tolerance", "fid_reference", "fid_reference_n",
+                                                "novelty_test_n", "fd_classifier")
 
     def __post_init__(self):
-        if self.timing_repeats < 5:
-            raise ValueError(f"timing_repeats must be >= 5 (medians need repeats), got {self.timing_repeats}")
-        if self.entropy_mc < 1_000_000:
-            raise ValueError(f"entropy_mc must be >= 10^6, got {self.entropy_mc}")
-        for split in self.fid_reference:
-            if split not in ("train", "test"):
-                raise ValueError(f"fid_reference entries must be 'train' or 'test', got {split!r}")
+        check_fields(self)
+        if not self.fid_reference:
+            raise ValueError("fid_reference: an empty list is not allowed (name 'train' and/or 'test')")
+        if self.n_samples <= max(self.pr_k, self.dc_k):
+            raise ValueError(f"n_samples: {self.n_samples} is not allowed (must exceed pr_k = {self.pr_k} and "
+                             f"dc_k = {self.dc_k}: k-NN radii need k + 1 samples)")
+        if self.timing_repeats_slow is not None and self.timing_repeats_slow > self.timing_repeats:
+            raise ValueError(f"timing_repeats_slow: {self.timing_repeats_slow} is not allowed (at most "
+                             f"timing_repeats = {self.timing_repeats})")
 
     def kid_subset_size_for(self, n_real: int, n_fake: int) -> int:
         """KID's subset size: ``kid_subset_size`` when both sets have at least twice that many rows,
@@ -254,9 +319,17 @@ class EvalConfig:
         m = min(n_real, n_fake)
         return self.kid_subset_size if m >= 2 * self.kid_subset_size else max(2, m // 2)
 
+    def sampler_repeats(self, nfe: int) -> int:
+        """Timed calls of a sampler that makes ``nfe`` sequential network evaluations per call."""
+        if self.timing_repeats_slow is not None and nfe >= self.slow_sampler_nfe:
+            return self.timing_repeats_slow
+        return self.timing_repeats
+
     def timing_protocol(self) -> str:
         """How every timing of a cell was taken, as one line (stored in the record's protocol)."""
-        return (f"{self.timing_warmup} warm-up + {self.timing_repeats} timed calls, median and IQR; "
+        slow = (f" ({self.timing_repeats_slow} timed calls for samplers of >= {self.slow_sampler_nfe} NFE)"
+                if self.timing_repeats_slow is not None else "")
+        return (f"{self.timing_warmup} warm-up + {self.timing_repeats} timed calls{slow}, median and IQR; "
                 "CUDA synchronized")
 
     def kid_protocol(self) -> str:
@@ -276,7 +349,11 @@ class FamilyEntry:
 
 @dataclass
 class Suite:
-    """A resolved suite: what to train, on which data, and how to evaluate it."""
+    """A resolved suite: what to train, on which data, and how to evaluate it.
+
+    ``profile`` names the profile that was merged (``"default"``: the top level) and
+    ``profile_reason`` says why it was chosen (set by :func:`bench.profiles.choose`).
+    """
 
     name: str
     datasets: list[str]
@@ -289,6 +366,7 @@ class Suite:
     eval: EvalConfig = field(default_factory=EvalConfig)
     source: str = ""
     profile: str | None = None
+    profile_reason: str = ""
     dataset_families: dict[str, dict[str, FamilyEntry]] = field(default_factory=dict)
 
     def family(self, dataset: str, name: str) -> FamilyEntry:
@@ -300,6 +378,10 @@ class Suite:
         return dataclasses.asdict(self)
 
 
+# The suite's top level is the profile "default" (merged with ``profiles.default`` where the file has
+# one). These keys of a profile block say what the profile needs, not what to run: bench.profiles reads them.
+DEFAULT_PROFILE = "default"
+PROFILE_META_KEYS = ("requires", "fallback")
 _TOP_KEYS = ["name", "description", "datasets", "seeds", "device", "data", "eval", "train", "families", "profiles"]
 
 
@@ -330,18 +412,20 @@ def parse_override(text: str) -> dict:
     The value is parsed as YAML, so ``x=[1, 2]`` gives a list and ``x=true`` a bool.
 
     Raises:
-        ConfigError: no ``=`` in ``text``.
+        ConfigError: no ``=`` in ``text``, or an empty part in the key.
     """
     if "=" not in text:
         raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. families.gan.train.steps=100")
     key, value = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set {text}: {key.strip()!r} is not a dotted key, e.g. families.gan.train.steps")
     try:
-        v = yaml.safe_load(value)
-    except yaml.YAMLError:
+        v = _yaml(value)
+    except (yaml.YAMLError, RecursionError):
         v = value
     out: dict = {}
     d = out
-    parts = key.strip().split(".")
     for p in parts[:-1]:
         d = d.setdefault(p, {})
     d[parts[-1]] = v
@@ -369,12 +453,44 @@ def _parse_families(fams: Mapping, suite_train: Mapping, modality: str) -> dict[
         try:
             train_cfg = fill(TrainConfig, train_raw, f"{key}.train")
         except _KeyError as e:  # a bad key in the suite-wide 'train' block: name that block
-            bad = e.key.split(".")[-1]
+            sub = e.key[len(f"{key}.train."):] if e.key.startswith(f"{key}.train.") else ""
+            bad = re.split(r"[.\[]", sub)[0]
             if bad in suite_train and bad not in (entry.get("train") or {}):
-                raise _KeyError(f"train.{bad}", e.msg) from None
+                raise _KeyError(f"train.{sub}", e.msg) from None
             raise
         families[str(name)] = FamilyEntry(model=model_cfg, train=train_cfg)
     return families
+
+
+_Seed = Annotated[int, Range(ge=0, le=2**32 - 1)]
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
+def _check_suite_name(name: str) -> str:
+    """The suite name is a folder under the results root: a safe name, never a path."""
+    from bench.results import check_name  # late import: results imports the schema only
+
+    problem = check_name(name)
+    if problem:
+        raise _KeyError("name", problem)
+    return name
+
+
+def _check_device(device: str) -> str:
+    """The device's spelling (whether it is available is checked before the run)."""
+    if not _DEVICE.fullmatch(device):
+        raise _KeyError("device", f"{device!r} is not allowed (must be auto, cpu, cuda, cuda:<index> or mps)")
+    return device
+
+
+def _distinct(items: list, key: str) -> list:
+    """``items``, refusing a repeat (it would run the same cell twice)."""
+    if not items:
+        raise _KeyError(key, "an empty list is not allowed")
+    for i, x in enumerate(items):
+        if x in items[:i]:
+            raise _KeyError(f"{key}[{i}]", f"{x!r} is listed twice")
+    return items
 
 
 def _parse(raw: Mapping) -> Suite:
@@ -421,6 +537,7 @@ def _parse(raw: Mapping) -> Suite:
     suite_train = raw.get("train") or {}
     if not isinstance(suite_train, Mapping):
         raise _KeyError("train", f"expected a mapping, got {suite_train!r}")
+    fill(TrainConfig, suite_train, "train")  # checked on its own too: a family may override every value in it
     families = _parse_families(fams, suite_train, modality)
     dataset_families = {}
     for n, (key, over) in ds_overrides.items():
@@ -435,11 +552,11 @@ def _parse(raw: Mapping) -> Suite:
                 raise _KeyError(f"{key}.{e.key}", e.msg) from None
             raise
     return Suite(
-        name=_coerce(str, raw["name"], "name"),
+        name=_check_suite_name(_coerce(str, raw["name"], "name")),
         description=_coerce(str, raw.get("description", ""), "description"),
-        datasets=names,
-        seeds=_coerce(list[int], raw.get("seeds", [0]), "seeds"),
-        device=_coerce(str, raw.get("device", "auto"), "device"),
+        datasets=_distinct(names, "datasets"),
+        seeds=_distinct(_coerce(list[_Seed], raw.get("seeds", [0]), "seeds"), "seeds"),
+        device=_check_device(_coerce(str, raw.get("device", "auto"), "device")),
         data=fill(DataConfig, raw.get("data"), "data"),
         eval=fill(EvalConfig, raw.get("eval"), "eval"),
         families=families,
@@ -448,33 +565,82 @@ def _parse(raw: Mapping) -> Suite:
     )
 
 
-def load_suite(path: str | Path, *, profile: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Suite:
-    """Read, merge and type-check a suite file.
+MAX_SUITE_BYTES = 1 << 20
 
-    Args:
-        path: the suite YAML file.
-        profile: name of a block under ``profiles:`` to merge over the suite.
-        overrides: ``KEY=VALUE`` strings (dotted keys), merged last.
 
-    Raises:
-        ConfigError: missing file, malformed YAML, unknown profile, unknown key,
-            family or dataset, or a wrong type. The message names the file and key.
-    """
-    path = Path(path)
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key repeated in one mapping (``safe_load`` keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *base" may be overridden: not a repeat
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                repeated = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable: the base class says so
+                continue
+            if repeated:
+                raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                        f"found the key {key!r} twice", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml(text: str) -> Any:
+    """Parse one YAML document with :class:`_StrictLoader` (no Python objects, no repeated keys)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def _read_yaml(path: Path) -> Any:
+    """The YAML document in ``path``, or a one-line :class:`ConfigError`."""
     src = str(path)
     try:
-        text = path.read_text()
+        with open(path, "rb") as f:
+            data = f.read(MAX_SUITE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{src}: no such suite file") from None
     except OSError as e:
         raise ConfigError(f"{src}: cannot read suite file ({e.strerror})") from None
+    if len(data) > MAX_SUITE_BYTES:
+        raise ConfigError(f"{src}: larger than {MAX_SUITE_BYTES >> 20} MiB, too large for a suite file")
     try:
-        raw = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{src}: not UTF-8 text (byte 0x{data[e.start]:02x} at line {line}); "
+                          "save the suite as UTF-8") from None
+    try:
+        return _yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{src}: malformed YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{src}: malformed YAML: nested too deeply") from None
+
+
+def load_suite(path: str | Path, *, profile: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Suite:
+    """Read, merge and type-check a suite file.
+
+    Args:
+        path: the suite YAML file.
+        profile: name of a block under ``profiles:`` to merge over the suite; ``"default"`` (or
+            ``None``) is the top level, with ``profiles.default`` merged where the file has one.
+            A block's ``requires`` and ``fallback`` keys are left to :mod:`bench.profiles`.
+        overrides: ``KEY=VALUE`` strings (dotted keys), merged last.
+
+    Raises:
+        ConfigError: missing, unreadable, oversized or non-UTF-8 file, malformed YAML (a
+            repeated key included), unknown profile, unknown key, family or dataset, a
+            wrong type, or a value outside its allowed range or choices. The message is one
+            line naming the file (or the ``--set`` override) and the key.
+    """
+    path = Path(path)
+    src = str(path)
+    raw = _read_yaml(path)
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{src}: expected a mapping at the top level, got {type(raw).__name__}")
     profiles = raw.get("profiles") or {}
@@ -482,12 +648,13 @@ def load_suite(path: str | Path, *, profile: str | None = None, overrides: list[
         raise ConfigError(f"{src}: profiles: expected a mapping of profile name -> overrides")
     layers: list[tuple[str, Mapping]] = [(src, {k: v for k, v in raw.items() if k != "profiles"})]
     if profile is not None:
-        if profile not in profiles:
-            hint = _suggest(profile, sorted(profiles) or ["<none>"])
+        if profile not in profiles and profile != DEFAULT_PROFILE:
+            hint = _suggest(profile, sorted({*profiles, DEFAULT_PROFILE}))
             raise ConfigError(f"{src}: profiles.{profile}: unknown profile{hint}")
-        if not isinstance(profiles[profile], Mapping):
+        block = profiles.get(profile) or {}
+        if not isinstance(block, Mapping):
             raise ConfigError(f"{src}: profiles.{profile}: expected a mapping of overrides")
-        layers.append((f"{src} (profile {profile})", profiles[profile]))
+        layers.append((f"{src} (profile {profile})", {k: v for k, v in block.items() if k not in PROFILE_META_KEYS}))
     for o in overrides:
         layers.append((f"--set {o}", parse_override(o)))
     merged: dict = {}
@@ -496,8 +663,10 @@ def load_suite(path: str | Path, *, profile: str | None = None, overrides: list[
     merged["profiles"] = profiles
     try:
         suite = _parse(merged)
+    except RecursionError:
+        raise ConfigError(f"{src}: nested too deeply to be a suite") from None
     except _KeyError as e:
         source = next((s for s, layer in reversed(layers) if e.key and _has_path(layer, e.key)), src)
         raise ConfigError(f"{source}: {e}") from None
-    suite.source, suite.profile = src, profile
+    suite.source, suite.profile = src, profile or DEFAULT_PROFILE
     return suite

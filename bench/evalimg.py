@@ -31,7 +31,7 @@ from bench.config import DataConfig, EvalConfig
 from bench.metrics import classifier as clf
 from bench.metrics.novelty import nearest_distances, novelty
 from bench.metrics.prdc import prdc
-from bench.results import load_samples, save_npz
+from bench.results import atomic_write, load_npz, load_samples, save_npz
 from bench.schema import CellRecord, DensityResult
 
 LN2 = math.log(2.0)
@@ -85,6 +85,11 @@ def inception(device: torch.device | str = "cpu"):
     return _EXTRACTORS[key]
 
 
+def inception_loaded(device: torch.device | str = "cpu") -> bool:
+    """Whether this process already holds the extractor for ``device`` (its load is then paid)."""
+    return str(device) in _EXTRACTORS
+
+
 def extractor_fingerprint(device: torch.device | str = "cpu") -> dict:
     """The Inception extractor's fingerprint (weights SHA-256, resize, input range, torch version, backend)."""
     from bench.metrics.inception import fingerprint
@@ -108,19 +113,51 @@ def reference_features(ds, split: str, ev: EvalConfig, cache: Path, device) -> t
     from bench.metrics import stats_cache
 
     images = ds.train if split == "train" else ds.test
-    n = min(len(images), ev.fid_reference_n or len(images))
-    data_fp = dict(ds.info["fingerprint"][split], n_used=n)
-    ext_fp = extractor_fingerprint(device)
-    folder = cache / "inception"
-    feats_path = folder / f"features_{stats_cache.stats_key(data_fp, ext_fp)[:24]}.npz"
-    if not feats_path.exists():
+    n, data_fp, ext_fp, folder, feats_path = _reference_paths(ds, split, ev, cache, device)
+    cached = load_npz(feats_path)  # None when absent or damaged: computed again
+    if cached is None or "features" not in cached:
         save_npz(feats_path, features=_features(images[:n], device))
-    with np.load(feats_path) as f:
-        feats = f["features"]
+        cached = load_npz(feats_path)
+    feats = cached["features"]
     stats = stats_cache.load_or_compute(folder, data_fp, ext_fp, lambda: feats)
     record = {"dataset": data_fp, "extractor": ext_fp, "n": int(stats.n), "whole_split": n == len(images),
               "stats_file": stats.path.name, "stats_sha256": stats.sha256}
     return feats, stats, record
+
+
+def _reference_paths(ds, split: str, ev: EvalConfig, cache: Path,
+                     device: torch.device | str = "cpu") -> tuple[int, dict, dict, Path, Path]:
+    """(N used, dataset fingerprint, extractor fingerprint, cache folder, features file) of a reference split."""
+    from bench.metrics import stats_cache
+
+    size = len(ds.train if split == "train" else ds.test)
+    n = min(size, ev.fid_reference_n or size)
+    data_fp = dict(ds.info["fingerprint"][split], n_used=n)
+    ext_fp = extractor_fingerprint(device)
+    folder = cache / "inception"
+    return n, data_fp, ext_fp, folder, folder / f"features_{stats_cache.stats_key(data_fp, ext_fp)[:24]}.npz"
+
+
+def reference_cached(ds, split: str, ev: EvalConfig, cache: Path,
+                     device: torch.device | str = "cpu") -> tuple[int, bool]:
+    """(N reference images, whether their features and statistics are already cached) for a split."""
+    from bench.metrics import stats_cache
+
+    n, data_fp, ext_fp, folder, feats_path = _reference_paths(ds, split, ev, cache, device)
+    return n, feats_path.exists() and stats_cache.stats_path(folder, data_fp, ext_fp).exists()
+
+
+def novelty_test_n(ds, ev: EvalConfig) -> int:
+    """Test images the novelty reference uses: the first ``ev.novelty_test_n`` (all by default)."""
+    return min(len(ds.test), ev.novelty_test_n or len(ds.test))
+
+
+def novelty_cache_path(ds, cache: Path, n: int) -> Path:
+    """Where the nearest-training-image distances of the first ``n`` test images are cached."""
+    fp = ds.info["fingerprint"]
+    part = "" if n == len(ds.test) else f"_n{n}"
+    name = f"{fp['test']['variant']}_{fp['test']['sha256'][:12]}_{fp['train']['sha256'][:12]}{part}.npz"
+    return cache / "novelty" / name
 
 
 def sample_features(samples: np.ndarray, cell_dir: Path, sampler: str, device) -> np.ndarray:
@@ -128,10 +165,10 @@ def sample_features(samples: np.ndarray, cell_dir: Path, sampler: str, device) -
     path = cell_dir / f"features_{sampler}.npz"
     # the features are reused only under the same extractor
     fp = json.dumps(extractor_fingerprint(device), sort_keys=True)
-    if path.exists():
-        with np.load(path) as f:
-            if str(f["extractor"]) == fp and len(f["features"]) == len(samples):
-                return f["features"]
+    f = load_npz(path)  # None when absent or damaged: computed again
+    if f is not None and "extractor" in f and "features" in f:
+        if str(f["extractor"]) == fp and len(f["features"]) == len(samples):
+            return f["features"]
     feats = _features(samples, device)
     save_npz(path, features=feats, extractor=np.array(fp))
     return feats
@@ -166,11 +203,14 @@ def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, 
             m = min(len(real), len(fake))
             out.update(prdc(real[:m], fake[:m], k_pr=ev.pr_k, k_dc=ev.dc_k))
             out["prdc_n"] = m
-    if ds.name == "mnist":
+    if ds.name == "mnist" and ev.fd_classifier:
         model, meta = clf.load_or_train(ds, cache)
         out["fd_classifier"] = fid_from_features(clf.features(model, samples), _classifier_test(ds, model))
         out["classifier"] = meta
-    d_test = _nn_test(ds, cache)
+    elif ds.name == "mnist":
+        out["classifier"] = {"available": False, "reason": "eval.fd_classifier is false (smoke profiles skip the "
+                                                          "classifier's one-off training)"}
+    d_test = _nn_test(ds, cache, novelty_test_n(ds, ev))
     out.update(novelty(nearest_distances(samples, ds.train), d_test))
     out["inception_score"] = _inception_score(samples)
     out["metric_protocol"] = protocol.metric_fingerprint(
@@ -215,14 +255,14 @@ def _classifier_test(ds, model) -> np.ndarray:
     return _CACHE[key]
 
 
-def _nn_test(ds, cache: Path) -> np.ndarray:
-    """Nearest-training-image distances of the test images, cached on disk."""
-    fp = ds.info["fingerprint"]
-    path = cache / "novelty" / f"{fp['test']['variant']}_{fp['test']['sha256'][:12]}_{fp['train']['sha256'][:12]}.npz"
-    if not path.exists():
-        save_npz(path, d=nearest_distances(ds.test, ds.train))
-    with np.load(path) as f:
-        return f["d"]
+def _nn_test(ds, cache: Path, n: int) -> np.ndarray:
+    """Nearest-training-image distances of the first ``n`` test images, cached on disk."""
+    path = novelty_cache_path(ds, cache, n)
+    f = load_npz(path)  # None when absent or damaged: computed again
+    if f is None or "d" not in f:
+        f = {"d": nearest_distances(ds.test[:n], ds.train)}
+        save_npz(path, **f)
+    return f["d"]
 
 
 def sample_grid(samples: np.ndarray, path: Path, n: int = 64) -> None:
@@ -230,7 +270,7 @@ def sample_grid(samples: np.ndarray, path: Path, n: int = 64) -> None:
     from torchvision.utils import save_image
 
     x = torch.as_tensor(np.asarray(samples[:n])).float() / 255.0
-    save_image(x, path, nrow=8, padding=2, pad_value=1.0)
+    atomic_write(path, lambda f: save_image(x, f, format="png", nrow=8, padding=2, pad_value=1.0))
 
 
 def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir: Path,
@@ -263,9 +303,10 @@ def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir:
                             "images",
         "density_coverage": f"Naeem et al. 2020, k = {ev.dc_k}, same features",
         **({"fd_classifier": "Frechet distance in the 128-d features of a small MNIST classifier (>= 99% test "
-                             "accuracy); not FID"} if ds.name == "mnist" else {}),
-        "novelty": "median nearest-training-image distance of samples / that of test images; copy fraction below "
-                   "the test set's 1st percentile",
+                             "accuracy); not FID" if ev.fd_classifier else "not computed (eval.fd_classifier: false)"}
+           if ds.name == "mnist" else {}),
+        "novelty": "median nearest-training-image distance of samples / that of the first "
+                   f"{novelty_test_n(ds, ev)} test images; copy fraction below the test set's 1st percentile",
         "seed": ev.seed,
         "timing": ev.timing_protocol(),
     }

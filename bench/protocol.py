@@ -113,7 +113,7 @@ CONFIG_VALUE_KEYS = {
     "sample": ("eval.n_samples", "eval.seed", "eval.pr_k", "eval.dc_k", "eval.mode_tolerance"),
     "density": ("eval.bound_n", "eval.density_n", "eval.quadrature_grid", "eval.entropy_mc", "eval.seed"),
     "timing": ("eval.throughput_batch", "eval.latency_batch", "eval.density_batch", "eval.bound_n",
-               "eval.timing_warmup", "eval.timing_repeats"),
+               "eval.timing_warmup", "eval.timing_repeats", "eval.timing_repeats_slow", "eval.slow_sampler_nfe"),
 }
 #: the data a model was trained and scored on (both quality kinds): split sizes and the dataset's identity
 #: (2D: name, components, split seeds, entropy Monte Carlo size; images: variant and content fingerprint)

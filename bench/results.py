@@ -3,31 +3,86 @@
 Layout of one run::
 
     results/<suite>/<run_id>/
-        run.json                         # resolved suite, versions, device, git SHA
+        run.json                         # resolved suite, versions, device, git SHA, start time
+        .lock                            # the run lock (RunLock): who is writing the run
         <dataset>__<family>__s<seed>/    # one folder per cell
             record.json                  # status, config, every metric (keys carry units)
             model.pt                     # checkpoint (models.load_checkpoint)
+            model_eval.json              # the model stage: timings, densities, its settings
             samples_<sampler>.npz        # samples used for the metrics
             density_grid.npz             # model density on a grid, for figures (2D)
+            SHA256SUMS                   # checksums of the artifacts above, taken when written
         summary.csv                      # one row per cell and sampler
         report.md, figures/*.png
 
-Every file is written to a temporary name and renamed into place, so an
-interrupted or failing cell never leaves a half-written record.
+Every file is written to a uniquely named temporary in its folder, flushed and
+renamed into place (:func:`atomic_write`), so an interrupted or failing write never
+leaves a half-written file and two writers never share a temporary. A write that
+fails because the disk is full, the file too large, or the folder read-only raises
+:class:`StorageError` (one line naming the path) and removes its temporary.
+
+A run is written by one process at a time: :class:`RunLock` holds ``<run>/.lock``.
+Each cell folder keeps ``SHA256SUMS`` (the format of ``sha256sum``; ``sha256sum -c
+SHA256SUMS`` checks a copied run), recorded when its artifacts are written, so that
+a truncated or altered artifact is found (:func:`artifact_problem`) and redone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import hashlib
 import json
 import math
 import os
+import re
+import socket
+import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from bench.schema import CellRecord, record_from_dict, record_to_dict
+from bench.schema import CellRecord, SchemaError, record_from_dict, record_to_dict
+
+TMP_SUFFIX = ".tmp"
+SUMS = "SHA256SUMS"
+LOCK = ".lock"
+
+
+class RunRefused(Exception):
+    """A run that cannot start as asked; nothing of it was written. ``str()`` is one line (exit code 2)."""
+
+
+class UnsafePath(RunRefused, ValueError):
+    """A suite name or run id that is not a safe folder name, or a run or cell folder that resolves
+    outside its root (a symlink)."""
+
+
+# --------------------------------------------------------------------------- names
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+SAFE_NAME_RULE = "1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def check_name(value: str) -> str | None:
+    """Why ``value`` is not a safe folder name for a suite or run id (``None`` if it is).
+
+    A safe name is :data:`SAFE_NAME_RULE`: no separators, no ``..``, not absolute,
+    not hidden, so ``<root>/<suite>/<run_id>`` stays inside ``<root>``.
+    """
+    if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value):
+        return f"{value!r} is not allowed (use {SAFE_NAME_RULE})"
+    return None
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """Whether ``path`` resolves (following symlinks) to ``root`` or below it."""
+    return path.resolve().is_relative_to(root.resolve())
 
 
 def cell_id(dataset: str, family: str, seed: int) -> str:
@@ -38,6 +93,90 @@ def cell_id(dataset: str, family: str, seed: int) -> str:
 def new_run_id() -> str:
     """A sortable run id from the local time: ``YYYYmmdd-HHMMSS``."""
     return time.strftime("%Y%m%d-%H%M%S")
+
+
+# --------------------------------------------------------------------------- writing
+_STORAGE = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+            errno.EFBIG: "file too large for the file system or the `ulimit -f` limit",
+            errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.EPERM: "not permitted"}
+
+
+class StorageError(Exception):
+    """The results cannot be written: the disk is full, a file too large, the folder read-only or not ours.
+
+    ``str()`` is one line, e.g. ``no space left on device (results/toy2d/r/.../model.pt)``.
+    Continuing a suite after it is pointless; the runner stops.
+    """
+
+    def __init__(self, reason: str, path: str | Path | None, errno_: int | None = None):
+        super().__init__(f"{reason} ({path})" if path else reason)
+        self.reason, self.path, self.errno = reason, path, errno_
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+
+
+def storage_error(e: BaseException, path: str | Path | None = None, writing: bool = False) -> StorageError | None:
+    """The :class:`StorageError` that ``e`` amounts to, or ``None`` if it is another kind of failure.
+
+    A full disk, a file too large and a read-only file system always are; a denied
+    permission only when ``writing`` (a dataset we may not read is another failure).
+    """
+    if isinstance(e, StorageError):
+        return e
+    if isinstance(e, OSError) and (e.errno in _FULL or writing and e.errno in _STORAGE):
+        return StorageError(_STORAGE[e.errno], path or e.filename, e.errno)
+    return None
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Call ``write(f)`` on a new temporary file beside ``path``, flush it to disk, rename it to ``path``.
+
+    The temporary, ``.<name>.<random>.tmp``, is unique to this call. Whatever ``write``
+    raises, the temporary is removed and ``path`` keeps its old content (or stays absent).
+
+    Raises:
+        StorageError: the disk is full, the file too large, or the folder not writable.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    except OSError as e:
+        err = storage_error(e, path, writing=True)
+        if err is None:
+            raise
+        raise err from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are shared like any data file
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        err = storage_error(e, path, writing=True)
+        if err is None or err is e:
+            raise
+        raise err from e
+    return path
+
+
+def sweep_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporaries that killed writers left under ``folder`` (call it holding the run's lock).
+
+    Matches this module's ``.<name>.<random>.tmp`` and the names older genbench versions
+    used (``<name>.tmp``, ``<name>.tmp<pid>[.<ext>]``). Returns the paths removed.
+    """
+    old = re.compile(r".+\.tmp\d*(\.[A-Za-z0-9]+)?")
+    removed = []
+    for p in Path(folder).rglob("*"):
+        if p.is_file() and not p.is_symlink() and (p.name.startswith(".") and p.name.endswith(TMP_SUFFIX)
+                                                   or old.fullmatch(p.name)):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def _clean(obj: Any) -> Any:
@@ -53,38 +192,270 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
+def write_json(path: Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically (:func:`atomic_write`)."""
+    data = (json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n").encode()
+    return atomic_write(path, lambda f: f.write(data))
 
 
-def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    """``np.savez_compressed`` to ``path``, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8), atomically (:func:`atomic_write`)."""
+    data = text.encode()
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def save_npz(path: Path, **arrays: np.ndarray) -> Path:
+    """``np.savez_compressed`` to ``path``, atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+
+
+# --------------------------------------------------------------------------- checksums
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_sums(folder: Path) -> dict[str, str]:
+    """``{file name: SHA-256}`` from ``<folder>/SHA256SUMS`` (empty if absent; malformed lines are skipped)."""
+    try:
+        text = (Path(folder) / SUMS).read_text(errors="replace")
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    out = {}
+    for line in text.splitlines():
+        m = re.fullmatch(r"([0-9a-f]{64}) [ *](\S+)", line.strip())
+        if m and "/" not in m.group(2):
+            out[m.group(2)] = m.group(1)
+    return out
+
+
+def update_sums(folder: Path, add: Iterable[str] = (), remove: Iterable[str] = ()) -> None:
+    """Record the SHA-256 of the files ``add`` (names in ``folder``; absent ones are skipped) and forget
+    ``remove``, in ``<folder>/SHA256SUMS``. One writer at a time: hold the run's lock."""
+    folder = Path(folder)
+    sums = read_sums(folder)
+    for name in remove:
+        sums.pop(name, None)
+    for name in add:
+        if (folder / name).is_file():
+            sums[name] = sha256_file(folder / name)
+    write_text(folder / SUMS, "".join(f"{h}  {n}\n" for n, h in sorted(sums.items())))
+
+
+def artifact_problem(path: Path, sums: dict[str, str] | None = None) -> str | None:
+    """Why the artifact ``path`` cannot be trusted, or ``None`` if it is sound.
+
+    With a recorded SHA-256 (``sums``, from :func:`read_sums`) the file must match it;
+    without one it must load: JSON parses, every array of an npz reads (zip CRCs
+    checked), a checkpoint loads its metadata with ``weights_only=True``, a PNG verifies.
+    """
+    path = Path(path)
+    expected = (sums or {}).get(path.name)
+    try:
+        if expected is not None:
+            return None if sha256_file(path) == expected else f"its SHA-256 differs from the one recorded in {SUMS}"
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                for k in f.files:
+                    f[k]
+        elif path.suffix == ".pt":
+            import models
+
+            models.checkpoint_metadata(path)
+        elif path.suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.verify()
+    except Exception as e:  # any failure to read is the answer
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        return f"it does not load ({type(e).__name__}{': ' + msg[:160] if msg else ''})"
+    return None
+
+
+# --------------------------------------------------------------------------- the run lock
+class RunLocked(RunRefused):
+    """Another process holds the run's lock. ``str()`` is one line naming the holder."""
+
+
+class RunLock:
+    """Exclusive lock on a run folder, so that two processes never write one run.
+
+    ``fcntl.flock`` on ``<run>/.lock``: the kernel releases it when the holder exits,
+    even by SIGKILL. The file's body names the holder (pid, host, start time, command)
+    while it is held and is emptied on release, so a body found by the next holder is
+    a stale lock, reported by :attr:`stale`.
+
+    Raises (``acquire``):
+        RunLocked: another process holds it (the message names pid, host and start time).
+        StorageError: the lock file cannot be created (read-only folder, full disk).
+    """
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / LOCK
+        self.fd: int | None = None
+        self.stale: str | None = None
+
+    @staticmethod
+    def _holder(text: str) -> str:
+        try:
+            h = json.loads(text)
+            return f"pid {h['pid']} on host {h['host']}, started {h['started_at']} ({' '.join(h.get('command', []))})"
+        except (ValueError, KeyError, TypeError):
+            return "an unknown holder (unreadable lock file)"
+
+    def acquire(self) -> RunLock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            err = storage_error(e, self.path.parent, writing=True)
+            if err is None:
+                raise
+            raise StorageError(f"cannot write the run folder: {err.reason}", self.path.parent, err.errno) from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with os.fdopen(fd) as f:
+                text = f.read()
+            raise RunLocked(f"run {self.path.parent} is in use by {self._holder(text)}; wait for it to finish, "
+                            "or use another --run-id") from None
+        body = os.pread(fd, 1 << 16, 0).decode(errors="replace")
+        if body.strip():
+            try:
+                h = json.loads(body)
+                gone = h.get("host") == socket.gethostname() and not _alive(int(h["pid"]))
+            except (ValueError, KeyError, TypeError):
+                gone = False
+            self.stale = (f"took over the stale lock of {self._holder(body)}"
+                          + ("; that process is no longer running" if gone else "; it no longer held the lock"))
+        me = {"pid": os.getpid(), "host": socket.gethostname(),
+              "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": list(sys.argv)}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode() + b"\n", 0)
+            os.fsync(fd)
+        except OSError as e:
+            os.close(fd)
+            err = storage_error(e, self.path, writing=True)
+            if err is None:
+                raise
+            raise err from e
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):  # an emptied body tells the next holder the lock was released cleanly
+            os.ftruncate(self.fd, 0)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------- run folders
+def _started(folder: Path) -> float:
+    """When the run in ``folder`` last started (``run.json``'s ``started_at``/``written_at``), as a POSIX time;
+    its modification time if it has neither."""
+    path = folder / "run.json"
+    try:
+        info = json.loads(path.read_text())
+        stamp = info.get("started_at") or info.get("written_at")
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except (OSError, ValueError, TypeError, AttributeError):
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return float("-inf")
 
 
 class RunDir:
-    """One run's folder: ``<root>/<suite>/<run_id>``."""
+    """One run's folder: ``<root>/<suite>/<run_id>``.
+
+    Raises:
+        UnsafePath: ``suite`` or ``run_id`` is not a safe name (:func:`check_name`), or the folder
+            resolves outside ``root`` (a symlink).
+    """
 
     def __init__(self, root: str | Path, suite: str, run_id: str):
+        for what, name in (("suite name", suite), ("run id", run_id)):
+            problem = check_name(name)
+            if problem:
+                raise UnsafePath(f"{what} {problem}")
         self.root, self.suite, self.run_id = Path(root), suite, run_id
         self.path = self.root / suite / run_id
+        if not _inside(self.root, self.path):
+            raise UnsafePath(f"run folder {self.path} resolves outside the results root {self.root} (a symlink)")
 
     @classmethod
     def latest(cls, root: str | Path, suite: str) -> RunDir | None:
-        """The most recent run of ``suite`` under ``root`` (by run id), or ``None``."""
+        """The run of ``suite`` under ``root`` started most recently (by ``run.json``), or ``None``."""
         base = Path(root) / suite
-        runs = sorted(p.name for p in base.iterdir() if (p / "run.json").exists()) if base.is_dir() else []
-        return cls(root, suite, runs[-1]) if runs else None
+        if check_name(suite) or not base.is_dir():
+            return None
+        runs = [p for p in base.iterdir() if not check_name(p.name) and (p / "run.json").is_file()]
+        if not runs:
+            return None
+        newest = max(runs, key=lambda p: (_started(p), p.name))
+        return cls(root, suite, newest.name)
+
+    @classmethod
+    def create(cls, root: str | Path, suite: str) -> RunDir:
+        """A new run folder with a fresh id (:func:`new_run_id`, suffixed ``-2``, ``-3``... if taken).
+
+        Raises:
+            StorageError: the folder cannot be created.
+        """
+        base = new_run_id()
+        for k in range(1, 1000):
+            run = cls(root, suite, base if k == 1 else f"{base}-{k}")
+            try:
+                run.path.parent.mkdir(parents=True, exist_ok=True)
+                run.path.mkdir()
+                return run
+            except FileExistsError:
+                continue
+            except OSError as e:
+                err = storage_error(e, run.path, writing=True)
+                if err is None:
+                    raise
+                raise err from e
+        raise RuntimeError(f"no free run id {base}-<k> under {Path(root) / suite}")
 
     def cell(self, cell: str) -> Path:
-        return self.path / cell
+        """The folder of ``cell``.
+
+        Raises:
+            UnsafePath: it resolves outside the run folder (a symlink).
+        """
+        path = self.path / cell
+        if path.is_symlink() and not _inside(self.path, path):
+            raise UnsafePath(f"cell folder {path} resolves outside the run folder {self.path} (a symlink)")
+        return path
 
     def record_path(self, cell: str) -> Path:
         return self.path / cell / "record.json"
@@ -93,14 +464,25 @@ class RunDir:
         """The cell's record, or ``None`` if absent or not valid JSON.
 
         Raises:
-            bench.schema.SchemaError: a record of an unreadable version or with an unknown key.
+            bench.schema.SchemaError: a record of an unreadable version, with an unknown key, or
+                naming another cell than its folder.
         """
         path = self.record_path(cell)
         try:
             data = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
             return None
-        return record_from_dict(data, f"{path}: ")
+        if not isinstance(data, dict):
+            raise SchemaError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        try:
+            rec = record_from_dict(data, f"{path}: ")
+        except (TypeError, ValueError, AttributeError) as e:  # a hand-edited or foreign file
+            if isinstance(e, SchemaError):
+                raise
+            raise SchemaError(f"{path}: malformed record ({type(e).__name__}: {e})") from None
+        if rec.cell_id != cell:
+            raise SchemaError(f"{path}: a record of cell {rec.cell_id!r} in the folder of cell {cell!r}")
+        return rec
 
     def write_record(self, record: CellRecord) -> None:
         """Write ``record`` to its cell's ``record.json``, atomically."""
@@ -118,6 +500,18 @@ class RunDir:
             if rec is not None:
                 out.append(rec)
         return out
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """Every array of an npz file (no pickles), or ``None`` if it is missing or does not load (truncated,
+    corrupt: a cache to rebuild)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        return None
+    except Exception:  # zipfile, zlib and numpy each raise their own kind on a damaged file
+        return None
 
 
 def load_samples(cell_dir: Path, sampler: str) -> np.ndarray:
@@ -154,9 +548,5 @@ def summary_frame(records: list[CellRecord]):
 
 
 def write_summary(run: RunDir) -> Path:
-    """Write ``summary.csv`` of all records in ``run``; returns its path."""
-    path = run.path / "summary.csv"
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    summary_frame(run.records()).to_csv(tmp, index=False)
-    tmp.replace(path)
-    return path
+    """Write ``summary.csv`` of all records in ``run``, atomically; returns its path."""
+    return write_text(run.path / "summary.csv", summary_frame(run.records()).to_csv(index=False))

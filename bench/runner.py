@@ -8,12 +8,23 @@ Stages of a cell, each leaving an artifact so that a re-run skips it:
 
 A cell whose ``record.json`` says ``ok`` is skipped on a re-run with the same run
 id (``--run-id`` or ``--resume``); a failed or interrupted cell is redone from its
-last artifact. Any exception inside a cell is recorded as ``failed`` with the
-reason, and the suite goes on with the next cell.
+last artifact. Before the first cell, :func:`bench.resume.check_cells` discards
+corrupt artifacts and refuses (or, with ``--force``, redoes) cells whose settings
+changed. Any exception inside a cell is recorded as ``failed`` with the reason,
+and the suite goes on with the next cell, except when the results cannot be
+written (:class:`~bench.results.StorageError`: a full disk, a read-only folder),
+which stops the suite. Ctrl-C during a cell records it as ``interrupted`` (its
+artifacts so far stay, each written atomically) and stops the run, which
+``--run-id``/``--resume`` finishes later. One process writes a run at a time
+(:class:`~bench.results.RunLock`).
+
+Each record stores the plan's estimate of the cell (``estimate``, from
+:mod:`bench.plan`) and the measured wall time of each stage (``stage_seconds``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
@@ -29,9 +40,30 @@ import models
 from bench import data as datasets
 from bench import env
 from bench.config import EvalConfig, FamilyEntry, Suite
-from bench.results import RunDir, cell_id, new_run_id, save_npz, write_json, write_summary
-from bench.schema import CellConfig, CellRecord, DensityResult, SamplerResult, TrainResult, part_from_dict, part_to_dict
-from bench.timing import Timing, measure
+from bench.results import (
+    RunDir,
+    RunLock,
+    StorageError,
+    cell_id,
+    read_sums,
+    save_npz,
+    storage_error,
+    sweep_temporaries,
+    update_sums,
+    write_json,
+    write_summary,
+)
+from bench.resume import apply_checks, cell_config, check_cells, stored_config
+from bench.schema import (
+    CellEstimate,
+    CellRecord,
+    DensityResult,
+    SamplerResult,
+    TrainResult,
+    part_from_dict,
+    part_to_dict,
+)
+from bench.timing import Stopwatch, Timing, measure
 from bench.train import train
 
 
@@ -71,8 +103,13 @@ def _timing_ms(t: Timing) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- stages
 def train_stage(entry: FamilyEntry, family: str, modality: str, ds: datasets.Dataset, seed: int, cell_dir: Path,
-                device: torch.device, progress: bool) -> tuple[models.GenerativeModel, TrainResult]:
-    """Train (or load the checkpoint of) one cell's model; returns it and its training facts."""
+                device: torch.device, progress: bool,
+                config: dict[str, Any] | None = None) -> tuple[models.GenerativeModel, TrainResult]:
+    """Train (or load the checkpoint of) one cell's model; returns it and its training facts.
+
+    ``config`` (the cell's model, train and data settings) is stored in the checkpoint,
+    so that a re-run with other settings is noticed (:mod:`bench.resume`).
+    """
     ckpt = cell_dir / "model.pt"
     if ckpt.exists():
         model = models.load_checkpoint(ckpt, device)
@@ -94,7 +131,8 @@ def train_stage(entry: FamilyEntry, family: str, modality: str, ds: datasets.Dat
         train_peak_gpu_mem_gb=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
     )
     cell_dir.mkdir(parents=True, exist_ok=True)
-    models.save_checkpoint(model, ckpt, train=part_to_dict(info))
+    models.save_checkpoint(model, ckpt, train=part_to_dict(info), **({"config": config} if config else {}))
+    update_sums(cell_dir, add=[ckpt.name])
     return model, info
 
 
@@ -107,9 +145,11 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path,
     ``ev.seed`` feeds ``ev.timing_warmup`` + ``ev.timing_repeats`` calls of
     ``sample(ev.throughput_batch)`` (plus more untimed calls if they fall short
     of ``n_samples``), so the samples are reproducible and drawing them costs no
-    extra time. Returns per sampler: NFE, throughput (samples/s) at the large batch,
-    latency (ms) at ``ev.latency_batch``, and the cost of one NFE (ms), each a
-    median over the timed calls, and the sweep the family puts the sampler in.
+    extra time. Samplers of at least ``ev.slow_sampler_nfe`` NFE get
+    ``ev.sampler_repeats(nfe)`` timed calls (fewer in smoke profiles); each records its
+    count. Returns per sampler: NFE, throughput (samples/s) at the large batch, latency
+    (ms) at ``ev.latency_batch``, and the cost of one NFE (ms), each a median over the
+    timed calls, and the sweep the family puts the sampler in.
     """
     out = {}
     sweeps = model.sampler_sweeps()
@@ -120,17 +160,18 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path,
         def draw(n: int = ev.throughput_batch, gen=gen, kwargs=kwargs, drawn=drawn) -> None:
             drawn.append(model.sample(n, generator=gen, **kwargs))
 
+        nfe = model.sample_nfe(**kwargs)
+        repeats = ev.sampler_repeats(nfe)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        big = measure(draw, device=device, warmup=ev.timing_warmup, repeats=ev.timing_repeats)
+        big = measure(draw, device=device, warmup=ev.timing_warmup, repeats=repeats)
         while sum(len(x) for x in drawn) < ev.n_samples:
             draw()
         x = torch.cat([x.cpu() for x in drawn])[: ev.n_samples]  # images stay uint8
         save_npz(cell_dir / f"samples_{name}.npz", samples=x.numpy())
         del drawn[:]
         small = measure(lambda kwargs=kwargs: model.sample(ev.latency_batch, **kwargs), device=device,
-                        warmup=ev.timing_warmup, repeats=ev.timing_repeats)
-        nfe = model.sample_nfe(**kwargs)
+                        warmup=ev.timing_warmup, repeats=repeats)
         batch_ms, batch_iqr_ms = _timing_ms(big)
         lat_ms, lat_iqr_ms = _timing_ms(small)
         out[name] = SamplerResult(
@@ -148,6 +189,8 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path,
             nfe_ms_at_throughput_batch=batch_ms / nfe,
             nfe_ms_at_latency_batch=lat_ms / nfe,
             n_samples=len(x),
+            sample_timing_warmup=ev.timing_warmup,
+            sample_timing_repeats=repeats,
             sample_peak_gpu_mem_gb=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         )
     return out
@@ -210,11 +253,17 @@ class ModelEval:
     samplers: dict[str, SamplerResult] = field(default_factory=dict)
     density: DensityResult | None = None
     model_device: dict[str, Any] | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] | None = None  # the settings it was made with (model, train, data, eval)
 
     def to_dict(self) -> dict[str, Any]:
         return {"train": part_to_dict(self.train), "samplers": {k: part_to_dict(v) for k, v in self.samplers.items()},
                 "density": None if self.density is None else part_to_dict(self.density),
-                "model_device": self.model_device}
+                "model_device": self.model_device, "stage_seconds": self.stage_seconds, "config": self.config}
+
+    def files(self) -> list[str]:
+        """The artifacts of the model stage besides ``model_eval.json``: samples and the 2D density grid."""
+        return [f"samples_{name}.npz" for name in self.samplers] + ["density_grid.npz"]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelEval:
@@ -223,96 +272,135 @@ class ModelEval:
                              for k, v in (d.get("samplers") or {}).items()},
                    density=None if d.get("density") is None else part_from_dict(DensityResult, d["density"],
                                                                                 "model_eval.json: density."),
-                   model_device=d.get("model_device"))
+                   model_device=d.get("model_device"), stage_seconds=d.get("stage_seconds") or {},
+                   config=d.get("config"))
 
 
 def model_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalConfig, cell_dir: Path,
-                device: torch.device) -> tuple[dict[str, SamplerResult], DensityResult, dict[str, Any]]:
+                device: torch.device) -> tuple[dict[str, SamplerResult], DensityResult, dict, dict[str, float]]:
     """Everything that needs the model: samples, sampling timings, densities and their timings.
 
-    Returns (samplers, density, model device); the caller writes them to
-    ``model_eval.json`` so that the evaluate stage can run elsewhere, from the samples alone.
+    Returns (samplers, density, model device, wall seconds of the "sample" and "density"
+    parts); the caller writes them to ``model_eval.json`` so that the evaluate stage can run
+    elsewhere, from the samples alone.
     """
     from bench import eval2d
 
-    samplers = sample_stage(model, ev, cell_dir, device)
-    density = density_stage(model, ds, ev, device)
-    if model.modality == "vector":
-        density = eval2d.model_extras(model, ds, ev, density, cell_dir, device)
-    return samplers, density, env.device_info(device)
+    with Stopwatch(device) as sampling:
+        samplers = sample_stage(model, ev, cell_dir, device)
+    with Stopwatch(device) as densities:
+        density = density_stage(model, ds, ev, device)
+        if model.modality == "vector":
+            density = eval2d.model_extras(model, ds, ev, density, cell_dir, device)
+    return samplers, density, env.device_info(device), {"sample": sampling.seconds, "density": densities.seconds}
 
 
 def _new_record(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: RunDir,
                 device: torch.device) -> CellRecord:
-    entry = suite.family(ds.name, family)
     cls = models.get(family, suite.modality)
     return CellRecord(
         suite=suite.name, run_id=run.run_id, dataset=ds.name, family=family, seed=seed, modality=suite.modality,
         likelihood_kind=cls.capabilities.likelihood, capabilities=dataclasses.asdict(cls.capabilities),
         model_class=f"{cls.__module__}.{cls.__qualname__}", reference=cls.reference,
         textbook=dataclasses.asdict(cls.textbook) if cls.textbook else None,
-        config=CellConfig(model=dataclasses.asdict(entry.model), train=dataclasses.asdict(entry.train),
-                          eval=dataclasses.asdict(suite.eval), data=dataclasses.asdict(suite.data),
-                          suite_file=suite.source, profile=suite.profile),
+        config=cell_config(suite, ds.name, family),
         git_sha=env.git_sha(), versions=env.versions(), device=env.device_info(device), dataset_info=ds.info,
         started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
 def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: RunDir, device: torch.device,
-             opts: RunOptions) -> CellRecord:
-    """Run one cell's stages and write its record; never raises except on Ctrl-C.
+             opts: RunOptions, estimate: CellEstimate | None = None) -> CellRecord:
+    """Run one cell's stages and write its record.
 
     The record's status is ``ok`` once evaluated, ``partial`` when ``opts.stages``
-    stopped earlier, and ``failed`` (with the reason) when anything raised.
+    stopped earlier, ``failed`` (with the reason) when anything raised, and
+    ``interrupted`` on Ctrl-C, which is re-raised once the record is written.
+    ``estimate`` (the plan's) is stored beside the measured ``stage_seconds``.
+
+    Raises:
+        KeyboardInterrupt: on Ctrl-C, after the record is written.
+        StorageError: the results cannot be written (a full disk, a read-only folder); the
+            failed record is written first where it still can be.
     """
     from bench import eval2d, evalimg
 
     cid = cell_id(ds.name, family, seed)
     cell_dir = run.cell(cid)
-    cell_dir.mkdir(parents=True, exist_ok=True)
     record = _new_record(suite, ds, family, seed, run, device)
+    record.estimate = estimate
     stages: list[str] = []
-    t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
+    interrupted = False
     model_eval_path = cell_dir / "model_eval.json"
-    try:
-        if model_eval_path.exists():  # trained and sampled before (maybe on another machine)
-            model_eval = ModelEval.from_dict(json.loads(model_eval_path.read_text()))
-            stages += ["train", "sample"]
-        else:
-            model, train_info = train_stage(suite.family(ds.name, family), family, suite.modality, ds, seed, cell_dir,
-                                            device, opts.progress)
-            stages.append("train")
-            model_eval = ModelEval(train=train_info)
-            if "sample" in opts.stages:
-                samplers, density, model_device = model_stage(model, ds, suite.eval, cell_dir, device)
-                model_eval = ModelEval(train_info, samplers, density, model_device)
-                write_json(model_eval_path, model_eval.to_dict())
-                stages.append("sample")
-        record = dataclasses.replace(record, train=model_eval.train, samplers=model_eval.samplers,
-                                     density=model_eval.density, model_device=model_eval.model_device,
-                                     stages_done=list(stages))
-        if "evaluate" in opts.stages:
-            if suite.modality == "vector":
-                result = eval2d.evaluate(ds, suite.eval, record, cell_dir)
+    with Stopwatch(device) as wall:
+        try:
+            cell_dir.mkdir(parents=True, exist_ok=True)
+            if model_eval_path.exists():  # trained and sampled before (maybe on another machine)
+                model_eval = ModelEval.from_dict(json.loads(model_eval_path.read_text()))
+                stages += ["train", "sample"]
+                seconds.update(model_eval.stage_seconds)
             else:
-                result = evalimg.evaluate(ds, suite.eval, suite.data, record, cell_dir, device)
-            stages.append("evaluate")
-            record = dataclasses.replace(record, **result, stages_done=list(stages))
-        record.status = "ok" if "evaluate" in stages else "partial"
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # one failing cell must not kill the suite
-        record = dataclasses.replace(record, status="failed", reason=f"{type(e).__name__}: {e}".splitlines()[0],
-                                     traceback=traceback.format_exc(), stages_done=list(stages))
-    record.wall_seconds = time.perf_counter() - t0
+                settings = stored_config(record.config)
+                with Stopwatch(device) as clock:
+                    model, train_info = train_stage(suite.family(ds.name, family), family, suite.modality, ds, seed,
+                                                    cell_dir, device, opts.progress,
+                                                    config={k: settings[k] for k in ("model", "train", "data")})
+                stages.append("train")
+                seconds["train"] = clock.seconds
+                model_eval = ModelEval(train=train_info)
+                if "sample" in opts.stages:
+                    update_sums(cell_dir, remove=[n for n in read_sums(cell_dir) if n != "model.pt"])  # rewritten now
+                    samplers, density, model_device, parts = model_stage(model, ds, suite.eval, cell_dir, device)
+                    seconds.update(parts)
+                    model_eval = ModelEval(train_info, samplers, density, model_device, dict(seconds),
+                                           config=settings)
+                    write_json(model_eval_path, model_eval.to_dict())
+                    update_sums(cell_dir, add=[*model_eval.files(), model_eval_path.name])
+                    stages.append("sample")
+            record = dataclasses.replace(record, train=model_eval.train, samplers=model_eval.samplers,
+                                         density=model_eval.density, model_device=model_eval.model_device,
+                                         stages_done=list(stages))
+            if "evaluate" in opts.stages:
+                with Stopwatch(device) as clock:
+                    if suite.modality == "vector":
+                        result = eval2d.evaluate(ds, suite.eval, record, cell_dir)
+                    else:
+                        result = evalimg.evaluate(ds, suite.eval, suite.data, record, cell_dir, device)
+                stages.append("evaluate")
+                seconds["evaluate"] = clock.seconds
+                record = dataclasses.replace(record, **result, stages_done=list(stages))
+            record.status = "ok" if "evaluate" in stages else "partial"
+        except KeyboardInterrupt:
+            interrupted = True
+            record = dataclasses.replace(record, status="interrupted", stages_done=list(stages),
+                                         reason=f"interrupted (Ctrl-C) after stages {stages or ['none']}; "
+                                                "resume the run to finish it")
+        except Exception as e:  # one failing cell must not kill the suite (a full disk does: see below)
+            full = storage_error(e)
+            reason = str(full) if full else f"{type(e).__name__}: {e}".splitlines()[0]
+            record = dataclasses.replace(record, status="failed", reason=reason, traceback=traceback.format_exc(),
+                                         stages_done=list(stages))
+            if full:
+                record.wall_seconds, record.stage_seconds = wall.elapsed, seconds
+                record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                with contextlib.suppress(StorageError):  # the record too may not fit
+                    run.write_record(record)
+                raise full from e
+    record.wall_seconds = wall.seconds
+    record.stage_seconds = seconds
     record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     run.write_record(record)
+    if interrupted:
+        raise KeyboardInterrupt
     return record
 
 
 def _headline(r: CellRecord) -> str:
     if r.status == "failed":
         return f"FAILED ({r.reason})"
+    took = f"{r.wall_seconds:.0f}s" if r.wall_seconds is not None else "?"
+    if r.estimate is not None and r.estimate.est_total_seconds:
+        took += f" (estimated {r.estimate.est_total_seconds:.0f}s)"
     d, parts = r.density or DensityResult(), [f"train {r.train.train_seconds:.1f}s"]
     if d.test_nll_nats is not None:
         parts.append(f"NLL {d.test_nll_nats:.3f} nats")
@@ -321,61 +409,106 @@ def _headline(r: CellRecord) -> str:
     _, first = r.primary()
     if first.sample_throughput_per_s is not None:
         parts.append(f"{first.sample_throughput_per_s:.3g} samples/s at NFE {first.sample_nfe}")
-    return ", ".join(parts)
+    return f"{took}: " + ", ".join(parts)
 
 
-def run_suite(suite: Suite, opts: RunOptions) -> RunDir:
+def open_run(suite: Suite, opts: RunOptions) -> RunDir:
+    """The run folder: ``opts.run_id``'s (resumed if it exists), else a new one with a fresh id.
+
+    Raises:
+        UnsafePath: an unsafe run id (:func:`bench.results.check_name`).
+        StorageError: the folder cannot be created.
+    """
+    if opts.run_id:
+        return RunDir(opts.root, suite.name, opts.run_id)
+    return RunDir.create(opts.root, suite.name)
+
+
+def write_run_info(run: RunDir, suite: Suite, device: torch.device) -> None:
+    """``run.json``: the resolved suite, profile and why, versions, device, git SHA and command of this start."""
+    write_json(run.path / "run.json", {
+        "suite": suite.name, "run_id": run.run_id, "profile": suite.profile, "profile_reason": suite.profile_reason,
+        "suite_file": suite.source, "resolved": suite.resolved(), "git_sha": env.git_sha(), "versions": env.versions(),
+        "device": env.device_info(device), "command": sys.argv, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+
+
+def run_suite(suite: Suite, opts: RunOptions, ready: Any = None) -> RunDir:
     """Run every selected cell of ``suite`` and write the summary and report.
+
+    ``ready`` (a :class:`bench.preflight.Ready`) brings the device, the datasets the
+    preflight loaded and the plan, whose estimates go into the records (and ``plan.json``);
+    without it the device is resolved and each dataset loaded here (a missing one fails
+    its cells).
 
     Returns the run folder; cell statuses are in its records. ``summary.csv`` and the
     report need pandas and matplotlib, which a train/sample-only run (e.g. on a GPU
-    machine without them) does not import.
+    machine without them) does not import. ``run.json`` (and ``plan.json``) are written only
+    by a start that runs cells: rebuilding a report leaves them as they were.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C; the interrupted cell's record says so, finished cells stay.
+        RunLocked: another process is writing this run.
+        RunConflict: cells were made with other settings, or have records of a newer schema
+            (without ``opts.force``); nothing was changed.
+        StorageError: the results cannot be written; the suite stopped there.
     """
-    device = env.resolve_device(suite.device)
-    run = RunDir(opts.root, suite.name, opts.run_id or new_run_id())
-    run.path.mkdir(parents=True, exist_ok=True)
-    write_json(run.path / "run.json", {
-        "suite": suite.name, "run_id": run.run_id, "profile": suite.profile, "suite_file": suite.source,
-        "resolved": suite.resolved(), "git_sha": env.git_sha(), "versions": env.versions(),
-        "device": env.device_info(device), "command": sys.argv, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
+    device = ready.device if ready is not None else env.resolve_device(suite.device)
+    plan = ready.plan if ready is not None else None
+    preloaded = dict(ready.datasets) if ready is not None else {}
+    run = open_run(suite, opts)
     names = [d for d in suite.datasets if not opts.datasets or d in opts.datasets]
     families = [f for f in suite.families if not opts.families or f in opts.families]
-    total, k = len(names) * len(families) * len(suite.seeds), 0
-    log(f"genbench: suite {suite.name!r} ({suite.profile or 'default'} profile), run {run.run_id}, "
-        f"{total} cells on {device}; results in {run.path}")
-    if {"train", "sample", "evaluate"} & set(opts.stages):
-        for name in names:
-            ds = None
-            for family in families:
-                for seed in suite.seeds:
-                    k += 1
-                    cid = cell_id(name, family, seed)
-                    old = run.read_record(cid)
-                    if old and old.ok and not opts.force:
-                        log(f"[{k}/{total}] {cid}: done before, skipped")
-                        continue
-                    if ds is None:
-                        try:
-                            ds = datasets.load(name, suite.data, suite.eval.entropy_mc)
-                        except Exception as e:  # a missing dataset fails its cells, not the suite
-                            ds = e
-                    if isinstance(ds, Exception):
-                        r = CellRecord(suite=suite.name, run_id=run.run_id, dataset=name, family=family, seed=seed,
-                                       modality=suite.modality, status="failed",
-                                       reason=f"dataset: {type(ds).__name__}: {ds}")
-                        run.write_record(r)
-                    else:
-                        r = run_cell(suite, ds, family, seed, run, device, opts)
-                    log(f"[{k}/{total}] {cid}: {_headline(r)}")
-    if {"evaluate", "report"} & set(opts.stages):
-        write_summary(run)
-        from bench.history import record_run
+    cells = [(name, family, seed) for name in names for family in families for seed in suite.seeds]
+    runs_cells = bool({"train", "sample", "evaluate"} & set(opts.stages))
+    with RunLock(run.path) as lock:
+        if lock.stale:
+            log(f"genbench: {lock.stale}")
+        swept = sweep_temporaries(run.path)
+        if swept:
+            log(f"genbench: removed {len(swept)} temporary file(s) an interrupted writer left, e.g. {swept[0]}")
+        checks = check_cells(run, suite, cells, opts.force) if runs_cells else {}
+        total = len(cells)
+        log(f"genbench: suite {suite.name!r} ({suite.profile or 'default'} profile), run {run.run_id}, "
+            f"{total} cells on {device}; results in {run.path}")
+        if runs_cells:
+            apply_checks(run, checks, log)
+            write_run_info(run, suite, device)
+            if plan is not None:
+                write_json(run.path / "plan.json", plan.to_dict())
+        ds, loaded = None, None
+        for k, (name, family, seed) in enumerate(cells if runs_cells else [], 1):
+            cid = cell_id(name, family, seed)
+            if checks[cid].done and not opts.force:
+                log(f"[{k}/{total}] {cid}: done before, skipped")
+                continue
+            if loaded != name:
+                try:  # the preflight's copy when it loaded the dataset
+                    ds = preloaded[name] if name in preloaded else datasets.load(name, suite.data,
+                                                                                 suite.eval.entropy_mc)
+                except Exception as e:  # a missing dataset fails its cells, not the suite
+                    ds = e
+                loaded = name
+            if isinstance(ds, Exception):
+                r = CellRecord(suite=suite.name, run_id=run.run_id, dataset=name, family=family, seed=seed,
+                               modality=suite.modality, status="failed", reason=f"dataset: {type(ds).__name__}: {ds}")
+                run.write_record(r)
+            else:
+                try:
+                    r = run_cell(suite, ds, family, seed, run, device, opts,
+                                 plan.estimate_for(cid) if plan is not None else None)
+                except StorageError as e:
+                    log(f"[{k}/{total}] {cid}: FAILED ({e}); stopping: the results cannot be written")
+                    raise
+            log(f"[{k}/{total}] {cid}: {_headline(r)}")
+        if {"evaluate", "report"} & set(opts.stages):
+            write_summary(run)
+            from bench.history import record_run
 
-        record_run(run)  # seeds.csv (spread across seeds) and the rows of results/history.sqlite
-    if "report" in opts.stages:
-        from bench import report
+            record_run(run)  # seeds.csv (spread across seeds) and the rows of results/history.sqlite
+        if "report" in opts.stages:
+            from bench import report
 
-        path = report.write_report(run)
-        log(f"genbench: report in {path}")
+            path = report.write_report(run)
+            log(f"genbench: report in {path}")
     return run

@@ -15,7 +15,9 @@ on the same device). :func:`metric_info` looks a flattened column name up
 On disk a record is JSON with flat keys (``fid_<split>``, ``kid_<split>_mean``,
 ``test_nll_bound_<name>_nats``), the layout of ``genbench.cell/1``; records of
 that version load unchanged. Version 2 adds ``textbook`` and each sampler's
-``sweep``. An unknown version or key raises :class:`SchemaError` naming it.
+``sweep``; version 3 adds the plan's ``estimate`` and the measured ``stage_seconds``,
+the profile's ``profile_reason`` and each sampler's timing warm-up and repeats. An unknown
+version or key raises :class:`SchemaError` naming it.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA = "genbench.cell/2"
-READABLE = ("genbench.cell/1", SCHEMA)
+SCHEMA = "genbench.cell/3"
+READABLE = ("genbench.cell/1", "genbench.cell/2", SCHEMA)
 
 
 class SchemaError(ValueError):
@@ -115,6 +117,8 @@ class SamplerResult:
     nfe_ms_at_latency_batch: float | None = metric("ms", "lower", timing=True,
                                                    doc="cost of one NFE at the latency batch")
     n_samples: int | None = metric("samples", doc="samples stored and evaluated")
+    sample_timing_warmup: int | None = metric("calls", doc="untimed calls before each sampling timing")
+    sample_timing_repeats: int | None = metric("calls", doc="timed calls of each sampling timing (median, IQR)")
     sample_peak_gpu_mem_gb: float | None = metric("GiB", doc="peak CUDA memory while sampling", timing=True)
     # ---- evaluate stage, 2D
     nonfinite_fraction: float | None = metric("fraction", "lower", doc="samples with a NaN or infinite coordinate")
@@ -211,6 +215,26 @@ class DensityResult:
 
 
 @dataclass
+class CellEstimate:
+    """The plan's estimate of a cell's wall time, from :mod:`bench.plan`'s cost model (seconds).
+
+    The measured times are the record's ``stage_seconds`` and ``wall_seconds``; the report
+    shows the estimate's error.
+    """
+
+    cost_model: str | None = metric(doc="the cost model's version (bench.plan.COST_MODEL)")
+    est_train_seconds: float | None = metric("s", timing=True, doc="estimated training time")
+    est_sample_seconds: float | None = metric("s", timing=True, doc="estimated sampling and its timings")
+    est_density_seconds: float | None = metric("s", timing=True, doc="estimated density evaluation and timing")
+    est_evaluate_seconds: float | None = metric("s", timing=True, doc="estimated evaluate stage (metrics)")
+    est_one_off_seconds: float | None = metric("s", timing=True,
+                                               doc="estimated one-off builds this cell pays for (reference "
+                                                   "statistics, classifier, extractor load)")
+    est_total_seconds: float | None = metric("s", timing=True, doc="estimated wall time of the cell")
+    one_off: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class CellConfig:
     """The resolved configuration a cell ran with (plain data)."""
 
@@ -220,6 +244,7 @@ class CellConfig:
     data: dict[str, Any] = field(default_factory=dict)
     suite_file: str = ""
     profile: str | None = None
+    profile_reason: str = ""
 
 
 @dataclass
@@ -231,7 +256,7 @@ class CellRecord:
     dataset: str
     family: str
     seed: int
-    status: str = "running"  # running, partial, ok, failed
+    status: str = "running"  # running, partial, ok, failed, interrupted (Ctrl-C; resumable)
     reason: str | None = None
     traceback: str | None = None
     modality: str | None = None
@@ -250,6 +275,8 @@ class CellRecord:
     finished_at: str | None = None
     stages_done: list[str] = field(default_factory=list)
     wall_seconds: float | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    estimate: CellEstimate | None = None
     train: TrainResult | None = None
     samplers: dict[str, SamplerResult] = field(default_factory=dict)
     density: DensityResult | None = None
@@ -276,7 +303,7 @@ class CellRecord:
 
 # --------------------------------------------------------------------------- (de)serialisation
 _PARTS = {"train": TrainResult, "density": DensityResult, "reference_sample_metrics": SamplerResult,
-          "config": CellConfig}
+          "config": CellConfig, "estimate": CellEstimate}
 
 
 def _pattern(template: str) -> re.Pattern:

@@ -19,8 +19,10 @@ Load a trained model back with :func:`load_checkpoint`::
 
     import models
     model = models.load_checkpoint("results/toy2d/<run>/8gaussians__flow__s0/model.pt")
-    x = model.sample(1000)                 # (1000, 2) float32
+    x = model.sample(1000)                 # (1000, 2) float32, no autograd graph: x.numpy() works
     nll = -model.log_prob(x)               # (1000,) nats; if model.capabilities.log_prob
+    with models.gradients():               # ask for gradients explicitly
+        (-model.log_prob(x).mean()).backward()
 """
 
 from __future__ import annotations
@@ -28,22 +30,28 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
+import io
 import os
+import pickle
 import pkgutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig
+from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig, gradients
 
 __all__ = [
     "Capabilities",
     "GenerativeModel",
     "Textbook",
     "TrainConfig",
+    "gradients",
     "RegistryError",
+    "CheckpointError",
+    "CHECKPOINT_FORMAT",
     "register",
     "get",
     "names",
@@ -53,6 +61,7 @@ __all__ = [
     "build",
     "save_checkpoint",
     "load_checkpoint",
+    "checkpoint_metadata",
 ]
 
 MODALITIES = ("vector", "image")
@@ -150,30 +159,141 @@ def build(name: str, modality: str, config: Any, data_shape: tuple[int, ...]) ->
     return get(name, modality)(config, data_shape)
 
 
+CHECKPOINT_FORMAT = "genbench.checkpoint/2"
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded safely: truncated, corrupt, foreign or from an older genbench.
+
+    ``str()`` is one line naming the file and what to do.
+    """
+
+
+def _check_plain(obj: Any, where: str) -> None:
+    """Raise TypeError unless ``obj`` is made of str/int/float/bool/None, lists, tuples and str-keyed dicts
+    (what ``torch.load(weights_only=True)`` reads back without running code)."""
+    if isinstance(obj, _PLAIN):
+        return
+    if isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise TypeError(f"checkpoint metadata {where}: key {k!r} is not a str")
+            _check_plain(v, f"{where}.{k}")
+        return
+    raise TypeError(f"checkpoint metadata {where}: {type(obj).__name__} is not a plain type "
+                    "(str, int, float, bool, None, list, tuple, dict)")
+
+
+def _atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path`` through a uniquely named temporary file in the same folder, then rename.
+
+    Concurrent writers never share a temporary, a failed write (e.g. ``OSError(ENOSPC)``) removes
+    its temporary and re-raises, and readers see the old file or the new one, never a mix.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from e  # name the checkpoint, not the temporary
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def save_checkpoint(model: GenerativeModel, path: str | Path, **extra: Any) -> None:
     """Write ``model`` (weights, config, data shape) and ``extra`` metadata to ``path``.
 
-    The file is written to a temporary name and renamed, so an interrupted save
-    never leaves a truncated checkpoint.
+    The file holds only tensors and plain types (format :data:`CHECKPOINT_FORMAT`), so
+    :func:`load_checkpoint` reads it with ``torch.load(weights_only=True)``, which runs no
+    code. It is serialised in memory, then written to a unique temporary name and
+    renamed, so an interrupted or failing save (a full disk raises ``OSError``) never
+    leaves a truncated checkpoint, and concurrent saves never mix.
+
+    Raises:
+        TypeError: the config or ``extra`` holds something other than plain types.
+        OSError: the file cannot be written (``errno.ENOSPC`` when the disk is full).
     """
     path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(
-        {
-            "family": model.family,
-            "modality": model.modality,
-            "config": model.config_dict(),
-            "data_shape": list(model.data_shape),
-            "state_dict": model.state_dict(),
-            "extra": extra,
-        },
-        tmp,
-    )
-    tmp.replace(path)
+    meta = {"family": model.family, "modality": model.modality, "config": model.config_dict(),
+            "data_shape": list(model.data_shape), "extra": extra}
+    _check_plain(meta, "")
+    buf = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, **meta, "state_dict": model.state_dict()}, buf)
+    _atomic_write_bytes(path, buf.getbuffer())
+
+
+def _why(e: Exception, *markers: str) -> str:
+    """The informative part of a torch error message: the first line holding a marker (else the first
+    line), cut at its first sentence."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    line = next((ln for ln in lines if any(m in ln for m in markers)), lines[0] if lines else type(e).__name__)
+    return line.split(". ")[0].rstrip(".")
+
+
+def _read_checkpoint(path: Path, map_location: str | torch.device, mmap: bool = False) -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` of ``path``, checked to be a genbench checkpoint.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: the file needs unsafe unpickling, is truncated or corrupt, or is not laid
+            out as a genbench checkpoint.
+    """
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except FileNotFoundError:
+        raise
+    except pickle.UnpicklingError as e:  # weights_only refused a global or opcode: loading would run code
+        raise CheckpointError(f"{path}: saved by an older genbench or not a genbench checkpoint; loading it "
+                              f"would need unsafe unpickling, refused ({_why(e, 'Unsupported', 'unsupported')}); "
+                              "re-run the cell with --force") from None
+    except Exception as e:  # torch reports truncation and bad zips as RuntimeError, EOFError or ValueError
+        raise CheckpointError(f"{path}: unreadable checkpoint, truncated or corrupt ({_why(e)}); "
+                              "re-run the cell with --force") from None
+    ok = (isinstance(ckpt, dict) and isinstance(ckpt.get("family"), str) and isinstance(ckpt.get("modality"), str)
+          and isinstance(ckpt.get("config"), dict) and isinstance(ckpt.get("data_shape"), (list, tuple))
+          and all(isinstance(s, int) for s in ckpt["data_shape"]) and isinstance(ckpt.get("state_dict"), dict)
+          and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in ckpt["state_dict"].items())
+          and isinstance(ckpt.get("extra", {}), dict))
+    if not ok:
+        raise CheckpointError(f"{path}: not a genbench checkpoint (no family, config, data shape and tensors "
+                              "where genbench keeps them); re-run the cell with --force")
+    if ckpt.get("format", CHECKPOINT_FORMAT) != CHECKPOINT_FORMAT:  # genbench 0.1 wrote no format: same layout
+        raise CheckpointError(f"{path}: checkpoint format {ckpt['format']!r} is not readable by this genbench "
+                              f"(reads {CHECKPOINT_FORMAT!r}); upgrade genbench or re-run the cell with --force")
+    return ckpt
+
+
+def checkpoint_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata of a checkpoint without building its model: ``family``, ``modality``, ``config``,
+    ``data_shape`` and ``extra`` (tensors are memory-mapped, not read).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: as :func:`load_checkpoint`.
+    """
+    ckpt = _read_checkpoint(Path(path), "cpu", mmap=True)
+    return {k: ckpt.get(k, {}) if k == "extra" else ckpt[k] for k in ("family", "modality", "config", "data_shape",
+                                                                         "extra")}
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> GenerativeModel:
     """Load a model saved by :func:`save_checkpoint`, in eval mode.
+
+    Only tensors and plain types are read (``torch.load(weights_only=True)``): a
+    checkpoint that would need to run code to load is refused, never executed.
+    Checkpoints of genbench 0.1 (before :data:`CHECKPOINT_FORMAT`) load when they hold
+    nothing else.
 
     Args:
         path: the ``model.pt`` of a result cell.
@@ -186,13 +306,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
     Raises:
         FileNotFoundError: no file at ``path``.
+        CheckpointError: a pickle that needs unsafe loading (an older genbench or a foreign
+            file), a truncated or corrupt file, or weights and config that do not fit the family.
         RegistryError: the checkpoint's family is not registered.
     """
-    ckpt = torch.load(Path(path), map_location=map_location, weights_only=False)
+    path = Path(path)
+    ckpt = _read_checkpoint(path, map_location)
     cls = get(ckpt["family"], ckpt["modality"])
-    config = cls.Config(**ckpt["config"])
-    model = cls(config, tuple(ckpt["data_shape"]))
-    model.load_state_dict(ckpt["state_dict"])
+    try:
+        config = cls.Config(**ckpt["config"])
+        model = cls(config, tuple(ckpt["data_shape"]))
+        model.load_state_dict(ckpt["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: the checkpoint does not fit family {ckpt['family']!r} of this genbench "
+                              f"({why}); re-run the cell with --force") from None
     model.checkpoint_extra = ckpt.get("extra", {})
     return model.to(map_location).eval()
 

@@ -72,7 +72,8 @@ class MADE(GenerativeModel):
 
     reference = "Germain et al. 2015, arXiv:1502.03509"
     textbook = TEXTBOOK
-    tiny = {"hidden": 16, "components": 3}  # test size (tests/test_contract.py)
+    # test size (tests/test_contract.py)
+    tiny = {"hidden": 16, "components": 3}
     Config = MADEConfig
     capabilities = Capabilities(sample=True, log_prob=True)
     train_defaults = {"lr": 3e-3}
@@ -234,7 +235,8 @@ class GatedPixelCNN(GenerativeModel):
 
     reference = "van den Oord et al. 2016, arXiv:1606.05328; Salimans et al. 2017, arXiv:1701.05517"
     textbook = TEXTBOOK
-    tiny = {"channels": 8, "layers": 2, "first_kernel": 3, "head_channels": 16, "components": 2}  # test size (tests/test_contract.py)
+    # test size (tests/test_contract.py)
+    tiny = {"channels": 8, "layers": 2, "first_kernel": 3, "head_channels": 16, "components": 2}
     Config = PixelCNNConfig
     capabilities = Capabilities(sample=True, log_prob=True)
     train_defaults = {"lr": 1e-3, "grad_clip": 1.0}

@@ -17,15 +17,33 @@ Conventions shared by every family:
   bins, which bounds log P(x) from below (Theis et al. 2016, arXiv:1511.01844).
 * Log-densities, bounds and energies are per example, shape ``(N,)``, in nats.
 * Model code never times itself; ``bench.timing`` does that.
+* The public calls ``sample``, ``log_prob``, ``log_prob_bounds`` and ``energy`` return
+  plain tensors: they run under ``torch.no_grad()`` and record no autograd graph, so
+  ``.numpy()`` works on their output and memory does not grow with NFE. A caller who
+  wants gradients asks for them with :func:`gradients`::
+
+      with models.gradients():
+          nll = -model.log_prob(x)          # differentiable: nll.mean().backward() works
+
+  Inside a family (its ``loss``, ``train_step``, ``prepare``, or one public call made
+  from another) calls keep the caller's autograd mode, so training and Langevin
+  samplers that differentiate the energy or score with ``torch.enable_grad()`` work as
+  written.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import contextvars
 import dataclasses
+import functools
+import math
+import types
+import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import torch
 from torch import Tensor, nn
@@ -97,6 +115,101 @@ class Textbook:
         object.__setattr__(self, "sampling_text", self.sampling_text or self.sampling)
 
 
+@dataclass(frozen=True)
+class Range:
+    """The allowed values of a numeric config field, declared with its type::
+
+        steps: Annotated[int, Range(ge=1, le=10**9)] = 2000
+        ema: Annotated[float, Range(ge=0, lt=1)] | None = None
+
+    ``ge``/``gt`` bound it from below, ``le``/``lt`` from above (``None``: unbounded);
+    every float field must also be finite. ``bench.config`` checks suites against it
+    (the error names file, key, value and this range) and :func:`check_fields` checks
+    instances built in Python.
+    """
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def allows(self, v: float) -> bool:
+        """Whether ``v`` lies in the range."""
+        return ((self.ge is None or v >= self.ge) and (self.gt is None or v > self.gt)
+                and (self.le is None or v <= self.le) and (self.lt is None or v < self.lt))
+
+    def describe(self, integer: bool) -> str:
+        """``"an integer >= 1"``, ``"a finite number in [0, 1)"``, ...: what :meth:`allows`."""
+        kind = "an integer" if integer else "a finite number"
+        lower = next(((op, x) for op, x in ((">=", self.ge), (">", self.gt)) if x is not None), None)
+        upper = next(((op, x) for op, x in (("<=", self.le), ("<", self.lt)) if x is not None), None)
+        if lower and upper:
+            return (f"{kind} in {'[' if lower[0] == '>=' else '('}{_num(lower[1])}, "
+                    f"{_num(upper[1])}{']' if upper[0] == '<=' else ')'}")
+        bound = lower or upper
+        return f"{kind} {bound[0]} {_num(bound[1])}" if bound else kind
+
+
+def _num(x: float) -> str:
+    """A bound as a reader writes it: 10^9, 2^20, 0.5."""
+    if isinstance(x, int) and x >= 10**4:
+        for base in (10, 2):
+            k = round(math.log(x, base))
+            if base**k == x:
+                return f"{base}^{k}"
+        return f"{x:_}"
+    return f"{x:g}"
+
+
+def value_problem(tp: Any, v: Any) -> str | None:
+    """Why value ``v`` is not allowed by type ``tp``'s :class:`Range`, ``Literal`` or float finiteness
+    (``None`` if it is). Walks ``Annotated``, ``X | None``, ``tuple`` and ``list``; the value's type is
+    assumed right (``bench.config`` checks types)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Annotated:
+        base = args[0]
+        problem = value_problem(base, v)
+        if problem:
+            return problem
+        for meta in tp.__metadata__:
+            if isinstance(meta, Range) and isinstance(v, (int, float)) and not meta.allows(v):
+                return f"{v!r} is not allowed (must be {meta.describe(base is int)})"
+        return None
+    if origin in (Union, types.UnionType):
+        if v is None:
+            return None if type(None) in args else "null is not allowed"
+        problems = [value_problem(a, v) for a in args if a is not type(None)]
+        return None if None in problems else problems[0]
+    if origin is Literal:
+        return None if v in args else f"{v!r} is not allowed (must be one of {', '.join(map(repr, args))})"
+    if origin in (tuple, list) and isinstance(v, (tuple, list)):
+        items = args[:-1] if origin is tuple and args and args[-1] is Ellipsis else args
+        for i, x in enumerate(v):
+            problem = value_problem(items[min(i, len(items) - 1)] if items else Any, x)
+            if problem:
+                return f"[{i}]{'' if problem.startswith('[') else ': '}{problem}"
+        return None
+    if tp is float and isinstance(v, float) and not math.isfinite(v):
+        return f"{v!r} is not allowed (must be a finite number)"
+    return None
+
+
+def check_fields(obj: Any) -> None:
+    """Check every field of dataclass instance ``obj`` against its declared :class:`Range` and ``Literal``.
+
+    Raises:
+        ValueError: ``"<field>: <value> is not allowed (must be ...)"`` for the first field that fails.
+    """
+    hints = typing.get_type_hints(type(obj), include_extras=True)
+    for f in dataclasses.fields(obj):
+        problem = value_problem(hints[f.name], getattr(obj, f.name))
+        if problem:
+            raise ValueError(f"{f.name}{'' if problem.startswith('[') else ': '}{problem}")
+
+
+_Beta = Annotated[float, Range(ge=0, lt=1)]
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings, shared by every family.
@@ -105,7 +218,7 @@ class TrainConfig:
         steps: number of optimisation steps (for a GAN: generator steps).
         batch_size: examples per step.
         lr: peak learning rate of Adam.
-        betas: Adam's (beta1, beta2).
+        betas: Adam's (beta1, beta2), each in [0, 1).
         schedule: ``"constant"`` or ``"cosine"`` decay to 0 over ``steps``.
         warmup_steps: linear learning-rate warm-up.
         grad_clip: global gradient-norm clip; ``None`` disables it.
@@ -117,24 +230,74 @@ class TrainConfig:
         amp: ``"bf16"`` runs the forward passes under bfloat16 autocast on CUDA (ignored on
             CPU); ``None`` trains in float32.
         channels_last: store image models and batches in channels-last memory format.
+
+    Each numeric field declares its allowed values (:class:`Range`) with its type.
+
+    Raises:
+        ValueError: a value outside its range or choices (:func:`check_fields`).
     """
 
-    steps: int = 2000
-    batch_size: int = 256
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    schedule: str = "cosine"
-    warmup_steps: int = 0
-    grad_clip: float | None = None
-    ema: float | None = None
-    max_seconds: float | None = None
-    check_every: int = 1
-    amp: str | None = None
+    steps: Annotated[int, Range(ge=1, le=10**9)] = 2000
+    batch_size: Annotated[int, Range(ge=1, le=2**20)] = 256
+    lr: Annotated[float, Range(gt=0, le=10)] = 1e-3
+    betas: tuple[_Beta, _Beta] = (0.9, 0.999)
+    schedule: Literal["constant", "cosine"] = "cosine"
+    warmup_steps: Annotated[int, Range(ge=0, le=10**9)] = 0
+    grad_clip: Annotated[float, Range(gt=0)] | None = None
+    ema: Annotated[float, Range(ge=0, lt=1)] | None = None
+    max_seconds: Annotated[float, Range(gt=0)] | None = None
+    check_every: Annotated[int, Range(ge=1, le=10**9)] = 1
+    amp: Literal["bf16"] | None = None
     channels_last: bool = False
 
     def __post_init__(self):
-        if self.amp not in (None, "bf16"):
-            raise ValueError(f"amp must be 'bf16' or null, got {self.amp!r}")
+        check_fields(self)
+
+
+# --------------------------------------------------------------------------- autograd of the public API
+PUBLIC_CALLS = ("sample", "log_prob", "log_prob_bounds", "energy")  # no autograd graph unless asked for
+INTERNAL_CALLS = ("loss", "train_step", "prepare")  # keep the caller's autograd mode (training)
+_DEPTH = contextvars.ContextVar("genbench_model_call_depth", default=0)
+_GRADIENTS = contextvars.ContextVar("genbench_model_gradients", default=False)
+
+
+@contextlib.contextmanager
+def gradients() -> Iterator[None]:
+    """Inside this block the public calls (``sample``, ``log_prob``, ``log_prob_bounds``, ``energy``)
+    record autograd graphs, as plain ``nn.Module`` calls would.
+
+    Outside it they run under ``torch.no_grad()`` and return tensors with
+    ``requires_grad == False``. Example::
+
+        with models.gradients():
+            loss = -model.log_prob(x).mean()
+        loss.backward()
+    """
+    token = _GRADIENTS.set(True)
+    try:
+        yield
+    finally:
+        _GRADIENTS.reset(token)
+
+
+def _wrap(fn, public: bool):
+    """``fn`` run as a model call: the outermost public call disables autograd unless :func:`gradients`
+    is active; nested calls (from ``loss``, ``train_step`` or another public call) pass through."""
+
+    @functools.wraps(fn)
+    def call(self, *args, **kwargs):
+        depth = _DEPTH.get()
+        token = _DEPTH.set(depth + 1)
+        try:
+            if public and depth == 0 and not _GRADIENTS.get():
+                with torch.no_grad():
+                    return fn(self, *args, **kwargs)
+            return fn(self, *args, **kwargs)
+        finally:
+            _DEPTH.reset(token)
+
+    call.__genbench_wrapped__ = True
+    return call
 
 
 class GenerativeModel(nn.Module, abc.ABC):
@@ -161,6 +324,15 @@ class GenerativeModel(nn.Module, abc.ABC):
     textbook: ClassVar[Textbook | None] = None
     tiny: ClassVar[dict[str, Any]] = {}
     train_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        for names, public in ((PUBLIC_CALLS, True), (INTERNAL_CALLS, False)):
+            for name in names:
+                fn = cls.__dict__.get(name)
+                if callable(fn) and not getattr(fn, "__isabstractmethod__", False) \
+                        and not getattr(fn, "__genbench_wrapped__", False):
+                    setattr(cls, name, _wrap(fn, public))
 
     def __init__(self, config: Any, data_shape: tuple[int, ...]):
         super().__init__()

@@ -147,7 +147,8 @@ class GaussianDiffusion(GenerativeModel):
                 t = torch.full((n,), i, device=x.device, dtype=torch.long)
                 x = self.p_mean(x, t)
                 if i > 0:
-                    x = x + torch.exp(0.5 * self.log_var[i]) * torch.randn(x.shape, device=x.device, generator=generator)
+                    noise = torch.randn(x.shape, device=x.device, generator=generator)
+                    x = x + torch.exp(0.5 * self.log_var[i]) * noise
             return self.decode_data(x)
         if sampler == "ddim":
             # Song et al. 2021, Eq. 12 with sigma = 0, on an evenly spaced sub-sequence of timesteps.
@@ -227,7 +228,8 @@ class DDPM(GaussianDiffusion):
 
     reference = "Ho et al. 2020, arXiv:2006.11239; Song et al. 2021, arXiv:2010.02502"
     textbook = TEXTBOOK
-    tiny = {"T": 20, "hidden": 16, "ddim_steps": (5,)}  # test size (tests/test_contract.py)
+    # test size (tests/test_contract.py)
+    tiny = {"T": 20, "hidden": 16, "ddim_steps": (5,)}
     Config = DDPMConfig
     train_defaults = {"lr": 2e-3, "ema": 0.995}
 
@@ -308,7 +310,8 @@ class ImageDDPM(GaussianDiffusion):
 
     reference = "Ho et al. 2020, arXiv:2006.11239; Nichol & Dhariwal 2021, arXiv:2102.09672"
     textbook = TEXTBOOK
-    tiny = {"T": 20, "channels": (8, 16), "layers_per_block": 1, "norm_groups": 4, "ddim_steps": (5,)}  # test size (tests/test_contract.py)
+    # test size (tests/test_contract.py)
+    tiny = {"T": 20, "channels": (8, 16), "layers_per_block": 1, "norm_groups": 4, "ddim_steps": (5,)}
     Config = ImageDDPMConfig
     train_defaults = {"lr": 2e-4, "ema": 0.999, "warmup_steps": 200, "grad_clip": 1.0}
 

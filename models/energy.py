@@ -3,6 +3,15 @@
 p(x) = exp(-E(x)) / Z on a bounded box; Z is unknown to the model (unnormalized).
 Negative samples come from short-run SGLD chains kept in a replay buffer.
 In 2D the bench can normalize it by numerical quadrature (``bench.quadrature``).
+
+Both forms share the algorithm in :class:`ContrastiveDivergenceEBM`: the SGLD loop
+clamped to the model's box, the replay buffer with random restarts, the
+contrastive-divergence loss with its energy-magnitude penalty, and sampling by a
+fresh chain from uniform noise. They differ on purpose in the SGLD step schedule:
+the vector EBM takes exact Langevin steps (noise sqrt(eps) for a gradient step
+eps/2) with decreasing steps when sampling, the image EBM Du & Mordatch's practical
+SGLD with step and noise decoupled, a constant schedule and an optional gradient
+clip; and in the box (the data's bounding square; the centered pixel range [-1, 1]).
 """
 
 from __future__ import annotations
@@ -21,6 +30,115 @@ from models.nets import mlp
 TEXTBOOK = Textbook(likelihood="unnormalized", sampling="slow", sampling_text="slow (MCMC)")
 
 
+class ContrastiveDivergenceEBM(GenerativeModel):
+    """An energy E(x) trained by contrastive divergence against SGLD chains from a replay buffer.
+
+    Reference: Du & Mordatch, "Implicit Generation and Generalization in Energy-Based
+    Models", 2019, arXiv:1903.08689 (Alg. 1: replay buffer, restarts, the regulariser);
+    SGLD: Welling & Teh, "Bayesian Learning via Stochastic Gradient Langevin Dynamics", 2011.
+
+    An SGLD step k of a chain is
+
+        x_{k+1} = clamp(x_k - lambda_k * clip(grad_x E(x_k), -c, c) + sigma_k * xi_k, lo, hi),
+
+    xi_k ~ N(0, I), on the box [lo, hi]^D of :meth:`chain_box` (no clip when
+    ``sgld_grad_clip`` is None). With sigma_k^2 = 2 lambda_k it is the Langevin
+    discretization with step 2 lambda_k. Subclasses define the energy on the working
+    space :meth:`working_energy`, the data maps :meth:`encode_data` and
+    :meth:`decode_data`, the box, and the (lambda_k, sigma_k) schedules of training
+    chains (:meth:`chain_schedule`) and of sampling chains (:meth:`sample_schedule`).
+    ``config`` has ``sgld_steps``, ``sample_steps``, ``buffer_size``, ``reinit_prob`` and ``reg``.
+    """
+
+    capabilities = Capabilities(sample=True, energy=True)
+    sgld_grad_clip: float | None = None  # c: clip each entry of grad E to [-c, c] in SGLD; None: no clip
+
+    def __init__(self, config, data_shape: tuple[int, ...]):
+        super().__init__(config, data_shape)
+        self.register_buffer("replay", torch.empty(0, *self.data_shape), persistent=False)
+
+    # ------------------------------------------------------------------ hooks
+    def encode_data(self, x: Tensor) -> Tensor:
+        """Data -> the working space the energy and the chains live in."""
+        return x
+
+    def decode_data(self, x: Tensor) -> Tensor:
+        """A chain's final state -> data (dtype and range of the modality)."""
+        return x
+
+    def working_energy(self, x: Tensor) -> Tensor:
+        """E(x) in nats, (N,) float32, for x in the working space."""
+        raise NotImplementedError
+
+    def chain_box(self) -> tuple[Tensor | float, Tensor | float]:
+        """(lo, hi): the chains are clamped to [lo, hi]^D and restart from uniform noise on it."""
+        raise NotImplementedError
+
+    def chain_schedule(self, steps: int) -> list[tuple[float, float]]:
+        """(lambda_k, sigma_k) of ``steps`` SGLD steps of a training chain."""
+        raise NotImplementedError
+
+    def sample_schedule(self) -> list[tuple[float, float]]:
+        """(lambda_k, sigma_k) of the ``sample_steps`` SGLD steps of a fresh sampling chain."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the algorithm
+    def energy(self, x: Tensor) -> Tensor:
+        """E(x) in nats, (N,), for data x (N, *data_shape); p(x) ∝ exp(-E(x)) on the box."""
+        return self.working_energy(self.encode_data(x))
+
+    def _uniform(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n draws from the uniform distribution on the box, (n, *data_shape)."""
+        lo, hi = self.chain_box()
+        return lo + (hi - lo) * torch.rand(n, *self.data_shape, device=self.device, generator=generator)
+
+    def langevin(self, x: Tensor, schedule: list[tuple[float, float]],
+                 generator: torch.Generator | None = None) -> Tensor:
+        """SGLD from ``x`` (working space), one step per (lambda_k, sigma_k) of ``schedule`` (class docstring)."""
+        lo, hi = self.chain_box()
+        with torch.enable_grad():
+            for lam, sigma in schedule:
+                x = x.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(self.working_energy(x).sum(), x)
+                if self.sgld_grad_clip is not None:
+                    grad = grad.clamp(-self.sgld_grad_clip, self.sgld_grad_clip)
+                noise = torch.randn(x.shape, device=x.device, generator=generator)
+                x = (x - lam * grad + sigma * noise).clamp(lo, hi)
+        return x.detach()
+
+    def loss(self, x: Tensor) -> Tensor:
+        """Contrastive divergence E(x+) - E(x-) + alpha (E(x+)^2 + E(x-)^2), batch mean, nats.
+
+        x- are ``sgld_steps`` SGLD steps from replay-buffer chains (each restarted from
+        uniform noise on the box with probability ``reinit_prob``; all of them while the
+        buffer holds fewer than a batch); the buffer keeps the newest ``buffer_size``.
+        The energy's parameters get no gradient from the chains.
+        """
+        n, c = x.shape[0], self.config
+        if len(self.replay) < n:
+            start = self._uniform(n)
+        else:
+            start = self.replay[torch.randint(len(self.replay), (n,), device=x.device)]
+            fresh = torch.rand(n, device=x.device) < c.reinit_prob
+            start = torch.where(fresh.reshape(-1, *[1] * len(self.data_shape)), self._uniform(n), start)
+        requires = [p.requires_grad for p in self.parameters()]
+        self.requires_grad_(False)
+        x_neg = self.langevin(start, self.chain_schedule(c.sgld_steps))
+        for p, r in zip(self.parameters(), requires):
+            p.requires_grad_(r)
+        self.replay = torch.cat([x_neg, self.replay])[: c.buffer_size]
+        e_pos, e_neg = self.energy(x), self.working_energy(x_neg)
+        return (e_pos - e_neg).mean() + c.reg * (e_pos**2 + e_neg**2).mean()
+
+    def sample_nfe(self, **variant) -> int:
+        return self.config.sample_steps  # one energy gradient (forward + backward) per SGLD step
+
+    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
+        """n samples: a fresh chain from uniform noise on the box, run through :meth:`sample_schedule`."""
+        return self.decode_data(self.langevin(self._uniform(n, generator), self.sample_schedule(), generator))
+
+
+# =========================================================================== vectors
 @dataclass
 class EBMConfig:
     """Options of :class:`MLPEnergy`.
@@ -55,21 +173,24 @@ class EBMConfig:
 
 
 @register("energy", modality="vector")
-class MLPEnergy(GenerativeModel):
+class MLPEnergy(ContrastiveDivergenceEBM):
     """EBM with an MLP energy, contrastive divergence, SGLD and a replay buffer.
 
     Reference: Du & Mordatch, "Implicit Generation and Generalization in Energy-Based
     Models", 2019, arXiv:1903.08689. SGLD: Welling & Teh 2011.
 
-    The model lives on the box [lo, hi]^D set by :meth:`prepare`; SGLD chains are
-    clipped to it, and quadrature normalizes over it.
+    The algorithm is :class:`ContrastiveDivergenceEBM`'s, on raw coordinates. The model
+    lives on the box [lo, hi]^D set by :meth:`prepare`; SGLD chains are clamped to it,
+    and quadrature normalizes over it. Its SGLD steps are exact Langevin steps,
+    x <- clamp(x - eps/2 grad E(x) + sqrt(eps) xi): constant eps = ``sgld_step_size`` in
+    training, decreasing geometrically from ``sample_step_start`` to ``sample_step_end``
+    when sampling. Samples are (n, D) float32.
     """
 
     reference = "Du & Mordatch 2019, arXiv:1903.08689"
     textbook = TEXTBOOK
     tiny = {"hidden": 16, "sgld_steps": 3, "sample_steps": 5, "buffer_size": 64}  # test size (tests/test_contract.py)
     Config = EBMConfig
-    capabilities = Capabilities(sample=True, energy=True)
     train_defaults = {"lr": 1e-3, "betas": (0.0, 0.999)}
 
     def __init__(self, config: EBMConfig, data_shape: tuple[int, ...]):
@@ -77,7 +198,6 @@ class MLPEnergy(GenerativeModel):
         (D,) = self.data_shape
         self.net = mlp(D, config.hidden, config.layers, 1)
         self.register_buffer("box", torch.tensor([-4.0, 4.0]))  # [lo, hi], set from data in prepare()
-        self.register_buffer("replay", torch.empty(0, D), persistent=False)
 
     def prepare(self, x_train: Tensor) -> None:
         """Set the box to the data's bounding square widened by ``box_margin``."""
@@ -88,59 +208,28 @@ class MLPEnergy(GenerativeModel):
         """The box [lo, hi]^D: SGLD chains are clipped to it and p(x) = 0 outside."""
         return float(self.box[0]), float(self.box[1])
 
-    def energy(self, x: Tensor) -> Tensor:
+    def working_energy(self, x: Tensor) -> Tensor:
         """E(x) in nats, (N,), for x of shape (N, D); p(x) ∝ exp(-E(x)) on the box."""
         return self.net(x)[:, 0]
 
-    def _uniform(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        lo, hi = self.box[0], self.box[1]
-        return lo + (hi - lo) * torch.rand(n, *self.data_shape, device=self.box.device, generator=generator)
+    def chain_box(self) -> tuple[Tensor, Tensor]:
+        """The box from :meth:`prepare`, as 0-dim tensors."""
+        return self.box[0], self.box[1]
 
-    def langevin(self, x: Tensor, step_sizes: list[float], generator: torch.Generator | None = None) -> Tensor:
-        """SGLD from ``x``, one step per entry of ``step_sizes``: x <- clip(x - eps/2 grad E(x) + sqrt(eps) xi)."""
-        lo, hi = self.box[0], self.box[1]
-        with torch.enable_grad():
-            for eps in step_sizes:
-                x = x.detach().requires_grad_(True)
-                (grad,) = torch.autograd.grad(self.energy(x).sum(), x)
-                noise = torch.randn(x.shape, device=x.device, generator=generator)
-                x = (x - 0.5 * eps * grad + eps**0.5 * noise).clamp(lo, hi)
-        return x.detach()
-
-    def loss(self, x: Tensor) -> Tensor:
-        """Contrastive divergence: E(x+) - E(x-) + alpha (E(x+)^2 + E(x-)^2), batch mean.
-
-        x- are SGLD samples started from the replay buffer (fresh uniform noise with
-        probability ``reinit_prob``); the buffer is refreshed with them.
-        """
-        n = x.shape[0]
-        if len(self.replay) < n:
-            start = self._uniform(n)
-        else:
-            start = self.replay[torch.randint(len(self.replay), (n,), device=x.device)]
-            fresh = torch.rand(n, device=x.device) < self.config.reinit_prob
-            start = torch.where(fresh[:, None], self._uniform(n), start)
-        requires = [p.requires_grad for p in self.parameters()]
-        self.requires_grad_(False)
-        x_neg = self.langevin(start, [self.config.sgld_step_size] * self.config.sgld_steps)
-        for p, r in zip(self.parameters(), requires):
-            p.requires_grad_(r)
-        self.replay = torch.cat([x_neg, self.replay])[: self.config.buffer_size]
-        e_pos, e_neg = self.energy(x), self.energy(x_neg)
-        return (e_pos - e_neg).mean() + self.config.reg * (e_pos**2 + e_neg**2).mean()
-
-    def sample_nfe(self, **variant) -> int:
-        return self.config.sample_steps  # one energy gradient (forward + backward) per SGLD step
+    def chain_schedule(self, steps: int) -> list[tuple[float, float]]:
+        """``steps`` Langevin steps of eps = ``sgld_step_size``: (eps / 2, sqrt(eps)) each."""
+        eps = self.config.sgld_step_size
+        return [(0.5 * eps, eps**0.5)] * steps
 
     def sample_step_sizes(self) -> list[float]:
-        """Step sizes of a fresh sampling chain: geometric from ``sample_step_start`` to ``sample_step_end``."""
+        """Step sizes eps of a fresh sampling chain: geometric from ``sample_step_start`` to ``sample_step_end``."""
         c = self.config
-        k = max(c.sample_steps - 1, 1)
-        return [c.sample_step_start * (c.sample_step_end / c.sample_step_start) ** (i / k) for i in range(c.sample_steps)]
+        k, ratio = max(c.sample_steps - 1, 1), c.sample_step_end / c.sample_step_start
+        return [c.sample_step_start * ratio ** (i / k) for i in range(c.sample_steps)]
 
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
-        """(n, D) samples: ``sample_steps`` of SGLD with decreasing steps from uniform noise on the box."""
-        return self.langevin(self._uniform(n, generator), self.sample_step_sizes(), generator)
+    def sample_schedule(self) -> list[tuple[float, float]]:
+        """Langevin steps (eps / 2, sqrt(eps)) for the decreasing eps of :meth:`sample_step_sizes`."""
+        return [(0.5 * eps, eps**0.5) for eps in self.sample_step_sizes()]
 
 
 # =========================================================================== images
@@ -174,20 +263,21 @@ class ConvEBMConfig:
 
 
 @register("energy", modality="image")
-class ConvEnergy(GenerativeModel):
+class ConvEnergy(ContrastiveDivergenceEBM):
     """Convolutional EBM: Swish ResNet energy, contrastive divergence, SGLD from a replay buffer.
 
     Reference: Du & Mordatch, "Implicit Generation and Generalization in Energy-Based
-    Models", 2019, arXiv:1903.08689. The sampler is their practical SGLD, with step
-    size and noise decoupled (as also in JEM, Grathwohl et al. 2020, arXiv:1912.03263),
-    on the centered scale [-1, 1]:
+    Models", 2019, arXiv:1903.08689. The algorithm is :class:`ContrastiveDivergenceEBM`'s
+    with their practical SGLD, step size and noise decoupled (as also in JEM, Grathwohl
+    et al. 2020, arXiv:1912.03263), on the centered scale [-1, 1]:
 
         x_{k+1} = clamp(x_k - lambda * clip(grad_x E(x_k), -c, c) + sigma * xi_k, -1, 1),
 
     xi_k ~ N(0, I), lambda = ``step_size``, sigma = ``noise``, c = ``grad_clip`` (no clip
-    when ``None``). With sigma^2 != 2 lambda this is not an exact Langevin discretization.
-    The density p(x) ∝ exp(-E(x)) lives on [-1, 1]^D (pixels 0..255); ``energy`` takes
-    uint8 images at the pixel values' points k / 127.5 - 1.
+    when ``None``), the same in training and sampling chains. With sigma^2 != 2 lambda
+    this is not an exact Langevin discretization. The density p(x) ∝ exp(-E(x)) lives on
+    [-1, 1]^D (pixels 0..255); ``energy`` takes uint8 images at the pixel values' points
+    k / 127.5 - 1. Samples are rounded to the nearest pixel value, uint8.
 
     Energy network: 3x3 stem, per level a stride-2 conv (except the first) and a
     ResBlock with Swish (SiLU), then a sum over positions and a linear map to E(x).
@@ -200,9 +290,9 @@ class ConvEnergy(GenerativeModel):
 
     reference = "Du & Mordatch 2019, arXiv:1903.08689"
     textbook = TEXTBOOK
-    tiny = {"channels": (8, 16), "sgld_steps": 2, "sample_steps": 3, "buffer_size": 64}  # test size (tests/test_contract.py)
+    # test size (tests/test_contract.py)
+    tiny = {"channels": (8, 16), "sgld_steps": 2, "sample_steps": 3, "buffer_size": 64}
     Config = ConvEBMConfig
-    capabilities = Capabilities(sample=True, energy=True)
     train_defaults = {"lr": 1e-4, "betas": (0.0, 0.999)}
 
     def __init__(self, config: ConvEBMConfig, data_shape: tuple[int, ...]):
@@ -215,61 +305,32 @@ class ConvEnergy(GenerativeModel):
             layers.append(ResBlock(c, act=nn.SiLU))
         self.features = nn.Sequential(*layers, nn.SiLU())
         self.head = nn.Linear(ch[-1], 1)
-        self.register_buffer("replay", torch.empty(0, *self.data_shape), persistent=False)
+        self.sgld_grad_clip = config.grad_clip
 
     def support(self) -> tuple[float, float]:
         """The pixel range [0, 255]: the chains live on the centered box [-1, 1]^D."""
         return 0.0, 255.0
 
-    def energy_centered(self, x: Tensor) -> Tensor:
+    def encode_data(self, x: Tensor) -> Tensor:
+        """uint8 pixels -> [-1, 1]."""
+        return to_centered(x)
+
+    def decode_data(self, x: Tensor) -> Tensor:
+        """[-1, 1] -> uint8 pixels, nearest value."""
+        return from_centered(x)
+
+    def working_energy(self, x: Tensor) -> Tensor:
         """E(x) in nats, (N,) float32, for float images x (N, C, H, W) on the centered scale."""
         return self.head(self.features(x).sum((2, 3)))[:, 0].float()
 
-    def energy(self, x: Tensor) -> Tensor:
-        """E(x) in nats, (N,), for uint8 images x (N, C, H, W); p(x) ∝ exp(-E(x))."""
-        return self.energy_centered(to_centered(x))
+    def chain_box(self) -> tuple[float, float]:
+        """The centered pixel range (-1, 1)."""
+        return -1.0, 1.0
 
-    def _uniform(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        return 2 * torch.rand(n, *self.data_shape, device=self.device, generator=generator) - 1
+    def chain_schedule(self, steps: int) -> list[tuple[float, float]]:
+        """``steps`` SGLD steps of (lambda, sigma) = (``step_size``, ``noise``)."""
+        return [(self.config.step_size, self.config.noise)] * steps
 
-    def langevin(self, x: Tensor, steps: int, generator: torch.Generator | None = None) -> Tensor:
-        """``steps`` SGLD updates from centered images x (see the class docstring for the update)."""
-        c = self.config
-        with torch.enable_grad():
-            for _ in range(steps):
-                x = x.detach().requires_grad_(True)
-                (grad,) = torch.autograd.grad(self.energy_centered(x).sum(), x)
-                if c.grad_clip is not None:
-                    grad = grad.clamp(-c.grad_clip, c.grad_clip)
-                noise = torch.randn(x.shape, device=x.device, generator=generator)
-                x = (x - c.step_size * grad + c.noise * noise).clamp(-1, 1)
-        return x.detach()
-
-    def loss(self, x: Tensor) -> Tensor:
-        """Contrastive divergence E(x+) - E(x-) + alpha (E(x+)^2 + E(x-)^2), batch mean, nats.
-
-        x- are ``sgld_steps`` SGLD steps from replay-buffer chains (each restarted from
-        uniform noise with probability ``reinit_prob``); the buffer keeps them. x is uint8.
-        """
-        n, c = x.shape[0], self.config
-        if len(self.replay) < n:
-            start = self._uniform(n)
-        else:
-            start = self.replay[torch.randint(len(self.replay), (n,), device=x.device)]
-            fresh = torch.rand(n, device=x.device) < c.reinit_prob
-            start = torch.where(fresh[:, None, None, None], self._uniform(n), start)
-        requires = [p.requires_grad for p in self.parameters()]
-        self.requires_grad_(False)
-        x_neg = self.langevin(start, c.sgld_steps)
-        for p, r in zip(self.parameters(), requires):
-            p.requires_grad_(r)
-        self.replay = torch.cat([x_neg, self.replay])[: c.buffer_size]
-        e_pos, e_neg = self.energy(x), self.energy_centered(x_neg)
-        return (e_pos - e_neg).mean() + c.reg * (e_pos**2 + e_neg**2).mean()
-
-    def sample_nfe(self, **variant) -> int:
-        return self.config.sample_steps  # one energy gradient (forward + backward) per SGLD step
-
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
-        """(n, C, H, W) uint8 samples: ``sample_steps`` SGLD steps of a fresh chain from uniform noise."""
-        return from_centered(self.langevin(self._uniform(n, generator), self.config.sample_steps, generator))
+    def sample_schedule(self) -> list[tuple[float, float]]:
+        """The training chains' constant schedule, for ``sample_steps`` steps."""
+        return self.chain_schedule(self.config.sample_steps)

@@ -1,6 +1,11 @@
 """GAN family: MLP generator and discriminator (vectors), DCGAN (images).
 
-No likelihood of any kind: the model is only a sampler.
+No likelihood of any kind: the model is only a sampler. Both forms share the
+adversarial algorithm in :class:`AdversarialNetwork`: one Adam each for the generator
+and the discriminator, ``critic_steps`` discriminator updates per generator update,
+the non-saturating loss (and, for vectors, WGAN-GP), and sampling G(z), z ~ N(0, I).
+They differ in the networks and in the data space (raw vectors; images scaled to
+[-1, 1]).
 """
 
 from __future__ import annotations
@@ -20,6 +25,98 @@ from models.nets import mlp
 TEXTBOOK = Textbook(likelihood="none", sampling="fast")
 
 
+class AdversarialNetwork(GenerativeModel):
+    """A generator G and a discriminator D trained against each other; sampling is G(z), z ~ N(0, I).
+
+    References: Goodfellow et al., "Generative Adversarial Nets", 2014, arXiv:1406.2661
+    (the non-saturating loss); Gulrajani et al., "Improved Training of Wasserstein GANs",
+    2017, arXiv:1704.00028 (WGAN-GP).
+
+    Subclasses set ``generator`` (z of shape (N, ``config.latent``) -> working space) and
+    ``discriminator`` (working space -> logits (N, 1)), and the data maps
+    :meth:`encode_data` and :meth:`decode_data`. ``config`` has ``latent`` and
+    ``critic_steps``; :attr:`gan_loss` picks the loss. Logits are taken in float32, so
+    the losses are float32 under bf16 autocast.
+    """
+
+    capabilities = Capabilities(sample=True)
+    gan_loss: str = "ns"  # "ns" (non-saturating) or "wgan-gp"
+    gp_weight: float = 0.0  # lambda of the gradient penalty, with "wgan-gp"
+
+    # ------------------------------------------------------------------ hooks
+    def encode_data(self, x: Tensor) -> Tensor:
+        """Data -> the generator's output space."""
+        return x
+
+    def decode_data(self, y: Tensor) -> Tensor:
+        """The generator's output -> data (dtype and range of the modality)."""
+        return y
+
+    # ------------------------------------------------------------------ the game
+    def configure_optimizers(self, train: TrainConfig) -> list[torch.optim.Optimizer]:
+        """``[generator Adam, discriminator Adam]``."""
+        betas = tuple(train.betas)
+        return [
+            torch.optim.Adam(self.generator.parameters(), lr=train.lr, betas=betas),
+            torch.optim.Adam(self.discriminator.parameters(), lr=train.lr, betas=betas),
+        ]
+
+    def _fake(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+        """G(z), z ~ N(0, I) of shape (n, latent), in the working space."""
+        return self.generator(torch.randn(n, self.config.latent, device=device, generator=generator))
+
+    def _logits(self, y: Tensor) -> Tensor:
+        """D(y), (N, 1), in float32."""
+        return self.discriminator(y).float()
+
+    def _d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        """Discriminator loss, batch means: NS -log D(x) - log(1 - D(G(z))), or the WGAN-GP critic loss."""
+        d_real, d_fake = self._logits(real), self._logits(fake)
+        if self.gan_loss == "ns":
+            return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+        # WGAN-GP: critic loss plus lambda * (||grad D(x_hat)|| - 1)^2 on interpolates.
+        a = torch.rand(real.shape[0], *[1] * (real.dim() - 1), device=real.device)
+        x_hat = (a * real + (1 - a) * fake).requires_grad_(True)
+        (grad,) = torch.autograd.grad(self._logits(x_hat).sum(), x_hat, create_graph=True)
+        gp = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+        return d_fake.mean() - d_real.mean() + self.gp_weight * gp
+
+    def _g_loss(self, fake: Tensor) -> Tensor:
+        """Generator loss, batch mean: NS -log D(G(z)), or -D(G(z)) for WGAN-GP."""
+        d_fake = self._logits(fake)
+        return F.softplus(-d_fake).mean() if self.gan_loss == "ns" else -d_fake.mean()
+
+    def loss(self, x: Tensor) -> Tensor:
+        """Discriminator loss plus generator loss on batch ``x`` (for monitoring only)."""
+        fake = self._fake(x.shape[0], x.device)
+        return self._d_loss(self.encode_data(x), fake) + self._g_loss(fake)
+
+    def train_step(self, x: Tensor, optimizers: list[torch.optim.Optimizer], train: TrainConfig) -> dict[str, Tensor]:
+        """``critic_steps`` discriminator updates, then one generator update."""
+        opt_g, opt_d = optimizers
+        real = self.encode_data(x)
+        for _ in range(self.config.critic_steps):
+            with torch.no_grad(), self.autocast():
+                fake = self._fake(x.shape[0], x.device)
+            opt_d.zero_grad(set_to_none=True)
+            with self.autocast():
+                d_loss = self._d_loss(real, fake)
+            d_loss.backward()
+            opt_d.step()
+        opt_g.zero_grad(set_to_none=True)
+        with self.autocast():
+            g_loss = self._g_loss(self._fake(x.shape[0], x.device))
+        g_loss.backward()
+        opt_g.step()
+        return {"loss_d": d_loss.detach(), "loss_g": g_loss.detach()}
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
+        """(n, *data_shape) samples G(z), z ~ N(0, I): one generator pass."""
+        return self.decode_data(self._fake(n, self.device, generator))
+
+
+# =========================================================================== vectors
 @dataclass
 class GANConfig:
     """Options of :class:`MLPGAN`.
@@ -47,19 +144,20 @@ class GANConfig:
 
 
 @register("gan", modality="vector")
-class MLPGAN(GenerativeModel):
+class MLPGAN(AdversarialNetwork):
     """MLP GAN, non-saturating or WGAN-GP. Samples in one generator pass.
 
     References: Goodfellow et al., "Generative Adversarial Nets", 2014,
     arXiv:1406.2661; Gulrajani et al., "Improved Training of Wasserstein GANs",
     2017, arXiv:1704.00028.
+
+    The game is :class:`AdversarialNetwork`'s, on raw coordinates. Samples are (n, D) float32.
     """
 
     reference = "Goodfellow et al. 2014, arXiv:1406.2661; Gulrajani et al. 2017, arXiv:1704.00028"
     textbook = TEXTBOOK
     tiny = {"hidden": 16}  # test size (tests/test_contract.py)
     Config = GANConfig
-    capabilities = Capabilities(sample=True)
     train_defaults = {"lr": 1e-3, "betas": (0.5, 0.999)}
 
     def __init__(self, config: GANConfig, data_shape: tuple[int, ...]):
@@ -68,56 +166,7 @@ class MLPGAN(GenerativeModel):
         act = lambda: nn.LeakyReLU(0.2)  # noqa: E731
         self.generator = mlp(config.latent, config.hidden, config.layers, D, act=nn.ReLU)
         self.discriminator = mlp(D, config.hidden, config.layers, 1, act=act)
-
-    def configure_optimizers(self, train: TrainConfig) -> list[torch.optim.Optimizer]:
-        """``[generator Adam, discriminator Adam]``."""
-        betas = tuple(train.betas)
-        return [
-            torch.optim.Adam(self.generator.parameters(), lr=train.lr, betas=betas),
-            torch.optim.Adam(self.discriminator.parameters(), lr=train.lr, betas=betas),
-        ]
-
-    def _d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
-        d_real, d_fake = self.discriminator(real), self.discriminator(fake)
-        if self.config.loss == "ns":
-            return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
-        # WGAN-GP: critic loss plus lambda * (||grad D(x_hat)|| - 1)^2 on interpolates.
-        a = torch.rand(real.shape[0], 1, device=real.device)
-        x_hat = (a * real + (1 - a) * fake).requires_grad_(True)
-        (grad,) = torch.autograd.grad(self.discriminator(x_hat).sum(), x_hat, create_graph=True)
-        gp = ((grad.norm(dim=1) - 1) ** 2).mean()
-        return d_fake.mean() - d_real.mean() + self.config.gp_weight * gp
-
-    def _g_loss(self, fake: Tensor) -> Tensor:
-        d_fake = self.discriminator(fake)
-        return F.softplus(-d_fake).mean() if self.config.loss == "ns" else -d_fake.mean()
-
-    def loss(self, x: Tensor) -> Tensor:
-        """Discriminator loss plus generator loss on batch ``x`` (for monitoring only)."""
-        fake = self.generator(torch.randn(x.shape[0], self.config.latent, device=x.device))
-        return self._d_loss(x, fake) + self._g_loss(fake)
-
-    def train_step(self, x: Tensor, optimizers: list[torch.optim.Optimizer], train: TrainConfig) -> dict[str, Tensor]:
-        """``critic_steps`` discriminator updates, then one generator update."""
-        opt_g, opt_d = optimizers
-        for _ in range(self.config.critic_steps):
-            with torch.no_grad(), self.autocast():
-                fake = self.generator(torch.randn(x.shape[0], self.config.latent, device=x.device))
-            opt_d.zero_grad(set_to_none=True)
-            with self.autocast():
-                d_loss = self._d_loss(x, fake)
-            d_loss.backward()
-            opt_d.step()
-        opt_g.zero_grad(set_to_none=True)
-        with self.autocast():
-            g_loss = self._g_loss(self.generator(torch.randn(x.shape[0], self.config.latent, device=x.device)))
-        g_loss.backward()
-        opt_g.step()
-        return {"loss_d": d_loss.detach(), "loss_g": g_loss.detach()}
-
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
-        """(n, D) samples G(z), z ~ N(0, I): one generator pass."""
-        return self.generator(torch.randn(n, self.config.latent, device=self.device, generator=generator))
+        self.gan_loss, self.gp_weight = config.loss, config.gp_weight
 
 
 # =========================================================================== images
@@ -138,7 +187,7 @@ class DCGANConfig:
 
 
 @register("gan", modality="image")
-class DCGAN(GenerativeModel):
+class DCGAN(AdversarialNetwork):
     """DCGAN with the non-saturating loss; one generator pass per sample.
 
     References: Radford et al., "Unsupervised Representation Learning with Deep
@@ -148,9 +197,10 @@ class DCGAN(GenerativeModel):
     Generator: z -> linear -> 4c x H/4 x W/4 (7x7 for MNIST, 8x8 for 32x32) -> two
     stride-2 transposed convs -> 3x3 conv -> tanh, with BatchNorm and ReLU.
     Discriminator: stride-2 convs with LeakyReLU(0.2) and BatchNorm (none on the first
-    layer) -> linear logit. H and W must be divisible by 4. Images are on the
-    centered scale [-1, 1]; samples use the generator's BatchNorm running statistics
-    in eval mode.
+    layer) -> linear logit. H and W must be divisible by 4. The game is
+    :class:`AdversarialNetwork`'s, on the centered scale [-1, 1]; samples use the
+    generator's BatchNorm running statistics in eval mode and are rounded to the
+    nearest pixel value, uint8.
 
     Example:
         >>> g = DCGAN(DCGANConfig(latent=8, channels=8), (1, 8, 8))
@@ -162,7 +212,6 @@ class DCGAN(GenerativeModel):
     textbook = TEXTBOOK
     tiny = {"latent": 8, "channels": 8}  # test size (tests/test_contract.py)
     Config = DCGANConfig
-    capabilities = Capabilities(sample=True)
     train_defaults = {"lr": 2e-4, "betas": (0.5, 0.999)}
 
     def __init__(self, config: DCGANConfig, data_shape: tuple[int, ...]):
@@ -192,51 +241,10 @@ class DCGAN(GenerativeModel):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.normal_(m.weight, 1.0, 0.02)
 
-    def configure_optimizers(self, train: TrainConfig) -> list[torch.optim.Optimizer]:
-        """``[generator Adam, discriminator Adam]``."""
-        betas = tuple(train.betas)
-        return [
-            torch.optim.Adam(self.generator.parameters(), lr=train.lr, betas=betas),
-            torch.optim.Adam(self.discriminator.parameters(), lr=train.lr, betas=betas),
-        ]
+    def encode_data(self, x: Tensor) -> Tensor:
+        """uint8 pixels -> [-1, 1]."""
+        return to_centered(x)
 
-    def _fake(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
-        """G(z) on the centered scale, (n, C, H, W)."""
-        return self.generator(torch.randn(n, self.config.latent, device=device, generator=generator))
-
-    def _d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
-        """-log D(x) - log(1 - D(G(z))), batch means (logits in float32)."""
-        return F.softplus(-self.discriminator(real).float()).mean() + F.softplus(self.discriminator(fake).float()).mean()
-
-    def _g_loss(self, fake: Tensor) -> Tensor:
-        """Non-saturating generator loss -log D(G(z)), batch mean."""
-        return F.softplus(-self.discriminator(fake).float()).mean()
-
-    def loss(self, x: Tensor) -> Tensor:
-        """Discriminator loss plus generator loss on uint8 batch ``x`` (for monitoring only)."""
-        fake = self._fake(x.shape[0], x.device)
-        return self._d_loss(to_centered(x), fake) + self._g_loss(fake)
-
-    def train_step(self, x: Tensor, optimizers: list[torch.optim.Optimizer], train: TrainConfig) -> dict[str, Tensor]:
-        """``critic_steps`` discriminator updates, then one generator update, on uint8 batch ``x``."""
-        opt_g, opt_d = optimizers
-        real = to_centered(x)
-        for _ in range(self.config.critic_steps):
-            with torch.no_grad(), self.autocast():
-                fake = self._fake(x.shape[0], x.device)
-            opt_d.zero_grad(set_to_none=True)
-            with self.autocast():
-                d_loss = self._d_loss(real, fake)
-            d_loss.backward()
-            opt_d.step()
-        opt_g.zero_grad(set_to_none=True)
-        with self.autocast():
-            g_loss = self._g_loss(self._fake(x.shape[0], x.device))
-        g_loss.backward()
-        opt_g.step()
-        return {"loss_d": d_loss.detach(), "loss_g": g_loss.detach()}
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
-        """(n, C, H, W) uint8 samples G(z), z ~ N(0, I): one generator pass."""
-        return from_centered(self._fake(n, self.device, generator))
+    def decode_data(self, y: Tensor) -> Tensor:
+        """[-1, 1] -> uint8 pixels, nearest value."""
+        return from_centered(y)

@@ -2,6 +2,13 @@
 
 Trained by denoising score matching over a geometric ladder of noise levels and
 sampled by annealed Langevin dynamics. It gives no explicit likelihood.
+
+Both forms share the math in :class:`NoiseConditionalScore`: the sigma ladder and
+its data-set sigma_max, the sigma^2-weighted denoising score-matching loss,
+annealed Langevin dynamics and the final Tweedie denoising step. They differ in
+the network and how it is told sigma, in the data space (raw vectors; images
+scaled to [0, 1]), in where the sampler starts, and in the loss's reduction
+(per example for vectors, per dimension for images).
 """
 
 from __future__ import annotations
@@ -21,6 +28,106 @@ from models.nets import ConditionalMLP
 TEXTBOOK = Textbook(likelihood="none", sampling="slow", likelihood_text="none explicit", sampling_text="slow (SDE/ODE)")
 
 
+class NoiseConditionalScore(GenerativeModel):
+    """NCSN math on tensors of any shape: sigma ladder, DSM loss, annealed Langevin, Tweedie denoising.
+
+    References: Song & Ermon, "Generative Modeling by Estimating Gradients of the Data
+    Distribution", 2019, arXiv:1907.05600 (Eq. 5-6, Alg. 1); Song & Ermon, "Improved
+    Techniques for Training Score-Based Generative Models", 2020, arXiv:2006.09011
+    (technique 1: sigma_max; technique 3: s(x, sigma) = u(x, sigma) / sigma).
+
+    The noise levels sigma_1 > ... > sigma_L are the buffer ``sigmas``, geometric from
+    sigma_max to ``config.sigma_min``. Subclasses call :meth:`_init_sigmas` and define
+    the network output :meth:`score_net` (the score is that divided by sigma), the data
+    maps :meth:`encode_data` and :meth:`decode_data`, and the sampler's start
+    :meth:`initial`. ``config`` has ``n_sigmas``, ``sigma_min``, ``sigma_max``,
+    ``steps_per_sigma``, ``step_eps`` and ``denoise``.
+    """
+
+    capabilities = Capabilities(sample=True)
+    loss_per_dimension: bool = False  # DSM loss summed over dimensions (False) or averaged (True)
+
+    def _init_sigmas(self, placeholder_sigma_max: float) -> None:
+        """Register the ladder ``sigmas`` from ``config.sigma_max``, or the placeholder until :meth:`prepare`."""
+        self.register_buffer("sigmas", self._ladder(self.config.sigma_max or placeholder_sigma_max))
+
+    def _ladder(self, sigma_max: float) -> Tensor:
+        c = self.config
+        return torch.exp(torch.linspace(math.log(sigma_max), math.log(c.sigma_min), c.n_sigmas))
+
+    # ------------------------------------------------------------------ hooks
+    def encode_data(self, x: Tensor) -> Tensor:
+        """Data -> the float space the score lives in."""
+        return x
+
+    def decode_data(self, x: Tensor) -> Tensor:
+        """The sampler's final x -> data (dtype and range of the modality)."""
+        return x
+
+    def score_net(self, x: Tensor, sigma: Tensor) -> Tensor:
+        """The network's output u(x, sigma), float32 of x's shape, for sigma of shape (N,)."""
+        raise NotImplementedError
+
+    def initial(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """The sampler's start x_0, (n, *data_shape) in the working space; the default is N(0, sigma_1^2 I)."""
+        return self.sigmas[0] * torch.randn(n, *self.data_shape, device=self.device, generator=generator)
+
+    # ------------------------------------------------------------------ the math
+    def prepare(self, x_train: Tensor) -> None:
+        """Set sigma_max to the largest pairwise Euclidean distance between (up to 2000) training examples.
+
+        Song & Ermon 2020, technique 1; distances are in the working space. Only when
+        ``config.sigma_max`` is None.
+        """
+        if self.config.sigma_max is None:
+            sub = self.encode_data(x_train[:2000]).flatten(1)
+            self.sigmas = self._ladder(torch.cdist(sub, sub).max().item()).to(self.sigmas.device)
+
+    def score(self, x: Tensor, sigma: Tensor) -> Tensor:
+        """Score estimate s(x, sigma) = u(x, sigma) / sigma ≈ grad_x log p_sigma(x), x's shape, for sigma (N,)."""
+        return self.score_net(x, sigma) / sigma.reshape(-1, *[1] * (x.dim() - 1))
+
+    def loss(self, x: Tensor) -> Tensor:
+        """Denoising score matching weighted by sigma^2 (Song & Ermon 2019, Eq. 5-6), batch mean.
+
+        0.5 * ||sigma s(x + sigma z, sigma) + z||^2 with sigma drawn uniformly from the
+        ladder, summed over dimensions, or averaged with ``loss_per_dimension``.
+        """
+        x = self.encode_data(x)
+        sigma = self.sigmas[torch.randint(len(self.sigmas), (x.shape[0],), device=x.device)]
+        noise = torch.randn_like(x)
+        sigma_x = sigma.reshape(-1, *[1] * (x.dim() - 1))
+        x_tilde = x + sigma_x * noise
+        # sigma * s(x~, sigma) should equal -(x~ - x) / sigma = -noise
+        sq = (sigma_x * self.score(x_tilde, sigma) + noise) ** 2
+        return 0.5 * (sq.mean() if self.loss_per_dimension else sq.flatten(1).sum(1).mean())
+
+    def sample_nfe(self, **variant) -> int:
+        c = self.config
+        return c.n_sigmas * c.steps_per_sigma + int(c.denoise)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
+        """n samples by annealed Langevin dynamics (Song & Ermon 2019, Alg. 1), then a Tweedie denoising step.
+
+        x <- x + alpha_i / 2 s(x, sigma_i) + sqrt(alpha_i) z for ``steps_per_sigma`` steps at
+        each sigma_i, alpha_i = ``step_eps`` sigma_i^2 / sigma_L^2, from :meth:`initial`;
+        with ``denoise``, finally x <- x + sigma_L^2 s(x, sigma_L) (Tweedie's formula).
+        """
+        c = self.config
+        x = self.initial(n, generator)
+        for sigma in self.sigmas:
+            alpha = c.step_eps * (sigma / self.sigmas[-1]) ** 2
+            s = sigma.expand(n)
+            for _ in range(c.steps_per_sigma):
+                z = torch.randn(x.shape, device=x.device, generator=generator)
+                x = x + 0.5 * alpha * self.score(x, s) + alpha.sqrt() * z
+        if c.denoise:
+            x = x + self.sigmas[-1] ** 2 * self.score(x, self.sigmas[-1].expand(n))
+        return self.decode_data(x)
+
+
+# =========================================================================== vectors
 @dataclass
 class NCSNConfig:
     """Options of :class:`NCSN`.
@@ -48,69 +155,34 @@ class NCSNConfig:
 
 
 @register("score", modality="vector")
-class NCSN(GenerativeModel):
+class NCSN(NoiseConditionalScore):
     """NCSN: denoising score matching over noise levels, annealed Langevin sampling.
 
     References: Song & Ermon, "Generative Modeling by Estimating Gradients of the Data
     Distribution", 2019, arXiv:1907.05600 (Alg. 1); Song & Ermon, "Improved Techniques
     for Training Score-Based Generative Models", 2020, arXiv:2006.09011.
 
-    The network output is divided by sigma (NCSNv2's s(x, sigma) = s(x) / sigma).
+    The math is :class:`NoiseConditionalScore`'s, on raw coordinates: the MLP sees
+    (x, log sigma) and its output is divided by sigma (NCSNv2's s(x, sigma) = s(x) / sigma);
+    the DSM loss is summed over the D coordinates; sampling starts from N(0, sigma_max^2 I).
+    Samples are (n, D) float32.
     """
 
     reference = "Song & Ermon 2019, arXiv:1907.05600; Song & Ermon 2020, arXiv:2006.09011"
     textbook = TEXTBOOK
     tiny = {"hidden": 16, "n_sigmas": 3, "steps_per_sigma": 2}  # test size (tests/test_contract.py)
     Config = NCSNConfig
-    capabilities = Capabilities(sample=True)
     train_defaults = {"lr": 2e-3, "ema": 0.995}
 
     def __init__(self, config: NCSNConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
         (D,) = self.data_shape
         self.net = ConditionalMLP(D, config.hidden, config.layers)
-        self.register_buffer("sigmas", self._ladder(config.sigma_max or 1.0))
+        self._init_sigmas(1.0)
 
-    def _ladder(self, sigma_max: float) -> Tensor:
-        c = self.config
-        return torch.exp(torch.linspace(math.log(sigma_max), math.log(c.sigma_min), c.n_sigmas))
-
-    def prepare(self, x_train: Tensor) -> None:
-        """Set sigma_max to the largest pairwise distance in (a subset of) the data."""
-        if self.config.sigma_max is None:
-            sub = x_train[:2000]
-            self.sigmas = self._ladder(torch.cdist(sub, sub).max().item()).to(self.sigmas.device)
-
-    def score(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """Score estimate s(x, sigma) ≈ grad_x log p_sigma(x), (N, D), for sigma of shape (N,)."""
-        return self.net(x, torch.log(sigma)) / sigma[:, None]
-
-    def loss(self, x: Tensor) -> Tensor:
-        """Denoising score matching, weighted by sigma^2 (Song & Ermon 2019, Eq. 5-6)."""
-        sigma = self.sigmas[torch.randint(len(self.sigmas), (x.shape[0],), device=x.device)]
-        noise = torch.randn_like(x)
-        x_tilde = x + sigma[:, None] * noise
-        # sigma * s(x~, sigma) should equal -(x~ - x) / sigma = -noise
-        return 0.5 * ((sigma[:, None] * self.score(x_tilde, sigma) + noise) ** 2).sum(-1).mean()
-
-    def sample_nfe(self, **variant) -> int:
-        c = self.config
-        return c.n_sigmas * c.steps_per_sigma + int(c.denoise)
-
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
-        """(n, D) samples by annealed Langevin dynamics from N(0, sigma_max^2 I)."""
-        c = self.config
-        x = self.sigmas[0] * torch.randn(n, *self.data_shape, device=self.device, generator=generator)
-        for sigma in self.sigmas:
-            alpha = c.step_eps * (sigma / self.sigmas[-1]) ** 2
-            s = sigma.expand(n)
-            for _ in range(c.steps_per_sigma):
-                z = torch.randn(x.shape, device=x.device, generator=generator)
-                x = x + 0.5 * alpha * self.score(x, s) + alpha.sqrt() * z
-        if c.denoise:
-            s = self.sigmas[-1].expand(n)
-            x = x + self.sigmas[-1] ** 2 * self.score(x, s)
-        return x
+    def score_net(self, x: Tensor, sigma: Tensor) -> Tensor:
+        """MLP(x, log sigma), (N, D)."""
+        return self.net(x, torch.log(sigma))
 
 
 # =========================================================================== images
@@ -152,19 +224,20 @@ class ImageNCSNConfig:
 
 
 @register("score", modality="image")
-class ImageNCSN(GenerativeModel):
+class ImageNCSN(NoiseConditionalScore):
     """NCSNv2 on 8-bit images: U-Net score network, DSM over a sigma ladder, annealed Langevin.
 
     References: Song & Ermon, "Generative Modeling by Estimating Gradients of the Data
     Distribution", 2019, arXiv:1907.05600 (Alg. 1); Song & Ermon, "Improved Techniques
     for Training Score-Based Generative Models", 2020, arXiv:2006.09011.
 
-    Pixels are scaled to [0, 1] (pixel k at k / 255), as in NCSNv2. The score is
-    s(x, sigma) = u(x, c(sigma)) / sigma (NCSNv2's technique 3, with the U-Net u also told
-    the noise level through its timestep embedding at c(sigma) = 999 log(sigma_max / sigma)
-    / log(sigma_max / sigma_min), i.e. 0 at sigma_max and 999 at sigma_min).
-    Sampling starts from U[0, 1]^D + sigma_max * N(0, I), a proxy of the data blurred at
-    sigma_max; samples are rounded to the nearest pixel value, uint8.
+    The math is :class:`NoiseConditionalScore`'s, with pixels scaled to [0, 1] (pixel k
+    at k / 255), as in NCSNv2. The score is s(x, sigma) = u(x, c(sigma)) / sigma
+    (NCSNv2's technique 3, with the U-Net u also told the noise level through its
+    timestep embedding at c(sigma) = 999 log(sigma_max / sigma) / log(sigma_max / sigma_min),
+    i.e. 0 at sigma_max and 999 at sigma_min). The DSM loss is averaged over the C*H*W
+    dimensions. Sampling starts from U[0, 1]^D + sigma_max * N(0, I), a proxy of the
+    data blurred at sigma_max; samples are rounded to the nearest pixel value, uint8.
 
     Example:
         >>> m = ImageNCSN(ImageNCSNConfig(n_sigmas=3, steps_per_sigma=1, channels=(8, 16), norm_groups=4), (1, 8, 8))
@@ -174,65 +247,34 @@ class ImageNCSN(GenerativeModel):
 
     reference = "Song & Ermon 2019, arXiv:1907.05600; Song & Ermon 2020, arXiv:2006.09011"
     textbook = TEXTBOOK
-    tiny = {"n_sigmas": 3, "steps_per_sigma": 2, "channels": (8, 16), "layers_per_block": 1, "norm_groups": 4}  # test size (tests/test_contract.py)
+    # test size (tests/test_contract.py)
+    tiny = {"n_sigmas": 3, "steps_per_sigma": 2, "channels": (8, 16), "layers_per_block": 1, "norm_groups": 4}
     Config = ImageNCSNConfig
-    capabilities = Capabilities(sample=True)
     train_defaults = {"lr": 2e-4, "ema": 0.999, "warmup_steps": 200, "grad_clip": 1.0}
+    loss_per_dimension = True  # a loss per dimension, like the image DDPM's, so learning rates carry over
 
     def __init__(self, config: ImageNCSNConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
         self.net = unet(self.data_shape[0], self.data_shape, config.channels, config.layers_per_block,
                         config.attention, config.norm_groups, config.dropout)
-        self.register_buffer("sigmas", self._ladder(config.sigma_max or 50.0))
+        self._init_sigmas(50.0)
 
-    def _ladder(self, sigma_max: float) -> Tensor:
-        c = self.config
-        return torch.exp(torch.linspace(math.log(sigma_max), math.log(c.sigma_min), c.n_sigmas))
+    def encode_data(self, x: Tensor) -> Tensor:
+        """uint8 pixels -> [0, 1]."""
+        return to_unit(x)
 
-    def prepare(self, x_train: Tensor) -> None:
-        """Set sigma_max to the largest pairwise distance between (up to 2000) training images in [0, 1]."""
-        if self.config.sigma_max is None:
-            sub = to_unit(x_train[:2000]).flatten(1)
-            self.sigmas = self._ladder(torch.cdist(sub, sub).max().item()).to(self.sigmas.device)
+    def decode_data(self, x: Tensor) -> Tensor:
+        """[0, 1] -> uint8 pixels, nearest value."""
+        return from_unit(x)
 
-    def score(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """Score estimate s(x, sigma) ≈ grad_x log p_sigma(x), float32 (N, C, H, W), for sigma (N,)."""
+    def score_net(self, x: Tensor, sigma: Tensor) -> Tensor:
+        """U-Net u(x, c(sigma)) in float32, (N, C, H, W)."""
         s_max, s_min = self.sigmas[0], self.sigmas[-1]
         c_noise = 999 * torch.log(s_max / sigma) / torch.log(s_max / s_min)
-        return self.net(x, c_noise).sample.float() / sigma[:, None, None, None]
+        return self.net(x, c_noise).sample.float()
 
-    def loss(self, x: Tensor) -> Tensor:
-        """Denoising score matching weighted by sigma^2 (Song & Ermon 2019, Eq. 5-6), mean per dimension.
-
-        0.5 * ||sigma s(x + sigma z, sigma) + z||^2 / D, averaged over the batch, for uint8 x.
-        """
-        x = to_unit(x)
-        sigma = self.sigmas[torch.randint(len(self.sigmas), (x.shape[0],), device=x.device)]
-        noise = torch.randn_like(x)
-        x_tilde = x + sigma[:, None, None, None] * noise
-        return 0.5 * ((sigma[:, None, None, None] * self.score(x_tilde, sigma) + noise) ** 2).mean()
-
-    def sample_nfe(self, **variant) -> int:
-        c = self.config
-        return c.n_sigmas * c.steps_per_sigma + int(c.denoise)
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
-        """(n, C, H, W) uint8 samples by annealed Langevin dynamics (Song & Ermon 2019, Alg. 1).
-
-        x <- x + alpha_i / 2 s(x, sigma_i) + sqrt(alpha_i) z for ``steps_per_sigma`` steps at
-        each sigma_i, alpha_i = ``step_eps`` sigma_i^2 / sigma_L^2, then the denoising step.
-        """
-        c = self.config
+    def initial(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """U[0, 1]^D + sigma_max * N(0, I), (n, C, H, W)."""
         shape = (n, *self.data_shape)
         x = torch.rand(shape, device=self.device, generator=generator)
-        x = x + self.sigmas[0] * torch.randn(shape, device=self.device, generator=generator)
-        for sigma in self.sigmas:
-            alpha = c.step_eps * (sigma / self.sigmas[-1]) ** 2
-            s = sigma.expand(n)
-            for _ in range(c.steps_per_sigma):
-                z = torch.randn(shape, device=x.device, generator=generator)
-                x = x + 0.5 * alpha * self.score(x, s) + alpha.sqrt() * z
-        if c.denoise:
-            x = x + self.sigmas[-1] ** 2 * self.score(x, self.sigmas[-1].expand(n))
-        return from_unit(x)
+        return x + self.sigmas[0] * torch.randn(shape, device=self.device, generator=generator)

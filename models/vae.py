@@ -70,7 +70,8 @@ class GaussianVAE(GenerativeModel):
 
     reference = "Kingma & Welling 2014, arXiv:1312.6114; Burda et al. 2016, arXiv:1509.00519"
     textbook = TEXTBOOK
-    tiny = {"hidden": 16, "iwae_k": 8}  # test size (tests/test_contract.py)
+    # test size (tests/test_contract.py)
+    tiny = {"hidden": 16, "iwae_k": 8}
     Config = VAEConfig
     capabilities = Capabilities(sample=True, bound=True)
     train_defaults = {"lr": 2e-3}
@@ -180,7 +181,8 @@ class ConvVAE(GenerativeModel):
 
     reference = "Kingma & Welling 2014, arXiv:1312.6114; Burda et al. 2016, arXiv:1509.00519"
     textbook = TEXTBOOK
-    tiny = {"latent": 4, "channels": (8, 16), "components": 2, "iwae_k": 8, "iwae_chunk": 4}  # test size (tests/test_contract.py)
+    # test size (tests/test_contract.py)
+    tiny = {"latent": 4, "channels": (8, 16), "components": 2, "iwae_k": 8, "iwae_chunk": 4}
     Config = ConvVAEConfig
     capabilities = Capabilities(sample=True, bound=True)
     train_defaults = {"lr": 1e-3}

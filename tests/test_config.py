@@ -56,7 +56,7 @@ def test_precedence_cli_over_profile_over_suite(tmp_path):
     ("name: t\ndatasets: [8gaussians]\nfamilies: {gan: {}}\nevall: {}\n",
      "evall", "unknown key (did you mean 'eval'?)"),
     ("name: t\ndatasets: [8gaussians]\nfamilies: {gan: {}}\neval: {timing_repeats: 2}\n",
-     "eval", "timing_repeats must be >= 5"),
+     "eval.timing_repeats", "2 is not allowed (must be an integer in [5, 1000])"),
     ("name: t\ndatasets: [8gaussians]\nfamilies: {gan: {model: {loss: hinge}}}\n",
      "families.gan.model", "loss must be 'ns' or 'wgan-gp'"),
     ("name: t\ndatasets: [8gaussians]\ntrain: {stepz: 3}\nfamilies: {gan: {}}\n",
@@ -120,6 +120,8 @@ def test_dry_run_prints_the_resolved_config(capsys):
     assert run_bench.main(["--dry-run", "--profile", "smoke"]) == 0
     out = capsys.readouterr().out
     assert "name: toy2d" in out and "profile: smoke" in out and "# 21 cells:" in out
+    assert "# genbench: plan of suite 'toy2d', profile 'smoke' (--profile smoke), 21 cells on " in out
+    assert "total (estimated wall time)" in out and "disk:" in out
 
 
 def test_shipped_suites_load_with_every_profile():

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 import models
 from models import imaging
-from models.flow import squeeze
+from models.glow import squeeze
 from models.imaging import (
     DiscretizedLogisticMixture,
     bits_per_dim,
@@ -362,9 +362,9 @@ def test_ebm_sgld_step_is_the_documented_update():
     """E(x) = sum(a * x): one step is x - lambda * clip(a, -c, c) + sigma * xi, clamped to [-1, 1]."""
     m = tiny_model("energy", "image", data_shape=(1, 2, 2), step_size=0.5, noise=0.01, grad_clip=0.3)
     a = torch.tensor([0.1, -0.2, 1.0, -1.0]).reshape(1, 1, 2, 2)
-    m.energy_centered = lambda x: (a * x).flatten(1).sum(1)
+    m.working_energy = lambda x: (a * x).flatten(1).sum(1)
     x0 = torch.tensor([0.0, 0.0, 0.5, 0.9]).reshape(1, 1, 2, 2)
-    x1 = m.langevin(x0, 1, torch.Generator().manual_seed(0))
+    x1 = m.langevin(x0, m.chain_schedule(1), torch.Generator().manual_seed(0))
     xi = torch.randn(1, 1, 2, 2, generator=torch.Generator().manual_seed(0))
     expected = (x0 - 0.5 * a.clamp(-0.3, 0.3) + 0.01 * xi).clamp(-1, 1)
     torch.testing.assert_close(x1, expected)

@@ -81,3 +81,18 @@ def test_markdown_writer_renders_every_block():
                             Table([{"x": "1", "y": "2"}, {"x": "3", "y": "4"}]), Figure("figures/f.png", "f"))
     assert to_markdown(doc) == ("# T\n\n## H\n\np **b**\n\n- a\n- b\n\n| x | y |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |\n\n"
                                 "![f](figures/f.png)\n")
+
+
+def test_the_estimate_table_shows_each_stage_and_the_error():
+    from bench.report.tables import estimate_rows
+    from bench.schema import CellEstimate
+
+    r = rec("gan", "none", 1, 1)
+    r.wall_seconds, r.stage_seconds = 12.0, {"train": 6.0, "sample": 2.0, "density": 0.0, "evaluate": 4.0}
+    r.estimate = CellEstimate(est_train_seconds=5.0, est_sample_seconds=2.0, est_density_seconds=0.0,
+                              est_evaluate_seconds=2.0, est_one_off_seconds=1.0, est_total_seconds=10.0)
+    unplanned = rec("flow", "exact", 1, 1)  # a cell run without a plan has no row
+    rows = estimate_rows([r, unplanned])
+    assert [row["cell"] for row in rows] == ["d__gan__s0", "**all cells**"]
+    assert rows[0]["train s (est.)"] == "6.0 (5.0)" and rows[0]["evaluate s (est.)"] == "4.0 (3.0)"
+    assert rows[0]["error"] == "+20%" and rows[1]["total s"] == "12.0" and rows[1]["error"] == "+20%"

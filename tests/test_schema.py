@@ -37,7 +37,7 @@ def test_a_v1_record_loads_with_its_dynamic_keys_in_typed_fields():
 def test_a_record_survives_the_round_trip_to_its_flat_json():
     rec = schema.record_from_dict(V1)
     data = schema.record_to_dict(rec)
-    assert data["schema"] == "genbench.cell/2"
+    assert data["schema"] == schema.SCHEMA
     assert data["samplers"]["default"]["fid_test"] == 301.0 and data["density"]["test_nll_bound_iwae_k100_nats"] == 1990
     assert schema.record_from_dict(data) == rec
 

@@ -14,8 +14,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.data.images import (DatasetError, array_fingerprint, ensure_mnist, load_cifar10, mnist_fingerprint,
-                               read_mnist)
+from bench.data.images import (
+    MNIST_SHA256,
+    DatasetError,
+    array_fingerprint,
+    data_root,
+    ensure_mnist,
+    load_cifar10,
+    mnist_fingerprint,
+    read_mnist,
+)
 from bench.data.toy2d import MIXTURES, SPLIT_SEEDS, GaussianMixture
 
 IMAGE_DATASETS = ("mnist", "cifar10")
@@ -65,6 +73,47 @@ def true_entropy(name: str, n: int) -> tuple[float, float]:
     """H(p_data) of the 2D mixture ``name`` in nats and its standard error, by Monte Carlo with ``n``
     samples from the fixed entropy seed: deterministic, so computed once per process."""
     return MIXTURES[name]().entropy(n)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a dataset holds, known without loading it (for plans and preflight checks).
+
+    Attributes:
+        shape: shape of one example.
+        itemsize: bytes per value (1 for uint8 images, 4 for float32 coordinates).
+        n_train, n_test: split sizes.
+        prepared: loading it writes nothing (its files are already under the data root).
+        prepare_bytes: bytes the first load writes under the data root (0 once prepared).
+    """
+
+    shape: tuple[int, ...]
+    itemsize: int
+    n_train: int
+    n_test: int
+    prepared: bool = True
+    prepare_bytes: int = 0
+
+    @property
+    def dims(self) -> int:
+        return int(np.prod(self.shape))
+
+
+_MNIST_RAW_BYTES = 47_040_016 + 60_008 + 7_840_016 + 10_008  # the four uncompressed IDX files
+_CIFAR_ARRAY_BYTES = 60_000 * 3 * 32 * 32 + 60_000 * 8  # decoded JPEG-75 copy: pixels and int64 labels
+
+
+def layout(name: str, cfg: Any) -> Layout:
+    """The :class:`Layout` of dataset ``name`` under the settings ``cfg`` (a :class:`bench.config.DataConfig`)."""
+    if name == "mnist":
+        raw = data_root(cfg.root) / "MNIST" / "raw"
+        prepared = all((raw / f).exists() for f in MNIST_SHA256)
+        return Layout((1, 28, 28), 1, 60_000, 10_000, prepared, 0 if prepared else _MNIST_RAW_BYTES)
+    if name == "cifar10":
+        root = data_root(cfg.root)
+        prepared = (root / "cifar-10-batches-py").is_dir() or any((root / "cifar10-jpeg75").glob("arrays_*.npz"))
+        return Layout((3, 32, 32), 1, 50_000, 10_000, prepared, 0 if prepared else _CIFAR_ARRAY_BYTES)
+    return Layout((2,), 4, cfg.n_train, cfg.n_test)
 
 
 def load(name: str, cfg: Any, entropy_mc: int = 1_000_000) -> Dataset:
@@ -137,4 +186,4 @@ def load_cifar(root: str) -> Dataset:
     return Dataset("cifar10", "image", x_train, x_train[:0], x_test, train_labels=y_train, test_labels=y_test, info=info)
 
 
-__all__ = ["Dataset", "DatasetError", "load", "modality", "names"]
+__all__ = ["Dataset", "DatasetError", "Layout", "layout", "load", "modality", "names"]

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.results import atomic_write, load_npz
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # SHA-256 of the uncompressed official MNIST files (torchvision's names, without .gz).
@@ -68,11 +70,8 @@ def _from_mirror(raw: Path, name: str) -> bool:
     src = mirror_dir() / "mnist" / f"{name}.gz"
     if not src.exists():
         return False
-    raw.mkdir(parents=True, exist_ok=True)
-    tmp = raw / f".{name}.tmp{os.getpid()}"
-    with gzip.open(src, "rb") as fin, open(tmp, "wb") as fout:
-        shutil.copyfileobj(fin, fout)
-    tmp.replace(raw / name)
+    with gzip.open(src, "rb") as fin:
+        atomic_write(raw / name, lambda fout: shutil.copyfileobj(fin, fout))
     return True
 
 
@@ -99,8 +98,9 @@ def ensure_mnist(root: str | Path, *, expected: dict[str, str] | None = MNIST_SH
         except Exception as e:  # no network, or the server is down
             raise DatasetError(
                 f"MNIST not found: looked for {', '.join(missing)} in {raw}, for .gz copies in "
-                f"{mirror_dir() / 'mnist'} (set GENBENCH_DATA_MIRROR to move it), and tried torchvision's "
-                f"download ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                f"{mirror_dir() / 'mnist'}, and tried torchvision's download ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''}); provide it: put the files in {raw}, or point "
+                "GENBENCH_DATA_MIRROR at a folder holding mnist/*.gz, or run once with network access"
             ) from None
     for n, want in (expected or {}).items():
         got = sha256_file(raw / n)
@@ -188,15 +188,13 @@ def cifar10_jpeg(root: str | Path) -> tuple[dict, dict]:
     if digest != CIFAR10_JPEG_SHA256:
         raise DatasetError(f"CIFAR-10 archive {archive} is corrupt: SHA-256 {digest}, expected {CIFAR10_JPEG_SHA256}")
     cache = data_root(root) / "cifar10-jpeg75" / f"arrays_{digest[:12]}.npz"
-    if not cache.exists():
+    f = load_npz(cache)
+    if f is None:  # absent, or damaged (an interrupted copy): decode again
         arrays = _decode_jpeg_archive(archive)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + f".tmp{os.getpid()}.npz")
-        np.savez(tmp, **{f"{s}_x": a[0] for s, a in arrays.items()}, **{f"{s}_y": a[1] for s, a in arrays.items()})
-        tmp.replace(cache)
-    with np.load(cache) as f:
-        splits = {s: (torch.from_numpy(f[f"{s}_x"]).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(f[f"{s}_y"]))
-                  for s in ("train", "test")}
+        f = {**{f"{s}_x": a[0] for s, a in arrays.items()}, **{f"{s}_y": a[1] for s, a in arrays.items()}}
+        atomic_write(cache, lambda out: np.savez(out, **f))
+    splits = {s: (torch.from_numpy(f[f"{s}_x"]).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(f[f"{s}_y"]))
+              for s in ("train", "test")}
     return splits, {"archive": str(archive), "archive_sha256": digest}
 
 
@@ -213,7 +211,8 @@ def load_cifar10(root: str | Path) -> tuple[dict, dict]:
         return _cifar_exact(root), {"variant": "cifar10", "comparable_to_published": True}
     if (mirror_dir() / CIFAR10_JPEG_ARCHIVE).exists():
         splits, facts = cifar10_jpeg(root)
-        return splits, {"variant": "cifar10-jpeg75", "comparable_to_published": False, "note": CIFAR10_JPEG_NOTE, **facts}
+        return splits, {"variant": "cifar10-jpeg75", "comparable_to_published": False, "note": CIFAR10_JPEG_NOTE,
+                        **facts}
     try:
         from torchvision.datasets import CIFAR10
 
@@ -221,8 +220,10 @@ def load_cifar10(root: str | Path) -> tuple[dict, dict]:
         CIFAR10(str(root), train=False, download=True)
     except Exception as e:
         raise DatasetError(f"CIFAR-10 not found: no torchvision files under {root} (cifar-10-batches-py), no "
-                           f"offline archive at {mirror_dir() / CIFAR10_JPEG_ARCHIVE} (set GENBENCH_DATA_MIRROR), "
-                           f"and torchvision's download failed ({type(e).__name__}: {e})") from None
+                           f"offline archive at {mirror_dir() / CIFAR10_JPEG_ARCHIVE}, and torchvision's download "
+                           f"failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); provide it: "
+                           f"put cifar-10-batches-py under {root}, or point GENBENCH_DATA_MIRROR at a folder holding "
+                           f"{CIFAR10_JPEG_ARCHIVE}, or run once with network access") from None
     return _cifar_exact(root), {"variant": "cifar10", "comparable_to_published": True}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.results import write_json
+from bench.results import atomic_write, write_json
 from bench.timing import Stopwatch
 
 MIN_ACCURACY = 0.99
@@ -76,22 +76,55 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, *, epochs: int = 3, batch
     return model.eval()
 
 
+def cache_path(ds, cache_dir: Path) -> Path:
+    """Where the classifier for ``ds`` is cached (keyed by the training split's content hash)."""
+    return Path(cache_dir) / f"mnist_lenet_bn_{ds.info['fingerprint']['train']['sha256'][:16]}.pt"
+
+
+def _cached(path: Path, meta_path: Path) -> tuple[LeNet, dict] | None:
+    """The cached classifier if its weights' SHA-256 is the one its record holds and they load
+    (``weights_only=True``); else ``None``, saying why on stderr when a cache was there."""
+    try:
+        meta = json.loads(meta_path.read_text())
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        print(f"genbench: classifier cache {meta_path} unreadable ({e}); training it again", file=sys.stderr)
+        return None
+    digest = hashlib.sha256(data).hexdigest()
+    if not isinstance(meta, dict) or meta.get("weights_sha256") != digest:
+        print(f"genbench: classifier cache {path}: its SHA-256 ({digest[:16]}...) is not the one recorded in "
+              f"{meta_path.name}; training it again", file=sys.stderr)
+        return None
+    model = LeNet()
+    try:
+        model.load_state_dict(torch.load(io.BytesIO(data), map_location="cpu", weights_only=True))
+    except Exception as e:  # a foreign file that happens to match its own record
+        print(f"genbench: classifier cache {path} does not load ({type(e).__name__}); training it again",
+              file=sys.stderr)
+        return None
+    return model.eval(), meta
+
+
 def load_or_train(ds, cache_dir: Path) -> tuple[LeNet, dict]:
     """The cached classifier for ``ds`` (MNIST), training it on first use.
 
-    The cache key is the training split's content hash. Returns the model and its
-    record (test accuracy, weights SHA-256, training seconds).
+    The cache key is the training split's content hash. The cached weights are used
+    only if their SHA-256 is the one recorded beside them and they load with
+    ``torch.load(weights_only=True)``; otherwise the classifier is trained again and
+    the cache replaced. Returns the model and its record (test accuracy, weights
+    SHA-256, training seconds).
 
     Raises:
         RuntimeError: the trained classifier misses :data:`MIN_ACCURACY` on the test set.
     """
     key = ds.info["fingerprint"]["train"]["sha256"][:16]
-    path = Path(cache_dir) / f"mnist_lenet_bn_{key}.pt"
+    path = cache_path(ds, cache_dir)
     meta_path = path.with_suffix(".json")
-    if path.exists() and meta_path.exists():
-        model = LeNet()
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return model.eval(), json.loads(meta_path.read_text())
+    cached = _cached(path, meta_path)
+    if cached is not None:
+        return cached
     with Stopwatch() as clock:  # CPU training (the classifier never runs on CUDA)
         model = train_classifier(ds.train, ds.train_labels)
     acc = accuracy(model, ds.test, ds.test_labels)
@@ -99,10 +132,7 @@ def load_or_train(ds, cache_dir: Path) -> tuple[LeNet, dict]:
         raise RuntimeError(f"the MNIST feature classifier reached {acc:.4f} test accuracy, below {MIN_ACCURACY}")
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(path)
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
     meta = {"name": "mnist-lenet", "test_accuracy": acc, "train_seconds": clock.seconds, "feature_dim": 128,
             "weights_sha256": hashlib.sha256(buf.getvalue()).hexdigest(), "train_fingerprint": key}
     write_json(meta_path, meta)

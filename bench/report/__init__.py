@@ -79,7 +79,12 @@ def build_report(run: RunDir) -> Document:
     from bench.report import figures2d, figuresimg
 
     records = run.records()
-    info = json.loads((run.path / "run.json").read_text()) if (run.path / "run.json").exists() else {}
+    try:
+        info = json.loads((run.path / "run.json").read_text())
+    except (OSError, ValueError):  # absent or damaged: the report says less about the run, nothing else changes
+        info = {}
+    if not isinstance(info, dict):
+        info = {}
     by_ds, families = _order(records, info)
     ok = [r for rs in by_ds.values() for r in rs]
     failed = [r for r in records if not r.ok]
@@ -88,7 +93,8 @@ def build_report(run: RunDir) -> Document:
     dev, ver = info.get("device", {}), info.get("versions", {})
     doc = Document(f"genbench report: suite `{run.suite}`, run `{run.run_id}`")
     doc.add(Bullets([
-        f"profile: {info.get('profile') or 'default'}; suite file `{info.get('suite_file')}`",
+        f"profile: {info.get('profile') or 'default'} ({info.get('profile_reason') or 'as asked'}); "
+        f"suite file `{info.get('suite_file')}`",
         f"device: {dev.get('name')} ({dev.get('type')}, {dev.get('torch_threads')} torch threads)",
         "versions: " + ", ".join(f"{k} {v}" for k, v in ver.items()),
         f"git SHA: `{info.get('git_sha')}`",
@@ -127,6 +133,19 @@ def build_report(run: RunDir) -> Document:
                 if (run.cell(r.cell_id) / f"samples_{sampler}.png").exists():
                     doc.add(Paragraph(f"**{r.dataset} / {r.family} / {sampler}**"),
                             Figure(f"{r.cell_id}/samples_{sampler}.png", f"{r.family} {sampler}"))
+    plan = json.loads((run.path / "plan.json").read_text()) if (run.path / "plan.json").exists() else {}
+    order = [c["cell"] for c in plan.get("cells", [])]
+    estimates = tables.estimate_rows(sorted(records, key=lambda r: (r.cell_id not in order,
+                                                                    order.index(r.cell_id) if r.cell_id in order
+                                                                    else 0, r.cell_id)))
+    if estimates:
+        doc.add(Heading("Plan: estimated and measured wall time"),
+                Paragraph(f"Cost model `{plan.get('cost_model', '?')}` (bench/plan.py): rates measured on this "
+                          f"device by probes that took {plan.get('probe_seconds', 0):.1f} s "
+                          f"({plan.get('probes_run', 0)} measured, {plan.get('probes_cached', 0)} cached), "
+                          f"preflight {plan.get('preflight_seconds', 0):.1f} s. Seconds measured (estimated); "
+                          "error = measured / estimated − 1. The report stage is not estimated."),
+                Table(estimates))
     protocol = next((r.protocol for r in ok if r.protocol), None)
     if protocol:
         doc.add(Heading("Protocol"), Bullets([f"**{k}**: {v}" for k, v in protocol.items()]))

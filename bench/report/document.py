@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,8 +158,7 @@ def to_html(doc: Document, base: Path | str = ".") -> str:
 
 
 def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (a temporary name, then rename); returns ``path``."""
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
+    """Write ``text`` to ``path`` atomically (:func:`bench.results.atomic_write`); returns ``path``."""
+    from bench import results
+
+    return results.write_text(path, text)

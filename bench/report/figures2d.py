@@ -3,22 +3,34 @@ and sampling cost against KL."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from bench.report.plotting import colours, plt, save
-from bench.results import RunDir
+from bench.results import RunDir, load_npz
 from bench.schema import CellRecord, DensityResult
 
 
 def _load(path: Path, key: str):
-    """An array (``key``) or every array (``"*"``) of an npz file; ``None`` if missing or unreadable."""
-    try:
-        with np.load(path) as f:
-            return {k: f[k] for k in f.files} if key == "*" else f[key]
-    except (FileNotFoundError, KeyError, OSError, ValueError):
+    """An array (``key``) or every array (``"*"``) of an npz file; ``None`` if missing or unreadable
+    (a truncated or foreign file is said on stderr, and its panel left empty)."""
+    arrays = load_npz(path)
+    if arrays is None or (key != "*" and key not in arrays):
+        if path.exists():
+            print(f"genbench: report: {path} does not load; its panel is left empty", file=sys.stderr)
         return None
+    return arrays if key == "*" else arrays[key]
+
+
+def _is_points(x) -> bool:
+    return isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[1] == 2 and np.issubdtype(x.dtype, np.number)
+
+
+def _is_grid(g) -> bool:
+    return (g is not None and {"log_density", "box", "kind"} <= g.keys() and g["log_density"].ndim == 2
+            and g["box"].shape == (2,) and np.issubdtype(g["log_density"].dtype, np.number))
 
 
 def _true_log_density(dataset: str, box, n: int = 200) -> np.ndarray:
@@ -58,12 +70,12 @@ def samples_and_densities(run: RunDir, by_ds: dict[str, list[CellRecord]], famil
                 elif what == "samples":
                     sampler, mtr = r.primary()
                     x = _load(run.cell(r.cell_id) / f"samples_{sampler}.npz", "samples")
-                    if x is not None:
+                    if _is_points(x):
                         ax.hist2d(x[:, 0], x[:, 1], bins=120, range=[box, box], cmap="magma")
                         ax.set_title(f"{fam} ({sampler}, NFE {mtr.sample_nfe})", fontsize=7)
                 else:
                     g = _load(run.cell(r.cell_id) / "density_grid.npz", "*")
-                    if g is not None:
+                    if _is_grid(g):
                         _imshow_logp(ax, g["log_density"], tuple(g["box"]), vmax)
                         ax.set_title(f"{fam}: {g['kind']}", fontsize=7)
                     else:

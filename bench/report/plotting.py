@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
+
+from bench.results import atomic_write
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -19,9 +20,13 @@ def colours(families: list[str]) -> dict[str, tuple]:
 
 
 def save(fig, path: Path) -> Path:
-    """Write ``fig`` to ``path`` (PNG, 110 dpi) atomically, close it, and return the path."""
-    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    """Write ``fig`` to ``path`` (PNG, 110 dpi) atomically, close it, and return the path.
+
+    Raises:
+        bench.results.StorageError: the disk is full or the folder read-only (the figure is closed).
+    """
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    finally:
+        plt.close(fig)
     return path

@@ -283,3 +283,44 @@ def seed_rows(stats, dataset: str, modality: str) -> list[dict[str, str]]:
                            else fmt(row.mean, 4))
         rows.append(out)
     return rows
+
+
+def _sec(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def _err(measured: float | None, estimated: float | None) -> str:
+    if measured is None or not estimated:
+        return "–"
+    return f"{100 * (measured / estimated - 1):+.0f}%"
+
+
+def estimate_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
+    """The plan's estimate against the measured wall time, per cell and stage, in seconds, and the total.
+
+    Error = measured / estimated - 1. The evaluate column compares the estimate's evaluate and
+    one-off parts (reference statistics, classifier, extractor load) with the measured evaluate
+    stage, where they happen. Cells without an estimate (run without a plan) are left out.
+    """
+    rows, est_sum, wall_sum = [], 0.0, 0.0
+    for r in recs:
+        e = r.estimate
+        if e is None or e.est_total_seconds is None or r.wall_seconds is None:
+            continue
+        s = r.stage_seconds
+        pairs = {"train": (s.get("train"), e.est_train_seconds), "sample": (s.get("sample"), e.est_sample_seconds),
+                 "density": (s.get("density"), e.est_density_seconds),
+                 "evaluate": (s.get("evaluate"), (e.est_evaluate_seconds or 0) + (e.est_one_off_seconds or 0))}
+        row = {"cell": r.cell_id, "status": r.status}
+        for stage, (got, want) in pairs.items():
+            row[f"{stage} s (est.)"] = f"{_sec(got)} ({_sec(want)})"
+        row.update({"total s": _sec(r.wall_seconds), "estimated s": _sec(e.est_total_seconds),
+                    "error": _err(r.wall_seconds, e.est_total_seconds)})
+        rows.append(row)
+        est_sum += e.est_total_seconds
+        wall_sum += r.wall_seconds
+    if rows:
+        blank = {k: "" for k in rows[0]}
+        rows.append({**blank, "cell": "**all cells**", "total s": _sec(wall_sum), "estimated s": _sec(est_sum),
+                     "error": _err(wall_sum, est_sum)})
+    return rows

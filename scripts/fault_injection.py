@@ -1,0 +1,387 @@
+#!/usr/bin/env python
+"""Fault injection for genbench: kills, damaged artifacts, full disks, read-only folders, two writers,
+concurrent checkpoint saves and bad input. Prints one JSON object per scenario and a Markdown table.
+
+    python scripts/fault_injection.py all --out /tmp/faults           # every scenario (a few minutes)
+    python scripts/fault_injection.py kills truncate --out /tmp/faults
+    GENBENCH_FAULTS_CODE=/other/genbench PYTHONPATH=/other/genbench python scripts/fault_injection.py all
+
+Each scenario runs ``run_bench.py`` in subprocesses on a tiny 2D suite (two families, one
+dataset), injects its fault, resumes, and counts: exit codes, tracebacks on stderr,
+cells ok, ``summary.csv`` rows lost, temporaries left. ``disk-full`` (tmpfs) and
+``read-only`` need root and ``unshare -m`` (a private mount namespace); ``disk-full``
+also uses ``ulimit -f`` (RLIMIT_FSIZE with SIGXFSZ ignored), which needs neither.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CODE = Path(os.environ.get("GENBENCH_FAULTS_CODE", ROOT))  # the genbench whose run_bench.py is run
+SUITE = """\
+name: tiny
+datasets: [8gaussians]
+data: {n_train: 2000, n_val: 200, n_test: 500}
+eval: {n_samples: 2000, bound_n: 100, throughput_batch: 500, quadrature_grid: 64, density_grid: 16}
+families:
+  autoregressive: {model: {hidden: 32, components: 4}, train: {steps: 300}}
+  gan: {model: {hidden: 16}, train: {steps: 30}}
+"""
+CELLS = ["8gaussians__autoregressive__s0", "8gaussians__gan__s0"]
+ROWS = 2  # one sampler each
+
+
+def cli(folder: Path, *args: str, limit_bytes: int | None = None) -> dict:
+    """Run run_bench.py on ``folder/s.yaml`` with results in ``folder/res``; its exit code and stderr facts."""
+    def preexec():
+        if limit_bytes is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, resource.RLIM_INFINITY))
+
+    p = subprocess.run([sys.executable, str(CODE / "run_bench.py"), str(folder / "s.yaml"), "--results",
+                        str(folder / "res"), "--no-progress", *args], capture_output=True, text=True,
+                       preexec_fn=preexec, cwd=CODE, env={**os.environ, "PYTHONPATH": str(CODE)})
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("run_bench.py: error:")]
+    return {"rc": p.returncode, "tracebacks": p.stderr.count("Traceback (most recent call last)"),
+            "error": errors[-1] if errors else None, "stderr_tail": p.stderr.strip().splitlines()[-3:]}
+
+
+def state(folder: Path, run_id: str = "r") -> dict:
+    """Cells ok, summary rows, temporaries and leftover lock bodies of a run."""
+    run = folder / "res" / "tiny" / run_id
+    ok = 0
+    for c in CELLS:
+        try:
+            ok += json.loads((run / c / "record.json").read_text()).get("status") == "ok"
+        except (OSError, ValueError):
+            pass
+    try:
+        rows = max(0, len((run / "summary.csv").read_text().strip().splitlines()) - 1)
+    except OSError:
+        rows = 0
+    tmps = [str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and ".tmp" in p.name]
+    return {"cells_ok": ok, "cells": len(CELLS), "rows": rows, "rows_lost": ROWS - rows, "temporaries": tmps}
+
+
+def fresh(base: Path, name: str) -> Path:
+    folder = base / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / "s.yaml").write_text(SUITE)
+    return folder
+
+
+# --------------------------------------------------------------------------- scenarios
+def kills(base: Path) -> list[dict]:
+    """SIGKILL at each stage of the first cell, then resume."""
+    cell = lambda f: f / "res" / "tiny" / "r" / CELLS[0]
+    points = {
+        "training": lambda f: cell(f).is_dir() and not (cell(f) / "model.pt").exists(),
+        "after training": lambda f: (cell(f) / "SHA256SUMS").exists(),
+        "sampling": lambda f: any(cell(f).glob("samples_*.npz")) and not (cell(f) / "model_eval.json").exists(),
+        "after sampling": lambda f: (cell(f) / "model_eval.json").exists(),
+        "evaluating": lambda f: (cell(f) / "model_eval.json").exists() and not (cell(f) / "record.json").exists(),
+        "report": lambda f: (f / "res" / "tiny" / "r" / "figures").is_dir(),
+    }
+    out = []
+    for point, ready in points.items():
+        f = fresh(base, f"kill-{point.replace(' ', '-')}")
+        p = subprocess.Popen([sys.executable, str(CODE / "run_bench.py"), str(f / "s.yaml"), "--results",
+                              str(f / "res"), "--run-id", "r", "--no-progress"], stderr=subprocess.DEVNULL, cwd=CODE,
+                             env={**os.environ, "PYTHONPATH": str(CODE)})
+        deadline = time.monotonic() + 300
+        while not ready(f) and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if point in ("training", "evaluating"):
+            time.sleep(0.2)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        had = sorted(x.name for x in cell(f).iterdir()) if cell(f).is_dir() else []
+        before = state(f)
+        resumed = cli(f, "--run-id", "r")
+        out.append({"fault": f"SIGKILL while {point}", "artifacts_at_kill": had,
+                    "temporaries_at_kill": len(before["temporaries"]), **resumed, **state(f)})
+    return out
+
+
+def _finished(base: Path) -> Path:
+    f = base / "finished"
+    if not (f / "res" / "tiny" / "r" / "report.md").exists():
+        f = fresh(base, "finished")
+        assert cli(f, "--run-id", "r")["rc"] == 0
+    return f
+
+
+def truncate(base: Path) -> list[dict]:
+    """Each artifact kind cut to half its size: the report alone, then a resume, then --force."""
+    done = _finished(base)
+    kinds = ["model.pt", "model_eval.json", "samples_default.npz", "density_grid.npz", "record.json", "SHA256SUMS",
+             "../run.json", "../summary.csv", "../figures/samples.png"]
+    out = []
+    for kind in kinds:
+        f = base / f"trunc-{kind.replace('../', '').replace('/', '-')}"
+        shutil.rmtree(f, ignore_errors=True)
+        shutil.copytree(done, f)
+        path = (f / "res" / "tiny" / "r" / CELLS[0] / kind).resolve()
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+        report = cli(f, "--run-id", "r", "--stage", "report")
+        resumed = cli(f, "--run-id", "r")
+        forced = cli(f, "--run-id", "r", "--force")
+        out.append({"fault": f"truncated {kind.replace('../', '')}", "report_rc": report["rc"],
+                    "report_tracebacks": report["tracebacks"], **resumed, "force_rc": forced["rc"],
+                    "force_tracebacks": forced["tracebacks"], **state(f)})
+    return out
+
+
+def disk_full(base: Path) -> list[dict]:
+    """``ulimit -f`` at several sizes, and small tmpfs results folders (root, unshare -m); then resume."""
+    out = []
+    for limit in (4_000, 20_000, 40_000):
+        f = fresh(base, f"ulimit-{limit}")
+        full = cli(f, "--run-id", "r", limit_bytes=limit)
+        after = state(f)
+        resumed = cli(f, "--run-id", "r")
+        out.append({"fault": f"ulimit -f {limit} B", "full_rc": full["rc"], "full_error": full["error"],
+                    "full_tracebacks": full["tracebacks"], "temporaries_after_failure": len(after["temporaries"]),
+                    "resume_rc": resumed["rc"], "tracebacks": full["tracebacks"] + resumed["tracebacks"],
+                    **state(f)})
+    for size in ("64k", "192k", "512k"):
+        f = fresh(base, f"tmpfs-{size}")
+        (f / "res").mkdir()
+        p = subprocess.run(["unshare", "-m", sys.executable, __file__, "_tmpfs", str(f), size], capture_output=True,
+                           text=True)
+        try:
+            out.append({"fault": f"tmpfs of {size}", **json.loads(p.stdout.strip().splitlines()[-1])})
+        except (IndexError, ValueError):
+            out.append({"fault": f"tmpfs of {size}", "skipped": (p.stderr.strip().splitlines() or ["?"])[-1]})
+    return out
+
+
+def _tmpfs(folder: str, size: str) -> None:
+    """Inside a private mount namespace: a tmpfs of ``size`` as the results root; fill it, grow it, resume."""
+    f = Path(folder)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(f / "res")], check=True)
+    full = cli(f, "--run-id", "r")
+    after = state(f)
+    subprocess.run(["mount", "-o", "remount,size=64m", str(f / "res")], check=True)
+    resumed = cli(f, "--run-id", "r")
+    print(json.dumps({"full_rc": full["rc"], "full_error": full["error"], "full_tracebacks": full["tracebacks"],
+                      "temporaries_after_failure": len(after["temporaries"]), "resume_rc": resumed["rc"],
+                      "tracebacks": full["tracebacks"] + resumed["tracebacks"], **state(f)}))
+
+
+def read_only(base: Path) -> list[dict]:
+    """A finished run on a read-only bind mount (root, unshare -m): reading works, writing is one line."""
+    done = _finished(base)
+    f = base / "read-only"
+    shutil.rmtree(f, ignore_errors=True)
+    shutil.copytree(done, f)
+    p = subprocess.run(["unshare", "-m", sys.executable, __file__, "_readonly", str(f)], capture_output=True,
+                       text=True)
+    try:
+        return [{"fault": "read-only results folder", **json.loads(p.stdout.strip().splitlines()[-1])}]
+    except (IndexError, ValueError):
+        return [{"fault": "read-only results folder", "skipped": (p.stderr.strip().splitlines() or ["?"])[-1]}]
+
+
+def _readonly(folder: str) -> None:
+    f = Path(folder)
+    res = str(f / "res")
+    subprocess.run(["mount", "--bind", res, res], check=True)
+    subprocess.run(["mount", "-o", "remount,bind,ro", res], check=True)
+    before = {str(p): p.stat().st_mtime_ns for p in (f / "res").rglob("*")}
+    checks = {"resume": cli(f, "--run-id", "r"), "force": cli(f, "--run-id", "r", "--force"),
+              "report": cli(f, "--run-id", "r", "--stage", "report"), "new run": cli(f),
+              "dry-run": cli(f, "--dry-run"), "resume dry-run": cli(f, "--resume", "--dry-run")}
+    code = (f"import sys; sys.path.insert(0, {str(CODE)!r}); from bench.results import RunDir; "
+            f"print(len(RunDir({res!r}, 'tiny', 'r').records()), RunDir.latest({res!r}, 'tiny').run_id)")
+    reading = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    changed = sum(before.get(str(p)) != p.stat().st_mtime_ns for p in (f / "res").rglob("*"))
+    print(json.dumps({**{f"{k}_rc": v["rc"] for k, v in checks.items()},
+                      "tracebacks": sum(v["tracebacks"] for v in checks.values()),
+                      "errors": {k: v["error"] for k, v in checks.items() if v["error"]},
+                      "records_read": reading.stdout.strip(), "read_error": reading.stderr.strip()[-200:],
+                      "files_changed": changed, **state(f)}))
+
+
+def writers(base: Path) -> list[dict]:
+    """Two processes on one new run id at once; then a writer killed mid-run, and a resume (stale lock)."""
+    f = fresh(base, "writers")
+    args = [sys.executable, str(CODE / "run_bench.py"), str(f / "s.yaml"), "--results", str(f / "res"), "--run-id",
+            "r", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(CODE)}
+    procs = [subprocess.Popen(args, stderr=subprocess.PIPE, text=True, cwd=CODE, env=env) for _ in range(2)]
+    logs = [p.communicate()[1] for p in procs]
+    trained = [sum(": train " in ln for ln in log.splitlines()) for log in logs]
+    corrupt = 0
+    sys.path.insert(0, str(CODE))
+    import models
+
+    for c in CELLS:
+        try:
+            models.load_checkpoint(f / "res" / "tiny" / "r" / c / "model.pt")
+        except Exception:  # noqa: BLE001
+            corrupt += 1
+    out = [{"fault": "two writers on one run id", "rcs": [p.returncode for p in procs], "cells_trained": trained,
+            "refusal": next((ln for log in logs for ln in log.splitlines() if "is in use by" in ln), None),
+            "corrupt_checkpoints": corrupt, "tracebacks": sum(log.count("Traceback") for log in logs), **state(f)}]
+    g = fresh(base, "stale-lock")
+    p = subprocess.Popen([*args[:2], str(g / "s.yaml"), "--results", str(g / "res"), "--run-id", "r",
+                          "--no-progress"], stderr=subprocess.DEVNULL, cwd=CODE, env=env)
+    while not (g / "res" / "tiny" / "r" / CELLS[0] / "SHA256SUMS").exists() and p.poll() is None:
+        time.sleep(0.01)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    resumed = subprocess.run([*args[:2], str(g / "s.yaml"), "--results", str(g / "res"), "--run-id", "r",
+                              "--no-progress"], capture_output=True, text=True, cwd=CODE, env=env)
+    out.append({"fault": "writer killed, lock left behind", "rc": resumed.returncode,
+                "stale_report": next((ln for ln in resumed.stderr.splitlines() if "stale lock" in ln), None),
+                "tracebacks": resumed.stderr.count("Traceback"), **state(g)})
+    return out
+
+
+def saves(base: Path) -> list[dict]:
+    """300 checkpoint saves from 3 threads to one path while a thread loads it (the models on sys.path)."""
+    import threading
+
+    import torch
+
+    import models
+
+    cls = models.get("autoregressive", "vector")
+    torch.manual_seed(0)
+    model = cls(cls.Config(hidden=256), (2,))
+    path = base / "saves" / "model.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    models.save_checkpoint(model, path)
+    failed_saves, failed_loads, loads, stop = [], [], [0], threading.Event()
+
+    def writer():
+        for _ in range(100):
+            try:
+                models.save_checkpoint(model, path)
+            except Exception as e:  # noqa: BLE001
+                failed_saves.append(type(e).__name__)
+
+    def reader():
+        while not stop.is_set():
+            try:
+                models.load_checkpoint(path)
+            except Exception as e:  # noqa: BLE001
+                failed_loads.append(type(e).__name__)
+            loads[0] += 1
+
+    threads = [threading.Thread(target=writer) for _ in range(3)]
+    r = threading.Thread(target=reader)
+    r.start()
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    stop.set()
+    r.join()
+    tmps = [p.name for p in path.parent.iterdir() if p.name != "model.pt"]
+    return [{"fault": "300 concurrent saves + loads", "code": str(Path(models.__file__).parent.parent),
+             "failed_saves": len(failed_saves), "failed_loads": len(failed_loads), "loads": loads[0],
+             "temporaries_left": len(tmps)}]
+
+
+def bad_inputs(base: Path, n_fuzz: int = 1000) -> list[dict]:
+    """The hand list of tests/test_bad_input.py and ``n_fuzz`` fuzzer draws of each kind, against the
+    run_bench on sys.path: clean (exit 2, one line), traceback, silently accepted (exit 0, hand list) or valid."""
+    import contextlib
+    import importlib.util
+    import io
+    import warnings
+
+    import yaml
+
+    spec = importlib.util.spec_from_file_location("bad_input", ROOT / "tests" / "test_bad_input.py")
+    t = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(t)
+    import run_bench
+
+    folder = base / "bad-inputs"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def one(text, *args) -> str:
+        (folder / "s.yaml").write_bytes(text if isinstance(text, bytes) else text.encode())
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                code = run_bench.main([str(folder / "s.yaml"), "--results", str(folder / "res"), "--dry-run", *args])
+        except SystemExit as e:
+            code = e.code
+        except BaseException:  # noqa: BLE001 (the finding)
+            return "traceback"
+        if code == 2:
+            return "clean" if err.getvalue().count("\n") == 1 else "multi-line error"
+        return "accepted" if code == 0 else f"exit {code}"
+
+    hand = []
+    for what, patch, _ in t.BAD_INPUTS:
+        if patch.startswith("--set "):
+            hand.append((what, one(yaml.safe_dump(t.BASE), f"--set={patch[6:]}")))
+        else:
+            hand.append((what, one(yaml.safe_dump(t._merge(t.BASE, yaml.safe_load(patch))))))
+    files = [b"name: t\ndescription: caf\xe9\n", b"name: t\nname: u\ndatasets: [8gaussians]\nfamilies: {gan: {}}\n",
+             b"name: t\n" + b"x" * (1 << 20), b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n"]
+    hand += [(f"file {i}", one(x)) for i, x in enumerate(files)]
+    count = lambda outcomes: {k: outcomes.count(k) for k in sorted(set(outcomes))}
+    out = [{"fault": "bad inputs by hand", "tried": len(hand), **count([o for _, o in hand]),
+            "not clean": [w for w, o in hand if o != "clean"]}]
+    warnings.simplefilter("ignore")
+    st = t.st
+    override = st.builds("{}={}".format, st.one_of(t._dotted, st.text(max_size=10)),
+                         st.one_of(st.text(max_size=10), t._scalars.map(yaml.safe_dump).map(str.strip)))
+    strategies = {"fuzzed suites": (t._suites(), lambda d: one(yaml.safe_dump(d))),
+                  "fuzzed files": (st.one_of(st.text(max_size=200), st.binary(max_size=200)), one),
+                  "fuzzed --set": (st.lists(override, min_size=1, max_size=3),
+                                   lambda sets: one(yaml.safe_dump(t.BASE), *[f"--set={s}" for s in sets]))}
+    for name, (strategy, fn) in strategies.items():
+        outcomes = [fn(strategy.example()) for _ in range(n_fuzz)]
+        out.append({"fault": name, "tried": n_fuzz, **count(outcomes)})
+    return out
+
+
+SCENARIOS = {"kills": kills, "truncate": truncate, "disk-full": disk_full, "read-only": read_only,
+             "writers": writers, "saves": saves, "bad-inputs": bad_inputs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "_tmpfs":
+        return _tmpfs(*argv[1:]) or 0
+    if argv and argv[0] == "_readonly":
+        return _readonly(*argv[1:]) or 0
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("scenarios", nargs="+", choices=[*SCENARIOS, "all"])
+    p.add_argument("--out", default=None, help="working folder (default: a new temporary folder)")
+    a = p.parse_args(argv)
+    base = Path(a.out or tempfile.mkdtemp(prefix="genbench-faults-")).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    results = []
+    for name in SCENARIOS if "all" in a.scenarios else a.scenarios:
+        t0 = time.monotonic()
+        rows = SCENARIOS[name](base)
+        for r in rows:
+            print(json.dumps({"scenario": name, **r}), flush=True)
+        results += rows
+        print(f"# {name}: {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+    (base / "faults.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The plan's cost model: arithmetic a reader can redo, probes fitted on a fake clock, and the probe cache."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from bench import plan
+from bench.config import EvalConfig, load_suite
+from bench.plan import Linear
+from models.base import TrainConfig
+
+SUITE = """\
+name: tiny
+datasets: [8gaussians]
+data: {n_train: 2000, n_val: 200, n_test: 500, root: %s}
+eval: {n_samples: 300, bound_n: 100, throughput_batch: 300, density_batch: 100, quadrature_grid: 64,
+       density_grid: 16}
+families:
+  autoregressive: {model: {hidden: 16, components: 4}, train: {steps: 50}}
+  gan: {model: {hidden: 16}, train: {steps: 1000000, max_seconds: 3}}
+"""
+
+
+def _fake_clock(monkeypatch, seconds_of_n):
+    """``plan._time_call`` on a fake clock: a call at n examples takes ``seconds_of_n(n)``; returns the n's seen."""
+    seen = []
+
+    def time_call(fn, device):
+        fn()
+        return seconds_of_n(seen[-1])
+
+    monkeypatch.setattr(plan, "_time_call", time_call)
+    return seen
+
+
+def test_fit_grows_the_batch_4x_up_to_the_real_one_and_is_exact_there(monkeypatch):
+    seen = _fake_clock(monkeypatch, lambda n: 0.002 + 0.001 * n)
+    fit = plan._fit(seen.append, 100, "cpu")
+    assert seen == [1, 4, 16, 64, 100]  # no call reached 0.5 s, so the real batch (100) was timed
+    assert fit.s == pytest.approx(0.001) and fit(100) == pytest.approx(0.102)
+
+
+def test_fit_stops_growing_once_a_call_takes_half_a_second(monkeypatch):
+    seen = _fake_clock(monkeypatch, lambda n: 0.2 + 0.1 * n)
+    fit = plan._fit(seen.append, 200, "cpu")
+    assert seen == [1, 4]  # t(4) = 0.6 s >= 0.5 s
+    assert fit(200) == pytest.approx(0.2 + 0.1 * 200)
+
+
+def test_train_seconds_take_the_binding_budget():
+    assert plan.train_seconds(TrainConfig(steps=10, max_seconds=None), 0.5) == 5.0
+    # 60 s budget at 0.5 s/step: 120 steps fit, plus the one that crosses the budget
+    assert plan.train_seconds(TrainConfig(steps=100_000, max_seconds=60), 0.5) == pytest.approx(60.5)
+    assert plan.train_seconds(TrainConfig(steps=10, max_seconds=60), 0.5) == 5.0
+
+
+def test_sample_seconds_count_the_timed_calls_and_the_ones_that_fill_n_samples():
+    t = Linear(a=0.1, s=0.01)  # t(200) = 2.1 s, t(1) = 0.11 s
+    ev = EvalConfig(n_samples=1000, throughput_batch=200, latency_batch=1, timing_warmup=1, timing_repeats=5)
+    # 6 calls of 200 cover the 1000 samples: 6 * 2.1 + 6 * 0.11
+    assert plan.sample_seconds(ev, nfe=784, t=t) == pytest.approx(13.26)
+    slow = dataclasses.replace(ev, timing_repeats_slow=1, slow_sampler_nfe=100)
+    # 784 NFE >= 100: 1 + 1 timed calls (400 samples), then 3 more calls of 200 to reach 1000
+    assert plan.sample_seconds(slow, nfe=784, t=t) == pytest.approx(5 * 2.1 + 2 * 0.11)
+    assert plan.sample_seconds(slow, nfe=1, t=t) == pytest.approx(13.26)  # a fast sampler keeps 5 repeats
+
+
+def test_a_plan_charges_the_probes_to_each_cell_and_caches_them(tmp_path, monkeypatch):
+    (tmp_path / "s.yaml").write_text(SUITE % (tmp_path / "data"))
+    suite = load_suite(tmp_path / "s.yaml")
+    specs = plan.describe(suite, ["8gaussians"], ["autoregressive", "gan"])
+    calls = []
+
+    def fake_probe(spec, suite, device):
+        calls.append(spec.family)
+        return {"train_step_s": 0.01, "samplers": {k: [0.001, 1e-5] for k in spec.samplers},
+                "density": [0.002, 2e-5] if spec.density_call else None, "probe_seconds": 0.5}
+
+    monkeypatch.setattr(plan, "probe_family", fake_probe)
+    monkeypatch.setattr(plan, "_metric2d_seconds", lambda suite, ds: 0.25)
+    from bench import data as datasets
+
+    loaded = {"8gaussians": datasets.load("8gaussians", suite.data, 10**6)}
+    p = plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate", "report"),
+                       results_dir=tmp_path / "res")
+    assert calls == ["autoregressive", "gan"] and p.probes_run == 2 and p.probe_seconds == 1.0
+    ar, gan = (c.estimate for c in p.cells)
+    assert ar.est_train_seconds == pytest.approx(50 * 0.01)
+    assert gan.est_train_seconds == pytest.approx((3 / 0.01 + 1) * 0.01)  # the 3 s budget binds
+    t300, t1 = 0.001 + 1e-5 * 300, 0.001 + 1e-5
+    assert gan.est_sample_seconds == pytest.approx(6 * t300 + 6 * t1)  # 6 calls of 300 >= 300 samples
+    assert gan.est_density_seconds == 0.0  # a GAN has no density
+    # the first cell of a 2D dataset also scores the true mixture once (the noise floor row)
+    assert ar.one_off == {"8gaussians true-mixture reference metrics": 0.25} and gan.one_off == {}
+    assert ar.est_total_seconds == pytest.approx(ar.est_train_seconds + ar.est_sample_seconds
+                                                 + ar.est_density_seconds + 0.25 + 0.25)
+    # a second plan (another process) reads the probes from <data root>/cache/plan
+    cached = plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate"),
+                            done={"8gaussians__gan__s0"})
+    assert calls == ["autoregressive", "gan"] and cached.probes_cached == 1 and cached.probes_run == 0
+    assert cached.cells[1].done and cached.cells[1].estimate.est_total_seconds == 0.0
+    assert cached.cells[0].estimate.est_train_seconds == pytest.approx(0.5)
+
+
+def test_disk_per_cell_is_checkpoint_samples_grid_and_json(tmp_path):
+    (tmp_path / "s.yaml").write_text(SUITE % (tmp_path / "data"))
+    suite = load_suite(tmp_path / "s.yaml")
+    spec = plan.describe(suite, ["8gaussians"], ["autoregressive"])[("8gaussians", "autoregressive")]
+    from bench import data as datasets
+
+    lay = datasets.layout("8gaussians", suite.data)
+    got = plan._cell_disk_bytes(suite, spec, lay, ("train", "sample", "evaluate"))
+    # float32 weights; 300 samples x 2 coordinates x 4 bytes; a 16 x 16 float32 density grid
+    assert got == 4 * spec.params + plan.CKPT_OVERHEAD_BYTES + plan.JSON_BYTES + 300 * 2 * 4 + 4 * 16 * 16
+
+
+def test_durations_and_sizes_read_as_a_person_would_write_them():
+    assert [plan.duration(s) for s in (12.34, 185, 3725, 400 * 3600)] == ["12.3s", "3m05s", "1h02m", "17 days"]
+    assert plan.size(1_500_000) == "1.5 MB" and plan.size(999) == "999 B"
