@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import preflight, profiles
     from bench.config import ConfigError
-    from bench.results import RunDir, cell_id
+    from bench.results import RunDir, RunRefused, cell_id
     from bench.results import check_name as check_run_id
     from bench.runner import RunOptions, log
 
@@ -134,7 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     names = [d for d in suite.datasets if not args.datasets or d in args.datasets]
     families = [f for f in suite.families if not args.families or f in args.families]
     cells = [cell_id(d, f, s) for d in names for f in families for s in suite.seeds]
-    done = _done_cells(RunDir(args.results, suite.name, run_id), cells) if run_id and not args.force else set()
+    try:  # a resumed run's cells: refused here (one line, nothing printed before) when made with other settings
+        done = _done_cells(RunDir(args.results, suite.name, run_id), suite, names, families,
+                           args.force) if run_id and args.stage != "report" else set()
+    except RunRefused as e:
+        return error(str(e))
     try:
         preflight.check_device(suite)  # before the profile notice, which would otherwise promise a run
         if choice.notice:
@@ -191,19 +195,19 @@ def run_and_report(suite, opts, ready=None, resume=None) -> int:
     return 1 if failed else 0
 
 
-def _done_cells(run, cells: list[str]) -> set[str]:
-    """Cells of an existing run whose record says ok (they are skipped, and cost nothing in the plan)."""
-    from bench.schema import SchemaError
+def _done_cells(run, suite, names: list[str], families: list[str], force: bool) -> set[str]:
+    """Cells of an existing run that are finished (skipped, and free in the plan); none under ``force``.
 
-    done = set()
-    for cid in cells:
-        try:
-            rec = run.read_record(cid)
-        except SchemaError:
-            continue
-        if rec is not None and rec.ok:
-            done.add(cid)
-    return done
+    Raises:
+        RunConflict: without ``force``, a cell was made with other settings or has an unreadable
+            record (:func:`bench.resume.check_cells`, which the runner repeats under the run lock).
+    """
+    from bench.resume import check_cells
+
+    if not run.path.is_dir():
+        return set()
+    checks = check_cells(run, suite, [(d, f, s) for d in names for f in families for s in suite.seeds], force)
+    return set() if force else {cid for cid, c in checks.items() if c.done}
 
 
 def resume_command(args: argparse.Namespace, suite, run_id: str) -> str:

@@ -28,8 +28,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from bench.config import DEFAULT_PROFILE, ConfigError, Suite, load_suite, parse_override
 
 REQUIREMENTS = ("cuda",)
@@ -59,11 +57,10 @@ def read_meta(path: str | Path) -> dict[str, ProfileMeta]:
         ConfigError: an unknown requirement, a ``fallback`` that is not a profile of the
             file, or a wrong type (the message names the file and the key).
     """
+    from bench.config import _read_yaml
+
     src = str(path)
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return {}  # load_suite reports these, with the line
+    raw = _read_yaml(Path(path))  # one-line ConfigError: unreadable, not UTF-8, malformed, repeated keys
     profiles = raw.get("profiles") if isinstance(raw, Mapping) else None
     if not isinstance(profiles, Mapping):
         return {DEFAULT_PROFILE: ProfileMeta()}

@@ -56,10 +56,20 @@ def test_device_cuda_without_cuda_is_one_line_and_exit_2(tmp_path, capsys):
 def test_an_absurd_n_samples_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
     loads = []
     monkeypatch.setattr(datasets, "load", lambda *a, **k: loads.append(a))
-    assert _main(tmp_path, TINY, "--set", "eval.n_samples=100000000000") == 2
+    assert _main(tmp_path, TINY, "--set", "eval.n_samples=100000000000") == 2  # outside the declared range
     line = _one_error_line(capsys)
-    # 1e11 samples x 2 coordinates x 4 bytes, held twice while concatenated: 1.6 TB
-    assert "eval.n_samples = 100000000000: a cell needs about" in line and "samples 1.6 TB" in line
+    assert "eval.n_samples: 100000000000 is not allowed (must be an integer in [2, 10^6])" in line
+    assert loads == [] and not (tmp_path / "res").exists()
+
+
+def test_an_n_samples_beyond_this_machines_memory_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    loads = []
+    monkeypatch.setattr(datasets, "load", lambda *a, **k: loads.append(a))
+    monkeypatch.setattr(preflight, "available_memory", lambda: 8 * 2**30)
+    assert _main(tmp_path, TINY, "--set", "eval.n_samples=1000000") == 2
+    line = _one_error_line(capsys)
+    # 2D k-NN/MMD distance blocks: 3 x 2048 x 1e6 float64 = 49.2 GB, against 8 GiB available
+    assert "eval.n_samples = 1000000: a cell needs about" in line and "distance blocks 49.2 GB" in line
     assert loads == [] and not (tmp_path / "res").exists()
 
 
@@ -97,7 +107,7 @@ def test_each_dataset_is_loaded_once_before_the_cells(tmp_path, monkeypatch):
 
 
 def test_missing_inception_weights_are_one_line(tmp_path, capsys, monkeypatch):
-    from bench.metrics import inception
+    from bench.metrics import inception_weights as inception
 
     monkeypatch.setattr(inception, "weights_path", lambda: tmp_path / "nowhere" / "default_1.pt")
     assert _main(tmp_path, MNIST) == 2
