@@ -58,6 +58,7 @@ from bench.schema import (
     CellEstimate,
     CellRecord,
     DensityResult,
+    LatentResult,
     SamplerResult,
     TrainResult,
     part_from_dict,
@@ -244,10 +245,45 @@ def density_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalC
                                density_batch_iqr_ms=iqr, density_throughput_per_s=len(xb) / t.median_s)
 
 
+@torch.no_grad()
+def latent_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalConfig,
+                 device: torch.device) -> LatentResult:
+    """Latent inference x -> z (``to_latent``), timed, and the reconstruction x -> z -> x on test data.
+
+    The reconstruction error is measured on the first ``ev.bound_n`` test points (the budget
+    of the other per-point iterative evaluations), in data units: raw coordinates (2D) or
+    pixel levels 0..255 (images). The timing is of ``to_latent`` on ``ev.density_batch`` test
+    points, with ``ev.sampler_repeats(nfe)`` timed calls. A family without latent inference
+    (``capabilities.latent is None``) gets ``latent_kind = "none"`` and no timing.
+    """
+    kind = model.capabilities.latent
+    if kind is None:
+        return LatentResult(latent_kind="none")
+    xs = ds.test[: ev.bound_n].to(device)
+    b = ev.density_batch
+    z = [model.to_latent(c) for c in xs.split(b)]
+    x_hat = torch.cat([model.from_latent(zc) for zc in z]).double().cpu()
+    diff = (x_hat - xs.double().cpu()).flatten(1)
+    l2 = diff.norm(dim=1)
+    nfe = model.latent_nfe()
+    repeats = ev.sampler_repeats(nfe)
+    xb = xs[:b]
+    t = measure(lambda: model.to_latent(xb), device=device, warmup=ev.timing_warmup, repeats=repeats)
+    ms, iqr = _timing_ms(t)
+    return LatentResult(
+        latent_kind=kind, latent_nfe=nfe, latent_dim=int(z[0].shape[1]), latent_n=len(xs),
+        latent_recon_rmse=float(diff.pow(2).mean().sqrt()), latent_recon_l2=float(l2.mean()),
+        latent_recon_l2_se=float(l2.std() / len(l2) ** 0.5) if len(l2) > 1 else None,
+        latent_recon_max_abs=float(diff.abs().max()), latent_batch=len(xb), latent_batch_ms=ms,
+        latent_batch_iqr_ms=iqr, latent_throughput_per_s=len(xb) / t.median_s,
+        latent_timing_warmup=ev.timing_warmup, latent_timing_repeats=repeats)
+
+
 # --------------------------------------------------------------------------- cells
 @dataclass
 class ModelEval:
-    """Everything that needs the model (``model_eval.json``): training facts, sampler timings, densities."""
+    """Everything that needs the model (``model_eval.json``): training facts, sampler timings, densities,
+    latent inference."""
 
     train: TrainResult
     samplers: dict[str, SamplerResult] = field(default_factory=dict)
@@ -255,10 +291,12 @@ class ModelEval:
     model_device: dict[str, Any] | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] | None = None  # the settings it was made with (model, train, data, eval)
+    latent: LatentResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"train": part_to_dict(self.train), "samplers": {k: part_to_dict(v) for k, v in self.samplers.items()},
                 "density": None if self.density is None else part_to_dict(self.density),
+                "latent": None if self.latent is None else part_to_dict(self.latent),
                 "model_device": self.model_device, "stage_seconds": self.stage_seconds, "config": self.config}
 
     def files(self) -> list[str]:
@@ -273,16 +311,19 @@ class ModelEval:
                    density=None if d.get("density") is None else part_from_dict(DensityResult, d["density"],
                                                                                 "model_eval.json: density."),
                    model_device=d.get("model_device"), stage_seconds=d.get("stage_seconds") or {},
-                   config=d.get("config"))
+                   config=d.get("config"),
+                   latent=None if d.get("latent") is None else part_from_dict(LatentResult, d["latent"],
+                                                                              "model_eval.json: latent."))
 
 
 def model_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalConfig, cell_dir: Path,
-                device: torch.device) -> tuple[dict[str, SamplerResult], DensityResult, dict, dict[str, float]]:
-    """Everything that needs the model: samples, sampling timings, densities and their timings.
+                device: torch.device) -> tuple[dict[str, SamplerResult], DensityResult, dict, dict[str, float],
+                                               LatentResult]:
+    """Everything that needs the model: samples, sampling timings, densities, latent inference and their timings.
 
     Returns (samplers, density, model device, wall seconds of the "sample" and "density"
-    parts); the caller writes them to ``model_eval.json`` so that the evaluate stage can run
-    elsewhere, from the samples alone.
+    parts, latent); the latent stage counts in the "density" part. The caller writes them to
+    ``model_eval.json`` so that the evaluate stage can run elsewhere, from the samples alone.
     """
     from bench import eval2d
 
@@ -292,7 +333,9 @@ def model_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalCon
         density = density_stage(model, ds, ev, device)
         if model.modality == "vector":
             density = eval2d.model_extras(model, ds, ev, density, cell_dir, device)
-    return samplers, density, env.device_info(device), {"sample": sampling.seconds, "density": densities.seconds}
+        latent = latent_stage(model, ds, ev, device)
+    return (samplers, density, env.device_info(device), {"sample": sampling.seconds, "density": densities.seconds},
+            latent)
 
 
 def _new_record(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: RunDir,
@@ -350,15 +393,17 @@ def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: Ru
                 model_eval = ModelEval(train=train_info)
                 if "sample" in opts.stages:
                     update_sums(cell_dir, remove=[n for n in read_sums(cell_dir) if n != "model.pt"])  # rewritten now
-                    samplers, density, model_device, parts = model_stage(model, ds, suite.eval, cell_dir, device)
+                    samplers, density, model_device, parts, latent = model_stage(model, ds, suite.eval, cell_dir,
+                                                                                 device)
                     seconds.update(parts)
                     model_eval = ModelEval(train_info, samplers, density, model_device, dict(seconds),
-                                           config=settings)
+                                           config=settings, latent=latent)
                     write_json(model_eval_path, model_eval.to_dict())
                     update_sums(cell_dir, add=[*model_eval.files(), model_eval_path.name])
                     stages.append("sample")
             record = dataclasses.replace(record, train=model_eval.train, samplers=model_eval.samplers,
-                                         density=model_eval.density, model_device=model_eval.model_device,
+                                         density=model_eval.density, latent=model_eval.latent,
+                                         model_device=model_eval.model_device,
                                          stages_done=list(stages))
             if "evaluate" in opts.stages:
                 with Stopwatch(device) as clock:

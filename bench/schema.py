@@ -16,7 +16,8 @@ On disk a record is JSON with flat keys (``fid_<split>``, ``kid_<split>_mean``,
 ``test_nll_bound_<name>_nats``), the layout of ``genbench.cell/1``; records of
 that version load unchanged. Version 2 adds ``textbook`` and each sampler's
 ``sweep``; version 3 adds the plan's ``estimate`` and the measured ``stage_seconds``,
-the profile's ``profile_reason`` and each sampler's timing warm-up and repeats. An unknown
+the profile's ``profile_reason`` and each sampler's timing warm-up and repeats, and the
+optional ``latent`` part (:class:`LatentResult`; absent in older records). An unknown
 version or key raises :class:`SchemaError` naming it.
 """
 
@@ -215,6 +216,35 @@ class DensityResult:
 
 
 @dataclass
+class LatentResult:
+    """The latent stage: latent inference x -> z (``to_latent``), its cost, and the x -> z -> x reconstruction.
+
+    A family without latent inference has ``latent_kind == "none"`` and nothing else: it is
+    stated, never timed as zero.
+    """
+
+    latent_kind: str | None = metric(doc="amortized, exact, inversion or none (the family's capability)")
+    latent_nfe: int | None = metric("NFE", doc="sequential network evaluations of one to_latent call")
+    latent_dim: int | None = metric("dimensions", doc="dimension of z")
+    latent_n: int | None = metric("examples", doc="test examples of the reconstruction error")
+    latent_recon_rmse: float | None = metric("data units", "lower",
+                                             doc="root mean squared error of from_latent(to_latent(x)) per "
+                                                 "coordinate (2D: raw coordinates; images: pixel levels 0..255)")
+    latent_recon_l2: float | None = metric("data units", "lower", se="latent_recon_l2_se",
+                                           doc="mean L2 norm of x - from_latent(to_latent(x)) per example")
+    latent_recon_l2_se: float | None = metric("data units", doc="its standard error")
+    latent_recon_max_abs: float | None = metric("data units", doc="largest absolute error of one coordinate")
+    latent_batch: int | None = metric("examples", doc="batch of the latent timing")
+    latent_batch_ms: float | None = metric("ms", "lower", timing=True, se="latent_batch_iqr_ms",
+                                           doc="median time of one to_latent batch")
+    latent_batch_iqr_ms: float | None = metric("ms", timing=True, doc="its IQR")
+    latent_throughput_per_s: float | None = metric("examples/s", "higher", timing=True,
+                                                   doc="latent inferences per second")
+    latent_timing_warmup: int | None = metric("calls", doc="untimed calls before the latent timing")
+    latent_timing_repeats: int | None = metric("calls", doc="timed calls of the latent timing (median, IQR)")
+
+
+@dataclass
 class CellEstimate:
     """The plan's estimate of a cell's wall time, from :mod:`bench.plan`'s cost model (seconds).
 
@@ -280,6 +310,7 @@ class CellRecord:
     train: TrainResult | None = None
     samplers: dict[str, SamplerResult] = field(default_factory=dict)
     density: DensityResult | None = None
+    latent: LatentResult | None = None
     reference_sample_metrics: SamplerResult | None = None
     figure_box: list[float] | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
@@ -302,8 +333,8 @@ class CellRecord:
 
 
 # --------------------------------------------------------------------------- (de)serialisation
-_PARTS = {"train": TrainResult, "density": DensityResult, "reference_sample_metrics": SamplerResult,
-          "config": CellConfig, "estimate": CellEstimate}
+_PARTS = {"train": TrainResult, "density": DensityResult, "latent": LatentResult,
+          "reference_sample_metrics": SamplerResult, "config": CellConfig, "estimate": CellEstimate}
 
 
 def _pattern(template: str) -> re.Pattern:
@@ -402,9 +433,10 @@ def record_from_dict(data: dict[str, Any], where: str = "") -> CellRecord:
 
 
 # --------------------------------------------------------------------------- metric lookup
-_PLAIN = {f.name: f for cls in (TrainResult, SamplerResult, DensityResult) for f in dataclasses.fields(cls)
+_METRIC_PARTS = (TrainResult, SamplerResult, DensityResult, LatentResult)
+_PLAIN = {f.name: f for cls in _METRIC_PARTS for f in dataclasses.fields(cls)
           if "unit" in f.metadata and not f.metadata.get("flat")}
-_FLAT = [pf for cls in (TrainResult, SamplerResult, DensityResult) for pf in _flat_fields(cls)]
+_FLAT = [pf for cls in _METRIC_PARTS for pf in _flat_fields(cls)]
 
 
 def _info(column: str, meta: Any, key: str | None = None) -> MetricInfo:
@@ -438,6 +470,8 @@ def flat_metrics(rec: CellRecord) -> dict[str | None, dict[str, Any]]:
         cell.update(numeric(part_to_dict(rec.train)))
     if rec.density is not None:
         cell.update(numeric(part_to_dict(rec.density)))
+    if rec.latent is not None:
+        cell.update(numeric(part_to_dict(rec.latent)))
     out: dict[str | None, dict[str, Any]] = {None: cell}
     for name, m in rec.samplers.items():
         out[name] = numeric(part_to_dict(m))

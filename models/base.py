@@ -48,6 +48,8 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 import torch
 from torch import Tensor, nn
 
+LATENT_KINDS = ("amortized", "exact", "inversion")
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -58,12 +60,25 @@ class Capabilities:
         log_prob: ``log_prob(x)`` gives the exact log-density in nats.
         bound: ``log_prob_bounds(x)`` gives lower bounds on log p(x) in nats (ELBO, IWAE).
         energy: ``energy(x)`` gives an unnormalized energy E(x), p(x) ∝ exp(-E(x)).
+        latent: how ``to_latent(x)`` infers a latent z from x, with ``from_latent(z)`` mapping it back
+            (one of :data:`LATENT_KINDS`): ``"amortized"`` (an encoder network, e.g. a VAE's posterior
+            mean, 1 NFE), ``"exact"`` (a bijection, a flow's forward map), ``"inversion"`` (an
+            iterative inversion of a deterministic sampler, e.g. DDIM, NFE = its steps); ``None``:
+            the family has no latent inference (GAN, autoregressive, EBM).
+
+    Raises:
+        ValueError: ``latent`` outside :data:`LATENT_KINDS` and ``None``.
     """
 
     sample: bool = True
     log_prob: bool = False
     bound: bool = False
     energy: bool = False
+    latent: str | None = None
+
+    def __post_init__(self):
+        if self.latent is not None and self.latent not in LATENT_KINDS:
+            raise ValueError(f"latent must be one of {LATENT_KINDS} or None, got {self.latent!r}")
 
     @property
     def likelihood(self) -> str:
@@ -255,7 +270,8 @@ class TrainConfig:
 
 
 # --------------------------------------------------------------------------- autograd of the public API
-PUBLIC_CALLS = ("sample", "log_prob", "log_prob_bounds", "energy")  # no autograd graph unless asked for
+# no autograd graph unless asked for
+PUBLIC_CALLS = ("sample", "log_prob", "log_prob_bounds", "energy", "to_latent", "from_latent")
 INTERNAL_CALLS = ("loss", "train_step", "prepare")  # keep the caller's autograd mode (training)
 _DEPTH = contextvars.ContextVar("genbench_model_call_depth", default=0)
 _GRADIENTS = contextvars.ContextVar("genbench_model_gradients", default=False)
@@ -263,8 +279,8 @@ _GRADIENTS = contextvars.ContextVar("genbench_model_gradients", default=False)
 
 @contextlib.contextmanager
 def gradients() -> Iterator[None]:
-    """Inside this block the public calls (``sample``, ``log_prob``, ``log_prob_bounds``, ``energy``)
-    record autograd graphs, as plain ``nn.Module`` calls would.
+    """Inside this block the public calls (``sample``, ``log_prob``, ``log_prob_bounds``, ``energy``,
+    ``to_latent``, ``from_latent``) record autograd graphs, as plain ``nn.Module`` calls would.
 
     Outside it they run under ``torch.no_grad()`` and return tensors with
     ``requires_grad == False``. Example::
@@ -426,6 +442,27 @@ class GenerativeModel(nn.Module, abc.ABC):
     def energy(self, x: Tensor) -> Tensor:
         """Unnormalized energy E(x) in nats, p(x) ∝ exp(-E(x)), shape (N,). Needs ``capabilities.energy``."""
         raise NotImplementedError
+
+    # ----------------------------------------------------------------- latent inference
+    def to_latent(self, x: Tensor) -> Tensor:
+        """Infer a latent z from data x (N, *data_shape): (N, latent_dim) float32. Needs ``capabilities.latent``.
+
+        Deterministic: the posterior mean of an amortized encoder, a flow's forward map, or
+        a DDIM inversion. ``from_latent(to_latent(x))`` reconstructs x (exactly for a flow).
+        """
+        raise NotImplementedError
+
+    def from_latent(self, z: Tensor) -> Tensor:
+        """Map latents z (N, latent_dim) back to data (N, *data_shape), the modality's dtype and range.
+
+        Needs ``capabilities.latent``; deterministic (a decoder's mean or mode, a flow's inverse,
+        the DDIM sampler started at z).
+        """
+        raise NotImplementedError
+
+    def latent_nfe(self) -> int:
+        """Sequential network function evaluations (NFE) one call of ``to_latent`` makes."""
+        return 1
 
     def support(self) -> tuple[float, float] | None:
         """The box [lo, hi]^D the density lives on, or ``None`` for all of R^D."""

@@ -42,11 +42,12 @@ class GaussianDiffusion(GenerativeModel):
     code for the paper's 1..T. Subclasses set ``eps_net`` (a module called as
     ``eps_net(x_t, t)`` with t of shape (N,)), call :meth:`_init_schedule`, and define
     the data maps :meth:`encode_data`, :meth:`decode_data` and the decoder term
-    :meth:`decoder_log_prob`. With ``clip_x0`` the predicted x_0 is clipped to [-1, 1]
+    :meth:`decoder_log_prob`. Latent inference is DDIM inversion (:meth:`to_latent`). With
+    ``clip_x0`` the predicted x_0 is clipped to [-1, 1]
     before it forms the reverse mean, in sampling and in the bound alike.
     """
 
-    capabilities = Capabilities(sample=True, bound=True)
+    capabilities = Capabilities(sample=True, bound=True, latent="inversion")
     clip_x0: bool = False
 
     def _init_schedule(self, T: int, beta_start: float, beta_end: float) -> None:
@@ -151,19 +152,57 @@ class GaussianDiffusion(GenerativeModel):
                     x = x + torch.exp(0.5 * self.log_var[i]) * noise
             return self.decode_data(x)
         if sampler == "ddim":
-            # Song et al. 2021, Eq. 12 with sigma = 0, on an evenly spaced sub-sequence of timesteps.
-            ts = self.ddim_timesteps(int(steps))
-            for j, i in enumerate(ts):
-                t = torch.full((n,), int(i), device=x.device, dtype=torch.long)
-                ab = self.alpha_bar[i]
-                ab_prev = self.alpha_bar[ts[j + 1]] if j + 1 < len(ts) else torch.ones((), device=x.device)
-                eps = self._eps(x, t)
-                x0 = self.predict_x0(x, t, eps)
-                if self.clip_x0:  # the epsilon consistent with the clipped x_0 (improved-diffusion)
-                    eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
-                x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
-            return self.decode_data(x)
+            return self.decode_data(self._ddim(x, int(steps)))
         raise ValueError(f"unknown sampler {sampler!r}; expected 'ancestral' or 'ddim'")
+
+    def _ddim(self, x: Tensor, steps: int) -> Tensor:
+        """DDIM (Song et al. 2021, Eq. 12 with sigma = 0) from x_T = ``x`` down to x_0 on ``steps``
+        evenly spaced timesteps, in the diffusion's float space."""
+        n = x.shape[0]
+        ts = self.ddim_timesteps(steps)
+        for j, i in enumerate(ts):
+            t = torch.full((n,), int(i), device=x.device, dtype=torch.long)
+            ab = self.alpha_bar[i]
+            ab_prev = self.alpha_bar[ts[j + 1]] if j + 1 < len(ts) else torch.ones((), device=x.device)
+            eps = self._eps(x, t)
+            x0 = self.predict_x0(x, t, eps)
+            if self.clip_x0:  # the epsilon consistent with the clipped x_0 (improved-diffusion)
+                eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+            x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+        return x
+
+    # ------------------------------------------------------------------ latent inference (DDIM inversion)
+    def latent_steps(self) -> int:
+        """DDIM steps of the inversion: the first of ``config.ddim_steps``."""
+        return int(self.config.ddim_steps[0])
+
+    def latent_nfe(self) -> int:
+        return len(self.ddim_timesteps(self.latent_steps()))
+
+    def to_latent(self, x: Tensor) -> Tensor:
+        """x_T by DDIM inversion (Song et al. 2021, Sec. 4.3; Dhariwal & Nichol 2021, arXiv:2105.05233,
+        App. F): the deterministic DDIM update run from x_0 up to x_T, with epsilon evaluated at the
+        current point (the usual approximation). Shape (N, *data_shape) flattened to (N, D), float32;
+        NFE = :meth:`latent_nfe` (the DDIM steps)."""
+        x = self.encode_data(x).float()
+        n = x.shape[0]
+        ts = self.ddim_timesteps(self.latent_steps())[::-1]  # ascending
+        one = torch.ones((), device=x.device)
+        for j, i in enumerate(ts):
+            cur = int(ts[max(j - 1, 0)])
+            ab = self.alpha_bar[cur] if j > 0 else one  # x_0 itself at the first step
+            ab_next = self.alpha_bar[i]
+            eps = self._eps(x, torch.full((n,), cur, device=x.device, dtype=torch.long))
+            x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
+            if self.clip_x0 and j > 0:
+                x0 = x0.clamp(-1, 1)
+                eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+            x = ab_next.sqrt() * x0 + (1 - ab_next).sqrt() * eps
+        return x.flatten(1)
+
+    def from_latent(self, z: Tensor) -> Tensor:
+        """The DDIM sampler (:meth:`latent_steps` steps) started at x_T = z (N, D): data of the modality."""
+        return self.decode_data(self._ddim(z.reshape(-1, *self.data_shape), self.latent_steps()))
 
     # ------------------------------------------------------------------ variational bound
     def log_prob_bounds(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:

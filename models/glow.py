@@ -232,6 +232,8 @@ class Glow(GenerativeModel):
 
     Sampling draws the latents, inverts the flow, and quantizes:
     floor of the [0, 256) value, clamped to 0..255. One pass, so sample_nfe = 1.
+    Latent inference is exact: ``to_latent`` maps the bin centres x + 1/2 through the
+    flow and concatenates every level's latent; ``from_latent`` inverts and quantizes.
 
     Example:
         >>> f = Glow(GlowConfig(levels=2, steps=1, hidden=8), (1, 8, 8))
@@ -243,7 +245,7 @@ class Glow(GenerativeModel):
     textbook = TEXTBOOK
     tiny = {"levels": 2, "steps": 1, "hidden": 8}  # test size (tests/test_contract.py)
     Config = GlowConfig
-    capabilities = Capabilities(sample=True, log_prob=True)
+    capabilities = Capabilities(sample=True, log_prob=True, latent="exact")
     train_defaults = {"lr": 1e-3, "warmup_steps": 200, "grad_clip": 50.0}
 
     def __init__(self, config: GlowConfig, data_shape: tuple[int, ...]):
@@ -357,6 +359,27 @@ class Glow(GenerativeModel):
     def loss(self, x: Tensor) -> Tensor:
         """Mean NLL of the dequantized data in nats per dimension (bits/dim times ln 2)."""
         return -self.log_prob(x).mean() / x[0].numel()
+
+    def _latent_shapes(self) -> list[tuple[int, int, int]]:
+        """(C, H, W) of each level's latent, level 0 first and the top last."""
+        _, H, W = self.data_shape
+        L = len(self.levels)
+        return [(c, H >> min(lvl + 1, L), W >> min(lvl + 1, L)) for lvl, c in enumerate(self.z_channels)]
+
+    def to_latent(self, x: Tensor) -> Tensor:
+        """Every level's latent of the bin centres v = x + 1/2, flattened and concatenated: (N, C*H*W) float32.
+
+        x is uint8 (N, C, H, W). No dequantization noise, so the map is deterministic.
+        """
+        zs, _, _ = self.forward_flow(x.float() + 0.5)
+        return torch.cat([z.float().flatten(1) for z in zs], dim=1)
+
+    def from_latent(self, z: Tensor) -> Tensor:
+        """Inverse of :meth:`to_latent`: split z (N, C*H*W) by level, invert the flow, quantize to uint8."""
+        shapes = self._latent_shapes()
+        parts = z.split([c * h * w for c, h, w in shapes], dim=1)
+        zs: list[Tensor | None] = [p.reshape(-1, *s) for p, s in zip(parts, shapes)]
+        return quantize(self.inverse_flow(zs))
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:

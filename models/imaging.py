@@ -205,6 +205,23 @@ class DiscretizedLogisticMixture:
         per_channel = discretized_logistic_log_prob(x[:, None], means, self.log_scale).sum(2)
         return torch.logsumexp(F.log_softmax(self.logits, dim=1) + per_channel, dim=1)
 
+    def mode(self) -> Tensor:
+        """A deterministic decode, uint8 (N, C, H, W): per pixel the most probable component's
+        location, each channel given the earlier ones, snapped to the nearest bin."""
+        n, _, h, w = self.logits.shape
+        k = self.logits.argmax(1).reshape(n, 1, 1, h, w)
+        pick = lambda t: t.gather(1, k.expand(n, 1, t.shape[2], h, w))[:, 0]  # noqa: E731
+        mean, coeff = pick(self.mean), pick(self.coeff)
+        out: list[Tensor] = []
+        j = 0
+        for c in range(self.C):
+            m = mean[:, c]
+            for c_prev in range(c):
+                m = m + coeff[:, j] * out[c_prev]
+                j += 1
+            out.append(to_centered(from_centered(m)))
+        return from_centered(torch.stack(out, dim=1))
+
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         """One uint8 draw (N, C, H, W): a component, then each channel given the earlier ones.
 

@@ -65,7 +65,9 @@ class GaussianVAE(GenerativeModel):
     Reference: Kingma & Welling, "Auto-Encoding Variational Bayes", 2014,
     arXiv:1312.6114; IWAE bound from Burda et al. 2016, arXiv:1509.00519.
 
-    Sampling draws z ~ N(0, I), then x ~ p(x|z), decoder noise included.
+    Sampling draws z ~ N(0, I), then x ~ p(x|z), decoder noise included. Latent inference
+    is amortized: ``to_latent`` is the posterior mean of q(z|x) (one encoder pass) and
+    ``from_latent`` the decoder mean.
     """
 
     reference = "Kingma & Welling 2014, arXiv:1312.6114; Burda et al. 2016, arXiv:1509.00519"
@@ -73,7 +75,7 @@ class GaussianVAE(GenerativeModel):
     # test size (tests/test_contract.py)
     tiny = {"hidden": 16, "iwae_k": 8}
     Config = VAEConfig
-    capabilities = Capabilities(sample=True, bound=True)
+    capabilities = Capabilities(sample=True, bound=True, latent="amortized")
     train_defaults = {"lr": 2e-3}
 
     def __init__(self, config: VAEConfig, data_shape: tuple[int, ...]):
@@ -120,6 +122,14 @@ class GaussianVAE(GenerativeModel):
         k = self.config.iwae_k
         log_w = self._log_weights(x, k, generator)
         return {"elbo": log_w.mean(0), f"iwae_k{k}": torch.logsumexp(log_w, 0) - math.log(k)}
+
+    def to_latent(self, x: Tensor) -> Tensor:
+        """The posterior mean E[z|x] of q(z|x), (N, latent), for x (N, D): one encoder pass."""
+        return self.encoder(x).chunk(2, dim=-1)[0]
+
+    def from_latent(self, z: Tensor) -> Tensor:
+        """The decoder mean E[x|z], (N, D), for z (N, latent)."""
+        return self._decode(z)[0]
 
     def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
         """(n, D) samples x ~ p(x|z), z ~ N(0, I)."""
@@ -171,7 +181,8 @@ class ConvVAE(GenerativeModel):
     a linear map to the mean and log-variance of q(z|x) = N(mu, diag(sigma^2)).
     Decoder: the mirror image with stride-2 transposed convs, ending in the per-pixel
     mixture parameters. Prior p(z) = N(0, I). Pixels are independent given z.
-    Sampling draws z ~ N(0, I), then x ~ p(x|z), decoder noise included.
+    Sampling draws z ~ N(0, I), then x ~ p(x|z), decoder noise included. Latent inference
+    is amortized: ``to_latent`` is the posterior mean of q(z|x), ``from_latent`` the mode of p(x|z).
 
     Example:
         >>> m = ConvVAE(ConvVAEConfig(latent=4, channels=(8,), iwae_k=4), (1, 8, 8))
@@ -184,7 +195,7 @@ class ConvVAE(GenerativeModel):
     # test size (tests/test_contract.py)
     tiny = {"latent": 4, "channels": (8, 16), "components": 2, "iwae_k": 8, "iwae_chunk": 4}
     Config = ConvVAEConfig
-    capabilities = Capabilities(sample=True, bound=True)
+    capabilities = Capabilities(sample=True, bound=True, latent="amortized")
     train_defaults = {"lr": 1e-3}
 
     def __init__(self, config: ConvVAEConfig, data_shape: tuple[int, ...]):
@@ -257,6 +268,14 @@ class ConvVAE(GenerativeModel):
             log_w.append(log_px_z + log_pz - gaussian_log_prob(z, mu, log_var))
         log_w = torch.cat(log_w)
         return {"elbo": log_w.mean(0), f"iwae_k{k}": torch.logsumexp(log_w, 0) - math.log(k)}
+
+    def to_latent(self, x: Tensor) -> Tensor:
+        """The posterior mean E[z|x] of q(z|x), (N, latent) float32, for uint8 x (N, C, H, W)."""
+        return self.encode(x)[0]
+
+    def from_latent(self, z: Tensor) -> Tensor:
+        """The mode of p(x|z) (most probable component, no noise), uint8 (N, C, H, W), for z (N, latent)."""
+        return self.decode(z).mode()
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
