@@ -260,6 +260,12 @@ class EvalConfig:
         fd_classifier: compute ``fd_classifier`` on MNIST; its classifier is trained once
             (about 90 s on a 2-core CPU, then cached). ``false`` (smoke profiles) records
             why it is missing.
+        monitor_points: checkpoints of the training monitor (2D): about this many evenly spaced
+            points of the training history (and the last step) get a validation quality
+            (``val_kl_nats`` for exact densities, ``val_mmd2`` for all), the input of the
+            time-to-quality statistics (:mod:`bench.taxonomy`); 0 disables it. Its time is kept
+            out of the training time.
+        monitor_n: validation points, and samples, of each monitor checkpoint.
 
     Each numeric field declares its allowed values (:class:`~models.base.Range`) with its type.
 
@@ -291,6 +297,8 @@ class EvalConfig:
     density_n: _Size | None = None
     novelty_test_n: _Size | None = None
     fd_classifier: bool = True
+    monitor_points: Annotated[int, Range(ge=0, le=1000)] = 10
+    monitor_n: Annotated[int, Range(ge=10, le=10**6)] = 500
 
     # settings only the evaluate stage reads: changing them redoes the evaluation, not the samples
     evaluate_only: ClassVar[tuple[str, ...]] = ("entropy_mc", "pr_k", "dc_k", "kid_subsets", "kid_subset_size",

@@ -75,6 +75,33 @@ def reference_metrics(ds, ev: EvalConfig) -> SamplerResult:
     return _REFERENCE[key]
 
 
+def training_monitor(ds, ev: EvalConfig, device: torch.device):
+    """The 2D training monitor (:func:`bench.train.train`): validation quality of a model during training.
+
+    Returns ``monitor(model) -> {"val_mmd2": ..., "val_kl_nats": ...}``: unbiased MMD² (RBF,
+    median bandwidth) between ``ev.monitor_n`` samples of the family's cheapest sampler (fewest
+    NFE; one fixed seed at every checkpoint) and the first ``ev.monitor_n`` validation points,
+    for every family; and, for exact densities, KL = mean validation NLL − H(p_data) in nats
+    on the same points. Non-finite samples make ``val_mmd2`` infinite.
+    """
+    val = ds.val[: ev.monitor_n]
+    val_np = val.double().numpy()
+    h = ds.info["true_entropy_nats"]
+
+    @torch.no_grad()
+    def monitor(model) -> dict[str, float]:
+        variants = model.sampling_variants()
+        cheapest = min(variants.values(), key=lambda kw: model.sample_nfe(**kw))
+        x = model.sample(ev.monitor_n, generator=torch.Generator(device).manual_seed(ev.seed), **cheapest)
+        x = x.double().cpu().numpy()
+        out = {"val_mmd2": mmd2_rbf(val_np, x)[0] if np.isfinite(x).all() else math.inf}
+        if model.capabilities.log_prob:
+            out["val_kl_nats"] = float(-model.log_prob(val.to(device)).double().mean()) - h
+        return out
+
+    return monitor
+
+
 @torch.no_grad()
 def model_extras(model, ds, ev: EvalConfig, density: DensityResult, cell_dir: Path,
                  device: torch.device) -> DensityResult:

@@ -105,11 +105,14 @@ def _timing_ms(t: Timing) -> tuple[float, float]:
 # --------------------------------------------------------------------------- stages
 def train_stage(entry: FamilyEntry, family: str, modality: str, ds: datasets.Dataset, seed: int, cell_dir: Path,
                 device: torch.device, progress: bool,
-                config: dict[str, Any] | None = None) -> tuple[models.GenerativeModel, TrainResult]:
+                config: dict[str, Any] | None = None,
+                ev: EvalConfig | None = None) -> tuple[models.GenerativeModel, TrainResult]:
     """Train (or load the checkpoint of) one cell's model; returns it and its training facts.
 
     ``config`` (the cell's model, train and data settings) is stored in the checkpoint,
-    so that a re-run with other settings is noticed (:mod:`bench.resume`).
+    so that a re-run with other settings is noticed (:mod:`bench.resume`). With ``ev`` and
+    2D data, the training history gets validation quality at ``ev.monitor_points``
+    checkpoints (:func:`bench.eval2d.training_monitor`).
     """
     ckpt = cell_dir / "model.pt"
     if ckpt.exists():
@@ -119,8 +122,13 @@ def train_stage(entry: FamilyEntry, family: str, modality: str, ds: datasets.Dat
     model = models.build(family, modality, entry.model, ds.shape)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    monitor = None
+    if ev is not None and ev.monitor_points and modality == "vector" and len(ds.val) > 1:
+        from bench import eval2d
+
+        monitor = eval2d.training_monitor(ds, ev, device)
     stats = train(model, ds.train, entry.train, device=device, seed=seed, desc=f"{ds.name}/{family} s{seed}",
-                  progress=progress)
+                  progress=progress, monitor=monitor, monitor_points=ev.monitor_points if ev else 0)
     info = TrainResult(
         train_seconds=stats.seconds,
         train_steps=stats.steps,
@@ -128,6 +136,7 @@ def train_stage(entry: FamilyEntry, family: str, modality: str, ds: datasets.Dat
         train_stopped_by=stats.stopped_by,
         train_final_losses=stats.final_losses,
         train_history=stats.history,
+        train_monitor_seconds=stats.monitor_seconds if monitor is not None else None,
         parameters=sum(p.numel() for p in model.parameters()),
         train_peak_gpu_mem_gb=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
     )
@@ -387,7 +396,8 @@ def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: Ru
                 with Stopwatch(device) as clock:
                     model, train_info = train_stage(suite.family(ds.name, family), family, suite.modality, ds, seed,
                                                     cell_dir, device, opts.progress,
-                                                    config={k: settings[k] for k in ("model", "train", "data")})
+                                                    config={k: settings[k] for k in ("model", "train", "data")},
+                                                    ev=suite.eval)
                 stages.append("train")
                 seconds["train"] = clock.seconds
                 model_eval = ModelEval(train=train_info)

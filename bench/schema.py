@@ -89,6 +89,9 @@ class TrainResult:
     train_stopped_by: str | None = metric(doc="'steps' or 'time' (the max_seconds budget)")
     train_final_losses: dict[str, float] = field(default_factory=dict)
     train_history: list[dict[str, float]] = field(default_factory=list)
+    train_monitor_seconds: float | None = metric("s", timing=True,
+                                                 doc="wall time of the training monitor's validation checkpoints "
+                                                     "(not in train_seconds)")
     parameters: int | None = metric("parameters", doc="trainable parameters")
     train_peak_gpu_mem_gb: float | None = metric("GiB", doc="peak CUDA memory while training", timing=True)
 

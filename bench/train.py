@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -34,7 +35,9 @@ class TrainStats:
         final_losses: mean of each logged loss over the last 10% of steps.
         history: ``{"step": k, "seconds": t, <loss>: value}`` about 50 times over the run; ``t`` is
             the wall time at the start of step k (unsynchronized on CUDA: within one step's
-            queue of the truth).
+            queue of the truth), monitor time excluded. Entries the monitor evaluated also hold
+            its values (e.g. ``val_mmd2``); the last entry is then the final step's.
+        monitor_seconds: wall time spent in the monitor, excluded from ``seconds`` and ``t``.
     """
 
     steps: int
@@ -42,6 +45,7 @@ class TrainStats:
     stopped_by: str
     final_losses: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
+    monitor_seconds: float = 0.0
 
 
 def lr_factor(cfg: TrainConfig, progress: float, step: int) -> float:
@@ -90,12 +94,20 @@ def train(
     seed: int = 0,
     desc: str = "train",
     progress: bool = True,
+    monitor: Callable[[GenerativeModel], dict[str, float]] | None = None,
+    monitor_points: int = 10,
 ) -> TrainStats:
     """Train ``model`` in place on ``x_train`` (N, *shape) with settings ``cfg``.
 
     Minibatches are drawn with replacement from a generator seeded by ``seed``;
     the global torch seed is set to ``seed`` too, so a run is reproducible on CPU.
     With ``cfg.ema`` set, the model ends holding the EMA weights.
+
+    ``monitor(model)`` (optional) returns validation quality values by name; it is called
+    on about ``monitor_points`` evenly spaced history entries and after the last step (on the
+    raw weights, not the EMA), in eval mode, with the global RNG state forked so that training
+    is the same with or without it; its values join those history entries and its wall time
+    is kept out of the training time.
 
     Raises:
         DivergenceError: a loss is NaN or infinite (checked every ``cfg.check_every`` steps).
@@ -122,9 +134,20 @@ def train(
     step = 0
     last_log = -math.inf
     recent: deque[dict[str, float]] = deque(maxlen=50)  # the last checked losses
+    monitor_every = max(1, 50 // monitor_points) if monitor_points else 0  # in history entries
+    monitor_clock = [0.0]
+
+    def run_monitor() -> dict[str, float]:
+        with Stopwatch(device) as watch, torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            model.eval()
+            values = monitor(model)
+            model.train()
+        monitor_clock[0] += watch.seconds
+        return values
+
     with Stopwatch(device) as clock:  # synchronized at both ends: queued CUDA work is counted
         for step in range(cfg.steps):
-            elapsed = clock.elapsed  # unsynchronized: a budget check, not a measurement
+            elapsed = clock.elapsed - monitor_clock[0]  # unsynchronized: a budget check, not a measurement
             if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
                 stopped_by = "time"
                 break
@@ -151,6 +174,8 @@ def train(
                 if log_now:
                     last_log = elapsed
                     history.append({"step": step + 1, "seconds": elapsed, **values})
+                    if monitor is not None and monitor_every and (len(history) - 1) % monitor_every == 0:
+                        history[-1].update(run_monitor())
                     bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
                 if step >= tail_from:
                     for k, v in values.items():
@@ -158,7 +183,13 @@ def train(
             bar.update(1)
         else:
             step = cfg.steps
-    seconds = clock.seconds
+        if monitor is not None and monitor_every:  # the final step's quality, the end of the curve
+            end = clock.elapsed - monitor_clock[0]
+            entry = {"step": step, "seconds": end, **(recent[-1] if recent else {})}
+            if history and history[-1]["step"] == step:
+                history.pop()
+            history.append({**entry, **run_monitor()})
+    seconds = clock.seconds - monitor_clock[0]
     bar.close()
     if ema is not None:
         ema.copy_to(model)
@@ -167,4 +198,5 @@ def train(
     final = {k: sum(v) / len(v) for k, v in tail.items()}
     model.amp_dtype = None
     model.eval()
-    return TrainStats(steps=step, seconds=seconds, stopped_by=stopped_by, final_losses=final, history=history)
+    return TrainStats(steps=step, seconds=seconds, stopped_by=stopped_by, final_losses=final, history=history,
+                      monitor_seconds=monitor_clock[0])
