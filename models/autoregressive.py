@@ -25,7 +25,8 @@ from models.base import Capabilities, GenerativeModel, Textbook
 from models.imaging import BINS, DiscretizedLogisticMixture, dmol_param_count, to_centered
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
-TEXTBOOK = Textbook(likelihood="exact", sampling="slow", sampling_text="slow (sequential)")
+TEXTBOOK = Textbook(likelihood="exact", sampling="slow", sampling_text="slow (sequential)",
+                    training="stable")
 
 
 @dataclass

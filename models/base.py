@@ -94,6 +94,7 @@ class Capabilities:
 
 LIKELIHOOD_KINDS = ("exact", "bound", "unnormalized", "none")
 SAMPLING_SPEEDS = ("fast", "slow")
+TRAINING_CLAIMS = ("stable", "fragile")
 
 
 @dataclass(frozen=True)
@@ -111,21 +112,32 @@ class Textbook:
         sampling: ``"fast"`` or ``"slow"``.
         likelihood_text: the table's wording (default: ``likelihood``), e.g. ``"ELBO bound"``.
         sampling_text: the table's wording (default: ``sampling``), e.g. ``"slow (sequential)"``.
+        training: ``"stable"`` or ``"fragile"`` (e.g. GANs), or ``None`` (no claim).
+        sample_quality: ``"excellent"`` where the taxonomy singles the family out (diffusion), else ``None``.
+        expressiveness: ``"restricted"`` where the taxonomy says the architecture pays for its
+            tractability (flows: invertible maps with tractable Jacobians), else ``None``.
 
     Raises:
-        ValueError: a kind or speed outside the allowed values.
+        ValueError: a kind, speed or claim outside the allowed values.
     """
 
     likelihood: str
     sampling: str
     likelihood_text: str = ""
     sampling_text: str = ""
+    training: str | None = None
+    sample_quality: str | None = None
+    expressiveness: str | None = None
 
     def __post_init__(self):
         if self.likelihood not in LIKELIHOOD_KINDS:
             raise ValueError(f"likelihood must be one of {LIKELIHOOD_KINDS}, got {self.likelihood!r}")
         if self.sampling not in SAMPLING_SPEEDS:
             raise ValueError(f"sampling must be one of {SAMPLING_SPEEDS}, got {self.sampling!r}")
+        for name, allowed in (("training", TRAINING_CLAIMS), ("sample_quality", ("excellent",)),
+                              ("expressiveness", ("restricted",))):
+            if getattr(self, name) not in (*allowed, None):
+                raise ValueError(f"{name} must be one of {allowed} or None, got {getattr(self, name)!r}")
         object.__setattr__(self, "likelihood_text", self.likelihood_text or self.likelihood)
         object.__setattr__(self, "sampling_text", self.sampling_text or self.sampling)
 

@@ -26,7 +26,8 @@ from models.nets import ConditionalMLP
 LOG_2PI = math.log(2 * math.pi)
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
-TEXTBOOK = Textbook(likelihood="bound", sampling="slow", likelihood_text="ELBO bound", sampling_text="slow (iterative)")
+TEXTBOOK = Textbook(likelihood="bound", sampling="slow", likelihood_text="ELBO bound", sampling_text="slow (iterative)",
+                    training="stable", sample_quality="excellent")
 
 
 class GaussianDiffusion(GenerativeModel):

@@ -27,7 +27,8 @@ from models.imaging import ResBlock, from_centered, to_centered
 from models.nets import mlp
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
-TEXTBOOK = Textbook(likelihood="unnormalized", sampling="slow", sampling_text="slow (MCMC)")
+TEXTBOOK = Textbook(likelihood="unnormalized", sampling="slow", sampling_text="slow (MCMC)",
+                    training="fragile")
 
 
 class ContrastiveDivergenceEBM(GenerativeModel):

@@ -20,7 +20,7 @@ from models import register
 from models.base import Capabilities, GenerativeModel, Textbook, require
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
-TEXTBOOK = Textbook(likelihood="exact", sampling="fast")
+TEXTBOOK = Textbook(likelihood="exact", sampling="fast", training="stable", expressiveness="restricted")
 
 
 @dataclass

@@ -22,7 +22,7 @@ from models.imaging import check_divisible, from_centered, to_centered
 from models.nets import mlp
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
-TEXTBOOK = Textbook(likelihood="none", sampling="fast")
+TEXTBOOK = Textbook(likelihood="none", sampling="fast", training="fragile")
 
 
 class AdversarialNetwork(GenerativeModel):

@@ -25,7 +25,8 @@ from models.imaging import from_unit, to_unit, unet
 from models.nets import ConditionalMLP
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
-TEXTBOOK = Textbook(likelihood="none", sampling="slow", likelihood_text="none explicit", sampling_text="slow (SDE/ODE)")
+TEXTBOOK = Textbook(likelihood="none", sampling="slow", likelihood_text="none explicit", sampling_text="slow (SDE/ODE)",
+                    training="stable")
 
 
 class NoiseConditionalScore(GenerativeModel):
