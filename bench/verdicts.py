@@ -129,7 +129,13 @@ def sampling(rec: CellRecord, recs: list[CellRecord]) -> Verdict:
 
 # --------------------------------------------------------------------------- issue 11: the rest of the taxonomy
 def _claim_of(rec: CellRecord, key: str) -> str | None:
+    """The family's textbook claim ``key``; records written before the claim existed take it from the registry."""
     tb = textbook(rec)
+    if tb is not None and key not in tb:
+        import models
+
+        reg = models.textbook(rec.family) if rec.family in models.names() else None
+        return getattr(reg, key, None)
     return tb.get(key) if tb else None
 
 
@@ -156,9 +162,9 @@ def training_stability(recs: list[CellRecord]) -> Verdict:
     claimed = _claim_of(recs[0], "training")
     reasons = []
     if st.diverged_fraction > 0:
-        reasons.append(f"{st.diverged_fraction:.2g} of seeds diverged")
+        reasons.append(f"{st.diverged_fraction:.0%} of seeds diverged")
     if st.collapsed_fraction:
-        reasons.append(f"{st.collapsed_fraction:.2g} of seeds collapsed")
+        reasons.append(f"{st.collapsed_fraction:.0%} of seeds collapsed")
     if st.cv is not None and st.cv > CV_FRAGILE:
         reasons.append(f"CV {st.cv:.2g} > {CV_FRAGILE:g}")
     if reasons:
@@ -193,7 +199,7 @@ def sample_quality(family: str, recs: list[CellRecord]) -> Verdict:
     cost = taxonomy.training_cost(own)
     if cost.converged_fraction is not None and cost.converged_fraction < 1:
         return Verdict(INCONCLUSIVE, claimed, f"{measured}; not converged (quality still improving at the end of "
-                                              f"training in {1 - cost.converged_fraction:.2g} of seeds)", rank)
+                                              f"training in {1 - cost.converged_fraction:.0%} of seeds)", rank)
     se = {f: _se(v) for f, v in scores.items()}
     if se[family] is None:
         return Verdict(INCONCLUSIVE, claimed, f"{measured}; one seed, no spread", rank)

@@ -99,7 +99,7 @@ def test_stability_verdicts():
     assert v.verdict == verdicts.AGREES and "CV 1.2 > 0.5" in v.measured
     collapsed = [rec("flow", s, kl=1.0, coverage=c, textbook=STABLE) for s, c in enumerate([1.0, 0.5, 1.0])]
     v = verdicts.training_stability(collapsed)
-    assert v.verdict == verdicts.DISAGREES and "0.33 of seeds collapsed" in v.measured
+    assert v.verdict == verdicts.DISAGREES and "33% of seeds collapsed" in v.measured
     two = [rec("gan", s, mmd2=0.01, textbook=FRAGILE) for s in range(2)]
     assert verdicts.training_stability(two).verdict == verdicts.INCONCLUSIVE  # 2 seeds < 3
     assert verdicts.training_stability([rec("x", s, kl=1.0) for s in range(3)]).verdict == verdicts.NO_CLAIM

@@ -106,6 +106,7 @@ def build_report(run: RunDir) -> Document:
     if modality == "vector":
         doc.add(Heading("Datasets"), Table(tables.dataset_rows_2d(by_ds)))
     doc.add(*_taxonomy(by_ds))
+    doc.add(*_taxonomy_rest(by_ds, failed))
     for ds, rs in by_ds.items():
         doc.add(Heading(f"All metrics: `{ds}`"))
         if modality == "image":
@@ -155,3 +156,15 @@ def build_report(run: RunDir) -> Document:
 def write_report(run: RunDir) -> Path:
     """Write ``report.md`` and ``figures/`` for ``run``; returns the report's path."""
     return write_text(run.path / "report.md", to_markdown(build_report(run)))
+
+
+def _taxonomy_rest(by_ds: dict[str, list[CellRecord]], failed: list[CellRecord]) -> list:
+    """Per dataset: training cost and stability over seeds (failed seeds count), latent inference, and the
+    remaining claims' verdicts."""
+    blocks = []
+    for ds, rs in by_ds.items():
+        rows, rules = tables.taxonomy_rest_rows(rs + [r for r in failed if r.dataset == ds])
+        if rows:
+            blocks += [Heading(f"Training, stability, latent inference and the remaining claims: `{ds}`"),
+                       Table(rows), Bullets(rules)]
+    return blocks

@@ -324,3 +324,95 @@ def estimate_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
         rows.append({**blank, "cell": "**all cells**", "total s": _sec(wall_sum), "estimated s": _sec(est_sum),
                      "error": _err(wall_sum, est_sum)})
     return rows
+
+
+# --------------------------------------------------------------------------- issue 11: the rest of the taxonomy
+#: one sentence per rule, shown under the table (the rules themselves are in bench.verdicts and bench.taxonomy)
+TAXONOMY_REST_RULES = [
+    "*Final quality*: KL(p_data‖p_model) in nats where the density is normalized, else its upper bound from the "
+    "NLL bound, else the default sampler's MMD²; mean ± sample std over seeds, CV = std / |mean|.",
+    f"*Training claim*: fragile when any seed diverged (NaN/inf loss or quality) or collapsed (mode coverage < 1; "
+    f"images: recall < {{recall_floor:g}}), or the CV exceeds {verdicts.CV_FRAGILE:g}; stable otherwise with at least "
+    f"{verdicts.MIN_SEEDS} seeds, inconclusive with fewer.",
+    "*Time to quality*: training steps and seconds until the monitored validation quality (KL for exact densities, "
+    "else MMD² of the cheapest sampler) stays within max({rel:g} × total improvement, an absolute floor: "
+    "{abs_kl:g} nats, MMD² {abs_mmd:g}) of its final value; gain/s = (first − final) / training seconds.",
+    "*Latent inference* x → z: `to_latent` timed like sampling (median over repeats), NFE per call, and the "
+    "reconstruction x → z → x in data units (RMSE per coordinate); families without it say none and are not timed.",
+    f"*Sample quality claim* (diffusion, \"excellent\"): agrees when its mean sample metric (MMD²) is the best on the "
+    f"dataset by more than {verdicts.SEPARATION:g} combined standard errors of the seed means, disagrees when another "
+    "family is better by that margin, and is inconclusive when the spreads overlap or its quality was still "
+    "improving at the end of training.",
+    f"*Expressiveness claim* (flows, \"restricted\"): agrees when the flow's mean KL exceeds the autoregressive "
+    f"family's by more than {verdicts.SEPARATION:g} combined standard errors at parameter counts within "
+    f"{100 * verdicts.MATCH_TOLERANCE:g}% of each other, disagrees when it is lower by that margin, and is "
+    "inconclusive otherwise.",
+]
+
+
+def _mean_std(values: list[float], digits: int = 3) -> str:
+    if not values:
+        return "–"
+    from statistics import mean, stdev
+
+    return f"{fmt(mean(values), digits)} ± {fmt(stdev(values), 2)}" if len(values) > 1 else fmt(values[0], digits)
+
+
+def _latent_text(recs: list[CellRecord]) -> tuple[str, str, str]:
+    """(kind and NFE, ms per batch and examples/s, reconstruction RMSE) of a family's latent inference."""
+    parts = [r.latent for r in recs if r.latent is not None]
+    if not parts:
+        return "–", "–", "–"
+    first = parts[0]
+    if first.latent_kind == "none":
+        return "none", "–", "–"
+    rmse = [p.latent_recon_rmse for p in parts if p.latent_recon_rmse is not None]
+    return (f"{first.latent_kind} (NFE {first.latent_nfe})",
+            f"{fmt(first.latent_batch_ms)} ms / {first.latent_batch} ({fmt(first.latent_throughput_per_s)}/s)",
+            _mean_std(rmse))
+
+
+def taxonomy_rest_rows(recs: list[CellRecord]) -> tuple[list[dict[str, str]], list[str]]:
+    """The remaining taxonomy columns for one dataset's records (all seeds, failed ones included): final
+    quality and its spread, divergence and collapse, time to quality, latent inference, and the training,
+    sample-quality and expressiveness verdicts; and the rules, one sentence each."""
+    from bench import taxonomy
+
+    groups = taxonomy.by_family(recs)
+    ok_all = [r for r in recs if r.ok]
+    rows = []
+    for family, rs in groups.items():
+        st = taxonomy.stability(rs)
+        cost = taxonomy.training_cost(rs)
+        train_v = verdicts.training_stability(rs)
+        kind, timing, recon = _latent_text([r for r in rs if r.ok])
+        tb = {k: verdicts._claim_of(rs[0], k) for k in ("training", "sample_quality", "expressiveness")}
+        row = {
+            "family": family,
+            "seeds": str(len(st.seeds)),
+            "final quality": (f"{taxonomy.QUALITY_LABELS.get(st.metric, st.metric)} "
+                              f"{_mean_std(st.values, 4)}" if st.metric else "–"),
+            "CV": fmt(st.cv, 2),
+            "diverged": fmt(st.diverged_fraction, 2),
+            "collapsed": fmt(st.collapsed_fraction, 2),
+            "time to quality": (f"{fmt(cost.steps, 3)} steps, {fmt(cost.seconds, 2)} s "
+                                f"({'KL' if cost.metric == 'val_kl_nats' else 'MMD²'})" if cost.n else "–"),
+            "train (s)": fmt(cost.train_seconds, 3),
+            "gain/s": fmt(cost.gain_per_s, 2),
+            "training claim": (f"{tb['training']}: {_claim(train_v)}" if tb.get("training") else _claim(train_v)),
+            "latent": kind,
+            "latent cost": timing,
+            "recon RMSE": recon,
+        }
+        sq = verdicts.sample_quality(family, ok_all)
+        row["sample quality"] = (f"{tb['sample_quality']}: {sq.verdict} ({sq.measured})" if tb.get("sample_quality")
+                                 else sq.measured)
+        row["expressiveness"] = "–"
+        if tb.get("expressiveness") and "autoregressive" in groups:
+            ex = verdicts.expressiveness([r for r in rs if r.ok], [r for r in groups["autoregressive"] if r.ok])
+            row["expressiveness"] = f"{tb['expressiveness']}: {ex.verdict} ({ex.measured})"
+        rows.append(row)
+    rules = [s.format(recall_floor=taxonomy.RECALL_FLOOR, rel=taxonomy.SETTLE_REL,
+                      abs_kl=taxonomy.SETTLE_ABS["val_kl_nats"], abs_mmd=taxonomy.SETTLE_ABS["val_mmd2"])
+             for s in TAXONOMY_REST_RULES]
+    return rows, rules
