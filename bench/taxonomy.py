@@ -15,7 +15,7 @@ run's seeds:
 * **time to quality** (:func:`time_to_quality`): from the training history's monitored
   validation quality (``val_kl_nats`` where present, else ``val_mmd2``; see
   :func:`bench.eval2d.training_monitor`), the first checkpoint from which every later one
-  stays within a tolerance of the final value, tol = max(:data:`SETTLE_REL` × |first − final|,
+  stays within a tolerance of the final value, tol = max(:data:`SETTLE_REL` × |final|,
   :data:`SETTLE_ABS` of the metric): steps and training seconds to get there, and the
   quality gain per training second, (first − final) / seconds.
 """
@@ -29,7 +29,7 @@ from statistics import mean, stdev
 from bench.schema import CellRecord, DensityResult
 
 RECALL_FLOOR = 0.1  # images: a seed whose default sampler's recall is below this has collapsed
-SETTLE_REL = 0.1  # time to quality: within 10% of the total improvement of the final value ...
+SETTLE_REL = 0.1  # time to quality: within 10% of the final value ...
 SETTLE_ABS = {"val_kl_nats": 0.02, "val_mmd2": 0.002}  # ... or within this absolute tolerance, if larger
 CONVERGED_BY = 0.8  # a run is converged when its quality settled by this fraction of its steps
 QUALITY_LABELS = {"kl_nats": "KL (nats)", "kl_bound_nats": "KL bound (nats)", "mmd2": "MMD²",
@@ -189,7 +189,7 @@ def time_to_quality(history: list[dict[str, float]], metric: str | None = None) 
     ``history`` is a training history (:class:`bench.train.TrainStats`) whose checkpoints carry
     ``metric`` (default :func:`history_metric`); the last such checkpoint gives the final value.
     Settled at the first checkpoint k with |q_j − q_final| ≤ tol for every j ≥ k, where
-    tol = max(:data:`SETTLE_REL` × |q_first − q_final|, :data:`SETTLE_ABS` [metric]).
+    tol = max(:data:`SETTLE_REL` × |q_final|, :data:`SETTLE_ABS` [metric]).
     Returns ``None`` without two finite checkpoints.
     """
     metric = metric or history_metric(history)
@@ -197,7 +197,7 @@ def time_to_quality(history: list[dict[str, float]], metric: str | None = None) 
     if metric is None or len(points) < 2:
         return None
     first, final = points[0][metric], points[-1][metric]
-    tol = max(SETTLE_REL * abs(first - final), SETTLE_ABS.get(metric, 0.0))
+    tol = max(SETTLE_REL * abs(final), SETTLE_ABS.get(metric, 0.0))
     k = len(points) - 1
     while k > 0 and abs(points[k - 1][metric] - final) <= tol:
         k -= 1

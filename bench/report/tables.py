@@ -335,7 +335,7 @@ TAXONOMY_REST_RULES = [
     f"images: recall < {{recall_floor:g}}), or the CV exceeds {verdicts.CV_FRAGILE:g}; stable otherwise with at least "
     f"{verdicts.MIN_SEEDS} seeds, inconclusive with fewer.",
     "*Time to quality*: training steps and seconds until the monitored validation quality (KL for exact densities, "
-    "else MMD² of the cheapest sampler) stays within max({rel:g} × total improvement, an absolute floor: "
+    "else MMD² of the cheapest sampler) stays within max({rel:g} × |final value|, an absolute floor: "
     "{abs_kl:g} nats, MMD² {abs_mmd:g}) of its final value; gain/s = (first − final) / training seconds.",
     "*Latent inference* x → z: `to_latent` timed like sampling (median over repeats), NFE per call, and the "
     "reconstruction x → z → x in data units (RMSE per coordinate); families without it say none and are not timed.",
