@@ -91,15 +91,45 @@ def _err(p: Point, scale: float = 1.0) -> float | None:
     return p.std * scale if p.n > 1 else None
 
 
-def _panels(n: int, width: float = 5.2, height: float = 4.2):
-    fig, axes = plt.subplots(1, n, figsize=(width * n + 1.8, height), squeeze=False)
-    return fig, list(axes[0])
+def _panels(n: int, width: float = 6.6, height: float = 4.6):
+    """``n`` panels, two to a row, with room on the right for the legend."""
+    cols = min(n, 2)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 1.9, height * rows + 0.5), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def adjust(fig, left: float = 1.15, right: float = 0.3, top: float = 0.75, bottom: float = 0.75,
+           wspace: float = 0.3, hspace: float = 0.45) -> None:
+    """Fixed margins in inches (matplotlib's tight_layout costs about a second a figure on a 2-core CPU)."""
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / h, bottom=bottom / h, wspace=wspace,
+                        hspace=hspace)
+
+
+def _annotate(ax, pts: list[tuple[float, float]], labels: list[str]) -> None:
+    """Label points, alternating above and below among points in x order, so neighbours do not overlap."""
+    order = sorted(range(len(pts)), key=lambda i: pts[i])
+    for k, i in enumerate(order):
+        ax.annotate(labels[i], pts[i], fontsize=7.5, xytext=(6, 5 if k % 2 == 0 else -11), textcoords="offset points")
+
+
+def _quality_scale(ax, metric: str, ys: list[float]) -> None:
+    """MMD² (unbiased: can be slightly negative; good models sit near 0): a symmetric log scale, linear within
+    ±1e-3, so that the good models are told apart from each other as well as from the bad ones."""
+    if metric == "mmd2" and ys and max(abs(y) for y in ys) > 0.01:
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_ylim(bottom=min(-2e-3, 2 * min(ys)), top=2 * max(ys))
+        ax.set_ylabel(ax.get_ylabel() + "\n(symmetric log scale, linear within ±0.001)")
 
 
 def _legend(fig, families: list[str], colour: dict, extra: list | None = None) -> None:
     handles = [plt.Line2D([], [], color=colour[f], marker="o", ls="", label=f) for f in families]
     fig.legend(handles=handles + (extra or []), loc="center right", fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1 - 1.7 / fig.get_figwidth(), 0.93))
+    adjust(fig, right=2.0)
 
 
 def pareto(stats: Stats, datasets: list[str], families: list[str], modality: str, n_samples: int | None,
@@ -123,8 +153,7 @@ def pareto(stats: Stats, datasets: list[str], families: list[str], modality: str
                             capsize=2, zorder=3)
                 pts.append((x, q.mean))
                 labels.append(_label(fam, smp, stats.get(ds, fam, smp, "sample_nfe")))
-        for (x, y), text in zip(pts, labels):
-            ax.annotate(text, (x, y), fontsize=7, xytext=(5, 4), textcoords="offset points")
+        _annotate(ax, pts, labels)
         front = pareto_front(pts)
         if len(front) > 1:
             fx, fy = [pts[i][0] for i in front], [pts[i][1] for i in front]
@@ -132,6 +161,7 @@ def pareto(stats: Stats, datasets: list[str], families: list[str], modality: str
         ax.set_xscale("log")
         ax.set_xlabel("sampling cost (ms per sample at the throughput batch, log scale)")
         ax.set_ylabel(_quality_label(metric, n_samples))
+        _quality_scale(ax, metric, [p[1] for p in pts])
         ax.set_title(ds, fontsize=10)
         ax.grid(alpha=0.3)
     fig.suptitle("Which family gives the best samples for the time? (lower left is better; dashed: Pareto front)",
@@ -175,12 +205,13 @@ def likelihood(stats: Stats, recs: list[CellRecord], datasets: list[str], famili
                 continue
             i = len(names)
             names.append(fam)
-            face = colour[fam] if how != "bound" else "white"
-            hatch = {"bound": "///", "quadrature": ".."}.get(how)
+            face = {"exact": colour[fam], "bound": "white", "quadrature": (*colour[fam][:3], 0.35)}[how]
+            hatch = {"bound": "///", "quadrature": "..."}.get(how)
             ax.bar(i, p.mean, yerr=_err(p), color=face, edgecolor=colour[fam], hatch=hatch, lw=1.5, capsize=3)
             text = {"exact": f"{p.mean:.3g}", "bound": f"≤ {p.mean:.3g}",
                     "quadrature": f"{p.mean:.3g}\n(quadrature)"}[how]
-            ax.annotate(text, (i, p.mean), fontsize=7, ha="center", va="bottom", xytext=(0, 3),
+            top = p.mean + (_err(p) or 0.0) if p.mean >= 0 else 0.0
+            ax.annotate(text, (i, top), fontsize=7, ha="center", va="bottom", xytext=(0, 3),
                         textcoords="offset points")
             if how == "bound":
                 ax.annotate("", (i + 0.3, p.mean - 0.12 * abs(p.mean) - 0.05), (i + 0.3, p.mean),
@@ -204,7 +235,7 @@ def likelihood(stats: Stats, recs: list[CellRecord], datasets: list[str], famili
         return None
     fig.suptitle("Which families give a likelihood, and how good is it? (solid: exact; hatched: upper bound ≤; "
                  "dotted: by quadrature)", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.93))
+    adjust(fig, bottom=1.5, hspace=0.7)
     return save(fig, out / "likelihood.png")
 
 
@@ -252,7 +283,7 @@ def quality_vs_nfe(stats: Stats, datasets: list[str], families: list[str], modal
         return None
     fig.suptitle("What does sampling with fewer steps cost in quality? (line: one sampler sweep; "
                  "square: a sampler outside any sweep)", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    adjust(fig)
     return save(fig, out / ("fid_vs_nfe.png" if modality == "image" else "mmd_vs_nfe.png"))
 
 
@@ -294,7 +325,7 @@ def training_curves(recs: list[CellRecord], datasets: list[str], families: list[
                 ax.set_ylabel("training loss", fontsize=7)
     fig.suptitle("How fast does each family train? (loss against wall-clock seconds; one line per seed)",
                  fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    adjust(fig, left=0.6, right=0.15, top=0.6, bottom=0.5, wspace=0.35, hspace=0.5)
     return save(fig, out / "training.png")
 
 
@@ -308,14 +339,17 @@ def precision_recall(stats: Stats, recs: list[CellRecord], datasets: list[str], 
     colour = colours(families)
     fig, axes = _panels(len(datasets), 4.6, 4.4)
     for ax, ds in zip(axes, datasets):
+        pts, labels = [], []
         for fam in families:
-            for smp in stats.samplers(ds, fam):
+            for k, smp in enumerate(stats.samplers(ds, fam)):
                 p, r = stats.get(ds, fam, smp, "precision"), stats.get(ds, fam, smp, "recall")
                 if p is None or r is None:
                     continue
-                ax.errorbar(r.mean, p.mean, xerr=_err(r), yerr=_err(p), fmt="o", ms=6, color=colour[fam], capsize=2)
-                ax.annotate(fam if smp == "default" else f"{fam}/{smp}", (r.mean, p.mean), fontsize=7,
-                            xytext=(4, 3), textcoords="offset points")
+                ax.errorbar(r.mean, p.mean, xerr=_err(r), yerr=_err(p), fmt="osD^v"[k % 5], ms=6, color=colour[fam],
+                            capsize=2)
+                pts.append((r.mean, p.mean))
+                labels.append(fam if smp == "default" else f"{fam}/{smp}")
+        _annotate(ax, pts, labels)
         m = ref.get(ds)
         if m is not None and m.precision is not None and m.recall is not None:
             ax.plot(m.recall, m.precision, "*", ms=12, color="k")
