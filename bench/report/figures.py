@@ -102,7 +102,7 @@ def _panels(n: int, width: float = 6.6, height: float = 4.6):
     return fig, flat[:n]
 
 
-def adjust(fig, left: float = 1.15, right: float = 0.3, top: float = 0.75, bottom: float = 0.75,
+def adjust(fig, left: float = 1.15, right: float = 0.3, top: float = 0.95, bottom: float = 0.75,
            wspace: float = 0.3, hspace: float = 0.45) -> None:
     """Fixed margins in inches (matplotlib's tight_layout costs about a second a figure on a 2-core CPU)."""
     w, h = fig.get_size_inches()
@@ -164,7 +164,7 @@ def pareto(stats: Stats, datasets: list[str], families: list[str], modality: str
         _quality_scale(ax, metric, [p[1] for p in pts])
         ax.set_title(ds, fontsize=10)
         ax.grid(alpha=0.3)
-    fig.suptitle("Which family gives the best samples for the time? (lower left is better; dashed: Pareto front)",
+    fig.suptitle("Which family gives the best samples for the time?\n(lower left is better; dashed: the Pareto front)",
                  fontsize=11)
     _legend(fig, families, colour, [plt.Line2D([], [], color="0.4", ls="--", label="Pareto front")])
     return save(fig, out / "pareto.png")
@@ -228,13 +228,14 @@ def likelihood(stats: Stats, recs: list[CellRecord], datasets: list[str], famili
         ax.set_title(ds, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         if missing:
-            ax.text(0.5, -0.32, "no likelihood: " + ", ".join(missing), transform=ax.transAxes, ha="center",
-                    va="top", fontsize=7, wrap=True)
+            head = "no likelihood: " if modality == "vector" else "no bits/dim: "
+            ax.text(0.5, -0.32, head + ", ".join(missing), transform=ax.transAxes, ha="center", va="top", fontsize=7,
+                    wrap=True)
     if not drawn:
         plt.close(fig)
         return None
-    fig.suptitle("Which families give a likelihood, and how good is it? (solid: exact; hatched: upper bound ≤; "
-                 "dotted: by quadrature)", fontsize=10)
+    fig.suptitle("Which families give a likelihood, and how good is it?\n(solid: exact; hatched: upper bound ≤, the "
+                 "true value is lower; dotted: by quadrature of exp(−E))", fontsize=10)
     adjust(fig, bottom=1.5, hspace=0.7)
     return save(fig, out / "likelihood.png")
 
@@ -281,7 +282,7 @@ def quality_vs_nfe(stats: Stats, datasets: list[str], families: list[str], modal
     if not drawn:
         plt.close(fig)
         return None
-    fig.suptitle("What does sampling with fewer steps cost in quality? (line: one sampler sweep; "
+    fig.suptitle("What does sampling with fewer steps cost in quality?\n(line: one sampler sweep; "
                  "square: a sampler outside any sweep)", fontsize=10)
     adjust(fig)
     return save(fig, out / ("fid_vs_nfe.png" if modality == "image" else "mmd_vs_nfe.png"))
@@ -323,9 +324,9 @@ def training_curves(recs: list[CellRecord], datasets: list[str], families: list[
                 ax.set_xlabel("wall-clock seconds", fontsize=7)
             if j == 0:
                 ax.set_ylabel("training loss", fontsize=7)
-    fig.suptitle("How fast does each family train? (loss against wall-clock seconds; one line per seed)",
+    fig.suptitle("How fast does each family train?\n(training loss against wall-clock seconds; one line per seed)",
                  fontsize=10)
-    adjust(fig, left=0.6, right=0.15, top=0.6, bottom=0.5, wspace=0.35, hspace=0.5)
+    adjust(fig, left=0.6, right=0.15, top=0.75, bottom=0.5, wspace=0.35, hspace=0.5)
     return save(fig, out / "training.png")
 
 
@@ -362,7 +363,7 @@ def precision_recall(stats: Stats, recs: list[CellRecord], datasets: list[str], 
         ax.set_title(ds, fontsize=10)
         ax.grid(alpha=0.3)
         ax.set_aspect("equal")
-    fig.suptitle("Fidelity or diversity? (k-NN precision against recall; upper right is better)", fontsize=10)
+    fig.suptitle("Fidelity or diversity?\n(k-NN precision against recall; upper right is better)", fontsize=10)
     _legend(fig, families, colour, [plt.Line2D([], [], color="k", marker="*", ls="", ms=10, label="true mixture")]
             if ref else None)
     return save(fig, out / "precision_recall.png")
