@@ -164,13 +164,13 @@ def build_report(run: RunDir) -> Document:
     if failed:
         doc.add(Heading("Failed cells"), Table([{"cell": r.cell_id, "reason": r.reason or r.status} for r in failed]))
     modality = ok[0].modality if ok else None
+    cap = caption(info, ok)
+    if ok:  # the trade-offs at a glance first; the tables they are drawn from follow
+        paths = trade_offs.all_figures(stats, ok, list(by_ds), families, modality, figures)
+        doc.add(Heading("Trade-offs at a glance"), *[Figure(f"figures/{p.name}", p.stem, cap) for p in paths])
     if modality == "vector":
         doc.add(Heading("Datasets"), Table(tables.dataset_rows_2d(by_ds)))
     doc.add(*_taxonomy(by_ds))
-    cap = caption(info, ok)
-    if ok:
-        paths = trade_offs.all_figures(stats, ok, list(by_ds), families, modality, figures)
-        doc.add(Heading("Trade-offs"), *[Figure(f"figures/{p.name}", p.stem, cap) for p in paths])
     for ds, rs in by_ds.items():
         doc.add(Heading(f"All metrics: `{ds}`"), *headline_blocks(rs, ds, modality, stats))
         if modality == "image":

@@ -114,7 +114,7 @@ def _annotate(ax, pts: list[tuple[float, float]], labels: list[str]) -> None:
     """Label points, alternating above and below among points in x order, so neighbours do not overlap."""
     order = sorted(range(len(pts)), key=lambda i: pts[i])
     for k, i in enumerate(order):
-        ax.annotate(labels[i], pts[i], fontsize=7.5, xytext=(6, 5 if k % 2 == 0 else -11), textcoords="offset points")
+        ax.annotate(labels[i], pts[i], fontsize=8, xytext=(6, 5 if k % 2 == 0 else -12), textcoords="offset points")
 
 
 def _quality_scale(ax, metric: str, ys: list[float]) -> None:
@@ -127,9 +127,17 @@ def _quality_scale(ax, metric: str, ys: list[float]) -> None:
 
 
 def _legend(fig, families: list[str], colour: dict, extra: list | None = None) -> None:
-    handles = [plt.Line2D([], [], color=colour[f], marker="o", ls="", label=f) for f in families]
-    fig.legend(handles=handles + (extra or []), loc="center right", fontsize=8, frameon=False)
-    adjust(fig, right=2.0)
+    """The families' colours: in the empty panel of the grid where there is one, else on the right."""
+    handles = [plt.Line2D([], [], color=colour[f], marker="o", ls="", label=f) for f in families] + (extra or [])
+    spare = [ax for ax in fig.axes if not ax.get_visible()]
+    if spare:
+        spare[0].set_visible(True)
+        spare[0].axis("off")
+        spare[0].legend(handles=handles, loc="center", fontsize=10, frameon=False, title="family")
+        adjust(fig)
+    else:
+        fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
+        adjust(fig, right=2.0)
 
 
 def pareto(stats: Stats, datasets: list[str], families: list[str], modality: str, n_samples: int | None,
@@ -250,7 +258,7 @@ def quality_vs_nfe(stats: Stats, datasets: list[str], families: list[str], modal
     if metric is None:
         return None
     colour = colours(families)
-    fig, axes = _panels(len(datasets))
+    fig, axes = _panels(len(datasets), 5.6, 3.8)
     drawn = False
     for ax, ds in zip(axes, datasets):
         for fam in families:
