@@ -3,6 +3,7 @@ and sampling cost against KL."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -34,7 +35,9 @@ def _is_grid(g) -> bool:
             and g["box"].shape == (2,) and np.issubdtype(g["log_density"].dtype, np.number))
 
 
-def _true_log_density(dataset: str, box, n: int = 200) -> np.ndarray:
+@functools.lru_cache(maxsize=16)
+def _true_log_density(dataset: str, box: tuple[float, float], n: int = 200) -> np.ndarray:
+    """log p of the true mixture on an n × n grid over ``box`` (cached: both figures draw it)."""
     from bench.data.toy2d import MIXTURES
 
     mix = MIXTURES[dataset]()
