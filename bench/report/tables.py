@@ -344,7 +344,8 @@ def headline_rows(stats, dataset: str, modality: str) -> tuple[list[dict[str, st
                 continue
             r, bound = c[header]
             err = r.std if r.n > 1 else r.se
-            text = fmt(r.mean * col.scale)
+            value = r.mean * col.scale
+            text = fmt(int(value) if not isinstance(r.better, str) and float(value).is_integer() else value)
             if isinstance(r.better, str) and err is not None and err == err and not (r.n > 1 and r.std == 0):
                 text += f" ± {fmt(err * col.scale, 2)}"
             text = ("≤ " if bound else "") + text
