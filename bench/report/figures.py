@@ -163,8 +163,9 @@ def pareto(stats: Stats, datasets: list[str], families: list[str], modality: str
                 labels.append(_label(fam, smp, stats.get(ds, fam, smp, "sample_nfe")))
         _annotate(ax, pts, labels)
         front = pareto_front(pts)
+        fx, fy = [pts[i][0] for i in front], [pts[i][1] for i in front]
+        ax.scatter(fx, fy, s=170, facecolors="none", edgecolors="0.3", lw=1.2, zorder=4)
         if len(front) > 1:
-            fx, fy = [pts[i][0] for i in front], [pts[i][1] for i in front]
             ax.step(fx, fy, where="post", ls="--", color="0.4", lw=1, zorder=2)
         ax.set_xscale("log")
         ax.set_xlabel("sampling cost (ms per sample at the throughput batch, log scale)")
@@ -174,7 +175,8 @@ def pareto(stats: Stats, datasets: list[str], families: list[str], modality: str
         ax.grid(alpha=0.3)
     fig.suptitle("Which family gives the best samples for the time?\n(lower left is better; dashed: the Pareto front)",
                  fontsize=11)
-    _legend(fig, families, colour, [plt.Line2D([], [], color="0.4", ls="--", label="Pareto front")])
+    _legend(fig, families, colour, [plt.Line2D([], [], color="0.4", ls="--", marker="o", mfc="none", ms=11,
+                                               label="Pareto front")])
     return save(fig, out / "pareto.png")
 
 
