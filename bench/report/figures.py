@@ -110,11 +110,18 @@ def adjust(fig, left: float = 1.15, right: float = 0.3, top: float = 0.95, botto
                         hspace=hspace)
 
 
-def _annotate(ax, pts: list[tuple[float, float]], labels: list[str]) -> None:
-    """Label points, alternating above and below among points in x order, so neighbours do not overlap."""
+def _annotate(ax, pts: list[tuple[float, float]], labels: list[str], log_x: bool = True) -> None:
+    """Label points, alternating above and below among points in x order so that neighbours do not overlap,
+    to the left of the points near the right edge so that labels stay inside the panel."""
+    import math
+
     order = sorted(range(len(pts)), key=lambda i: pts[i])
+    logs = [math.log10(x) if x > 0 and log_x else x for x, _ in pts]
+    lo, hi = (min(logs), max(logs)) if logs else (0.0, 0.0)
     for k, i in enumerate(order):
-        ax.annotate(labels[i], pts[i], fontsize=8, xytext=(6, 5 if k % 2 == 0 else -12), textcoords="offset points")
+        right = hi > lo and (logs[i] - lo) / (hi - lo) > 0.7  # near the right edge: the label goes to the left
+        ax.annotate(labels[i], pts[i], fontsize=8, xytext=(-6 if right else 6, 5 if k % 2 == 0 else -12),
+                    textcoords="offset points", ha="right" if right else "left")
 
 
 def _quality_scale(ax, metric: str, ys: list[float]) -> None:
@@ -173,7 +180,8 @@ def pareto(stats: Stats, datasets: list[str], families: list[str], modality: str
         _quality_scale(ax, metric, [p[1] for p in pts])
         ax.set_title(ds, fontsize=10)
         ax.grid(alpha=0.3)
-    fig.suptitle("Which family gives the best samples for the time?\n(lower left is better; dashed: the Pareto front)",
+    fig.suptitle("Which family gives the best samples for the time?\n"
+                 "(lower left is better; ringed, joined by the dashed line: the Pareto front)",
                  fontsize=11)
     _legend(fig, families, colour, [plt.Line2D([], [], color="0.4", ls="--", marker="o", mfc="none", ms=11,
                                                label="Pareto front")])
@@ -283,6 +291,7 @@ def quality_vs_nfe(stats: Stats, datasets: list[str], families: list[str], modal
                 ax.annotate(f"{smp} (NFE {nfe:.0f})", (nfe, q.mean), fontsize=7, xytext=(4, 4),
                             textcoords="offset points")
         ax.set_xscale("log")
+        ax.margins(x=0.2)
         ax.set_xlabel("NFE (sequential network evaluations per sample, log scale)")
         ax.set_ylabel(_quality_label(metric, n_samples))
         ax.set_title(ds, fontsize=10)
@@ -360,7 +369,7 @@ def precision_recall(stats: Stats, recs: list[CellRecord], datasets: list[str], 
                             capsize=2)
                 pts.append((r.mean, p.mean))
                 labels.append(fam if smp == "default" else f"{fam}/{smp}")
-        _annotate(ax, pts, labels)
+        _annotate(ax, pts, labels, log_x=False)
         m = ref.get(ds)
         if m is not None and m.precision is not None and m.recall is not None:
             ax.plot(m.recall, m.precision, "*", ms=12, color="k")
