@@ -271,6 +271,8 @@ def quality_vs_nfe(stats: Stats, datasets: list[str], families: list[str], modal
     fig, axes = _panels(len(datasets), 5.6, 3.8)
     drawn = False
     for ax, ds in zip(axes, datasets):
+        marks: list[tuple[float, float]] = []
+        texts: list[str] = []
         for fam in families:
             pts = []
             for smp in stats.samplers(ds, fam):
@@ -288,10 +290,11 @@ def quality_vs_nfe(stats: Stats, datasets: list[str], families: list[str], modal
                 if not sweep:
                     ax.errorbar(nfe, q.mean, yerr=_err(q), fmt="s", ms=7, color=colour[fam], capsize=2,
                                 label=f"{fam}: {smp}")
-                ax.annotate(f"{smp} (NFE {nfe:.0f})", (nfe, q.mean), fontsize=7, xytext=(4, 4),
-                            textcoords="offset points")
+                marks.append((nfe, q.mean))
+                texts.append(f"{smp} (NFE {nfe:.0f})")
+        _annotate(ax, marks, texts)
         ax.set_xscale("log")
-        ax.margins(x=0.2)
+        ax.margins(x=0.2, y=0.15)
         ax.set_xlabel("NFE (sequential network evaluations per sample, log scale)")
         ax.set_ylabel(_quality_label(metric, n_samples))
         ax.set_title(ds, fontsize=10)
