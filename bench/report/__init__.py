@@ -6,9 +6,9 @@ samples/s), and for each textbook claim whether the measurement agrees, with the
 ratio behind the verdict. Three parts do the work:
 
 * :mod:`bench.verdicts` decides each claim (pure functions of records);
-* :mod:`bench.report.tables` and the figure modules (:mod:`~bench.report.figures2d`,
-  :mod:`~bench.report.figuresimg`) format tables and draw figures;
-* :mod:`bench.report.document` writes the blocks out (Markdown here).
+* :mod:`bench.report.tables` and the figure modules (:mod:`~bench.report.figures` for the
+  trade-off figures, :mod:`~bench.report.figures2d` for the 2D panels) format tables and draw figures;
+* :mod:`bench.report.document` writes the blocks out, as Markdown and as one self-contained HTML page.
 """
 
 from __future__ import annotations
