@@ -40,6 +40,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("bench.compare", "compare two runs, or a run and its baseline; exit 1 on a regression"),
     "baseline": ("bench.baselines", "store a run as its suite+profile baseline (results/baselines/)"),
     "history": ("bench.history", "a metric over runs in commit order, steps flagged, and a plot"),
+    "report": ("bench.report.cli", "rebuild a run's report.md/report.html, or compare several runs (--out DIR)"),
 }
 
 

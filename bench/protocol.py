@@ -19,9 +19,10 @@ Library versions and the device are recorded but only reported as notes.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a fingerprint is made: readers of records (reports) do without it
+    import torch
 
 #: fingerprint entries whose difference makes two metric values incomparable
 VALUE_KEYS = ("extractor", "n", "seed", "references", "kid_subset_size", "kid_subsets", "pr_k", "dc_k")
@@ -53,6 +54,8 @@ def metric_fingerprint(*, n: int, seed: int, references: dict[str, dict], device
     Returns:
         A JSON-serialisable dict (see the module docstring).
     """
+    import torch
+
     from bench import env
     from bench.metrics.inception import fingerprint
 

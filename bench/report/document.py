@@ -30,6 +30,13 @@ class Paragraph:
 
 
 @dataclass
+class Note:
+    """A boxed paragraph at the head of a report ("how to read this"); a block quote in Markdown."""
+
+    text: str
+
+
+@dataclass
 class Bullets:
     """A bulleted list, one item per entry."""
 
@@ -45,13 +52,14 @@ class Table:
 
 @dataclass
 class Figure:
-    """An image, ``path`` relative to the document's folder."""
+    """An image, ``path`` relative to the document's folder, with an optional caption (Markdown inline marks)."""
 
     path: str
     alt: str
+    caption: str = ""
 
 
-Block = Heading | Paragraph | Bullets | Table | Figure
+Block = Heading | Paragraph | Note | Bullets | Table | Figure
 
 
 @dataclass
@@ -83,21 +91,31 @@ def to_markdown(doc: Document) -> str:
             out += ["#" * max(2, b.level) + f" {b.text}", ""]
         elif isinstance(b, Paragraph):
             out += [b.text, ""]
+        elif isinstance(b, Note):
+            out += [f"> {b.text}", ""]
         elif isinstance(b, Bullets):
             out += [f"- {item}" for item in b.items] + [""]
         elif isinstance(b, Table):
             out += [_markdown_table(b.rows)]
         elif isinstance(b, Figure):
-            out += [f"![{b.alt}]({b.path})", ""]
+            out += [f"![{b.alt}]({b.path})", ""] + ([f"*{b.caption}*", ""] if b.caption else [])
     return "\n".join(out)
 
 
 _EMPHASIS = [(re.compile(r"\*\*(.+?)\*\*"), r"<strong>\1</strong>"),
              (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])"), r"<em>\1</em>")]
-_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
-          "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
+_STYLE = ("body{font-family:system-ui,sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222;"
+          "line-height:1.4}h2{border-bottom:1px solid #ddd;padding-bottom:0.2em;margin-top:1.8em}"
+          ".scroll{overflow-x:auto}table{border-collapse:collapse;font-size:0.85em;margin:0.8em 0}"
           "th,td{border:1px solid #ccc;padding:0.25em 0.5em;text-align:left;vertical-align:top}"
-          "th{background:#f3f3f3}code{background:#f3f3f3;padding:0 0.2em}img{max-width:100%}")
+          "td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}"
+          "th{background:#f3f3f3;position:sticky;top:0}tbody tr:nth-child(even){background:#fafafa}"
+          "code{background:#f3f3f3;padding:0 0.2em;word-break:break-all}"
+          "figure{margin:1.2em 0}img{max-width:100%;height:auto}figcaption{font-size:0.85em;color:#555}"
+          ".lead{background:#f6f8fa;border-left:4px solid #888;padding:0.6em 1em}"
+          "@media print{body{max-width:none;margin:0}h2{break-after:avoid}figure,table{break-inside:avoid}"
+          "th{position:static}.scroll{overflow:visible}}")
+_NUMERIC = re.compile(r"^(\*\*)?(≤ )?[−+-]?[\d.]+(e[+-]?\d+)?(\*\*)?( ± [\d.e+-]+)?(\*\*)?( \(n = \d+\))?$")
 
 
 def _inline(text: str) -> str:
@@ -120,8 +138,14 @@ def _html_table(rows: list[dict[str, str]]) -> str:
         return "<p><em>no rows</em></p>"
     cols = list(rows[0])
     head = "".join(f"<th>{_inline(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{_inline(r.get(c, '–'))}</td>" for c in cols) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def cell(v) -> str:
+        v = str(v)
+        return f'<td class="num">{_inline(v)}</td>' if _NUMERIC.match(v) else f"<td>{_inline(v)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(r.get(c, "–")) for c in cols) + "</tr>" for r in rows)
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
 
 
 def _html_figure(fig: Figure, base: Path) -> str:
@@ -131,7 +155,8 @@ def _html_figure(fig: Figure, base: Path) -> str:
     mime = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}.get(
         path.suffix.lower(), "application/octet-stream")
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<figure><img src="data:{mime};base64,{data}" alt="{html.escape(fig.alt)}"></figure>'
+    cap = f"<figcaption>{_inline(fig.caption)}</figcaption>" if fig.caption else ""
+    return f'<figure><img src="data:{mime};base64,{data}" alt="{html.escape(fig.alt)}">{cap}</figure>'
 
 
 def to_html(doc: Document, base: Path | str = ".") -> str:
@@ -147,6 +172,8 @@ def to_html(doc: Document, base: Path | str = ".") -> str:
             out.append(f"<h{level}>{_inline(b.text)}</h{level}>")
         elif isinstance(b, Paragraph):
             out.append(f"<p>{_inline(b.text)}</p>")
+        elif isinstance(b, Note):
+            out.append(f'<p class="lead">{_inline(b.text)}</p>')
         elif isinstance(b, Bullets):
             out.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in b.items) + "</ul>")
         elif isinstance(b, Table):

@@ -3,11 +3,13 @@ and sampling cost against KL."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from bench.report.figures import adjust
 from bench.report.plotting import colours, plt, save
 from bench.results import RunDir, load_npz
 from bench.schema import CellRecord, DensityResult
@@ -33,7 +35,9 @@ def _is_grid(g) -> bool:
             and g["box"].shape == (2,) and np.issubdtype(g["log_density"].dtype, np.number))
 
 
-def _true_log_density(dataset: str, box, n: int = 200) -> np.ndarray:
+@functools.lru_cache(maxsize=16)
+def _true_log_density(dataset: str, box: tuple[float, float], n: int = 200) -> np.ndarray:
+    """log p of the true mixture on an n × n grid over ``box`` (cached: both figures draw it)."""
     from bench.data.toy2d import MIXTURES
 
     mix = MIXTURES[dataset]()
@@ -88,7 +92,7 @@ def samples_and_densities(run: RunDir, by_ds: dict[str, list[CellRecord]], famil
                 ax.set_aspect("equal")
         title = "samples (2D histograms)" if what == "samples" else "densities p(x) (same colour scale as the truth)"
         fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
+        adjust(fig, left=0.1, right=0.1, top=0.5, bottom=0.1, wspace=0.15, hspace=0.3)
         paths.append(save(fig, out / f"{what}.png"))
     return paths
 
@@ -129,5 +133,5 @@ def cost_vs_kl(by_ds: dict[str, list[CellRecord]], families: list[str], out: Pat
                 plt.Line2D([], [], color="k", marker="v", ls="", label="upper bound on KL"),
                 plt.Line2D([], [], color="k", ls="--", label="no likelihood")]
     fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1 - 1.5 / fig.get_figwidth(), 1))
+    adjust(fig, left=0.7, right=1.8, top=0.35, bottom=0.6, wspace=0.3)
     return save(fig, out / "taxonomy.png")

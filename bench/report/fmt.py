@@ -21,10 +21,10 @@ def fmt(v, digits: int = 3) -> str:
 
 
 def pm(v, se) -> str:
-    """``v ± se`` (4 and 2 significant digits), or ``v`` alone without an error."""
+    """``v ± se`` (3 and 2 significant digits), or ``v`` alone without an error."""
     if v is None:
         return "–"
-    return f"{fmt(v, 4)} ± {fmt(se, 2)}" if se is not None else fmt(v, 4)
+    return f"{fmt(v)} ± {fmt(se, 2)}" if se is not None else fmt(v)
 
 
 def count(n) -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
-from bench import verdicts
+from bench import schema, verdicts
 from bench.report.fmt import count, fmt, pm
 from bench.schema import CellRecord, DensityResult, SamplerResult
 
@@ -245,44 +246,112 @@ def fingerprint_text(rec: CellRecord) -> str:
     return f"Dataset fingerprint: `{json.dumps(rec.dataset_info.get('fingerprint'))}`"
 
 
-#: the across-seeds table's columns: header -> metric columns tried in order (the first present is shown)
-SEED_COLUMNS = {
-    "vector": {"NLL (nats)": ["test_nll_nats", "test_nll_bound_nats"], "KL (nats)": ["kl_nats", "kl_bound_nats"],
-               "MMD²": ["mmd2"], "precision": ["precision"], "recall": ["recall"],
-               "high-quality": ["high_quality_fraction"], "mode coverage": ["mode_coverage"],
-               "samples/s": ["sample_throughput_per_s"], "train (s)": ["train_seconds"]},
-    "image": {"bits/dim": ["test_bpd", "test_bpd_bound"], "FID": ["fid_test", "fid_train"],
-              "KID": ["kid_test_mean", "kid_train_mean"], "precision": ["precision"], "recall": ["recall"],
-              "density": ["density"], "coverage": ["coverage"], "samples/s": ["sample_throughput_per_s"],
-              "train (s)": ["train_seconds"]},
+@dataclass(frozen=True)
+class Column:
+    """One column of the headline table.
+
+    Attributes:
+        label: the header, without its unit (the unit comes from :func:`bench.schema.metric_info`).
+        metrics: flattened metric columns. With ``mix``, each row shows the first one it has (an exact
+            value, else its bound: ``test_nll_nats`` then ``test_nll_bound_nats``); without, the first one
+            any row of the dataset has is used for every row (one reference split per column).
+        scale: factor applied to the value (µs -> ms: 1e-3), with ``unit`` replacing the declared unit.
+    """
+
+    label: str
+    metrics: tuple[str, ...]
+    mix: bool = False
+    scale: float = 1.0
+    unit: str | None = None
+
+
+_COST = Column("cost", ("sample_us_per_sample",), scale=1e-3, unit="ms/sample")
+#: the headline table's columns per modality (every metric's unit and direction come from bench.schema)
+HEADLINE = {
+    "vector": (Column("NLL", ("test_nll_nats", "test_nll_bound_nats"), mix=True),
+               Column("KL", ("kl_nats", "kl_bound_nats"), mix=True), Column("MMD²", ("mmd2",)),
+               Column("precision", ("precision",)), Column("recall", ("recall",)),
+               Column("mode coverage", ("mode_coverage",)), Column("NFE", ("sample_nfe",)), _COST,
+               Column("samples/s", ("sample_throughput_per_s",)), Column("train", ("train_seconds",))),
+    "image": (Column("bits/dim", ("test_bpd", "test_bpd_bound"), mix=True), Column("FID", ("fid_test", "fid_train")),
+              Column("KID", ("kid_test_mean", "kid_train_mean")), Column("precision", ("precision",)),
+              Column("recall", ("recall",)), Column("density", ("density",)), Column("coverage", ("coverage",)),
+              Column("NFE", ("sample_nfe",)), _COST, Column("samples/s", ("sample_throughput_per_s",)),
+              Column("train", ("train_seconds",))),
 }
 
 
-def seed_rows(stats, dataset: str, modality: str) -> list[dict[str, str]]:
-    """Per family and sampler of ``dataset``: n seeds and mean ± std (ddof = 1) of the headline metrics.
+def _header(col: Column, metric: str) -> str:
+    info = schema.metric_info(metric)
+    unit = col.unit if col.unit is not None else (info.unit if info else "")
+    split = metric.split("_")[1] if not col.mix and metric.startswith(("fid_", "kid_")) else None
+    label = f"{col.label} ({split})" if split else col.label
+    return label if unit in ("", "fraction", col.label, "NFE") else f"{label} ({unit})"
+
+
+def headline_rows(stats, dataset: str, modality: str) -> tuple[list[dict[str, str]], bool]:
+    """The headline table of ``dataset``: one row per family and sampler, the winner per column in bold.
+
+    A cell is ``mean ± std`` over seeds (sample std, ddof = 1) where the cell ran n ≥ 2 seeds, else
+    the value ± its own standard error where the metric has one (NLL, KL, bits/dim), else the value;
+    3 significant digits (2 for the error), and an upper bound is written ``≤ value``. The winner of
+    a column with a direction (``better`` in :mod:`bench.schema`) is the best mean, in bold (all of
+    them on a tie); an upper bound competes with its value: a bound below every exact value is
+    certainly the best. Facts (NFE, training wall time) have no winner and no ± .
 
     Args:
-        stats: :func:`bench.aggregate.seed_stats` of the run's records (a DataFrame).
+        stats: :func:`bench.aggregate.seed_stats` of the run's ok records (a DataFrame).
         dataset: the dataset whose rows to build.
-        modality: ``"vector"`` or ``"image"`` (which columns, :data:`SEED_COLUMNS`).
+        modality: ``"vector"`` or ``"image"`` (which columns, :data:`HEADLINE`).
+
+    Returns:
+        (rows, several_seeds): the rows, and whether some cell has n ≥ 2 seeds.
     """
     from bench.aggregate import CELL
 
     s = stats[stats["dataset"] == dataset]
     lookup = {(r.family, r.sampler, r.metric): r for r in s.itertuples()}
-    rows = []
-    for family, sampler in dict.fromkeys(zip(s["family"], s["sampler"])):
-        if sampler == CELL:
+    present = set(s["metric"])
+    pairs = [(f, smp) for f, smp in dict.fromkeys(zip(s["family"], s["sampler"])) if smp != CELL]
+    cells: dict[tuple[str, str], dict[str, tuple]] = {p: {} for p in pairs}
+    headers: list[tuple[str, Column]] = []
+    for col in HEADLINE[modality]:
+        candidates = col.metrics if col.mix else tuple(m for m in col.metrics if m in present)[:1]
+        if not candidates:
             continue
-        n = int(s[(s["family"] == family) & (s["sampler"] == sampler)]["n"].max())
+        header = _header(col, candidates[0])
+        headers.append((header, col))
+        for family, sampler in pairs:
+            row = next((lookup[family, smp, m] for m in candidates for smp in (sampler, CELL)
+                        if (family, smp, m) in lookup), None)
+            if row is not None:
+                cells[family, sampler][header] = (row, "bound" in row.metric)
+    several = bool(len(s) and int(s["n"].max()) > 1)
+    best: dict[str, float] = {}
+    for header, _ in headers:
+        found = [c[header][0] for c in cells.values() if header in c]
+        better = next((r.better for r in found if isinstance(r.better, str)), None)
+        if better and len(found) > 1:
+            means = [float(r.mean) for r in found]
+            best[header] = min(means) if better == "lower" else max(means)
+    rows = []
+    for (family, sampler), c in cells.items():
+        n = max((int(r.n) for r, _ in c.values()), default=0)
         out = {"family": family, "sampler": sampler, "seeds": str(n)}
-        for header, candidates in SEED_COLUMNS[modality].items():
-            row = next((lookup[family, smp, c] for c in candidates for smp in (sampler, CELL)
-                        if (family, smp, c) in lookup), None)
-            out[header] = ("–" if row is None else f"{fmt(row.mean, 4)} ± {fmt(row.std, 2)}" if row.n > 1
-                           else fmt(row.mean, 4))
+        for header, col in headers:
+            if header not in c:
+                out[header] = "–"
+                continue
+            r, bound = c[header]
+            err = r.std if r.n > 1 else r.se
+            value = r.mean * col.scale
+            text = fmt(int(value) if not isinstance(r.better, str) and float(value).is_integer() else value)
+            if isinstance(r.better, str) and err is not None and err == err and not (r.n > 1 and r.std == 0):
+                text += f" ± {fmt(err * col.scale, 2)}"
+            text = ("≤ " if bound else "") + text
+            out[header] = f"**{text}**" if header in best and float(r.mean) == best[header] else text
         rows.append(out)
-    return rows
+    return rows, several
 
 
 def _sec(v: float | None) -> str:
