@@ -4,7 +4,9 @@ Cost model ``genbench.cost/1``. Every rate is measured on this device by a probe
 
 * **train**: ``min(steps, max_seconds / t_step + 1) * t_step``. ``t_step`` is the median of
   :data:`PROBE_TRAIN_STEPS` - 1 steps of the real training loop (:func:`bench.train.train`) at the
-  configured batch, after one warm-up step, on synthetic data of the dataset's shape.
+  configured batch, after one warm-up step, on synthetic data of the dataset's shape. 2D cells add
+  the training monitor (:func:`monitor_seconds`): its checkpoints times the cheapest sampler's
+  ``t(monitor_n)`` (plus an exact density's on as many points).
 * **sample**: per sampler, ``(warm-up + repeats + extra) * t(B) + (warm-up + repeats) * t(b)`` with
   B the throughput batch, b the latency batch and ``extra`` the untimed calls that fill ``n_samples``;
   ``t(n) = a + s n`` goes through the last two of timed ``sample`` calls at n = 1, 4, 16, ...,
@@ -265,6 +267,19 @@ def train_seconds(train: Any, t_step: float) -> float:
     """Training time: ``steps`` steps, or the ``max_seconds`` budget plus the step that crosses it."""
     steps = train.steps if train.max_seconds is None else min(train.steps, train.max_seconds / t_step + 1)
     return steps * t_step
+
+
+def monitor_seconds(ev: EvalConfig, samplers: dict[str, int], probe: dict[str, Any], exact: bool) -> float:
+    """The 2D training monitor (:func:`bench.eval2d.training_monitor`): about ``monitor_points`` of the ~50
+    history entries plus the last step, each drawing ``monitor_n`` samples from the sampler of fewest NFE
+    (and, for an exact density, as many log-densities)."""
+    if not ev.monitor_points or not samplers:
+        return 0.0
+    checks = len(range(0, 50, max(1, 50 // ev.monitor_points))) + 1
+    per = Linear(*probe["samplers"][min(samplers, key=samplers.get)])(ev.monitor_n)
+    if exact and probe.get("density"):
+        per += Linear(*probe["density"])(ev.monitor_n)
+    return checks * per
 
 
 def sample_seconds(ev: EvalConfig, nfe: int, t: Linear) -> float:
@@ -542,6 +557,8 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
                 continue
             if probe is not None:
                 est["train"] = train_seconds(entry.train, probe["train_step_s"])
+                if suite.modality == "vector":
+                    est["train"] += monitor_seconds(ev, spec.samplers, probe, spec.density_call == "log_prob")
                 if "sample" in stages:
                     est["sample"] = sum(sample_seconds(ev, spec.samplers[k], Linear(*probe["samplers"][k]))
                                         for k in spec.samplers)

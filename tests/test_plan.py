@@ -57,6 +57,18 @@ def test_train_seconds_take_the_binding_budget():
     assert plan.train_seconds(TrainConfig(steps=10, max_seconds=60), 0.5) == 5.0
 
 
+def test_monitor_seconds_use_the_cheapest_sampler_at_each_checkpoint():
+    probe = {"samplers": {"ancestral": [1.0, 0.01], "ddim10": [0.1, 0.001]}, "density": [0.0, 0.0002]}
+    samplers = {"ancestral": 1000, "ddim10": 10}
+    ev = EvalConfig(monitor_points=10, monitor_n=500)  # history entries 0, 5, ..., 45 and the last step: 11
+    assert plan.monitor_seconds(ev, samplers, probe, exact=False) == pytest.approx(11 * (0.1 + 0.5))
+    assert plan.monitor_seconds(ev, samplers, probe, exact=True) == pytest.approx(11 * (0.1 + 0.5 + 0.1))
+    # 5 points: entries 0, 10, 20, 30, 40 and the last step
+    assert plan.monitor_seconds(EvalConfig(monitor_points=5, monitor_n=500), samplers, probe, False) == \
+        pytest.approx(6 * 0.6)
+    assert plan.monitor_seconds(EvalConfig(monitor_points=0), samplers, probe, exact=True) == 0.0
+
+
 def test_sample_seconds_count_the_timed_calls_and_the_ones_that_fill_n_samples():
     t = Linear(a=0.1, s=0.01)  # t(200) = 2.1 s, t(1) = 0.11 s
     ev = EvalConfig(n_samples=1000, throughput_batch=200, latency_batch=1, timing_warmup=1, timing_repeats=5)
@@ -88,8 +100,11 @@ def test_a_plan_charges_the_probes_to_each_cell_and_caches_them(tmp_path, monkey
                        results_dir=tmp_path / "res")
     assert calls == ["autoregressive", "gan"] and p.probes_run == 2 and p.probe_seconds == 1.0
     ar, gan = (c.estimate for c in p.cells)
-    assert ar.est_train_seconds == pytest.approx(50 * 0.01)
-    assert gan.est_train_seconds == pytest.approx((3 / 0.01 + 1) * 0.01)  # the 3 s budget binds
+    # the training monitor: 10 of ~50 history entries + the last step = 11 checkpoints of 500 samples each,
+    # plus 500 log-densities for the exact AR: 11 * (t_sample(500) + t_density(500))
+    ar_monitor, gan_monitor = 11 * ((0.001 + 1e-5 * 500) + (0.002 + 2e-5 * 500)), 11 * (0.001 + 1e-5 * 500)
+    assert ar.est_train_seconds == pytest.approx(50 * 0.01 + ar_monitor)
+    assert gan.est_train_seconds == pytest.approx((3 / 0.01 + 1) * 0.01 + gan_monitor)  # the 3 s budget binds
     t300, t1 = 0.001 + 1e-5 * 300, 0.001 + 1e-5
     assert gan.est_sample_seconds == pytest.approx(6 * t300 + 6 * t1)  # 6 calls of 300 >= 300 samples
     assert gan.est_density_seconds == 0.0  # a GAN has no density
@@ -102,7 +117,7 @@ def test_a_plan_charges_the_probes_to_each_cell_and_caches_them(tmp_path, monkey
                             done={"8gaussians__gan__s0"})
     assert calls == ["autoregressive", "gan"] and cached.probes_cached == 1 and cached.probes_run == 0
     assert cached.cells[1].done and cached.cells[1].estimate.est_total_seconds == 0.0
-    assert cached.cells[0].estimate.est_train_seconds == pytest.approx(0.5)
+    assert cached.cells[0].estimate.est_train_seconds == pytest.approx(0.5 + ar_monitor)
 
 
 def test_disk_per_cell_is_checkpoint_samples_grid_and_json(tmp_path):
