@@ -297,8 +297,8 @@ class EvalConfig:
     density_n: _Size | None = None
     novelty_test_n: _Size | None = None
     fd_classifier: bool = True
-    monitor_points: Annotated[int, Range(ge=0, le=1000)] = 10
-    monitor_n: Annotated[int, Range(ge=10, le=10**6)] = 500
+    monitor_points: Annotated[int, Range(ge=0, le=1000)] = 5
+    monitor_n: Annotated[int, Range(ge=10, le=10**6)] = 250
 
     # settings only the evaluate stage reads: changing them redoes the evaluation, not the samples
     evaluate_only: ClassVar[tuple[str, ...]] = ("entropy_mc", "pr_k", "dc_k", "kid_subsets", "kid_subset_size",

@@ -13,8 +13,9 @@ Cost model ``genbench.cost/1``. Every rate is measured on this device by a probe
   which grow until a call takes :data:`CALL_TARGET_S` or n reaches B (then t(B) is measured, not
   extrapolated); the NFE are those of the real sampler.
 * **density**: the family's density call fitted the same way, times the examples evaluated (test
-  set, bounds on ``bound_n``) plus the timing calls; 2D cells add the quadrature, normalization and
-  figure grids (``quadrature_grid``, ``density_grid``) at the same per-point cost.
+  set, bounds on ``bound_n``) plus the timing calls (as many as a sampler of its ``density_nfe``);
+  2D cells add the quadrature, normalization and figure grids (``quadrature_grid``,
+  ``density_grid``) at the same per-point cost.
 * **evaluate**: images: Inception features of each sampler's N samples at the measured images/s;
   novelty, precision/recall/density/coverage, KID and FID as floating-point work at the measured
   matmul rates (float32 torch, float64 torch, float64 NumPy) plus a measured symmetric
@@ -82,6 +83,7 @@ class FamilySpec:
     sampler_kwargs: dict[str, dict[str, Any]]
     density_call: str | None
     config_key: str
+    density_nfe: int = 1
 
 
 def _json_key(obj: Any) -> str:
@@ -108,7 +110,7 @@ def describe(suite: Suite, dataset_names: list[str], families: list[str]) -> dic
                              "model": dataclasses.asdict(entry.model), "train": dataclasses.asdict(entry.train)})
             out[(name, family)] = FamilySpec(name, family, lay.shape, sum(p.numel() for p in model.parameters()),
                                              {k: model.sample_nfe(**kw) for k, kw in variants.items()}, variants,
-                                             call, key)
+                                             call, key, model.density_nfe())
             del model
     return out
 
@@ -302,7 +304,7 @@ def _density_seconds(suite: Suite, spec: FamilySpec, lay: datasets.Layout, t: Li
     else:
         n_eval, b_time = n_test, b
     seconds = math.ceil(n_eval / b) * t.a + n_eval * t.s
-    seconds += (ev.timing_warmup + ev.timing_repeats) * t(b_time)
+    seconds += (ev.timing_warmup + ev.sampler_repeats(spec.density_nfe)) * t(b_time)
     if suite.modality == "vector":  # bench.eval2d.model_extras: quadrature, normalization, figure grid
         def points(n: int, chunk: int) -> float:
             return math.ceil(n / chunk) * t.a + n * t.s

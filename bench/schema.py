@@ -183,6 +183,7 @@ class DensityResult:
     density_batch_iqr_ms: float | None = metric("ms", timing=True, doc="its IQR")
     density_throughput_per_s: float | None = metric("examples/s", "higher", timing=True,
                                                     doc="density evaluations per second")
+    density_timing_repeats: int | None = metric("calls", doc="timed calls of the density timing (median, IQR)")
     # ---- 2D: quadrature and normalization
     nll_method: str | None = metric(doc="'quadrature' when log Z came from the 2D midpoint rule")
     log_z_nats: float | None = metric("nats", doc="log Z of an energy by quadrature")

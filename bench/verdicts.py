@@ -15,9 +15,12 @@ Rules:
 * **sampling**: a family samples *slow* when its cost per sample at the throughput
   batch is at least :data:`SLOW_RATIO` times that of the fastest family on the same
   dataset.
-* **training stability** (:func:`training_stability`): *fragile* when some seed diverged
-  or collapsed, or the CV of the final quality over seeds exceeds :data:`CV_FRAGILE`;
-  *stable* otherwise, given at least :data:`MIN_SEEDS` seeds (fewer: inconclusive).
+* **training stability** (:func:`training_stability`): *fragile* when some seed diverged,
+  when the seeds disagree on collapse (some collapsed, some not), or when the CV of the
+  final quality over seeds exceeds :data:`CV_FRAGILE` (for MMD², the std over
+  max(|mean|, :data:`CV_FLOOR`), its noise level); *stable* otherwise, given at least
+  :data:`MIN_SEEDS` seeds (fewer: inconclusive). A collapse in every seed is reported but
+  is a shortfall of quality under the budget, not a seed-to-seed instability.
 * **sample quality** (:func:`sample_quality`): "excellent" agrees when the family's mean
   sample metric (2D MMD², images FID) is the best on the dataset by more than
   :data:`SEPARATION` combined standard errors of the seed means; it disagrees when another
@@ -39,6 +42,7 @@ from bench.schema import CellRecord, DensityResult
 
 SLOW_RATIO = 10.0  # a family samples "slow" when its cost per sample is >= 10x the fastest family's
 CV_FRAGILE = 0.5  # training is "fragile" when the final quality varies over seeds with CV above this
+CV_FLOOR = {"mmd2": 0.005}  # the CV's denominator is at least this: MMD² of 1000 samples is ~0.003 noisy near 0
 MIN_SEEDS = 3  # seeds needed for a "stable" verdict
 SEPARATION = 2.0  # a difference of means counts when it exceeds 2 combined standard errors of the seed means
 MATCH_TOLERANCE = 0.2  # parameter counts are "matched" when within 20% of each other
@@ -151,29 +155,34 @@ def _se(values: list[float]) -> float | None:
 def training_stability(recs: list[CellRecord]) -> Verdict:
     """The textbook training claim ("stable"/"fragile") of one (dataset, family) against its seeds.
 
-    Fragile when any seed diverged or collapsed (:mod:`bench.taxonomy`), or the CV of the final
-    quality exceeds :data:`CV_FRAGILE`; stable otherwise with at least :data:`MIN_SEEDS` seeds;
-    inconclusive with fewer. ``value`` is the CV (``None`` without two values); ``measured`` says
-    what decided it.
+    Fragile when any seed diverged, the seeds disagree on collapse (:mod:`bench.taxonomy`), or the
+    CV of the final quality exceeds :data:`CV_FRAGILE` (MMD²: std / max(|mean|, :data:`CV_FLOOR`));
+    stable otherwise with at least :data:`MIN_SEEDS` seeds; inconclusive with fewer. ``value`` is
+    the CV used (``None`` without two values); ``measured`` says what decided it.
     """
     from bench import taxonomy
 
     st = taxonomy.stability(recs)
     claimed = _claim_of(recs[0], "training")
+    cv = None
+    if st.std is not None:
+        denominator = max(abs(st.mean), CV_FLOOR.get(st.metric, 0.0))
+        cv = st.std / denominator if denominator > 0 else math.inf
     reasons = []
     if st.diverged_fraction > 0:
         reasons.append(f"{st.diverged_fraction:.0%} of seeds diverged")
-    if st.collapsed_fraction:
+    if st.collapsed_fraction is not None and 0 < st.collapsed_fraction < 1:
         reasons.append(f"{st.collapsed_fraction:.0%} of seeds collapsed")
-    if st.cv is not None and st.cv > CV_FRAGILE:
-        reasons.append(f"CV {st.cv:.2g} > {CV_FRAGILE:g}")
+    if cv is not None and cv > CV_FRAGILE:
+        reasons.append(f"CV {cv:.2g} > {CV_FRAGILE:g}")
     if reasons:
-        return _compare(claimed, claimed == "fragile", claimed or "", "fragile (" + "; ".join(reasons) + ")", st.cv)
+        return _compare(claimed, claimed == "fragile", claimed or "", "fragile (" + "; ".join(reasons) + ")", cv)
     if len(st.values) < MIN_SEEDS:
         return Verdict(INCONCLUSIVE if claimed else NO_CLAIM, claimed or "",
-                       f"{len(st.values)} seed(s) < {MIN_SEEDS}", st.cv)
+                       f"{len(st.values)} seed(s) < {MIN_SEEDS}", cv)
+    every = "; collapsed in every seed" if st.collapsed_fraction == 1 else ""
     return _compare(claimed, claimed == "stable", claimed or "",
-                    f"stable (CV {st.cv:.2g} ≤ {CV_FRAGILE:g}, none diverged or collapsed)", st.cv)
+                    f"stable (CV {cv:.2g} ≤ {CV_FRAGILE:g}, none diverged{every})", cv)
 
 
 def sample_quality(family: str, recs: list[CellRecord]) -> Verdict:

@@ -455,6 +455,11 @@ class GenerativeModel(nn.Module, abc.ABC):
         """Unnormalized energy E(x) in nats, p(x) ∝ exp(-E(x)), shape (N,). Needs ``capabilities.energy``."""
         raise NotImplementedError
 
+    def density_nfe(self) -> int:
+        """Sequential network function evaluations one density call (``log_prob``, ``log_prob_bounds`` or
+        ``energy``) makes: 1 unless the family iterates (the diffusion ELBO: T)."""
+        return 1
+
     # ----------------------------------------------------------------- latent inference
     def to_latent(self, x: Tensor) -> Tensor:
         """Infer a latent z from data x (N, *data_shape): (N, latent_dim) float32. Needs ``capabilities.latent``.

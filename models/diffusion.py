@@ -206,6 +206,9 @@ class GaussianDiffusion(GenerativeModel):
         return self.decode_data(self._ddim(z.reshape(-1, *self.data_shape), self.latent_steps()))
 
     # ------------------------------------------------------------------ variational bound
+    def density_nfe(self) -> int:
+        return self.config.T  # the ELBO sums T terms, one network pass each
+
     def log_prob_bounds(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """``{"elbo": ...}``: the DDPM variational lower bound on log p(x), in nats, (N,).
 

@@ -51,3 +51,14 @@ def test_latent_stage_of_a_flow_reconstructs_to_float_precision(toy):
     assert out.latent_recon_rmse < 1e-4 and out.latent_recon_max_abs < 1e-4
     assert out.latent_timing_repeats == 5 and out.latent_batch_ms > 0
     assert out.latent_throughput_per_s == pytest.approx(64 / (out.latent_batch_ms / 1e3))
+
+
+def test_a_density_call_of_many_nfe_is_timed_like_a_slow_sampler(toy):
+    from bench.runner import density_stage
+
+    ev = EvalConfig(n_samples=100, bound_n=20, density_batch=20, timing_repeats=5, timing_repeats_slow=2,
+                    slow_sampler_nfe=10)
+    ddpm = tiny_model("diffusion", "vector").eval()  # tiny T = 20: the ELBO makes 20 passes >= 10
+    assert ddpm.density_nfe() == 20 and tiny_model("flow", "vector").density_nfe() == 1
+    assert density_stage(ddpm, toy, ev, torch.device("cpu")).density_timing_repeats == 2
+    assert density_stage(tiny_model("flow", "vector").eval(), toy, ev, torch.device("cpu")).density_timing_repeats == 5

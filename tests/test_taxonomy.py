@@ -98,8 +98,16 @@ def test_stability_verdicts():
     v = verdicts.training_stability(gan)  # CV = 0.0998 / 0.0867 = 1.15 > 0.5
     assert v.verdict == verdicts.AGREES and "CV 1.2 > 0.5" in v.measured
     collapsed = [rec("flow", s, kl=1.0, coverage=c, textbook=STABLE) for s, c in enumerate([1.0, 0.5, 1.0])]
-    v = verdicts.training_stability(collapsed)
+    v = verdicts.training_stability(collapsed)  # the seeds disagree on collapse
     assert v.verdict == verdicts.DISAGREES and "33% of seeds collapsed" in v.measured
+    every = [rec("flow", s, kl=1.0, coverage=0.5, textbook=STABLE) for s in range(3)]
+    v = verdicts.training_stability(every)  # a collapse in every seed is a quality shortfall, not instability
+    assert v.verdict == verdicts.AGREES and "collapsed in every seed" in v.measured
+    # MMD² near 0: std 0.001 over max(|0.001|, 0.005) = 0.2, not 0.001 / 0.001 = 1
+    near0 = [rec("score", s, mmd2=m, textbook=STABLE) for s, m in enumerate([0.0, 0.001, 0.002])]
+    v = verdicts.training_stability(near0)
+    assert v.verdict == verdicts.AGREES and v.value == pytest.approx(0.2)
+    assert taxonomy.stability(near0).cv == pytest.approx(1.0)  # the statistic itself is the plain CV
     two = [rec("gan", s, mmd2=0.01, textbook=FRAGILE) for s in range(2)]
     assert verdicts.training_stability(two).verdict == verdicts.INCONCLUSIVE  # 2 seeds < 3
     assert verdicts.training_stability([rec("x", s, kl=1.0) for s in range(3)]).verdict == verdicts.NO_CLAIM

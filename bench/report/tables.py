@@ -400,9 +400,11 @@ def estimate_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
 TAXONOMY_REST_RULES = [
     "*Final quality*: KL(p_data‖p_model) in nats where the density is normalized, else its upper bound from the "
     "NLL bound, else the default sampler's MMD²; mean ± sample std over seeds, CV = std / |mean|.",
-    f"*Training claim*: fragile when any seed diverged (NaN/inf loss or quality) or collapsed (mode coverage < 1; "
-    f"images: recall < {{recall_floor:g}}), or the CV exceeds {verdicts.CV_FRAGILE:g}; stable otherwise with at least "
-    f"{verdicts.MIN_SEEDS} seeds, inconclusive with fewer.",
+    f"*Training claim*: fragile when any seed diverged (NaN/inf loss or quality), the seeds disagree on collapse "
+    f"(mode coverage < 1; images: recall < {{recall_floor:g}}), or the CV exceeds {verdicts.CV_FRAGILE:g} (MMD²: std "
+    f"over max(|mean|, {verdicts.CV_FLOOR['mmd2']:g}), its noise); stable otherwise with at least "
+    f"{verdicts.MIN_SEEDS} seeds, inconclusive with fewer; a collapse in every seed is a shortfall under the budget, "
+    "not an instability.",
     "*Time to quality*: training steps and seconds until the monitored validation quality (KL for exact densities, "
     "else MMD² of the cheapest sampler) stays within max({rel:g} × |final value|, an absolute floor: "
     "{abs_kl:g} nats, MMD² {abs_mmd:g}) of its final value; gain/s = (first − final) / training seconds.",
