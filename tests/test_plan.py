@@ -100,9 +100,9 @@ def test_a_plan_charges_the_probes_to_each_cell_and_caches_them(tmp_path, monkey
                        results_dir=tmp_path / "res")
     assert calls == ["autoregressive", "gan"] and p.probes_run == 2 and p.probe_seconds == 1.0
     ar, gan = (c.estimate for c in p.cells)
-    # the training monitor: 10 of ~50 history entries + the last step = 11 checkpoints of 500 samples each,
-    # plus 500 log-densities for the exact AR: 11 * (t_sample(500) + t_density(500))
-    ar_monitor, gan_monitor = 11 * ((0.001 + 1e-5 * 500) + (0.002 + 2e-5 * 500)), 11 * (0.001 + 1e-5 * 500)
+    # the training monitor: 5 of ~50 history entries + the last step = 6 checkpoints of 250 samples each,
+    # plus 250 log-densities for the exact AR: 6 * (t_sample(250) + t_density(250))
+    ar_monitor, gan_monitor = 6 * ((0.001 + 1e-5 * 250) + (0.002 + 2e-5 * 250)), 6 * (0.001 + 1e-5 * 250)
     assert ar.est_train_seconds == pytest.approx(50 * 0.01 + ar_monitor)
     assert gan.est_train_seconds == pytest.approx((3 / 0.01 + 1) * 0.01 + gan_monitor)  # the 3 s budget binds
     t300, t1 = 0.001 + 1e-5 * 300, 0.001 + 1e-5

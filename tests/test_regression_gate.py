@@ -63,7 +63,7 @@ def test_same_seeds_give_unchanged_everywhere(runs, capsys):
     assert code == 0 and "compare: no regression" in out
     cmp = compare.compare(compare.load_run(runs / "tiny" / "a"), compare.load_run(runs / "tiny" / "b"))
     quality = [r for r in cmp.rows if not r.info.timing]
-    assert len(quality) == 2 * 9  # per dataset: NLL, KL and 7 sample metrics
+    assert len(quality) == 2 * 11  # per dataset: NLL, KL, latent reconstruction RMSE and L2, 7 sample metrics
     assert all(r.verdict == "unchanged" and r.rule == "identical values" for r in quality)
     assert not cmp.family(False)  # nothing left to test
     assert not any(r.gated for r in cmp.rows if r.info.timing)
