@@ -118,7 +118,12 @@ def train(
     tail: dict[str, list[float]] = {}
     tail_from = int(cfg.steps * 0.9)
     stopped_by = "steps"
-    bar = tqdm(total=cfg.steps, desc=desc, disable=not progress, dynamic_ncols=True, mininterval=1.0, leave=False)
+    # under a time budget the bar counts seconds of the budget (a step count would promise hours)
+    timed = cfg.max_seconds is not None
+    bar = tqdm(total=cfg.max_seconds if timed else cfg.steps, desc=desc, disable=not progress, dynamic_ncols=True,
+               mininterval=1.0, leave=False, unit="s" if timed else "it",
+               bar_format=("{l_bar}{bar}| {n:.0f}/{total:.0f} s of the time budget [{elapsed}<{remaining}{postfix}]"
+                           if timed else None))
     step = 0
     last_log = -math.inf
     recent: deque[dict[str, float]] = deque(maxlen=50)  # the last checked losses
@@ -151,11 +156,12 @@ def train(
                 if log_now:
                     last_log = elapsed
                     history.append({"step": step + 1, "seconds": elapsed, **values})
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
+                    bar.set_postfix({**({"step": step + 1} if timed else {}),
+                                     **{k: f"{v:.3g}" for k, v in values.items()}}, refresh=False)
                 if step >= tail_from:
                     for k, v in values.items():
                         tail.setdefault(k, []).append(v)
-            bar.update(1)
+            bar.update(min(clock.elapsed, cfg.max_seconds) - bar.n if timed else 1)
         else:
             step = cfg.steps
     seconds = clock.seconds
