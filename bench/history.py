@@ -112,7 +112,11 @@ def append_run(run: RunDir, db: str | Path | None = None) -> int:
     from bench.aggregate import long_frame
 
     records = run.records()
-    info = json.loads((run.path / "run.json").read_text()) if (run.path / "run.json").exists() else {}
+    try:  # run.json only adds provenance: absent or damaged, the rows are still written
+        info = json.loads((run.path / "run.json").read_text())
+    except (OSError, ValueError):
+        info = {}
+    info = info if isinstance(info, dict) else {}
     long = long_frame(records)
     first = next((r for r in records if r.ok), None)
     sha = first.git_sha if first else info.get("git_sha")

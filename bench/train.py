@@ -130,7 +130,12 @@ def train(
     tail: dict[str, list[float]] = {}
     tail_from = int(cfg.steps * 0.9)
     stopped_by = "steps"
-    bar = tqdm(total=cfg.steps, desc=desc, disable=not progress, dynamic_ncols=True, mininterval=1.0, leave=False)
+    # under a time budget the bar counts seconds of the budget (a step count would promise hours)
+    timed = cfg.max_seconds is not None
+    bar = tqdm(total=cfg.max_seconds if timed else cfg.steps, desc=desc, disable=not progress, dynamic_ncols=True,
+               mininterval=1.0, leave=False, unit="s" if timed else "it",
+               bar_format=("{l_bar}{bar}| {n:.0f}/{total:.0f} s of the time budget [{elapsed}<{remaining}{postfix}]"
+                           if timed else None))
     step = 0
     last_log = -math.inf
     recent: deque[dict[str, float]] = deque(maxlen=50)  # the last checked losses
@@ -176,11 +181,12 @@ def train(
                     history.append({"step": step + 1, "seconds": elapsed, **values})
                     if monitor is not None and monitor_every and (len(history) - 1) % monitor_every == 0:
                         history[-1].update(run_monitor())
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in values.items()}, refresh=False)
+                    bar.set_postfix({**({"step": step + 1} if timed else {}),
+                                     **{k: f"{v:.3g}" for k, v in values.items()}}, refresh=False)
                 if step >= tail_from:
                     for k, v in values.items():
                         tail.setdefault(k, []).append(v)
-            bar.update(1)
+            bar.update(min(clock.elapsed - monitor_clock[0], cfg.max_seconds) - bar.n if timed else 1)
         else:
             step = cfg.steps
         if monitor is not None and monitor_every:  # the final step's quality, the end of the curve

@@ -315,6 +315,18 @@ def test_rebuilding_a_report_does_not_rewrite_run_json(run):
     assert info.read_bytes() == before
 
 
+def test_a_report_over_a_truncated_run_json_still_writes_the_history(run):
+    import sqlite3
+
+    folder, _ = run
+    info = folder / "res" / "tiny" / "r" / "run.json"
+    info.write_bytes(info.read_bytes()[: len(info.read_bytes()) // 2])  # run.json only adds provenance
+    assert _main(folder, "--run-id", "r", "--stage", "report") == 0
+    with sqlite3.connect(folder / "res" / "history.sqlite") as con:
+        cells = con.execute("SELECT COUNT(DISTINCT family) FROM metrics WHERE run_id = 'r'").fetchone()[0]
+    assert cells == 1  # the run fixture's one cell (8gaussians, autoregressive)
+
+
 def test_atomic_write_keeps_the_old_file_and_no_temporary_when_a_write_fails(tmp_path):
     path = tmp_path / "samples.png"
     path.write_bytes(b"old")
