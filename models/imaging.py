@@ -211,16 +211,7 @@ class DiscretizedLogisticMixture:
         n, _, h, w = self.logits.shape
         k = self.logits.argmax(1).reshape(n, 1, 1, h, w)
         pick = lambda t: t.gather(1, k.expand(n, 1, t.shape[2], h, w))[:, 0]  # noqa: E731
-        mean, coeff = pick(self.mean), pick(self.coeff)
-        out: list[Tensor] = []
-        j = 0
-        for c in range(self.C):
-            m = mean[:, c]
-            for c_prev in range(c):
-                m = m + coeff[:, j] * out[c_prev]
-                j += 1
-            out.append(to_centered(from_centered(m)))
-        return from_centered(torch.stack(out, dim=1))
+        return self._channels(pick(self.mean), pick(self.coeff))
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         """One uint8 draw (N, C, H, W): a component, then each channel given the earlier ones.
@@ -235,6 +226,12 @@ class DiscretizedLogisticMixture:
         mean, log_scale, coeff = pick(self.mean), pick(self.log_scale), pick(self.coeff)
         u = torch.rand(mean.shape, device=mean.device, generator=generator).clamp(1e-5, 1 - 1e-5)
         noise = torch.exp(log_scale) * (torch.log(u) - torch.log1p(-u))  # logistic(0, s)
+        return self._channels(mean, coeff, noise)
+
+    def _channels(self, mean: Tensor, coeff: Tensor, noise: Tensor | None = None) -> Tensor:
+        """uint8 (N, C, H, W) from one component's per-pixel ``mean`` (N, C, H, W) and channel
+        coefficients, channel by channel: each value (plus its ``noise``, if drawn) snapped to the
+        bin centre, so later channels condition on the value actually produced."""
         out: list[Tensor] = []
         j = 0
         for c in range(self.C):
@@ -242,8 +239,9 @@ class DiscretizedLogisticMixture:
             for c_prev in range(c):
                 m = m + coeff[:, j] * out[c_prev]
                 j += 1
-            # snap to the bin centre so later channels condition on the value actually drawn
-            out.append(to_centered(from_centered(m + noise[:, c])))
+            if noise is not None:
+                m = m + noise[:, c]
+            out.append(to_centered(from_centered(m)))
         return from_centered(torch.stack(out, dim=1))
 
 
