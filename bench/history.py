@@ -107,16 +107,11 @@ def append_run(run: RunDir, db: str | Path | None = None) -> int:
     Returns:
         The number of metric rows written.
     """
-    import json
-
     from bench.aggregate import long_frame
+    from bench.results import read_json_dict
 
     records = run.records()
-    try:  # run.json only adds provenance: absent or damaged, the rows are still written
-        info = json.loads((run.path / "run.json").read_text())
-    except (OSError, ValueError):
-        info = {}
-    info = info if isinstance(info, dict) else {}
+    info = read_json_dict(run.path / "run.json")  # absent or damaged, the rows are still written
     long = long_frame(records)
     first = next((r for r in records if r.ok), None)
     sha = first.git_sha if first else info.get("git_sha")

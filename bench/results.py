@@ -95,6 +95,17 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
 
+def read_json_dict(path: str | Path) -> dict:
+    """The JSON object in ``path``, or ``{}`` when absent or damaged: for files that only add
+    information (``run.json``'s provenance, ``plan.json``'s estimates), so readers say less rather
+    than fail."""
+    try:
+        info = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 # --------------------------------------------------------------------------- writing
 _STORAGE = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
             errno.EFBIG: "file too large for the file system or the `ulimit -f` limit",

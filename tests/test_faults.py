@@ -327,6 +327,14 @@ def test_a_report_over_a_truncated_run_json_still_writes_the_history(run):
     assert cells == 1  # the run fixture's one cell (8gaussians, autoregressive)
 
 
+def test_a_report_over_a_truncated_plan_json_leaves_out_the_estimates(run):
+    folder, _ = run
+    plan = folder / "res" / "tiny" / "r" / "plan.json"
+    _truncate(plan)  # the plan only adds estimates
+    assert _main(folder, "--run-id", "r", "--stage", "report") == 0
+    assert (folder / "res" / "tiny" / "r" / "report.md").stat().st_size > 0
+
+
 def test_atomic_write_keeps_the_old_file_and_no_temporary_when_a_write_fails(tmp_path):
     path = tmp_path / "samples.png"
     path.write_bytes(b"old")

@@ -13,14 +13,13 @@ ratio behind the verdict. Three parts do the work:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from bench import verdicts
 from bench.report import document as doc_
 from bench.report import tables
 from bench.report.document import Bullets, Document, Figure, Heading, Note, Paragraph, Table
-from bench.results import RunDir
+from bench.results import RunDir, read_json_dict
 from bench.schema import CellRecord
 
 __all__ = ["build_report", "write_report"]
@@ -65,11 +64,7 @@ def _taxonomy(by_ds: dict[str, list[CellRecord]]) -> list:
 
 def run_info(path: Path) -> dict:
     """``run.json`` of a run folder, or ``{}`` when absent or damaged (the report then says less about the run)."""
-    try:
-        info = json.loads((path / "run.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return info if isinstance(info, dict) else {}
+    return read_json_dict(path / "run.json")
 
 
 def device_text(info: dict, recs: list[CellRecord]) -> str:
@@ -198,7 +193,7 @@ def build_report(run: RunDir) -> Document:
                 if (run.cell(r.cell_id) / f"samples_{sampler}.png").exists():
                     doc.add(Paragraph(f"**{r.dataset} / {r.family} / {sampler}** (seed {r.seed})"),
                             Figure(f"{r.cell_id}/samples_{sampler}.png", f"{r.family} {sampler}"))
-    plan = json.loads((run.path / "plan.json").read_text()) if (run.path / "plan.json").exists() else {}
+    plan = read_json_dict(run.path / "plan.json")
     order = [c["cell"] for c in plan.get("cells", [])]
     estimates = tables.estimate_rows(sorted(records, key=lambda r: (r.cell_id not in order,
                                                                     order.index(r.cell_id) if r.cell_id in order
