@@ -29,8 +29,11 @@ Cost model ``genbench.cost/1``. Every rate is measured on this device by a probe
 Cells that are already done (a resumed run) cost nothing. The report stage (a few seconds) is not
 estimated. Probes cost a few seconds per family; their results are cached per device and
 configuration under ``<data root>/cache/plan/`` (delete that folder to measure again), so a second
-``--dry-run`` is fast. Each record stores its estimate (:class:`bench.schema.CellEstimate`) beside
-the measured ``stage_seconds``; the report shows the error.
+``--dry-run`` is fast. A cached probe is measured again when it was taken while other processes
+kept more than a quarter of a core busy (:class:`bench.timing.Contention`; a shared 2-core machine
+runs everything about half as fast, and such rates made CIFAR's evaluation estimate 3x too long),
+or when it is 30 days old (:func:`stale_reason`). Each record stores its estimate
+(:class:`bench.schema.CellEstimate`) beside the measured ``stage_seconds``; the report shows the error.
 
 Disk: per cell the checkpoint (4 bytes per parameter), each sampler's samples (N x D values,
 uncompressed upper bound) and Inception features (N x 2048 float32), the density grid (2D) and the
@@ -47,6 +50,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +63,7 @@ from bench import env
 from bench.config import EvalConfig, Suite
 from bench.results import cell_id, write_json
 from bench.schema import CellEstimate
-from bench.timing import Stopwatch, measure
+from bench.timing import Contention, Stopwatch, measure
 
 COST_MODEL = "genbench.cost/1"
 PROBE_TRAIN_STEPS = 4  # 1 warm-up + 3 timed
@@ -228,8 +232,41 @@ def probe_evaluation(device: torch.device, *, inception: bool, classifier: bool)
     return out
 
 
+PROBE_MAX_AGE_DAYS = 30  # a cached probe older than this is measured again
+PROBE_MAX_OTHER_CORES = 0.25  # ... and so is one taken while other processes kept more cores busy
+
+
+def stale_reason(value: dict[str, Any], now: datetime) -> str | None:
+    """Why a cached probe must be measured again, or ``None`` when it can be reused.
+
+    A probe is reused only when it carries the date it was measured (``measured_at``, ISO 8601
+    UTC), less than :data:`PROBE_MAX_AGE_DAYS` days ago, and was not taken on a busy machine:
+    ``others_cores``, the mean number of cores other processes kept busy meanwhile
+    (:class:`bench.timing.Contention`), at most :data:`PROBE_MAX_OTHER_CORES`. ``others_cores``
+    is ``None`` where it cannot be known (off Linux): such a probe is reused. A probe written
+    before these fields existed has no date and is measured again: its rates may carry another
+    job's load.
+    """
+    try:
+        age = now - datetime.fromisoformat(str(value["measured_at"]))
+    except (KeyError, TypeError, ValueError):
+        return "the cached rates carry no date or load (an older cache)"
+    others = value.get("others_cores")
+    if isinstance(others, (int, float)) and others > PROBE_MAX_OTHER_CORES:
+        return f"the cached rates were taken while other processes kept {others:.2f} cores busy"
+    if age.days >= PROBE_MAX_AGE_DAYS:
+        return f"the cached rates are {age.days} days old"
+    return None
+
+
 class ProbeCache:
-    """Probe results as JSON under ``<data root>/cache/plan/``, keyed by what they depend on and the device."""
+    """Probe results as JSON under ``<data root>/cache/plan/``, keyed by what they depend on and the device.
+
+    A cached probe is reused only when :func:`stale_reason` finds nothing: probes taken while
+    other processes kept the CPU busy (a 2-core machine shared with another job runs everything
+    about half as fast) or older than 30 days are measured again, and the plan says why.
+    Probes measured now under load are kept (for the record) but flagged in ``contended``.
+    """
 
     def __init__(self, folder: Path, device: torch.device, progress=None):
         self.folder, self.progress = folder, progress
@@ -238,6 +275,8 @@ class ProbeCache:
                            "torch": torch.__version__, "cost_model": COST_MODEL}
         self.hits = self.misses = 0
         self.seconds = 0.0
+        self.remeasured: dict[str, str] = {}  # label -> why the cached probe was not reused
+        self.contended: dict[str, float] = {}  # label -> cores other processes kept busy while it ran
         self._memo: dict[str, dict] = {}
 
     def get(self, kind: str, key: Any, compute, label: str = "") -> dict:
@@ -245,17 +284,29 @@ class ProbeCache:
         name = f"{kind}_{_json_key({'key': key, **self.device_key})}.json"
         if name in self._memo:
             return self._memo[name]
-        path = self.folder / name
+        path, label = self.folder / name, label or kind
+        value, why = None, None
         try:
             value = json.loads(path.read_text())
-            self.hits += 1
+            why = stale_reason(value, datetime.now(timezone.utc)) if isinstance(value, dict) else "unreadable"
         except (OSError, ValueError):
+            pass
+        if value is not None and why is None:
+            self.hits += 1
+        else:
+            if why is not None:
+                self.remeasured[label] = why
             if self.progress is not None:
-                self.progress(f"measuring {label or kind}")
-            value = compute()
+                self.progress(f"measuring {label}" + (f" again ({why})" if why else ""))
+            with Contention() as load:
+                value = compute()
             self.misses += 1
             self.seconds += value.get("probe_seconds", 0.0)
+            value["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            value["others_cores"] = load.others_cores
             value["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+            if load.others_cores is not None and load.others_cores > PROBE_MAX_OTHER_CORES:
+                self.contended[label] = load.others_cores
             try:
                 write_json(path, value)
             except OSError:
@@ -370,6 +421,8 @@ class Plan:
     results_dir: str = ""
     data_dir: str = ""
     probe_failures: dict[str, str] = field(default_factory=dict)
+    probes_remeasured: dict[str, str] = field(default_factory=dict)
+    probes_contended: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_seconds(self) -> float:
@@ -390,7 +443,8 @@ class Plan:
                 "cache_bytes": self.cache_bytes, "cache_items": self.cache_items, "one_off": self.one_off,
                 "probe_seconds": self.probe_seconds, "probes_run": self.probes_run,
                 "probes_cached": self.probes_cached, "preflight_seconds": self.preflight_seconds,
-                "probe_failures": self.probe_failures,
+                "probe_failures": self.probe_failures, "probes_remeasured": self.probes_remeasured,
+                "probes_contended": self.probes_contended,
                 "cells": [{"cell": c.cell, "done": c.done, "params": c.spec.params, "samplers": c.spec.samplers,
                            "disk_bytes": c.disk_bytes, **dataclasses.asdict(c.estimate)} for c in self.cells]}
 
@@ -421,6 +475,14 @@ class Plan:
         out.append(f"  cost model {COST_MODEL}: probes {self.probe_seconds:.1f} s ({self.probes_run} measured, "
                    f"{self.probes_cached} cached), preflight {self.preflight_seconds:.1f} s; the report stage is "
                    "not estimated")
+        if self.probes_remeasured:
+            out.append(f"  measured again: {len(self.probes_remeasured)} cached probe(s), e.g. "
+                       f"{next(iter(self.probes_remeasured))}: {next(iter(self.probes_remeasured.values()))}")
+        if self.probes_contended:
+            worst = max(self.probes_contended.values())
+            n = len(self.probes_contended)
+            out.append(f"  warning: other processes kept up to {worst:.2f} cores busy during {n} "
+                       "probe(s); the estimate assumes that load goes on, and those probes will be measured again")
         return out
 
 
@@ -590,7 +652,7 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
     return Plan(suite.name, suite.profile or "default", suite.profile_reason, str(device), cells,
                 cache_bytes=cache_bytes, cache_items=cache_items, one_off=one_off, probe_seconds=cache.seconds,
                 probes_run=cache.misses, probes_cached=cache.hits, results_dir=str(results_dir), data_dir=str(droot),
-                probe_failures=failed)
+                probe_failures=failed, probes_remeasured=cache.remeasured, probes_contended=cache.contended)
 
 
 def _all_cells(suite: Suite, specs) -> list[str]:

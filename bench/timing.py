@@ -7,6 +7,7 @@ reported, never means of a single run. Model code never times itself.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -99,3 +100,67 @@ class Stopwatch:
     def __exit__(self, *exc) -> None:
         synchronize(self.device)
         self.seconds = time.perf_counter() - self._t0
+
+
+def cpu_busy_seconds(stat_line: str | None = None) -> float | None:
+    """CPU-seconds all cores have spent busy since boot, from the first line of ``/proc/stat``.
+
+    Busy is user + nice + system + irq + softirq (guest time is already inside user; idle,
+    iowait and steal are not busy here). ``stat_line`` is that line (for tests); ``None``
+    reads the file. Returns ``None`` off Linux or when the line cannot be parsed.
+    """
+    if stat_line is None:
+        try:
+            with open("/proc/stat") as f:
+                stat_line = f.readline()
+        except OSError:
+            return None
+    fields = stat_line.split()
+    if len(fields) < 8 or fields[0] != "cpu":
+        return None
+    try:
+        user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
+    except ValueError:
+        return None
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def other_cores(busy_s: float, own_s: float, wall_s: float) -> float:
+    """Mean number of cores other processes kept busy over ``wall_s`` seconds (>= 0).
+
+    ``busy_s``: CPU-seconds all cores were busy in that interval (:func:`cpu_busy_seconds`
+    differences); ``own_s``: CPU-seconds this process used (``time.process_time`` differences,
+    all its threads). Example: 3.0 s busy, 1.0 s own over 2.0 s of wall time -> 1.0 core.
+
+    Raises:
+        ValueError: ``wall_s <= 0``.
+    """
+    if wall_s <= 0:
+        raise ValueError(f"need wall_s > 0, got {wall_s}")
+    return max(0.0, busy_s - own_s) / wall_s
+
+
+class Contention:
+    """How much CPU other processes took while a ``with`` block ran.
+
+    ``others_cores`` (set when the block ends) is the mean number of cores that other
+    processes kept busy (:func:`other_cores`): about 0 on a quiet machine, about 1 when
+    another single-threaded job shared it. ``None`` off Linux (no ``/proc/stat``) or for a
+    block shorter than 50 ms (``/proc/stat`` counts in 10 ms ticks). Child processes of this
+    one count as others.
+    """
+
+    def __init__(self):
+        self.others_cores: float | None = None
+        self.wall_s = 0.0
+
+    def __enter__(self) -> Contention:
+        self._busy0, self._own0, self._t0 = cpu_busy_seconds(), time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        busy1, own1 = cpu_busy_seconds(), time.process_time()
+        self.wall_s = time.perf_counter() - self._t0
+        if self._busy0 is None or busy1 is None or self.wall_s < 0.05:
+            return
+        self.others_cores = other_cores(busy1 - self._busy0, own1 - self._own0, self.wall_s)

@@ -135,3 +135,74 @@ def test_disk_per_cell_is_checkpoint_samples_grid_and_json(tmp_path):
 def test_durations_and_sizes_read_as_a_person_would_write_them():
     assert [plan.duration(s) for s in (12.34, 185, 3725, 400 * 3600)] == ["12.3s", "3m05s", "1h02m", "17 days"]
     assert plan.size(1_500_000) == "1.5 MB" and plan.size(999) == "999 B"
+
+
+def test_other_cores_is_busy_time_minus_our_own_over_the_wall_time():
+    # 3 CPU-seconds busy over 2 s of wall time, 1 of them ours: another process kept 1 core busy
+    from bench.timing import cpu_busy_seconds, other_cores
+
+    assert other_cores(3.0, 1.0, 2.0) == 1.0
+    assert other_cores(1.0, 1.2, 2.0) == 0.0  # tick rounding can make ours exceed the total: clipped at 0
+    with pytest.raises(ValueError):
+        other_cores(1.0, 0.0, 0.0)
+    import os
+
+    tck = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal: busy = 100 + 20 + 30 + 5 + 5 ticks (idle, iowait, steal not)
+    assert cpu_busy_seconds("cpu  100 20 30 1000 50 5 5 7 0 0") == pytest.approx(160 / tck)
+    assert cpu_busy_seconds("cpu0 1 2 3 4 5 6 7 8") is None and cpu_busy_seconds("intr 1 2") is None
+
+
+def test_a_cached_probe_is_reused_only_when_quiet_dated_and_younger_than_30_days():
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime(2026, 11, 21, 12, tzinfo=timezone.utc)
+    at = (now - timedelta(days=2)).isoformat()
+    assert plan.stale_reason({"measured_at": at, "others_cores": 0.1}, now) is None
+    assert plan.stale_reason({"measured_at": at, "others_cores": None}, now) is None  # unknown (off Linux)
+    assert "1.30 cores busy" in plan.stale_reason({"measured_at": at, "others_cores": 1.3}, now)
+    old = (now - timedelta(days=31)).isoformat()
+    assert "31 days old" in plan.stale_reason({"measured_at": old, "others_cores": 0.0}, now)
+    assert "older cache" in plan.stale_reason({"train_step_s": 0.01, "load_average": [1.9, 1.5, 1.2]}, now)
+
+
+def test_probes_taken_under_load_are_flagged_and_measured_again_next_time(tmp_path, monkeypatch):
+    (tmp_path / "s.yaml").write_text(SUITE % (tmp_path / "data"))
+    suite = load_suite(tmp_path / "s.yaml")
+    specs = plan.describe(suite, ["8gaussians"], ["gan"])
+    calls, load = [], [1.0]  # other processes' cores while the next probe runs
+
+    class FakeContention:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.others_cores = load[0]
+
+    def fake_probe(spec, suite, device):
+        calls.append(spec.family)
+        return {"train_step_s": 0.02 if load[0] > 0.25 else 0.01, "samplers": {k: [0.001, 1e-5] for k in spec.samplers},
+                "density": None, "probe_seconds": 0.5}
+
+    monkeypatch.setattr(plan, "Contention", FakeContention)
+    monkeypatch.setattr(plan, "probe_family", fake_probe)
+    monkeypatch.setattr(plan, "_metric2d_seconds", lambda suite, ds: 0.25)
+    from bench import data as datasets
+
+    loaded = {"8gaussians": datasets.load("8gaussians", suite.data, 10**6)}
+
+    def make():
+        return plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate"))
+
+    busy = make()
+    assert calls == ["gan"] and list(busy.probes_contended.values()) == [1.0]
+    assert any("warning: other processes kept up to 1.00 cores busy during 1 probe" in ln for ln in busy.lines())
+    load[0] = 0.0
+    quiet = make()  # the busy probe is not reused
+    assert calls == ["gan", "gan"] and quiet.probes_run == 1 and quiet.probes_cached == 0
+    assert "1.00 cores busy" in next(iter(quiet.probes_remeasured.values())) and not quiet.probes_contended
+    # 3 s budget / 0.01 s per step: half the busy probe's estimate of training steps' time
+    assert busy.cells[0].estimate.est_train_seconds > quiet.cells[0].estimate.est_train_seconds
+    again = make()  # a quiet, dated probe is reused
+    assert calls == ["gan", "gan"] and again.probes_cached == 1 and not again.probes_remeasured
+    assert again.to_dict()["cells"][0]["est_train_seconds"] == quiet.to_dict()["cells"][0]["est_train_seconds"]
