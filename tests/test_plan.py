@@ -36,18 +36,29 @@ def _fake_clock(monkeypatch, seconds_of_n):
     return seen
 
 
-def test_fit_grows_the_batch_4x_up_to_the_real_one_and_is_exact_there(monkeypatch):
+def test_fit_times_the_real_batch_at_once_when_it_is_cheap(monkeypatch):
     seen = _fake_clock(monkeypatch, lambda n: 0.002 + 0.001 * n)
     fit = plan._fit(seen.append, 100, "cpu")
-    assert seen == [1, 4, 16, 64, 100]  # no call reached 0.5 s, so the real batch (100) was timed
-    assert fit.s == pytest.approx(0.001) and fit(100) == pytest.approx(0.102)
+    assert seen == [1, 100]  # 100 * t(1) = 0.3 s <= 60 s: the real batch is timed, not extrapolated
+    assert fit.s == pytest.approx(0.001) and fit(100) == pytest.approx(0.102) and fit(1) == pytest.approx(0.003)
 
 
-def test_fit_stops_growing_once_a_call_takes_half_a_second(monkeypatch):
-    seen = _fake_clock(monkeypatch, lambda n: 0.2 + 0.1 * n)
+def test_fit_grows_4x_while_the_real_batch_would_cost_too_much_then_times_it(monkeypatch):
+    # concave, like a CPU: 2 s at n = 1, 4.4 s at 4, 7.6 at 16, then 0.2 s per sample
+    cost = {1: 2.0, 4: 4.4, 16: 7.6, 200: 7.6 + 0.2 * 184}
+    seen = _fake_clock(monkeypatch, cost.__getitem__)
     fit = plan._fit(seen.append, 200, "cpu")
-    assert seen == [1, 4]  # t(4) = 0.6 s >= 0.5 s
-    assert fit(200) == pytest.approx(0.2 + 0.1 * 200)
+    # after n = 1 the line through the origin predicts 400 s; through (1, 4): 2 + 0.8 * 199 = 161 s; through
+    # (4, 16): 4.4 + 0.267 * 196 = 56.7 s <= 60 s, so n = 200 is timed itself
+    assert seen == [1, 4, 16, 200]
+    assert fit(200) == pytest.approx(44.4) and fit.s == pytest.approx(0.2)
+
+
+def test_fit_stops_growing_when_the_next_call_would_take_over_a_minute(monkeypatch):
+    seen = _fake_clock(monkeypatch, lambda n: 1.0 + 5.0 * n)
+    fit = plan._fit(seen.append, 1000, "cpu")
+    assert seen == [1, 4]  # t(4) = 21 s: the next (n = 16) would take about 81 s > 60 s
+    assert fit(1000) == pytest.approx(1.0 + 5.0 * 1000)  # extrapolated from (1, 4)
 
 
 def test_train_seconds_take_the_binding_budget():
