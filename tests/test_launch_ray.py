@@ -23,13 +23,13 @@ from bench.schema import metric_info
 
 ray = pytest.importorskip("ray")
 
-# Two test-only families that fail only inside a Ray task (the driver's plan probes train them too):
-# one raises in its loss (the cell records the exception), one kills its worker process (Ray loses it).
+# Two test-only families that fail at their 6th training step, which the driver's plan probes (4 steps)
+# never reach: one raises in its loss (the cell records the exception), one kills its worker process
+# (Ray loses it).
 FAILING = '''\
 import os
 from dataclasses import dataclass
 
-import ray
 import torch
 from torch import nn
 
@@ -51,12 +51,14 @@ class _Base(GenerativeModel):
     def __init__(self, config, data_shape):
         super().__init__(config, data_shape)
         self.w = nn.Parameter(torch.zeros(data_shape))
+        self.calls = 0
 
     def sample(self, n, generator=None, **variant):
         return self.w + torch.randn(n, *self.data_shape, generator=generator)
 
     def loss(self, x):
-        if ray.get_runtime_context().get_task_id() is not None:
+        self.calls += 1
+        if self.calls == 6:
             self.fail()
         return ((x - self.w) ** 2).mean()
 
@@ -64,7 +66,7 @@ class _Base(GenerativeModel):
 @register("raises_in_ray", modality="vector")
 class Raises(_Base):
     def fail(self):
-        raise ValueError("boom inside the task")
+        raise ValueError("boom at step 6")
 
 
 @register("dies_in_ray", modality="vector")
@@ -144,7 +146,7 @@ def test_a_cell_that_raises_and_one_whose_worker_dies_fail_alone(local_ray, tmp_
     recs = {p.parent.name: json.loads(p.read_text()) for p in run.glob("*/record.json")}
     ok, raised, died = (recs[f"8gaussians__{f}__s0"] for f in ("autoregressive", "raises_in_ray", "dies_in_ray"))
     assert ok["status"] == "ok" and math.isfinite(ok["density"]["test_nll_nats"])
-    assert raised["status"] == "failed" and raised["reason"] == "ValueError: boom inside the task"
+    assert raised["status"] == "failed" and raised["reason"] == "ValueError: boom at step 6"
     assert died["status"] == "failed" and died["reason"].startswith("ray: ") and "retried 1 time" in died["reason"]
     assert died["stages_done"] == [] and died["family"] == "dies_in_ray"
     summary = pd.read_csv(run / "summary.csv")
