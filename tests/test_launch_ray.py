@@ -207,3 +207,30 @@ def _group_gone(pgid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+def test_ctrl_c_cancels_the_running_cells_which_record_it_and_prints_the_resume_command(local_ray, tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(TINY % (tmp_path / "data", "gan: {model: {hidden: 16}, train: {steps: 100000000, "
+                                                "max_seconds: 600}}"))
+    run = tmp_path / "res" / "tiny" / "c"
+    cmd = [sys.executable, str(run_bench.ROOT / "run_bench.py"), str(suite), "--results", str(tmp_path / "res"),
+           "--run-id", "c", "--no-progress", "--launcher", "ray"]
+    proc = subprocess.Popen(cmd, cwd=run_bench.ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        started = _wait_for(lambda: (run / "8gaussians__autoregressive__s0" / "record.json").exists()
+                            and (run / "8gaussians__gan__s0").is_dir(), timeout=300)
+        assert started, proc.stderr.read() if proc.poll() is not None else "the run did not reach the GAN"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)  # a liveness bound, not a speed claim
+    finally:
+        proc.kill()
+        if not _group_gone(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    cut = json.loads((run / "8gaussians__gan__s0" / "record.json").read_text())
+    assert cut["status"] == "interrupted" and "Ctrl-C" in cut["reason"]
+    resume = err.strip().splitlines()[-1].strip()
+    assert resume.startswith("python ") and "--run-id c" in resume and "--launcher ray" in resume
