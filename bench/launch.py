@@ -73,8 +73,9 @@ def ray_init(address: str | None = None, **kwargs: Any) -> Any:
     The workers get :func:`worker_env`. Returns Ray's context; ``kwargs`` go to ``ray.init``."""
     import ray
 
-    return ray.init(address=address or "local", include_dashboard=False, log_to_driver=True,
-                    runtime_env={"env_vars": worker_env()}, **kwargs)
+    if address is None:  # options of a new cluster only: Ray refuses them when connecting to one
+        kwargs = {"include_dashboard": False, **kwargs}
+    return ray.init(address=address or "local", log_to_driver=True, runtime_env={"env_vars": worker_env()}, **kwargs)
 
 
 @dataclass
