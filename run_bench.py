@@ -181,6 +181,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {len(cells)} cells: " + ", ".join(cells))
         print("\n".join(f"# {line}" for line in ready.plan.lines()))
         return 0
+    if args.launcher == "ray" and args.stage != "report":  # reach Ray now: a task no node can run is refused here
+        from bench import launch
+
+        try:
+            launch.connect(args.ray_address)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            where, why = f" at {args.ray_address}" if args.ray_address else "", str(e).strip().splitlines() or [""]
+            return error(f"--launcher ray: cannot start or reach Ray{where}: {why[0]}")
+        problem = launch.resource_problem(suite, families, names, ready.device.type == "cuda")
+        if problem:
+            return error(problem)
     if args.stage != "report":
         for line in ready.plan.lines():
             log(line)

@@ -78,6 +78,42 @@ def ray_init(address: str | None = None, **kwargs: Any) -> Any:
     return ray.init(address=address or "local", log_to_driver=True, runtime_env={"env_vars": worker_env()}, **kwargs)
 
 
+def connect(address: str | None = None) -> dict[str, float]:
+    """Start or reach Ray (:func:`ray_init`) unless this process already has; returns the cluster's total
+    resources (``{"CPU": 2.0, "GPU": 0.0, ...}``)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray_init(address)
+    return ray.cluster_resources()
+
+
+def resource_problem(suite: Suite, families: list[str], dataset_names: list[str], cuda: bool) -> str | None:
+    """Why some cell's task could never start on the connected Ray cluster (it asks for more CPUs or GPUs
+    than any live node has: Ray would wait for such a node forever), or ``None``. One line naming the
+    suite file and key."""
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    largest = {k: max((n.get(k, 0.0) for n in nodes), default=0.0) for k in ("CPU", "GPU")}
+    for name in dataset_names:
+        for family in families:
+            res = suite.family(name, family).resources
+            for key, task in ((f"families.{family}.resources", res), (f"families.{family}.resources.evaluate",
+                                                                      res.evaluate)):
+                if task is None:
+                    continue
+                want = task.ray_options(cuda)
+                if not any(n.get("CPU", 0.0) >= want["num_cpus"] and n.get("GPU", 0.0) >= want["num_gpus"]
+                           for n in nodes):
+                    gpus = "" if task.num_gpus is not None or not cuda else " (num_gpus unset: 1 on CUDA)"
+                    return (f"{suite.source}: {key}: a task asks for {want['num_cpus']:g} CPUs and "
+                            f"{want['num_gpus']:g} GPUs{gpus}, more than any node of the Ray cluster has (the "
+                            f"largest: {largest['CPU']:g} CPUs, {largest['GPU']:g} GPUs); lower it in the suite "
+                            "or with --set")
+    return None
+
+
 @dataclass
 class Cell:
     """One pending cell: its place in the run's list (1-based ``k``), dataset, family and seed."""

@@ -234,3 +234,14 @@ def test_ctrl_c_cancels_the_running_cells_which_record_it_and_prints_the_resume_
     assert cut["status"] == "interrupted" and "Ctrl-C" in cut["reason"]
     resume = err.strip().splitlines()[-1].strip()
     assert resume.startswith("python ") and "--run-id c" in resume and "--launcher ray" in resume
+
+
+def test_a_cell_no_node_can_run_is_refused_before_anything_is_written(local_ray, tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text(TINY % (tmp_path / "data", "gan: {resources: {num_cpus: 3}}"))
+    code = _main(str(tmp_path / "s.yaml"), "--results", str(tmp_path / "res"), "--launcher", "ray")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1] == (f"run_bench.py: error: {tmp_path / 's.yaml'}: families.gan.resources: a task asks for 3 CPUs "
+                       "and 0 GPUs, more than any node of the Ray cluster has (the largest: 2 CPUs, 0 GPUs); lower "
+                       "it in the suite or with --set")
+    assert not (tmp_path / "res").exists()
