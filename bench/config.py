@@ -100,6 +100,9 @@ def _coerce(tp: Any, v: Any, key: str) -> Any:
     if origin in (Union, types.UnionType):
         if v is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # X | None: X's own error, with the key inside X (a nested dataclass's)
+            return _coerce(options[0], v, key)
         errors = []
         for a in args:
             if a is type(None):
