@@ -6,6 +6,8 @@
     python run_bench.py suites/toy2d.yaml --families flow,gan --set families.gan.train.steps=500
     python run_bench.py suites/toy2d.yaml --resume   # finish the latest run of the suite
     python run_bench.py suites/toy2d.yaml --dry-run  # print the resolved config and the plan
+    python run_bench.py suites/cifar.yaml --launcher ray                     # cells in parallel (local Ray)
+    python run_bench.py suites/cifar.yaml --launcher ray --ray-address auto  # on an existing Ray cluster
 
 Before the first cell the command checks the run (device, memory, datasets, packages, disk;
 bench/preflight.py) and prints the plan: cells, estimated wall time and disk (bench/plan.py).
@@ -56,6 +58,12 @@ def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) > 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (must be an integer in [0, 100])")
+    return int(text)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors as one line (``run_bench.py: error: ...``) and exit code 2."""
 
@@ -85,6 +93,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="redo cells whose record says ok")
     p.add_argument("--device", help="override the suite's device (auto, cpu, cuda)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--launcher", choices=["local", "ray"], default="local",
+                   help="where the cells run: local (here, one after another) or ray (each cell a Ray task, in "
+                        "parallel, with the suite's resources; needs pip install -e \".[ray]\")")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="with --launcher ray: the cluster to use (auto: the one `ray start` made on this node); "
+                        "default: a new local Ray on this machine's CPUs and GPUs")
+    p.add_argument("--ray-retries", type=_count, default=1, metavar="N",
+                   help="with --launcher ray: retries of a cell whose worker died or whose node was lost (default 1)")
     p.add_argument("--dry-run", action="store_true",
                    help="check the run and print the resolved suite and the plan (cells, estimated time, disk); "
                         "run nothing")
@@ -97,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         module, _ = SUBCOMMANDS[argv[0]]
         return importlib.import_module(module).main(argv[1:])
     args = parse_args(argv)
+    if args.ray_address and args.launcher != "ray":
+        return error("--ray-address needs --launcher ray")
+    if args.launcher == "ray":
+        from bench.launch import ray_missing
+
+        if ray_missing():
+            return error(ray_missing())
     import torch
     import yaml
 
@@ -158,6 +181,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# {len(cells)} cells: " + ", ".join(cells))
         print("\n".join(f"# {line}" for line in ready.plan.lines()))
         return 0
+    if args.launcher == "ray" and args.stage != "report":  # reach Ray now: a task no node can run is refused here
+        from bench import launch
+
+        try:
+            launch.connect(args.ray_address)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            where, why = f" at {args.ray_address}" if args.ray_address else "", str(e).strip().splitlines() or [""]
+            return error(f"--launcher ray: cannot start or reach Ray{where}: {why[0]}")
+        problem = launch.resource_problem(suite, families, names, ready.device.type == "cuda")
+        if problem:
+            return error(problem)
     if args.stage != "report":
         for line in ready.plan.lines():
             log(line)
@@ -169,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         except StorageError as e:
             return error(f"the results cannot be written: {e}", code=3)
     opts = RunOptions(root=Path(args.results), run_id=run_id, families=args.families, datasets=args.datasets,
-                      force=args.force, progress=not args.no_progress, stages=stages)
+                      force=args.force, progress=not args.no_progress, stages=stages, launcher=args.launcher,
+                      ray_address=args.ray_address, ray_retries=args.ray_retries)
     return run_and_report(suite, opts, ready, resume=lambda: resume_command(args, suite, run_id))
 
 
@@ -221,7 +256,11 @@ def resume_command(args: argparse.Namespace, suite, run_id: str) -> str:
         parts += ["--set", o]
     for flag, value in (("--device", args.device), ("--families", ",".join(args.families or [])),
                         ("--datasets", ",".join(args.datasets or [])),
-                        ("--stage", args.stage if args.stage != "all" else None)):
+                        ("--stage", args.stage if args.stage != "all" else None),
+                        ("--launcher", args.launcher if args.launcher != "local" else None),
+                        ("--ray-address", args.ray_address),
+                        ("--ray-retries", str(args.ray_retries) if args.launcher == "ray" and args.ray_retries != 1
+                         else None)):
         if value:
             parts += [flag, value]
     if args.no_progress:

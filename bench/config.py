@@ -100,6 +100,9 @@ def _coerce(tp: Any, v: Any, key: str) -> Any:
     if origin in (Union, types.UnionType):
         if v is None and type(None) in args:
             return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # X | None: X's own error, with the key inside X (a nested dataclass's)
+            return _coerce(options[0], v, key)
         errors = []
         for a in args:
             if a is type(None):
@@ -347,12 +350,67 @@ class EvalConfig:
                 "(mean, std)")
 
 
+_Cpus = Annotated[float, Range(ge=0, le=4096)]
+_Gpus = Annotated[float, Range(ge=0, le=1024)]
+
+
+@dataclass
+class TaskResources:
+    """What one Ray task of a cell reserves on the cluster (``--launcher ray``; the local launcher ignores it).
+
+    Attributes:
+        num_cpus: CPU cores (Ray's ``num_cpus``); the task runs torch on this many threads, rounded
+            down, at least 1.
+        num_gpus: GPUs (Ray's ``num_gpus``); a fraction below 1 shares one GPU (0.5: two cells per
+            GPU). ``None``: 1 where the run's device is CUDA, else 0.
+
+    Raises:
+        ValueError: a value outside its range, or a fraction above 1 (Ray reserves whole units there).
+    """
+
+    num_cpus: _Cpus = 1.0
+    num_gpus: _Gpus | None = None
+
+    def __post_init__(self):
+        check_fields(self)
+        for name in ("num_cpus", "num_gpus"):
+            v = getattr(self, name)
+            if v is not None and v > 1 and not float(v).is_integer():
+                raise ValueError(f"{name}: {v!r} is not allowed (above 1 it must be a whole number, as Ray "
+                                 "reserves whole units there)")
+
+    def ray_options(self, cuda: bool) -> dict[str, float]:
+        """``{"num_cpus": ..., "num_gpus": ...}`` for ``ray.remote(...).options``; ``cuda``: the run's device."""
+        return {"num_cpus": float(self.num_cpus),
+                "num_gpus": float(self.num_gpus if self.num_gpus is not None else (1 if cuda else 0))}
+
+    def threads(self) -> int:
+        """torch threads of a task with these resources: ``num_cpus`` rounded down, at least 1."""
+        return max(1, int(self.num_cpus))
+
+
+@dataclass
+class Resources(TaskResources):
+    """A cell's resource requests on a Ray cluster (``families.<name>.resources``, or the suite's
+    top-level ``resources:`` for every family; a profile may override either).
+
+    The train and sample stages run as one task with ``num_cpus``/``num_gpus``. With ``evaluate``
+    given, the evaluation is a second task with its own requests (e.g. ``{num_cpus: 2, num_gpus: 0}``:
+    the metrics on CPU workers while the GPUs train the next cells); without it, one task runs the
+    whole cell.
+    """
+
+    evaluate: TaskResources | None = None
+
+
 @dataclass
 class FamilyEntry:
-    """One family of a suite: its model config (the family's own dataclass) and training."""
+    """One family of a suite: its model config (the family's own dataclass), training, and the
+    resources its cells ask a Ray cluster for."""
 
     model: Any
     train: TrainConfig
+    resources: Resources = field(default_factory=Resources)
 
 
 @dataclass
@@ -390,7 +448,9 @@ class Suite:
 # one). These keys of a profile block say what the profile needs, not what to run: bench.profiles reads them.
 DEFAULT_PROFILE = "default"
 PROFILE_META_KEYS = ("requires", "fallback")
-_TOP_KEYS = ["name", "description", "datasets", "seeds", "device", "data", "eval", "train", "families", "profiles"]
+_TOP_KEYS = ["name", "description", "datasets", "seeds", "device", "data", "eval", "train", "resources", "families",
+             "profiles"]
+_FAMILY_KEYS = ["model", "train", "resources"]
 
 
 def _deep_merge(base: dict, over: Mapping) -> dict:
@@ -440,8 +500,10 @@ def parse_override(text: str) -> dict:
     return out
 
 
-def _parse_families(fams: Mapping, suite_train: Mapping, modality: str) -> dict[str, FamilyEntry]:
-    """Fill every family entry of ``fams`` (name -> {model, train}) for ``modality``."""
+def _parse_families(fams: Mapping, suite_train: Mapping, modality: str,
+                    suite_resources: Mapping | None = None) -> dict[str, FamilyEntry]:
+    """Fill every family entry of ``fams`` (name -> {model, train, resources}) for ``modality``; the
+    suite's ``train`` and ``resources`` blocks lie under each family's own."""
     families = {}
     for name, entry in fams.items():
         key = f"families.{name}"
@@ -451,10 +513,10 @@ def _parse_families(fams: Mapping, suite_train: Mapping, modality: str) -> dict[
             raise _KeyError(key, str(e)) from None
         entry = entry or {}
         if not isinstance(entry, Mapping):
-            raise _KeyError(key, f"expected a mapping with 'model' and/or 'train', got {entry!r}")
+            raise _KeyError(key, f"expected a mapping with 'model', 'train' and/or 'resources', got {entry!r}")
         for k in entry:
-            if k not in ("model", "train"):
-                raise _KeyError(_join(key, str(k)), f"unknown key{_suggest(str(k), ['model', 'train'])}")
+            if k not in _FAMILY_KEYS:
+                raise _KeyError(_join(key, str(k)), f"unknown key{_suggest(str(k), _FAMILY_KEYS)}")
         model_cfg = fill(cls.Config, entry.get("model"), f"{key}.model")
         train_raw = _deep_merge(dict(cls.train_defaults), suite_train)
         train_raw = _deep_merge(train_raw, entry.get("train") or {})
@@ -466,7 +528,11 @@ def _parse_families(fams: Mapping, suite_train: Mapping, modality: str) -> dict[
             if bad in suite_train and bad not in (entry.get("train") or {}):
                 raise _KeyError(f"train.{sub}", e.msg) from None
             raise
-        families[str(name)] = FamilyEntry(model=model_cfg, train=train_cfg)
+        own = entry.get("resources") or {}
+        if not isinstance(own, Mapping):
+            raise _KeyError(f"{key}.resources", f"expected a mapping, got {own!r}")
+        resources = fill(Resources, _deep_merge(dict(suite_resources or {}), own), f"{key}.resources")
+        families[str(name)] = FamilyEntry(model=model_cfg, train=train_cfg, resources=resources)
     return families
 
 
@@ -546,7 +612,11 @@ def _parse(raw: Mapping) -> Suite:
     if not isinstance(suite_train, Mapping):
         raise _KeyError("train", f"expected a mapping, got {suite_train!r}")
     fill(TrainConfig, suite_train, "train")  # checked on its own too: a family may override every value in it
-    families = _parse_families(fams, suite_train, modality)
+    suite_resources = raw.get("resources") or {}
+    if not isinstance(suite_resources, Mapping):
+        raise _KeyError("resources", f"expected a mapping, got {suite_resources!r}")
+    fill(Resources, suite_resources, "resources")  # likewise
+    families = _parse_families(fams, suite_train, modality, suite_resources)
     dataset_families = {}
     for n, (key, over) in ds_overrides.items():
         for f in over:
@@ -554,7 +624,8 @@ def _parse(raw: Mapping) -> Suite:
                 raise _KeyError(f"{key}.families.{f}", f"family {f!r} is not in the suite's families "
                                                        f"({', '.join(map(str, fams))})")
         try:
-            dataset_families[n] = _parse_families(_deep_merge(dict(fams), over), suite_train, modality)
+            dataset_families[n] = _parse_families(_deep_merge(dict(fams), over), suite_train, modality,
+                                                  suite_resources)
         except _KeyError as e:
             if _has_path({"families": over}, e.key):
                 raise _KeyError(f"{key}.{e.key}", e.msg) from None

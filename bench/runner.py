@@ -79,6 +79,11 @@ class RunOptions:
         force: redo cells even if their record says ``ok``.
         progress: show progress bars.
         stages: stages to run, a subset of ("train", "sample", "evaluate", "report").
+        launcher: where the cells run: ``"local"`` (this process, one after another) or ``"ray"``
+            (each cell a Ray task; :mod:`bench.launch`).
+        ray_address: the Ray cluster to use (``"auto"``: the one ``ray start`` made on this node);
+            ``None`` starts a local Ray. Only with ``launcher="ray"``.
+        ray_retries: how many times Ray retries a cell whose worker died or whose node was lost.
     """
 
     root: Path = Path("results")
@@ -88,6 +93,9 @@ class RunOptions:
     force: bool = False
     progress: bool = True
     stages: tuple[str, ...] = ("train", "sample", "evaluate", "report")
+    launcher: str = "local"
+    ray_address: str | None = None
+    ray_retries: int = 1
 
 
 def log(msg: str) -> None:
@@ -482,13 +490,31 @@ def open_run(suite: Suite, opts: RunOptions) -> RunDir:
     return RunDir.create(opts.root, suite.name)
 
 
-def write_run_info(run: RunDir, suite: Suite, device: torch.device) -> None:
-    """``run.json``: the resolved suite, profile and why, versions, device, git SHA and command of this start."""
+def write_run_info(run: RunDir, suite: Suite, device: torch.device, launcher: dict[str, Any] | None = None) -> None:
+    """``run.json``: the resolved suite, profile and why, versions, device, git SHA, command and launcher of
+    this start."""
     write_json(run.path / "run.json", {
         "suite": suite.name, "run_id": run.run_id, "profile": suite.profile, "profile_reason": suite.profile_reason,
         "suite_file": suite.source, "resolved": suite.resolved(), "git_sha": env.git_sha(), "versions": env.versions(),
-        "device": env.device_info(device), "command": sys.argv, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "device": env.device_info(device), "command": sys.argv, "launcher": launcher or {"name": "local"},
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
+
+
+def _run_on_ray(suite: Suite, run: RunDir, cells: list[tuple[str, str, int]], checks: dict, device: torch.device,
+                opts: RunOptions, plan: Any, preloaded: dict) -> None:
+    """The cells of :func:`run_suite` as Ray tasks (:func:`bench.launch.run_ray`), the done ones skipped."""
+    from bench.launch import Cell, run_ray
+
+    pending = []
+    for k, (name, family, seed) in enumerate(cells, 1):
+        cid = cell_id(name, family, seed)
+        if checks[cid].done and not opts.force:
+            log(f"[{k}/{len(cells)}] {cid}: done before, skipped")
+        else:
+            pending.append(Cell(k, name, family, seed))
+    run_ray(suite, run, pending, len(cells), device, opts.stages, plan, preloaded, log, address=opts.ray_address,
+            max_retries=opts.ray_retries, done_before=len(cells) - len(pending))
 
 
 def run_suite(suite: Suite, opts: RunOptions, ready: Any = None) -> RunDir:
@@ -531,11 +557,15 @@ def run_suite(suite: Suite, opts: RunOptions, ready: Any = None) -> RunDir:
             f"{total} cells on {device}; results in {run.path}")
         if runs_cells:
             apply_checks(run, checks, log)
-            write_run_info(run, suite, device)
+            write_run_info(run, suite, device, {"name": opts.launcher, **(
+                {"address": opts.ray_address or "local", "max_retries": opts.ray_retries}
+                if opts.launcher == "ray" else {})})
             if plan is not None:
                 write_json(run.path / "plan.json", plan.to_dict())
+        if runs_cells and opts.launcher == "ray":
+            _run_on_ray(suite, run, cells, checks, device, opts, plan, preloaded)
         ds, loaded = None, None
-        for k, (name, family, seed) in enumerate(cells if runs_cells else [], 1):
+        for k, (name, family, seed) in enumerate(cells if runs_cells and opts.launcher == "local" else [], 1):
             cid = cell_id(name, family, seed)
             if checks[cid].done and not opts.force:
                 log(f"[{k}/{total}] {cid}: done before, skipped")

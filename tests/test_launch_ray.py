@@ -1,0 +1,259 @@
+"""The Ray launcher (``--launcher ray``) on a local Ray of 2 CPUs: the same results as the local launcher,
+a failing or dying cell recorded with its reason while the others finish, and a killed driver resumed.
+
+Ray is an optional extra (``pip install -e ".[ray]"``); CI installs it, so these run there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+import models
+import run_bench
+from bench.schema import metric_info
+
+ray = pytest.importorskip("ray")
+
+# Two test-only families that fail at their 6th training step, which the driver's plan probes (4 steps)
+# never reach: one raises in its loss (the cell records the exception), one kills its worker process
+# (Ray loses it).
+FAILING = '''\
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from models import register
+from models.base import Capabilities, GenerativeModel
+
+
+@dataclass
+class Cfg:
+    scale: float = 1.0
+
+
+class _Base(GenerativeModel):
+    reference = "test-only"
+    Config = Cfg
+    capabilities = Capabilities(sample=True)
+    tiny = {}
+
+    def __init__(self, config, data_shape):
+        super().__init__(config, data_shape)
+        self.w = nn.Parameter(torch.zeros(data_shape))
+        self.calls = 0
+
+    def sample(self, n, generator=None, **variant):
+        return self.w + torch.randn(n, *self.data_shape, generator=generator)
+
+    def loss(self, x):
+        self.calls += 1
+        if self.calls == 6:
+            self.fail()
+        return ((x - self.w) ** 2).mean()
+
+
+@register("raises_in_ray", modality="vector")
+class Raises(_Base):
+    def fail(self):
+        raise ValueError("boom at step 6")
+
+
+@register("dies_in_ray", modality="vector")
+class Dies(_Base):
+    def fail(self):
+        os._exit(1)
+'''
+
+TINY = """\
+name: tiny
+datasets: [8gaussians]
+data: {n_train: 2000, n_val: 200, n_test: 500, root: %s}
+eval: {n_samples: 300, bound_n: 100, throughput_batch: 300, quadrature_grid: 64, density_grid: 16, monitor_points: 0}
+families:
+  autoregressive: {model: {hidden: 16, components: 4}, train: {steps: 30}}
+  %s
+"""
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    """A local Ray of 2 CPUs for the whole module, its workers seeing the test-only families."""
+    folder = tmp_path_factory.mktemp("families")
+    (folder / "failing_families.py").write_text(FAILING)
+    old = os.environ.get("GENBENCH_FAMILIES")
+    os.environ["GENBENCH_FAMILIES"] = str(folder)
+    models.discover(folder)
+    from bench.launch import ray_init
+
+    ray_init(None, num_cpus=2)
+    yield
+    ray.shutdown()
+    for name in ("raises_in_ray", "dies_in_ray"):
+        models.unregister(name, modality="vector")
+    if old is None:
+        os.environ.pop("GENBENCH_FAMILIES")
+    else:
+        os.environ["GENBENCH_FAMILIES"] = old
+
+
+def _main(*args: str) -> int:
+    return run_bench.main([*args, "--no-progress"])
+
+
+def _non_timing(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary without the run id and the wall-clock columns (``timing`` in the schema)."""
+    keep = [c for c in summary.columns if c != "run_id" and not (metric_info(c) and metric_info(c).timing)]
+    return summary[keep]
+
+
+@pytest.mark.slow
+def test_ray_gives_the_local_launchers_summary_on_the_smoke_profile(local_ray, tmp_path):
+    # the 2D smoke profile's 7 cells of 8gaussians, once in this process, once as Ray tasks (2 at a time, each of
+    # num_cpus 1, so on one torch thread). The local run gets one thread too: CPU kernels reduce in another order
+    # on another thread count, and training turns those last bits into visible differences (the flow's test NLL
+    # moved by 2.5e-5 relative between 2 threads and 1), so equality is a claim about equal thread counts.
+    common = ["--profile", "smoke", "--datasets", "8gaussians", "--results", str(tmp_path)]
+    torch.set_num_threads(1)
+    assert _main(*common, "--run-id", "local") == 0
+    assert _main(*common, "--run-id", "ray", "--launcher", "ray") == 0
+    local = pd.read_csv(tmp_path / "toy2d" / "local" / "summary.csv")
+    on_ray = pd.read_csv(tmp_path / "toy2d" / "ray" / "summary.csv")
+    assert len(on_ray) == len(local) == 8 and set(on_ray["status"]) == {"ok"}
+    a, b = _non_timing(local), _non_timing(on_ray)
+    assert list(a.columns) == list(b.columns) and len(a.columns) > 40
+    pd.testing.assert_frame_equal(a, b, check_exact=True)  # bitwise: see the module docstring of bench/launch.py
+    info = json.loads((tmp_path / "toy2d" / "ray" / "run.json").read_text())
+    assert info["launcher"] == {"name": "ray", "address": "local", "max_retries": 1}
+    rec = json.loads((tmp_path / "toy2d" / "ray" / "8gaussians__flow__s0" / "record.json").read_text())
+    assert rec["device"]["torch_threads"] == 1  # a task of num_cpus 1 runs torch on one thread
+    assert (tmp_path / "toy2d" / "ray" / "report.md").is_file()
+
+
+def test_a_cell_that_raises_and_one_whose_worker_dies_fail_alone(local_ray, tmp_path):
+    (tmp_path / "s.yaml").write_text(TINY % (tmp_path / "data", "raises_in_ray: {train: {steps: 10}}\n"
+                                                                "  dies_in_ray: {train: {steps: 10}}"))
+    code = _main(str(tmp_path / "s.yaml"), "--results", str(tmp_path / "res"), "--run-id", "r", "--launcher", "ray",
+                 "--ray-retries", "1")
+    assert code == 1
+    run = tmp_path / "res" / "tiny" / "r"
+    recs = {p.parent.name: json.loads(p.read_text()) for p in run.glob("*/record.json")}
+    ok, raised, died = (recs[f"8gaussians__{f}__s0"] for f in ("autoregressive", "raises_in_ray", "dies_in_ray"))
+    assert ok["status"] == "ok" and math.isfinite(ok["density"]["test_nll_nats"])
+    assert raised["status"] == "failed" and raised["reason"] == "ValueError: boom at step 6"
+    assert died["status"] == "failed" and died["reason"].startswith("ray: ") and "retried 1 time" in died["reason"]
+    assert died["stages_done"] == [] and died["family"] == "dies_in_ray"
+    summary = pd.read_csv(run / "summary.csv")
+    assert sorted(summary["status"]) == ["failed", "failed", "ok"]
+    assert "Failed cells" in (run / "report.md").read_text()
+
+
+def _wait_for(predicate, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_killed_driver_resumes_with_no_duplicate_or_missing_rows(local_ray, tmp_path):
+    # three cells; the GAN's budget (600 s) keeps it running when the driver is killed
+    suite = tmp_path / "s.yaml"
+    suite.write_text(TINY % (tmp_path / "data", "gan: {model: {hidden: 16}, train: {steps: 100000000, "
+                                                "max_seconds: 600}}\n  flow: {train: {steps: 30}}"))
+    run = tmp_path / "res" / "tiny" / "k"
+    cmd = [sys.executable, str(run_bench.ROOT / "run_bench.py"), str(suite), "--results", str(tmp_path / "res"),
+           "--run-id", "k", "--no-progress", "--launcher", "ray"]
+    proc = subprocess.Popen(cmd, cwd=run_bench.ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        done = lambda: sum(1 for p in run.glob("*/record.json") if json.loads(p.read_text())["status"] == "ok")
+        started = _wait_for(lambda: done() >= 1 and (run / "8gaussians__gan__s0").is_dir(), timeout=300)
+        assert started, proc.stderr.read() if proc.poll() is not None else "no cell finished"
+        os.kill(proc.pid, signal.SIGKILL)  # the driver only: its local Ray notices and ends its tasks
+        proc.wait(timeout=60)
+        # Ray ends a dead driver's workers and its local cluster (raylet, GCS; two idle agents linger and are
+        # cleaned up below): a worker left training would write into the resumed run's cell folder
+        assert _wait_for(lambda: not _ray_workers(proc.pid), timeout=60), _ray_workers(proc.pid)
+    finally:
+        proc.kill()
+        if not _group_gone(proc.pid):  # clean up what this test started
+            os.killpg(proc.pid, signal.SIGKILL)
+    before = {p.parent.name: json.loads(p.read_text()) for p in run.glob("*/record.json")}
+    assert before.get("8gaussians__gan__s0", {}).get("status") != "ok"
+    code = _main(str(suite), "--results", str(tmp_path / "res"), "--run-id", "k", "--launcher", "ray",
+                 "--set", "families.gan.train.max_seconds=1")
+    assert code == 0
+    summary = pd.read_csv(run / "summary.csv")
+    cells = ["8gaussians__autoregressive__s0", "8gaussians__gan__s0", "8gaussians__flow__s0"]
+    assert sorted(summary["family"]) == ["autoregressive", "flow", "gan"]  # one row each: no duplicate, none missing
+    assert set(summary["status"]) == {"ok"}
+    for cid, rec in before.items():  # the cells finished before the kill were kept, not redone
+        if rec["status"] == "ok":
+            assert json.loads((run / cid / "record.json").read_text()) == rec
+    assert sorted(p.parent.name for p in run.glob("*/record.json")) == sorted(cells)
+
+
+def _ray_workers(pgid: int) -> list[str]:
+    """Command lines of the Ray workers, raylet and GCS server still running in process group ``pgid``."""
+    ps = subprocess.run(["ps", "-o", "args=", "-g", str(pgid)], capture_output=True, text=True)
+    return [line for line in ps.stdout.splitlines()
+            if any(k in line for k in ("raylet", "gcs_server", "default_worker", "ray::IDLE", "ray::_cell_task"))]
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_ctrl_c_cancels_the_running_cells_which_record_it_and_prints_the_resume_command(local_ray, tmp_path):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(TINY % (tmp_path / "data", "gan: {model: {hidden: 16}, train: {steps: 100000000, "
+                                                "max_seconds: 600}}"))
+    run = tmp_path / "res" / "tiny" / "c"
+    cmd = [sys.executable, str(run_bench.ROOT / "run_bench.py"), str(suite), "--results", str(tmp_path / "res"),
+           "--run-id", "c", "--no-progress", "--launcher", "ray"]
+    proc = subprocess.Popen(cmd, cwd=run_bench.ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        started = _wait_for(lambda: (run / "8gaussians__autoregressive__s0" / "record.json").exists()
+                            and (run / "8gaussians__gan__s0").is_dir(), timeout=300)
+        assert started, proc.stderr.read() if proc.poll() is not None else "the run did not reach the GAN"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)  # a liveness bound, not a speed claim
+    finally:
+        proc.kill()
+        if not _group_gone(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    cut = json.loads((run / "8gaussians__gan__s0" / "record.json").read_text())
+    assert cut["status"] == "interrupted" and "Ctrl-C" in cut["reason"]
+    resume = err.strip().splitlines()[-1].strip()
+    assert resume.startswith("python ") and "--run-id c" in resume and "--launcher ray" in resume
+
+
+def test_a_cell_no_node_can_run_is_refused_before_anything_is_written(local_ray, tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text(TINY % (tmp_path / "data", "gan: {resources: {num_cpus: 3}}"))
+    code = _main(str(tmp_path / "s.yaml"), "--results", str(tmp_path / "res"), "--launcher", "ray")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1] == (f"run_bench.py: error: {tmp_path / 's.yaml'}: families.gan.resources: a task asks for 3 CPUs "
+                       "and 0 GPUs, more than any node of the Ray cluster has (the largest: 2 CPUs, 0 GPUs); lower "
+                       "it in the suite or with --set")
+    assert not (tmp_path / "res").exists()
