@@ -41,3 +41,15 @@ def example_batch(modality: str, n: int = 64, seed: int = 0, shape: tuple[int, .
 
     x, _ = eight_gaussians().sample(n, seed)
     return torch.from_numpy(x).float()
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: restore SIGINT's default action.
+
+    A shell that starts a job in the background (``cmd &``, ``nohup``) starts it with SIGINT ignored,
+    and the ignore is inherited down to the child, where Python then installs no KeyboardInterrupt
+    handler: the test's Ctrl-C would be lost. CI may run the suite that way.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -11,6 +11,7 @@ import sys
 import time
 
 import run_bench
+from tests.helpers import default_sigint
 
 SUITE = """\
 name: tiny
@@ -40,7 +41,7 @@ def test_sigint_during_a_cell_leaves_a_resumable_run_and_prints_the_resume_comma
     cmd = [sys.executable, str(run_bench.ROOT / "run_bench.py"), str(suite), "--results", str(tmp_path / "res"),
            "--run-id", "r", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=run_bench.ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=default_sigint)
     try:
         # the first cell finishes; the GAN's (600 s budget) is training when Ctrl-C arrives
         started = _wait_for(lambda: (run / "8gaussians__autoregressive__s0" / "record.json").exists()

@@ -21,6 +21,7 @@ import torch
 import models
 import run_bench
 from bench.schema import metric_info
+from tests.helpers import default_sigint
 
 ray = pytest.importorskip("ray")
 
@@ -229,7 +230,8 @@ def test_ctrl_c_cancels_the_running_cells_which_record_it_and_prints_the_resume_
     cmd = [sys.executable, str(run_bench.ROOT / "run_bench.py"), str(suite), "--results", str(tmp_path / "res"),
            "--run-id", "c", "--no-progress", "--launcher", "ray"]
     proc = subprocess.Popen(cmd, cwd=run_bench.ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_sigint)
     try:
         started = _wait_for(lambda: (run / "8gaussians__autoregressive__s0" / "record.json").exists()
                             and (run / "8gaussians__gan__s0").is_dir(), timeout=300)
