@@ -173,7 +173,7 @@ def run_ray(suite: Suite, run: RunDir, cells: list[Cell], total: int, device: An
     from ray.exceptions import RayError, RayTaskError
 
     from bench import data as datasets
-    from bench.runner import _headline, _new_record
+    from bench.runner import _headline
     from bench.schema import CellRecord
 
     started = not ray.is_initialized()
@@ -232,15 +232,14 @@ def run_ray(suite: Suite, run: RunDir, cells: list[Cell], total: int, device: An
                             "written")
                         raise cause from None
                     reason = (f"{type(cause).__name__}: {cause}".splitlines() or [""])[0]
-                    r = _failed(run, cell, suite, loaded, device, reason, _new_record)
+                    r = _failed(run, cell, suite, loaded, device, reason)
                 except RayError as e:  # the worker died, the node was lost, the task was cancelled
-                    r = _failed(run, cell, suite, loaded, device, _reason(e, max_retries), _new_record)
+                    r = _failed(run, cell, suite, loaded, device, _reason(e, max_retries))
                 else:
                     if not run.record_path(cell.cid).is_file():
                         r = _failed(run, cell, suite, loaded, device,
                                     "the worker wrote its cell folder where the driver cannot see it; --results "
-                                    f"must be a shared file system path, the same on every node ({run.path})",
-                                    _new_record)
+                                    f"must be a shared file system path, the same on every node ({run.path})")
                 j += 1
                 log(f"[{j}/{total}] {cell.cid}: {_headline(r)}")
         except BaseException:  # Ctrl-C or a full disk: stop the cells still running, let them record why
@@ -251,14 +250,15 @@ def run_ray(suite: Suite, run: RunDir, cells: list[Cell], total: int, device: An
             ray.shutdown()
 
 
-def _failed(run: RunDir, cell: Cell, suite: Suite, loaded: dict[str, Any], device: Any, reason: str,
-            new_record: Callable) -> Any:
+def _failed(run: RunDir, cell: Cell, suite: Suite, loaded: dict[str, Any], device: Any, reason: str) -> Any:
     """Record ``cell`` failed with ``reason`` (keeping what its own record says it finished), unless its
     worker wrote an ok record before Ray lost it."""
     own = run.read_record(cell.cid)
     if own is not None and own.ok:
         return own
-    r = replace(new_record(suite, loaded[cell.dataset], cell.family, cell.seed, run, device), status="failed",
+    from bench.runner import _new_record
+
+    r = replace(_new_record(suite, loaded[cell.dataset], cell.family, cell.seed, run, device), status="failed",
                 reason=reason, stages_done=list(own.stages_done) if own is not None else [])
     r.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     run.write_record(r)

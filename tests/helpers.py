@@ -43,6 +43,7 @@ def example_batch(modality: str, n: int = 64, seed: int = 0, shape: tuple[int, .
     return torch.from_numpy(x).float()
 
 
+
 def default_sigint() -> None:
     """``preexec_fn`` for a child that a test interrupts with SIGINT: restore SIGINT's default action.
 
@@ -53,3 +54,49 @@ def default_sigint() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    """Poll ``predicate()`` every 0.2 s until it is true (``True``) or ``timeout`` seconds pass (``False``)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def start_run_bench(suite, results, run_id: str, *args: str, stdout=None, new_session: bool = False):
+    """``run_bench.py SUITE --results RESULTS --run-id RUN_ID --no-progress ARGS`` in a child process, unbuffered,
+    with SIGINT at its default action (:func:`default_sigint`), stderr piped; for tests that interrupt or kill
+    it. ``stdout``: ``subprocess.PIPE`` to read it (default: discarded); ``new_session``: its own process group
+    (to clean up the processes it starts)."""
+    import os
+    import subprocess
+    import sys
+
+    import run_bench
+
+    cmd = [sys.executable, str(run_bench.ROOT / "run_bench.py"), str(suite), "--results", str(results),
+           "--run-id", run_id, "--no-progress", *args]
+    return subprocess.Popen(cmd, cwd=run_bench.ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.DEVNULL if stdout is None else stdout, stderr=subprocess.PIPE,
+                            text=True, start_new_session=new_session, preexec_fn=default_sigint)
+
+
+def interrupt_second_cell(proc, run, timeout: float) -> str:
+    """Wait until ``run``'s first cell (8gaussians autoregressive) has its record and the second (the GAN) has
+    started, send SIGINT, and return the child's stderr once it exits (``timeout``: a liveness bound, not a
+    speed claim)."""
+    import signal
+    import time
+
+    started = wait_for(lambda: (run / "8gaussians__autoregressive__s0" / "record.json").exists()
+                       and (run / "8gaussians__gan__s0").is_dir(), timeout=300)
+    assert started, proc.stderr.read() if proc.poll() is not None else "the run did not reach the second cell"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=timeout)
+    return err

@@ -11,8 +11,6 @@ import math
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import pandas as pd
 import pytest
@@ -21,7 +19,7 @@ import torch
 import models
 import run_bench
 from bench.schema import metric_info
-from tests.helpers import default_sigint
+from tests.helpers import interrupt_second_cell, start_run_bench, wait_for
 
 ray = pytest.importorskip("ray")
 
@@ -160,34 +158,22 @@ def test_a_cell_that_raises_and_one_whose_worker_dies_fail_alone(local_ray, tmp_
     assert "Failed cells" in (run / "report.md").read_text()
 
 
-def _wait_for(predicate, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_a_killed_driver_resumes_with_no_duplicate_or_missing_rows(local_ray, tmp_path):
     # three cells; the GAN's budget (600 s) keeps it running when the driver is killed
     suite = tmp_path / "s.yaml"
     suite.write_text(TINY % (tmp_path / "data", "gan: {model: {hidden: 16}, train: {steps: 100000000, "
                                                 "max_seconds: 600}}\n  flow: {train: {steps: 30}}"))
     run = tmp_path / "res" / "tiny" / "k"
-    cmd = [sys.executable, str(run_bench.ROOT / "run_bench.py"), str(suite), "--results", str(tmp_path / "res"),
-           "--run-id", "k", "--no-progress", "--launcher", "ray"]
-    proc = subprocess.Popen(cmd, cwd=run_bench.ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = start_run_bench(suite, tmp_path / "res", "k", "--launcher", "ray", new_session=True)
     try:
         done = lambda: sum(1 for p in run.glob("*/record.json") if json.loads(p.read_text())["status"] == "ok")
-        started = _wait_for(lambda: done() >= 1 and (run / "8gaussians__gan__s0").is_dir(), timeout=300)
+        started = wait_for(lambda: done() >= 1 and (run / "8gaussians__gan__s0").is_dir(), timeout=300)
         assert started, proc.stderr.read() if proc.poll() is not None else "no cell finished"
         os.kill(proc.pid, signal.SIGKILL)  # the driver only: its local Ray notices and ends its tasks
         proc.wait(timeout=60)
         # Ray ends a dead driver's workers and its local cluster (raylet, GCS; two idle agents linger and are
         # cleaned up below): a worker left training would write into the resumed run's cell folder
-        assert _wait_for(lambda: not _ray_workers(proc.pid), timeout=60), _ray_workers(proc.pid)
+        assert wait_for(lambda: not _ray_workers(proc.pid), timeout=60), _ray_workers(proc.pid)
     finally:
         proc.kill()
         if not _group_gone(proc.pid):  # clean up what this test started
@@ -227,18 +213,9 @@ def test_ctrl_c_cancels_the_running_cells_which_record_it_and_prints_the_resume_
     suite.write_text(TINY % (tmp_path / "data", "gan: {model: {hidden: 16}, train: {steps: 100000000, "
                                                 "max_seconds: 600}}"))
     run = tmp_path / "res" / "tiny" / "c"
-    cmd = [sys.executable, str(run_bench.ROOT / "run_bench.py"), str(suite), "--results", str(tmp_path / "res"),
-           "--run-id", "c", "--no-progress", "--launcher", "ray"]
-    proc = subprocess.Popen(cmd, cwd=run_bench.ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=default_sigint)
+    proc = start_run_bench(suite, tmp_path / "res", "c", "--launcher", "ray", new_session=True)
     try:
-        started = _wait_for(lambda: (run / "8gaussians__autoregressive__s0" / "record.json").exists()
-                            and (run / "8gaussians__gan__s0").is_dir(), timeout=300)
-        assert started, proc.stderr.read() if proc.poll() is not None else "the run did not reach the GAN"
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)  # a liveness bound, not a speed claim
+        err = interrupt_second_cell(proc, run, timeout=120)
     finally:
         proc.kill()
         if not _group_gone(proc.pid):
