@@ -39,16 +39,16 @@ DEFAULT_SUITE = ROOT / "suites" / "toy2d.yaml"
 # Subcommands: ``python run_bench.py <name> ...`` calls ``main(argv) -> exit code`` of the module.
 # Anything else is a suite run (``python run_bench.py [SUITE] [options]``).
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "compare": ("bench.compare", "compare two runs, or a run and its baseline; exit 1 on a regression"),
-    "baseline": ("bench.baselines", "store a run as its suite+profile baseline (results/baselines/)"),
-    "history": ("bench.history", "a metric over runs in commit order, steps flagged, and a plot"),
-    "report": ("bench.report.cli", "rebuild a run's report.md/report.html, or compare several runs (--out DIR)"),
+    "compare": ("bench.cli.compare", "compare two runs, or a run and its baseline; exit 1 on a regression"),
+    "baseline": ("bench.cli.baseline", "store a run as its suite+profile baseline (results/baselines/)"),
+    "history": ("bench.cli.history", "a metric over runs in commit order, steps flagged, and a plot"),
+    "report": ("bench.cli.report", "rebuild a run's report.md/report.html, or compare several runs (--out DIR)"),
 }
 
 
 def error(message: str, code: int = 2) -> int:
     """Print ``message`` as one line (``run_bench.py: error: ...``) on stderr; return the exit ``code``."""
-    from bench.config import one_line
+    from bench.config.suite import one_line
 
     print(f"run_bench.py: error: {one_line(message)}", file=sys.stderr)
     return code
@@ -116,18 +116,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.ray_address and args.launcher != "ray":
         return error("--ray-address needs --launcher ray")
     if args.launcher == "ray":
-        from bench.launch import ray_missing
+        from bench.execution.ray_launcher import ray_missing
 
         if ray_missing():
             return error(ray_missing())
     import torch
     import yaml
 
-    from bench import preflight, profiles
-    from bench.config import ConfigError
-    from bench.results import RunDir, RunRefused, cell_id
-    from bench.results import check_name as check_run_id
-    from bench.runner import RunOptions, log
+    from bench.config import profiles
+    from bench.config.suite import ConfigError
+    from bench.core.files import check_name as check_run_id
+    from bench.execution import preflight
+    from bench.execution.suite import RunOptions, log
+    from bench.store.runs import RunDir, RunRefused, cell_id
 
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     try:
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(f"# {line}" for line in ready.plan.lines()))
         return 0
     if args.launcher == "ray" and args.stage != "report":  # reach Ray now: a task no node can run is refused here
-        from bench import launch
+        from bench.execution import ray_launcher as launch
 
         try:
             launch.connect(args.ray_address)
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in ready.plan.lines():
             log(line)
     if run_id is None:  # a fresh folder, claimed now (two starts in one second get -2, -3...)
-        from bench.results import StorageError
+        from bench.core.files import StorageError
 
         try:
             run_id = RunDir.create(args.results, suite.name).run_id
@@ -211,12 +212,14 @@ def main(argv: list[str] | None = None) -> int:
 def run_and_report(suite, opts, ready=None, resume=None) -> int:
     """Run the suite; the exit code, with one line on stderr when the run is refused (2) or cannot be
     written (3), and the resume command when interrupted (130)."""
-    from bench.results import RunRefused, StorageError
-    from bench.runner import log, run_suite
-    from bench.schema import SchemaError
+    from bench.core.files import StorageError
+    from bench.execution.suite import log, run_suite
+    from bench.report.run_report import finish_run
+    from bench.store.runs import RunRefused
+    from bench.store.schema import SchemaError
 
     try:
-        run = run_suite(suite, opts, ready)
+        run = run_suite(suite, opts, ready, finish=lambda run, stages: finish_run(run, stages, log))
         failed = [r for r in run.records() if r.status == "failed"]
     except (RunRefused, SchemaError) as e:
         return error(str(e))
@@ -236,9 +239,9 @@ def _done_cells(run, suite, names: list[str], families: list[str], force: bool) 
 
     Raises:
         RunConflict: without ``force``, a cell was made with other settings or has an unreadable
-            record (:func:`bench.resume.check_cells`, which the runner repeats under the run lock).
+            record (:func:`bench.execution.resume.check_cells`, which the runner repeats under the run lock).
     """
-    from bench.resume import check_cells
+    from bench.execution.resume import check_cells
 
     if not run.path.is_dir():
         return set()

@@ -20,9 +20,9 @@ import pytest
 import torch
 
 import models
-from bench.config import load_suite
-from bench.metrics.fid import feature_statistics, frechet_distance
-from bench.metrics.prdc import prdc
+from bench.config.suite import load_suite
+from bench.evaluation.metrics.fid import feature_statistics, frechet_distance
+from bench.evaluation.metrics.prdc import prdc
 
 F = 2048
 SUITE = load_suite(Path(__file__).resolve().parent.parent / "suites" / "toy2d.yaml")
@@ -50,7 +50,7 @@ def test_knn_precision_recall_10k_by_2048(benchmark):
 
 
 def test_inception_forward_batch_8_cpu(benchmark):
-    from bench.metrics.inception import InceptionExtractor
+    from bench.evaluation.inception.extractor import InceptionExtractor
 
     ext = InceptionExtractor(batch_size=8, device="cpu")
     images = torch.randint(0, 256, (8, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)

@@ -35,12 +35,12 @@ import os
 import pickle
 import pkgutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from models import files
 from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig, gradients
 
 __all__ = [
@@ -189,28 +189,6 @@ def _check_plain(obj: Any, where: str) -> None:
                     "(str, int, float, bool, None, list, tuple, dict)")
 
 
-def _atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
-    """Write ``data`` to ``path`` through a uniquely named temporary file in the same folder, then rename.
-
-    Concurrent writers never share a temporary, a failed write (e.g. ``OSError(ENOSPC)``) removes
-    its temporary and re-raises, and readers see the old file or the new one, never a mix.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(e.errno, e.strerror, str(path)) from e  # name the checkpoint, not the temporary
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(model: GenerativeModel, path: str | Path, **extra: Any) -> None:
     """Write ``model`` (weights, config, data shape) and ``extra`` metadata to ``path``.
 
@@ -230,7 +208,7 @@ def save_checkpoint(model: GenerativeModel, path: str | Path, **extra: Any) -> N
     _check_plain(meta, "")
     buf = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, **meta, "state_dict": model.state_dict()}, buf)
-    _atomic_write_bytes(path, buf.getbuffer())
+    files.atomic_write(path, lambda f: f.write(buf.getbuffer()))
 
 
 def _why(e: Exception, *markers: str) -> str:
@@ -326,7 +304,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 # --------------------------------------------------------------------------- discovery
-_NOT_FAMILIES = {"base"}  # modules of this package that hold no family (helpers are imported harmlessly)
+_NOT_FAMILIES = {"base", "files"}  # modules of this package that hold no family (helpers are imported harmlessly)
 _LOADED_PATHS: set[Path] = set()
 
 

@@ -16,7 +16,7 @@ Conventions shared by every family:
   a flow on uniformly dequantized data reports E_u log p(x + u) over unit-width
   bins, which bounds log P(x) from below (Theis et al. 2016, arXiv:1511.01844).
 * Log-densities, bounds and energies are per example, shape ``(N,)``, in nats.
-* Model code never times itself; ``bench.timing`` does that.
+* Model code never times itself; ``bench.core.timing`` does that.
 * The public calls ``sample``, ``log_prob``, ``log_prob_bounds`` and ``energy`` return
   plain tensors: they run under ``torch.no_grad()`` and record no autograd graph, so
   ``.numpy()`` works on their output and memory does not grow with NFE. A caller who
@@ -150,7 +150,7 @@ class Range:
         ema: Annotated[float, Range(ge=0, lt=1)] | None = None
 
     ``ge``/``gt`` bound it from below, ``le``/``lt`` from above (``None``: unbounded);
-    every float field must also be finite. ``bench.config`` checks suites against it
+    every float field must also be finite. ``bench.config.suite`` checks suites against it
     (the error names file, key, value and this range) and :func:`check_fields` checks
     instances built in Python.
     """
@@ -191,7 +191,7 @@ def _num(x: float) -> str:
 def value_problem(tp: Any, v: Any) -> str | None:
     """Why value ``v`` is not allowed by type ``tp``'s :class:`Range`, ``Literal`` or float finiteness
     (``None`` if it is). Walks ``Annotated``, ``X | None``, ``tuple`` and ``list``; the value's type is
-    assumed right (``bench.config`` checks types)."""
+    assumed right (``bench.config.suite`` checks types)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is Annotated:
         base = args[0]

@@ -2,7 +2,7 @@
 
 p(x) = exp(-E(x)) / Z on a bounded box; Z is unknown to the model (unnormalized).
 Negative samples come from short-run SGLD chains kept in a replay buffer.
-In 2D the bench can normalize it by numerical quadrature (``bench.quadrature``).
+In 2D the bench can normalize it by numerical quadrature (``bench.evaluation.quadrature``).
 
 Both forms share the algorithm in :class:`ContrastiveDivergenceEBM`: the SGLD loop
 clamped to the model's box, the replay buffer with random restarts, the

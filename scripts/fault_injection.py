@@ -205,7 +205,7 @@ def _readonly(folder: str) -> None:
     checks = {"resume": cli(f, "--run-id", "r"), "force": cli(f, "--run-id", "r", "--force"),
               "report": cli(f, "--run-id", "r", "--stage", "report"), "new run": cli(f),
               "dry-run": cli(f, "--dry-run"), "resume dry-run": cli(f, "--resume", "--dry-run")}
-    code = (f"import sys; sys.path.insert(0, {str(CODE)!r}); from bench.results import RunDir; "
+    code = (f"import sys; sys.path.insert(0, {str(CODE)!r}); from bench.store.runs import RunDir; "
             f"print(len(RunDir({res!r}, 'tiny', 'r').records()), RunDir.latest({res!r}, 'tiny').run_id)")
     reading = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     changed = sum(before.get(str(p)) != p.stat().st_mtime_ns for p in (f / "res").rglob("*"))

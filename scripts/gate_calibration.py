@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import schema  # noqa: E402
-from bench.aggregate import side_from_records  # noqa: E402
-from bench.compare import IMPROVED, REGRESSED, compare  # noqa: E402
+from bench.analysis.aggregate import side_from_records  # noqa: E402
+from bench.analysis.compare import IMPROVED, REGRESSED, compare  # noqa: E402
+from bench.store import schema  # noqa: E402
 
 
 def records(folder: Path) -> list[schema.CellRecord]:

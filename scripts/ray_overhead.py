@@ -47,11 +47,11 @@ def main() -> None:
     import numpy as np
     import ray
 
-    from bench import preflight
-    from bench.config import load_suite
-    from bench.launch import ray_init
-    from bench.runner import RunOptions, run_suite
-    from bench.timing import Stopwatch
+    from bench.config.suite import load_suite
+    from bench.core.timing import Stopwatch
+    from bench.execution import preflight
+    from bench.execution.cell import RunOptions, run_suite
+    from bench.execution.ray_launcher import ray_init
 
     cpus = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:

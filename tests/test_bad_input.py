@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import models
 import run_bench
-from bench.config import _TOP_KEYS, DataConfig, EvalConfig, load_suite
+from bench.config.suite import _TOP_KEYS, DataConfig, EvalConfig, load_suite
 from models.base import TrainConfig
 
 BASE = {"name": "t", "datasets": ["8gaussians"], "families": {"gan": {"model": {"hidden": 16}, "train": {"steps": 5}}}}

@@ -16,12 +16,13 @@ import warnings
 import pytest
 import torch
 
-from bench import evalimg, protocol
-from bench.config import EvalConfig
+from bench.config.suite import EvalConfig
 from bench.data import Dataset
+from bench.evaluation import image as evalimg
+from bench.evaluation import protocol
+from bench.execution.cell import density_stage
 from bench.report import tables
-from bench.runner import density_stage
-from bench.schema import CellRecord, SamplerResult
+from bench.store.schema import CellRecord, SamplerResult
 from models.base import Capabilities, GenerativeModel
 
 

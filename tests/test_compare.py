@@ -6,9 +6,10 @@ import math
 
 import pytest
 
-from bench import compare
-from bench.aggregate import Side, Stat
-from bench.compare import IMPROVED, NOT_COMPARABLE, REGRESSED, UNCHANGED
+from bench.analysis import compare
+from bench.analysis.aggregate import Side, Stat
+from bench.analysis.compare import IMPROVED, NOT_COMPARABLE, REGRESSED, UNCHANGED
+from bench.report import compare as report_compare
 from bench.report.document import Bullets, Document, Figure, Heading, Paragraph, Table, to_html
 
 CPU = "cpu|CPU (x86_64, 2 cores)|torch 2.15"
@@ -121,7 +122,7 @@ def test_missing_metrics_and_cells_are_listed_and_failed_cells_regress():
     assert cmp.only_a == ["d/vae"] and cmp.only_b == ["e/vae"]
     assert {r.key[3]: r.rule for r in cmp.rows} == {"mmd2": "missing in B", "recall": "missing in A"}
     assert cmp.failed_b == ["d/gan seed 1: DivergenceError: loss became nan"] and cmp.failed
-    assert compare.regression_lines(cmp) == ["REGRESSION d/gan seed 1: DivergenceError: loss became nan: failed in B"]
+    assert report_compare.regression_lines(cmp) == ["REGRESSION d/gan seed 1: DivergenceError: loss became nan: failed in B"]
 
 
 def test_different_suites_are_bad_input():
@@ -144,8 +145,8 @@ def test_html_is_escaped_self_contained_and_embeds_figures(tmp_path):
 
 
 def test_image_metrics_are_refused_across_fid_sample_counts():
-    from bench.aggregate import side_from_records
-    from bench.schema import CellConfig, CellRecord, DensityResult, SamplerResult
+    from bench.analysis.aggregate import side_from_records
+    from bench.store.schema import CellConfig, CellRecord, DensityResult, SamplerResult
 
     def rec(seed, n, fid):
         fp = {"extractor": {"name": "inception-v3-tf"}, "n": n, "seed": 0, "references": {}, "versions": {"torch": "x"}}

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 import run_bench
-from bench.config import ConfigError, load_suite
+from bench.config.suite import ConfigError, load_suite
 
 GOOD = """\
 name: t
@@ -167,8 +167,8 @@ def test_bad_per_dataset_overrides_name_the_dataset_entry(tmp_path, override, wh
 def test_the_readme_states_the_protocol_constants_of_the_code():
     from pathlib import Path
 
-    from bench.docs import readme_rows
+    from bench.report.docs import readme_rows
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     for row in readme_rows():
-        assert row in readme, f"README is out of date; `python -m bench.docs` prints: {row}"
+        assert row in readme, f"README is out of date; `python -m bench.report.docs` prints: {row}"

@@ -10,7 +10,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from bench import data
-from bench.config import DataConfig
+from bench.config.suite import DataConfig
 from bench.data.toy2d import MIXTURES, GaussianMixture, eight_gaussians, twentyfive_gaussians
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from bench.data import images
-from bench.evalimg import bits_per_dim
-from bench.metrics.novelty import nearest_distances, novelty
+from bench.evaluation.image import bits_per_dim
+from bench.evaluation.metrics.novelty import nearest_distances, novelty
 
 
 def write_idx(path, array: np.ndarray) -> None:
@@ -147,7 +147,7 @@ def test_the_offline_cifar_copy_is_labelled_not_comparable():
     if not (images.mirror_dir() / images.CIFAR10_JPEG_ARCHIVE).exists():
         pytest.skip("no offline CIFAR-10 archive on this machine")
     from bench import data
-    from bench.config import DataConfig
+    from bench.config.suite import DataConfig
 
     ds = data.load("cifar10", DataConfig())
     assert ds.info["variant"] == "cifar10-jpeg75" and ds.info["comparable_to_published"] is False

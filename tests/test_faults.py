@@ -27,9 +27,10 @@ import torch
 
 import models
 import run_bench
-from bench.config import load_suite
-from bench.results import SUMS, RunDir, RunLock, StorageError, atomic_write, read_sums, sweep_temporaries
-from bench.resume import check_cell
+from bench.config.suite import load_suite
+from bench.core.files import StorageError, atomic_write, sweep_temporaries
+from bench.execution.resume import check_cell
+from bench.store.runs import SUMS, RunDir, RunLock, read_sums
 from tests.helpers import tiny_model
 
 SUITE = """\
@@ -437,7 +438,7 @@ def test_a_sigkill_after_training_resumes_without_retraining(tmp_path):
 def test_the_classifier_cache_is_used_only_when_its_hash_matches(tmp_path, capsys):
     import io
 
-    from bench.metrics import classifier as clf
+    from bench.evaluation.metrics import classifier as clf
 
     torch.manual_seed(0)
     net = clf.LeNet().eval()

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from bench.quadrature import log_partition
+from bench.evaluation.quadrature import log_partition
 from tests.helpers import example_batch, tiny_model
 
 

@@ -399,7 +399,7 @@ def test_the_gpu_training_options_work_on_cpu(family, monkeypatch):
     bf16 autocast so that every family's training step really runs under it (dtype
     mismatches, float32-only parts such as a flow's log-determinant, ...).
     """
-    from bench.train import train
+    from bench.execution.train import train
     from models.base import GenerativeModel, TrainConfig
 
     def cpu_autocast(self):

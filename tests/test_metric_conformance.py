@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from bench.metrics.fid import FIDReference, feature_statistics, fid_from_features, frechet_distance
-from bench.metrics.inception_score import inception_score_from_logits, inception_score_from_probs
-from bench.metrics.kid import kid
-from bench.metrics.prdc import prdc
+from bench.evaluation.inception.score import inception_score_from_logits, inception_score_from_probs
+from bench.evaluation.metrics.fid import FIDReference, feature_statistics, fid_from_features, frechet_distance
+from bench.evaluation.metrics.kid import kid
+from bench.evaluation.metrics.prdc import prdc
 
 
 def correlated(n: int, f: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> np.ndarray:

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 
 from bench.data.toy2d import eight_gaussians
-from bench.metrics.mmd import mmd2_rbf
-from bench.metrics.prdc import prdc
-from bench.metrics.toy2d import sample_quality
-from bench.quadrature import log_partition
+from bench.evaluation.metrics.mmd import mmd2_rbf
+from bench.evaluation.metrics.prdc import prdc
+from bench.evaluation.metrics.toy2d import sample_quality
+from bench.evaluation.quadrature import log_partition
 
 
 def test_kl_of_the_true_density_to_itself_is_zero_within_its_standard_error():

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from bench import plan
-from bench.config import EvalConfig, load_suite
-from bench.plan import Linear
+from bench.config.suite import EvalConfig, load_suite
+from bench.execution import plan
+from bench.execution.plan import Linear
 from models.base import TrainConfig
 
 SUITE = """\
@@ -150,7 +150,7 @@ def test_durations_and_sizes_read_as_a_person_would_write_them():
 
 def test_other_cores_is_busy_time_minus_our_own_over_the_wall_time():
     # 3 CPU-seconds busy over 2 s of wall time, 1 of them ours: another process kept 1 core busy
-    from bench.timing import cpu_busy_seconds, other_cores
+    from bench.core.timing import cpu_busy_seconds, other_cores
 
     assert other_cores(3.0, 1.0, 2.0) == 1.0
     assert other_cores(1.0, 1.2, 2.0) == 0.0  # tick rounding can make ours exceed the total: clipped at 0

@@ -8,7 +8,7 @@ import torch
 import models
 import run_bench
 from bench import data as datasets
-from bench import preflight
+from bench.execution import preflight
 from models.base import Capabilities, GenerativeModel, require
 
 TINY = """\
@@ -74,7 +74,7 @@ def test_an_n_samples_beyond_this_machines_memory_is_refused_before_any_work(tmp
 
 
 def test_memory_needed_is_the_arithmetic_of_the_docstring():
-    from bench.config import load_suite
+    from bench.config.suite import load_suite
 
     suite = load_suite(f"{run_bench.ROOT}/suites/cifar.yaml", profile="cpu")
     parts = preflight.memory_needed(suite, ["cifar10"])
@@ -107,7 +107,7 @@ def test_each_dataset_is_loaded_once_before_the_cells(tmp_path, monkeypatch):
 
 
 def test_missing_inception_weights_are_one_line(tmp_path, capsys, monkeypatch):
-    from bench.metrics import inception_weights as inception
+    from bench.evaluation.inception import weights as inception
 
     monkeypatch.setattr(inception, "weights_path", lambda: tmp_path / "nowhere" / "default_1.pt")
     assert _main(tmp_path, MNIST) == 2

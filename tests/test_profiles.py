@@ -7,8 +7,8 @@ import json
 import pytest
 
 import run_bench
-from bench.config import ConfigError, load_suite
-from bench.profiles import choose
+from bench.config.profiles import choose
+from bench.config.suite import ConfigError, load_suite
 
 SUITE = """\
 name: hw

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import run_bench
-from bench import baselines, compare, history
+from bench.analysis import baselines, compare, history
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = """\
@@ -135,7 +135,7 @@ def test_history_holds_every_seed_and_prints_the_metric(runs, tmp_path, capsys):
 def test_concurrent_history_appends_lose_nothing(tmp_path):
     db = tmp_path / "h.sqlite"
     # two processes, each 30 runs of 200 rows, started together (each waits for the file "go")
-    code = ("import sys, time, pathlib; from bench import history\n"
+    code = ("import sys, time, pathlib; from bench.analysis import history\n"
             "who, db, tmp = sys.argv[1], sys.argv[2], pathlib.Path(sys.argv[3])\n"
             "(tmp / f'ready_{who}').touch()\n"
             "while not (tmp / 'go').exists(): time.sleep(0.01)\n"
@@ -162,7 +162,7 @@ def test_concurrent_history_appends_lose_nothing(tmp_path):
 def test_an_unwritable_history_costs_only_the_history_rows(runs, tmp_path, capsys):
     import shutil
 
-    from bench.results import RunDir
+    from bench.store.runs import RunDir
 
     shutil.copytree(runs / "tiny" / "a", tmp_path / "tiny" / "a")
     (tmp_path / "history.sqlite").mkdir()  # a folder where the database file should be

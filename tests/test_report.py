@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bench import verdicts
+from bench.analysis import verdicts
 from bench.report.document import Bullets, Document, Figure, Heading, Paragraph, Table, to_markdown
 from bench.report.fmt import fmt
 from bench.report.tables import normalization_text, taxonomy_rows
-from bench.schema import CellRecord, DensityResult, SamplerResult
+from bench.store.schema import CellRecord, DensityResult, SamplerResult
 
 BOOK = {  # the textbook rows as the seven families declare them (models/<family>.py)
     "flow": {"likelihood": "exact", "sampling": "fast", "likelihood_text": "exact", "sampling_text": "fast"},
@@ -85,7 +85,7 @@ def test_markdown_writer_renders_every_block():
 
 def test_the_estimate_table_shows_each_stage_and_the_error():
     from bench.report.tables import estimate_rows
-    from bench.schema import CellEstimate
+    from bench.store.schema import CellEstimate
 
     r = rec("gan", "none", 1, 1)
     r.wall_seconds, r.stage_seconds = 12.0, {"train": 6.0, "sample": 2.0, "density": 0.0, "evaluate": 4.0}

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 import run_bench
-from bench.report import figures, write_report
+from bench.report import figures
+from bench.report.run_report import write_report
 from bench.report.document import Document, Figure, to_html
-from bench.results import RunDir
-from bench.schema import CellRecord, DensityResult, SamplerResult, TrainResult
+from bench.store.runs import RunDir
+from bench.store.schema import CellRecord, DensityResult, SamplerResult, TrainResult
 
 BOOK = {"flow": {"likelihood": "exact", "sampling": "fast", "likelihood_text": "exact", "sampling_text": "fast"},
         "vae": {"likelihood": "bound", "sampling": "fast", "likelihood_text": "ELBO bound", "sampling_text": "fast"},
@@ -80,7 +81,7 @@ def test_the_pareto_front_of_a_known_point_set():
 
 
 def test_the_headline_table_bolds_the_winner_and_gives_the_seed_spread():
-    from bench.aggregate import seed_stats
+    from bench.analysis.aggregate import seed_stats
     from bench.report.tables import headline_rows
 
     rows, several = headline_rows(seed_stats([_record(f, s) for f in VALUES for s in (0, 1)]), "8gaussians", "vector")

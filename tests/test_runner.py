@@ -12,7 +12,7 @@ import torch
 
 import models
 import run_bench
-from bench.train import DivergenceError, train
+from bench.execution.train import DivergenceError, train
 from models.base import Capabilities, GenerativeModel, TrainConfig
 
 TINY_SUITE = """\
@@ -125,7 +125,7 @@ def test_checkpoint_reloads_and_reproduces_the_stored_samples(tmp_path):
 
 
 def _data_cfg():
-    from bench.config import DataConfig
+    from bench.config.suite import DataConfig
 
     return DataConfig(n_train=2000, n_val=200, n_test=500)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench import schema
-from bench.schema import CellRecord, DensityResult, SamplerResult, SchemaError
+from bench.store import schema
+from bench.store.schema import CellRecord, DensityResult, SamplerResult, SchemaError
 
 V1 = {  # a record as genbench.cell/1 wrote it (flat metric keys), trimmed to the parts that matter
     "schema": "genbench.cell/1", "suite": "cifar", "run_id": "r", "dataset": "cifar10", "family": "vae", "seed": 0,

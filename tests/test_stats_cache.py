@@ -7,8 +7,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from bench.metrics import stats_cache as sc
-from bench.metrics.inception import fingerprint
+from bench.evaluation.inception.extractor import fingerprint
+from bench.evaluation.metrics import stats_cache as sc
 
 DATASET = {"name": "mnist", "split": "test", "size": 10000, "sha256": "ab" * 32}
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from bench import taxonomy, verdicts
-from bench.schema import CellRecord, DensityResult, SamplerResult, TrainResult
+from bench.analysis import taxonomy, verdicts
+from bench.store.schema import CellRecord, DensityResult, SamplerResult, TrainResult
 
 STABLE = {"likelihood": "exact", "sampling": "fast", "training": "stable"}
 FRAGILE = {"likelihood": "none", "sampling": "fast", "training": "fragile"}
@@ -153,7 +153,7 @@ def test_expressiveness_verdicts():
 def test_monitor_leaves_training_unchanged_and_marks_its_checkpoints():
     import torch
 
-    from bench.train import train
+    from bench.execution.train import train
     from models.base import TrainConfig
     from tests.helpers import example_batch, tiny_model
 

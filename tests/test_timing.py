@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from bench import timing
-from bench.timing import Stopwatch, measure
+from bench.core import timing
+from bench.core.timing import Stopwatch, measure
 
 
 class FakeClock:

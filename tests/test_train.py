@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from bench.train import EMA
+from bench.execution.train import EMA
 
 
 def test_ema_follows_the_warmed_up_decay_by_hand():

@@ -68,7 +68,7 @@ def modality(name: str) -> str:
     return "image" if name in IMAGE_DATASETS else "vector"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def true_entropy(name: str, n: int) -> tuple[float, float]:
     """H(p_data) of the 2D mixture ``name`` in nats and its standard error, by Monte Carlo with ``n``
     samples from the fixed entropy seed: deterministic, so computed once per process."""
@@ -104,7 +104,7 @@ _CIFAR_ARRAY_BYTES = 60_000 * 3 * 32 * 32 + 60_000 * 8  # decoded JPEG-75 copy: 
 
 
 def layout(name: str, cfg: Any) -> Layout:
-    """The :class:`Layout` of dataset ``name`` under the settings ``cfg`` (a :class:`bench.config.DataConfig`)."""
+    """The :class:`Layout` of dataset ``name`` under the settings ``cfg`` (a :class:`bench.config.suite.DataConfig`)."""
     if name == "mnist":
         raw = data_root(cfg.root) / "MNIST" / "raw"
         prepared = all((raw / f).exists() for f in MNIST_SHA256)
@@ -117,7 +117,7 @@ def layout(name: str, cfg: Any) -> Layout:
 
 
 def load(name: str, cfg: Any, entropy_mc: int = 1_000_000) -> Dataset:
-    """Load dataset ``name`` with settings from ``cfg`` (a :class:`bench.config.DataConfig`).
+    """Load dataset ``name`` with settings from ``cfg`` (a :class:`bench.config.suite.DataConfig`).
 
     For the 2D mixtures this draws the splits from :data:`SPLIT_SEEDS` and computes
     the true entropy by Monte Carlo with ``entropy_mc`` samples. For MNIST it reads

@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.results import atomic_write, load_npz
+from bench.core import env
+from bench.core.files import atomic_write, load_npz, sha256_file
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = env.ROOT
 
 # SHA-256 of the uncompressed official MNIST files (torchvision's names, without .gz).
 MNIST_SHA256 = {
@@ -55,15 +56,6 @@ def data_root(root: str | Path) -> Path:
 def mirror_dir() -> Path:
     """The offline mirror: ``$GENBENCH_DATA_MIRROR``, else ``../shared/data`` beside the project root."""
     return Path(os.environ.get("GENBENCH_DATA_MIRROR", ROOT.parent / "shared" / "data"))
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _from_mirror(raw: Path, name: str) -> bool:

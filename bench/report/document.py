@@ -182,10 +182,3 @@ def to_html(doc: Document, base: Path | str = ".") -> str:
             out.append(_html_figure(b, base))
     out.append("</body></html>")
     return "\n".join(out) + "\n"
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (:func:`bench.results.atomic_write`); returns ``path``."""
-    from bench import results
-
-    return results.write_text(path, text)

@@ -6,7 +6,7 @@
 4. :func:`training_curves`: training losses against wall-clock seconds.
 5. :func:`precision_recall`: fidelity (precision) against diversity (recall).
 
-Every figure is drawn from the records' seed statistics (:func:`bench.aggregate.seed_stats`):
+Every figure is drawn from the records' seed statistics (:func:`bench.analysis.aggregate.seed_stats`):
 a point is the mean over seeds and, where a cell ran n ≥ 2 seeds, its error bar is ±1 sample
 std (ddof = 1) over those seeds. One panel per dataset; a colour per family.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.report.plotting import colours, plt, save
-from bench.schema import CellRecord
+from bench.store.schema import CellRecord
 
 #: the quality metric every family has, per modality (lower is better): 2D MMD², images FID_N
 QUALITY = {"vector": ("mmd2",), "image": ("fid_test", "fid_train")}

@@ -1,4 +1,4 @@
-"""Figures of a 2D run (mirrors :mod:`bench.eval2d`): samples and densities next to the truth,
+"""Figures of a 2D run (mirrors :mod:`bench.evaluation.vector`): samples and densities next to the truth,
 and sampling cost against KL."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core.files import load_npz
 from bench.report.figures import adjust
 from bench.report.plotting import colours, plt, save
-from bench.results import RunDir, load_npz
-from bench.schema import CellRecord, DensityResult
+from bench.store.runs import RunDir
+from bench.store.schema import CellRecord, DensityResult
 
 
 def _load(path: Path, key: str):

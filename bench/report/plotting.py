@@ -6,7 +6,7 @@ from pathlib import Path
 
 import matplotlib
 
-from bench.results import atomic_write
+from bench.core.files import atomic_write
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -23,7 +23,7 @@ def save(fig, path: Path) -> Path:
     """Write ``fig`` to ``path`` (PNG, 110 dpi) atomically, close it, and return the path.
 
     Raises:
-        bench.results.StorageError: the disk is full or the folder read-only (the figure is closed).
+        bench.core.files.StorageError: the disk is full or the folder read-only (the figure is closed).
     """
     try:
         atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))

@@ -1,13 +1,14 @@
-"""Report tables built from typed records: formatting only (verdicts come from :mod:`bench.verdicts`)."""
+"""Report tables built from typed records: formatting only (verdicts come from :mod:`bench.analysis.verdicts`)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
-from bench import schema, verdicts
+from bench.analysis import verdicts
 from bench.report.fmt import count, fmt, pm
-from bench.schema import CellRecord, DensityResult, SamplerResult
+from bench.store import schema
+from bench.store.schema import CellRecord, DensityResult, SamplerResult
 
 
 def likelihood_text(rec: CellRecord) -> str:
@@ -208,12 +209,12 @@ def dataset_rows_2d(by_ds: dict[str, list[CellRecord]]) -> list[dict[str, str]]:
 def protocol_lines(recs: list[CellRecord]) -> list[str]:
     """The metric fingerprint shared by a dataset's image metrics, and a warning per value that differs.
 
-    Every sampler's metrics carry ``metric_protocol`` (:mod:`bench.protocol`); the
+    Every sampler's metrics carry ``metric_protocol`` (:mod:`bench.evaluation.protocol`); the
     first one is shown, and each other one is compared with it. A difference in a
     value-changing entry (extractor, N, seed, reference statistics, KID/PRDC settings)
     is listed as a protocol mismatch and emitted as a ``ProtocolMismatchWarning``.
     """
-    from bench import protocol
+    from bench.evaluation import protocol
 
     fps = [(f"{r.family}/{s}", m.metric_protocol) for r in recs for s, m in r.samplers.items() if m.metric_protocol]
     if not fps:
@@ -251,7 +252,7 @@ class Column:
     """One column of the headline table.
 
     Attributes:
-        label: the header, without its unit (the unit comes from :func:`bench.schema.metric_info`).
+        label: the header, without its unit (the unit comes from :func:`bench.store.schema.metric_info`).
         metrics: flattened metric columns. With ``mix``, each row shows the first one it has (an exact
             value, else its bound: ``test_nll_nats`` then ``test_nll_bound_nats``); without, the first one
             any row of the dataset has is used for every row (one reference split per column).
@@ -266,7 +267,7 @@ class Column:
 
 
 _COST = Column("cost", ("sample_us_per_sample",), scale=1e-3, unit="ms/sample")
-#: the headline table's columns per modality (every metric's unit and direction come from bench.schema)
+#: the headline table's columns per modality (every metric's unit and direction come from bench.store.schema)
 HEADLINE = {
     "vector": (Column("NLL", ("test_nll_nats", "test_nll_bound_nats"), mix=True),
                Column("KL", ("kl_nats", "kl_bound_nats"), mix=True), Column("MMD²", ("mmd2",)),
@@ -295,19 +296,19 @@ def headline_rows(stats, dataset: str, modality: str) -> tuple[list[dict[str, st
     A cell is ``mean ± std`` over seeds (sample std, ddof = 1) where the cell ran n ≥ 2 seeds, else
     the value ± its own standard error where the metric has one (NLL, KL, bits/dim), else the value;
     3 significant digits (2 for the error), and an upper bound is written ``≤ value``. The winner of
-    a column with a direction (``better`` in :mod:`bench.schema`) is the best mean, in bold (all of
+    a column with a direction (``better`` in :mod:`bench.store.schema`) is the best mean, in bold (all of
     them on a tie); an upper bound competes with its value: a bound below every exact value is
     certainly the best. Facts (NFE, training wall time) have no winner and no ± .
 
     Args:
-        stats: :func:`bench.aggregate.seed_stats` of the run's ok records (a DataFrame).
+        stats: :func:`bench.analysis.aggregate.seed_stats` of the run's ok records (a DataFrame).
         dataset: the dataset whose rows to build.
         modality: ``"vector"`` or ``"image"`` (which columns, :data:`HEADLINE`).
 
     Returns:
         (rows, several_seeds): the rows, and whether some cell has n ≥ 2 seeds.
     """
-    from bench.aggregate import CELL
+    from bench.analysis.aggregate import CELL
 
     s = stats[stats["dataset"] == dataset]
     lookup = {(r.family, r.sampler, r.metric): r for r in s.itertuples()}
@@ -396,7 +397,7 @@ def estimate_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
 
 
 # --------------------------------------------------------------------------- issue 11: the rest of the taxonomy
-#: one sentence per rule, shown under the table (the rules themselves are in bench.verdicts and bench.taxonomy)
+#: one sentence per rule, shown under the table (the rules themselves are in bench.analysis.verdicts and bench.analysis.taxonomy)
 TAXONOMY_REST_RULES = [
     "*Final quality*: KL(p_data‖p_model) in nats where the density is normalized, else its upper bound from the "
     "NLL bound, else the default sampler's MMD²; mean ± sample std over seeds, CV = std / |mean|.",
@@ -447,7 +448,7 @@ def taxonomy_rest_rows(recs: list[CellRecord]) -> tuple[list[dict[str, str]], li
     """The remaining taxonomy columns for one dataset's records (all seeds, failed ones included): final
     quality and its spread, divergence and collapse, time to quality, latent inference, and the training,
     sample-quality and expressiveness verdicts; and the rules, one sentence each."""
-    from bench import taxonomy
+    from bench.analysis import taxonomy
 
     groups = taxonomy.by_family(recs)
     ok_all = [r for r in recs if r.ok]

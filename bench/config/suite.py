@@ -1,0 +1,751 @@
+"""Suites: YAML files filled into typed dataclasses.
+
+Precedence, lowest first: dataclass defaults, the family's ``train_defaults``, the
+suite file, the chosen profile (``profiles.<name>`` in the same file), then
+command-line ``--set key=value`` overrides. Every error is a :class:`ConfigError`
+whose message is one line naming the file (or override) and the dotted key.
+
+A suite file looks like::
+
+    name: toy2d
+    datasets: [8gaussians, 25gaussians]
+    seeds: [0]
+    eval: {n_samples: 5000}
+    train: {batch_size: 512}          # defaults for every family
+    families:
+      flow: {model: {transforms: 4}, train: {steps: 3000}}
+      gan: {}
+    profiles:
+      smoke: {families: {flow: {train: {steps: 20}}}}
+
+A dataset entry may be a mapping that overrides family settings for that dataset
+only (merged over ``families``)::
+
+    datasets:
+      - 8gaussians
+      - name: 25gaussians
+        families: {energy: {model: {sgld_step_size: 1.0e-4}}}
+
+PyYAML reads ``1e-3`` (no dot) as a string, so numeric strings are accepted where
+a number is expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import math
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+import yaml
+
+import models
+from models.base import Range, TrainConfig, check_fields, value_problem
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and other control characters escaped (``\\n``, ``\\x00``), so that an
+    error quoting user input stays one line."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] if c in "\n\r\t" else f"\\x{ord(c):02x}"
+                   if ord(c) < 256 else f"\\u{ord(c):04x}" for c in text)
+
+
+class ConfigError(ValueError):
+    """A malformed suite, profile or override. ``str()`` is one line: ``<source>: <key>: <problem>``
+    (control characters of quoted input escaped)."""
+
+    def __init__(self, message: str):
+        super().__init__(one_line(message))
+
+
+class _KeyError(Exception):
+    """Internal: a problem at a dotted key, before the source file is known."""
+
+    def __init__(self, key: str, msg: str):
+        super().__init__(f"{key}: {msg}" if key else msg)
+        self.key, self.msg = key, msg
+
+
+def _join(key: str, sub: str | int) -> str:
+    return f"{key}[{sub}]" if isinstance(sub, int) else (f"{key}.{sub}" if key else str(sub))
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(options)})"
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(tp: Any, v: Any, key: str) -> Any:
+    """Check and convert YAML value ``v`` to type ``tp``; raise _KeyError naming ``key``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return v
+    if origin is Annotated:  # a type with its allowed values, e.g. Annotated[int, Range(ge=1)]
+        v = _coerce(args[0], v, key)
+        problem = value_problem(tp, v)
+        if problem:
+            raise _KeyError(key, problem)
+        return v
+    if origin in (Union, types.UnionType):
+        if v is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # X | None: X's own error, with the key inside X (a nested dataclass's)
+            return _coerce(options[0], v, key)
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, v, key)
+            except _KeyError as e:
+                errors.append(e.msg)
+        raise _KeyError(key, errors[0] if len(errors) == 1 else f"expected {_type_name(tp)}, got {v!r}")
+    if origin is Literal:
+        if v not in args:
+            raise _KeyError(key, f"{v!r} is not allowed (must be one of {', '.join(map(repr, args))})")
+        return v
+    if dataclasses.is_dataclass(tp):
+        return fill(tp, v, key)
+    if tp is bool:
+        if not isinstance(v, bool):
+            raise _KeyError(key, f"expected true or false, got {type(v).__name__} {v!r}")
+        return v
+    if tp in (int, float):
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                raise _KeyError(key, f"expected {tp.__name__}, got str {v!r}") from None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _KeyError(key, f"expected {tp.__name__}, got {type(v).__name__} {v!r}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise _KeyError(key, f"{v!r} is not allowed (must be a finite number)")
+        if tp is int:
+            if isinstance(v, float) and not v.is_integer():
+                raise _KeyError(key, f"expected int, got non-integer {v!r}")
+            return int(v)
+        if abs(v) > 1e308:  # an int beyond any float
+            raise _KeyError(key, f"{v!r} is not allowed (must be a finite number)")
+        return float(v)
+    if tp is str:
+        if not isinstance(v, str):
+            raise _KeyError(key, f"expected str, got {type(v).__name__} {v!r}")
+        return v
+    if origin in (list, tuple):
+        if not isinstance(v, (list, tuple)):
+            raise _KeyError(key, f"expected a list, got {type(v).__name__} {v!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(v) != len(args):
+                raise _KeyError(key, f"expected {len(args)} items, got {len(v)}")
+            return tuple(_coerce(a, x, _join(key, i)) for i, (a, x) in enumerate(zip(args, v)))
+        item = args[0] if args else Any
+        out = [_coerce(item, x, _join(key, i)) for i, x in enumerate(v)]
+        return tuple(out) if origin is tuple else out
+    if origin in (dict, Mapping) or tp is dict:
+        if not isinstance(v, Mapping):
+            raise _KeyError(key, f"expected a mapping, got {type(v).__name__} {v!r}")
+        vt = args[1] if args else Any
+        return {str(k): _coerce(vt, x, _join(key, str(k))) for k, x in v.items()}
+    raise TypeError(f"unsupported config type {tp!r} at {key}")  # a bug in a Config class
+
+
+def fill(cls: type, data: Any, key: str = "") -> Any:
+    """Build dataclass ``cls`` from mapping ``data``, checking keys and types.
+
+    Args:
+        cls: a dataclass type whose fields have type annotations.
+        data: a mapping (``None`` means all defaults).
+        key: dotted path of ``data`` in the suite, used in error messages.
+
+    Raises:
+        _KeyError: unknown key (with the closest valid key), wrong type, a value outside
+            the field's declared :class:`~models.base.Range` or ``Literal`` choices (a
+            non-finite float included), or a value rejected by the dataclass's ``__post_init__``.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise _KeyError(key, f"expected a mapping, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls, include_extras=True)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    kwargs = {}
+    for k, v in data.items():
+        if k not in names:
+            raise _KeyError(_join(key, str(k)), f"unknown key{_suggest(str(k), names)}")
+        kwargs[k] = _coerce(hints[k], v, _join(key, k))
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:  # __post_init__: "<field>: <problem>" names the field's key
+        m = re.fullmatch(r"(\w+)((?:\[\d+\])*): (.*)", str(e))
+        if m and m.group(1) in names:
+            raise _KeyError(_join(key, m.group(1)) + m.group(2), m.group(3)) from None
+        raise _KeyError(key, str(e)) from None
+
+
+# --------------------------------------------------------------------------- schema
+_Size = Annotated[int, Range(ge=2, le=10**8)]  # a number of examples (two or more, for a standard error)
+_Batch = Annotated[int, Range(ge=1, le=2**20)]
+
+
+@dataclass
+class DataConfig:
+    """Dataset sizes and location.
+
+    Attributes:
+        n_train, n_val, n_test: split sizes for synthetic data (2D suites), 2 to 10^8.
+        root: where image datasets are stored or extracted.
+    """
+
+    n_train: _Size = 50_000
+    n_val: _Size = 5_000
+    n_test: _Size = 10_000
+    root: str = "data"
+
+    def __post_init__(self):
+        check_fields(self)
+        if not self.root.strip():
+            raise ValueError("root: an empty path is not allowed")
+
+
+@dataclass
+class EvalConfig:
+    """How each cell is evaluated and timed.
+
+    Attributes:
+        n_samples: samples drawn per sampler for sample metrics (at most 10^6: FID-50k is
+            the largest protocol in use).
+        bound_n: test examples used for likelihood bounds (ELBO, IWAE), which cost
+            many network passes each; exact log-likelihoods use the whole test set.
+        throughput_batch: batch size for sampling throughput (samples/s).
+        latency_batch: batch size for sampling latency (ms).
+        density_batch: batch size for density-evaluation throughput (examples/s).
+        timing_warmup: untimed calls before timing.
+        timing_repeats: timed calls; the median and IQR are reported (>= 5).
+        timing_repeats_slow: timed calls for samplers of at least ``slow_sampler_nfe`` NFE
+            (smoke profiles: 1, where the numbers mean nothing); ``None`` uses
+            ``timing_repeats``. Each sampler records the warm-up and repeats it got.
+        slow_sampler_nfe: the NFE from which ``timing_repeats_slow`` applies.
+        entropy_mc: Monte Carlo samples for the true entropy H(p_data) (>= 10^6).
+        quadrature_grid: grid points per axis for log Z of 2D energies.
+        pr_k: k of k-NN precision/recall (Kynkäänniemi et al. 2019, arXiv:1904.06991).
+        dc_k: k of k-NN density/coverage (Naeem et al. 2020, arXiv:2002.09797).
+        kid_subsets: random subsets KID averages over (Bińkowski et al. 2018, arXiv:1801.01401).
+        kid_subset_size: KID's subset size when both sets hold at least twice as many
+            rows; below that, half the smaller set (see :meth:`kid_subset_size_for`).
+        mode_tolerance: a mixture component is covered when it receives at least
+            ``mode_tolerance`` times its weight's share of samples within 3 sigma.
+        density_grid: grid points per axis of the density figures (half that for bounds,
+            which cost many network passes per point).
+        seed: seed of the sampling generator.
+        fid_reference: real splits to compute FID/KID against (images); the first is
+            also the reference for precision/recall and density/coverage.
+        fid_reference_n: use only the first this-many images of each reference split
+            (CPU profiles); ``None`` uses the whole split. Recorded with every FID.
+        density_n: evaluate exact log-likelihoods and energies on the first this-many
+            test examples (CPU profiles); ``None`` uses the whole test set. Recorded
+            as ``test_n``.
+        novelty_test_n: the novelty reference (nearest-training distances of real test
+            images) from the first this-many test images; ``None`` uses the whole test
+            set (a one-off of ~10 s on MNIST, ~30 s on CIFAR-10 on a 2-core CPU, then cached).
+            Recorded in the protocol.
+        fd_classifier: compute ``fd_classifier`` on MNIST; its classifier is trained once
+            (about 90 s on a 2-core CPU, then cached). ``false`` (smoke profiles) records
+            why it is missing.
+        monitor_points: checkpoints of the training monitor (2D): about this many evenly spaced
+            points of the training history (and the last step) get a validation quality
+            (``val_kl_nats`` for exact densities, ``val_mmd2`` for all), the input of the
+            time-to-quality statistics (:mod:`bench.analysis.taxonomy`); 0 disables it. Its time is kept
+            out of the training time.
+        monitor_n: validation points, and samples, of each monitor checkpoint.
+
+    Each numeric field declares its allowed values (:class:`~models.base.Range`) with its type.
+
+    Raises:
+        ValueError: a value outside its range, ``n_samples`` not above ``pr_k`` and ``dc_k``, or
+            ``timing_repeats_slow`` above ``timing_repeats``.
+    """
+
+    n_samples: Annotated[int, Range(ge=2, le=10**6)] = 5_000
+    bound_n: _Size = 2_000
+    throughput_batch: _Batch = 4_096
+    latency_batch: _Batch = 1
+    density_batch: _Batch = 1_024
+    timing_warmup: Annotated[int, Range(ge=0, le=1000)] = 1
+    timing_repeats: Annotated[int, Range(ge=5, le=1000)] = 5
+    timing_repeats_slow: Annotated[int, Range(ge=1, le=1000)] | None = None
+    slow_sampler_nfe: Annotated[int, Range(ge=1, le=10**6)] = 100
+    entropy_mc: Annotated[int, Range(ge=10**6, le=10**8)] = 1_000_000
+    quadrature_grid: Annotated[int, Range(ge=8, le=8192)] = 512
+    pr_k: Annotated[int, Range(ge=1, le=100)] = 3
+    dc_k: Annotated[int, Range(ge=1, le=100)] = 5
+    kid_subsets: Annotated[int, Range(ge=1, le=10**4)] = 100
+    kid_subset_size: Annotated[int, Range(ge=2, le=10**6)] = 1000
+    mode_tolerance: Annotated[float, Range(gt=0, le=1)] = 0.5
+    density_grid: Annotated[int, Range(ge=2, le=4096)] = 128
+    seed: Annotated[int, Range(ge=0, le=2**32 - 1)] = 1234
+    fid_reference: list[Literal["train", "test"]] = field(default_factory=lambda: ["test"])
+    fid_reference_n: _Size | None = None
+    density_n: _Size | None = None
+    novelty_test_n: _Size | None = None
+    fd_classifier: bool = True
+    monitor_points: Annotated[int, Range(ge=0, le=1000)] = 5
+    monitor_n: Annotated[int, Range(ge=10, le=10**6)] = 250
+
+    # settings only the evaluate stage reads: changing them redoes the evaluation, not the samples
+    evaluate_only: ClassVar[tuple[str, ...]] = ("entropy_mc", "pr_k", "dc_k", "kid_subsets", "kid_subset_size",
+                                                "mode_tolerance", "fid_reference", "fid_reference_n",
+                                                "novelty_test_n", "fd_classifier")
+
+    def __post_init__(self):
+        check_fields(self)
+        if not self.fid_reference:
+            raise ValueError("fid_reference: an empty list is not allowed (name 'train' and/or 'test')")
+        if self.n_samples <= max(self.pr_k, self.dc_k):
+            raise ValueError(f"n_samples: {self.n_samples} is not allowed (must exceed pr_k = {self.pr_k} and "
+                             f"dc_k = {self.dc_k}: k-NN radii need k + 1 samples)")
+        if self.timing_repeats_slow is not None and self.timing_repeats_slow > self.timing_repeats:
+            raise ValueError(f"timing_repeats_slow: {self.timing_repeats_slow} is not allowed (at most "
+                             f"timing_repeats = {self.timing_repeats})")
+
+    def kid_subset_size_for(self, n_real: int, n_fake: int) -> int:
+        """KID's subset size: ``kid_subset_size`` when both sets have at least twice that many rows,
+        else half the smaller set.
+
+        With subsets as large as the set itself every subset is the whole set, and the
+        reported std would be 0 (seen at N = 1000); the unbiased estimator's mean does
+        not depend on the subset size, only its spread does.
+        """
+        m = min(n_real, n_fake)
+        return self.kid_subset_size if m >= 2 * self.kid_subset_size else max(2, m // 2)
+
+    def sampler_repeats(self, nfe: int) -> int:
+        """Timed calls of a sampler that makes ``nfe`` sequential network evaluations per call."""
+        if self.timing_repeats_slow is not None and nfe >= self.slow_sampler_nfe:
+            return self.timing_repeats_slow
+        return self.timing_repeats
+
+    def timing_protocol(self) -> str:
+        """How every timing of a cell was taken, as one line (stored in the record's protocol)."""
+        slow = (f" ({self.timing_repeats_slow} timed calls for samplers of >= {self.slow_sampler_nfe} NFE)"
+                if self.timing_repeats_slow is not None else "")
+        return (f"{self.timing_warmup} warm-up + {self.timing_repeats} timed calls{slow}, median and IQR; "
+                "CUDA synchronized")
+
+    def kid_protocol(self) -> str:
+        """KID's definition with this config's subset settings, as one line."""
+        return (f"unbiased MMD^2 with the cubic polynomial kernel, {self.kid_subsets} random subsets of "
+                f"{self.kid_subset_size} (half the smaller set below {2 * self.kid_subset_size} rows), seeded "
+                "(mean, std)")
+
+
+_Cpus = Annotated[float, Range(ge=0, le=4096)]
+_Gpus = Annotated[float, Range(ge=0, le=1024)]
+
+
+@dataclass
+class TaskResources:
+    """What one Ray task of a cell reserves on the cluster (``--launcher ray``; the local launcher ignores it).
+
+    Attributes:
+        num_cpus: CPU cores (Ray's ``num_cpus``); the task runs torch on this many threads, rounded
+            down, at least 1.
+        num_gpus: GPUs (Ray's ``num_gpus``); a fraction below 1 shares one GPU (0.5: two cells per
+            GPU). ``None``: 1 where the run's device is CUDA, else 0.
+
+    Raises:
+        ValueError: a value outside its range, or a fraction above 1 (Ray reserves whole units there).
+    """
+
+    num_cpus: _Cpus = 1.0
+    num_gpus: _Gpus | None = None
+
+    def __post_init__(self):
+        check_fields(self)
+        for name in ("num_cpus", "num_gpus"):
+            v = getattr(self, name)
+            if v is not None and v > 1 and not float(v).is_integer():
+                raise ValueError(f"{name}: {v!r} is not allowed (above 1 it must be a whole number, as Ray "
+                                 "reserves whole units there)")
+
+    def ray_options(self, cuda: bool) -> dict[str, float]:
+        """``{"num_cpus": ..., "num_gpus": ...}`` for ``ray.remote(...).options``; ``cuda``: the run's device."""
+        return {"num_cpus": float(self.num_cpus),
+                "num_gpus": float(self.num_gpus if self.num_gpus is not None else (1 if cuda else 0))}
+
+    def threads(self) -> int:
+        """torch threads of a task with these resources: ``num_cpus`` rounded down, at least 1."""
+        return max(1, int(self.num_cpus))
+
+
+@dataclass
+class Resources(TaskResources):
+    """A cell's resource requests on a Ray cluster (``families.<name>.resources``, or the suite's
+    top-level ``resources:`` for every family; a profile may override either).
+
+    The train and sample stages run as one task with ``num_cpus``/``num_gpus``. With ``evaluate``
+    given, the evaluation is a second task with its own requests (e.g. ``{num_cpus: 2, num_gpus: 0}``:
+    the metrics on CPU workers while the GPUs train the next cells); without it, one task runs the
+    whole cell.
+    """
+
+    evaluate: TaskResources | None = None
+
+
+@dataclass
+class FamilyEntry:
+    """One family of a suite: its model config (the family's own dataclass), training, and the
+    resources its cells ask a Ray cluster for."""
+
+    model: Any
+    train: TrainConfig
+    resources: Resources = field(default_factory=Resources)
+
+
+@dataclass
+class Suite:
+    """A resolved suite: what to train, on which data, and how to evaluate it.
+
+    ``profile`` names the profile that was merged (``"default"``: the top level) and
+    ``profile_reason`` says why it was chosen (set by :func:`bench.config.profiles.choose`).
+    """
+
+    name: str
+    datasets: list[str]
+    families: dict[str, FamilyEntry]
+    modality: str
+    description: str = ""
+    seeds: list[int] = field(default_factory=lambda: [0])
+    device: str = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    source: str = ""
+    profile: str | None = None
+    profile_reason: str = ""
+    dataset_families: dict[str, dict[str, FamilyEntry]] = field(default_factory=dict)
+
+    def family(self, dataset: str, name: str) -> FamilyEntry:
+        """The config of family ``name`` on ``dataset``: the dataset's override if any, else the suite's."""
+        return self.dataset_families.get(dataset, {}).get(name) or self.families[name]
+
+    def resolved(self) -> dict[str, Any]:
+        """The whole resolved config as plain data (what results store and --dry-run prints)."""
+        return dataclasses.asdict(self)
+
+
+# The suite's top level is the profile "default" (merged with ``profiles.default`` where the file has
+# one). These keys of a profile block say what the profile needs, not what to run: bench.config.profiles reads them.
+DEFAULT_PROFILE = "default"
+PROFILE_META_KEYS = ("requires", "fallback")
+_TOP_KEYS = ["name", "description", "datasets", "seeds", "device", "data", "eval", "train", "resources", "families",
+             "profiles"]
+_FAMILY_KEYS = ["model", "train", "resources"]
+
+
+def _deep_merge(base: dict, over: Mapping) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _deep_merge(dict(out[k]), v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _has_path(d: Any, key: str) -> bool:
+    for part in key.replace("[", ".").replace("]", "").split("."):
+        if isinstance(d, Mapping) and part in d:
+            d = d[part]
+        elif isinstance(d, list) and part.isdigit() and int(part) < len(d):
+            d = d[int(part)]
+        else:
+            return False
+    return True
+
+
+def parse_override(text: str) -> dict:
+    """``"families.gan.train.steps=100"`` -> ``{"families": {"gan": {"train": {"steps": 100}}}}``.
+
+    The value is parsed as YAML, so ``x=[1, 2]`` gives a list and ``x=true`` a bool.
+
+    Raises:
+        ConfigError: no ``=`` in ``text``, or an empty part in the key.
+    """
+    if "=" not in text:
+        raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. families.gan.train.steps=100")
+    key, value = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set {text}: {key.strip()!r} is not a dotted key, e.g. families.gan.train.steps")
+    try:
+        v = _yaml(value)
+    except (yaml.YAMLError, RecursionError):
+        v = value
+    out: dict = {}
+    d = out
+    for p in parts[:-1]:
+        d = d.setdefault(p, {})
+    d[parts[-1]] = v
+    return out
+
+
+def _parse_families(fams: Mapping, suite_train: Mapping, modality: str,
+                    suite_resources: Mapping | None = None) -> dict[str, FamilyEntry]:
+    """Fill every family entry of ``fams`` (name -> {model, train, resources}) for ``modality``; the
+    suite's ``train`` and ``resources`` blocks lie under each family's own."""
+    families = {}
+    for name, entry in fams.items():
+        key = f"families.{name}"
+        try:
+            cls = models.get(str(name), modality)
+        except models.RegistryError as e:
+            raise _KeyError(key, str(e)) from None
+        entry = entry or {}
+        if not isinstance(entry, Mapping):
+            raise _KeyError(key, f"expected a mapping with 'model', 'train' and/or 'resources', got {entry!r}")
+        for k in entry:
+            if k not in _FAMILY_KEYS:
+                raise _KeyError(_join(key, str(k)), f"unknown key{_suggest(str(k), _FAMILY_KEYS)}")
+        model_cfg = fill(cls.Config, entry.get("model"), f"{key}.model")
+        train_raw = _deep_merge(dict(cls.train_defaults), suite_train)
+        train_raw = _deep_merge(train_raw, entry.get("train") or {})
+        try:
+            train_cfg = fill(TrainConfig, train_raw, f"{key}.train")
+        except _KeyError as e:  # a bad key in the suite-wide 'train' block: name that block
+            sub = e.key[len(f"{key}.train."):] if e.key.startswith(f"{key}.train.") else ""
+            bad = re.split(r"[.\[]", sub)[0]
+            if bad in suite_train and bad not in (entry.get("train") or {}):
+                raise _KeyError(f"train.{sub}", e.msg) from None
+            raise
+        own = entry.get("resources") or {}
+        if not isinstance(own, Mapping):
+            raise _KeyError(f"{key}.resources", f"expected a mapping, got {own!r}")
+        resources = fill(Resources, _deep_merge(dict(suite_resources or {}), own), f"{key}.resources")
+        families[str(name)] = FamilyEntry(model=model_cfg, train=train_cfg, resources=resources)
+    return families
+
+
+_Seed = Annotated[int, Range(ge=0, le=2**32 - 1)]
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
+def _check_suite_name(name: str) -> str:
+    """The suite name is a folder under the results root: a safe name, never a path."""
+    from bench.core.files import check_name
+
+    problem = check_name(name)
+    if problem:
+        raise _KeyError("name", problem)
+    return name
+
+
+def _check_device(device: str) -> str:
+    """The device's spelling (whether it is available is checked before the run)."""
+    if not _DEVICE.fullmatch(device):
+        raise _KeyError("device", f"{device!r} is not allowed (must be auto, cpu, cuda, cuda:<index> or mps)")
+    return device
+
+
+def _distinct(items: list, key: str) -> list:
+    """``items``, refusing a repeat (it would run the same cell twice)."""
+    if not items:
+        raise _KeyError(key, "an empty list is not allowed")
+    for i, x in enumerate(items):
+        if x in items[:i]:
+            raise _KeyError(f"{key}[{i}]", f"{x!r} is listed twice")
+    return items
+
+
+def _parse(raw: Mapping) -> Suite:
+    from bench import data as datasets  # late import: data imports nothing from here
+
+    for k in raw:
+        if k not in _TOP_KEYS:
+            raise _KeyError(str(k), f"unknown key{_suggest(str(k), _TOP_KEYS)}")
+    for k in ("name", "datasets", "families"):
+        if k not in raw:
+            raise _KeyError(k, "missing required key")
+    entries = raw["datasets"]
+    if not isinstance(entries, list) or not entries:
+        raise _KeyError("datasets", "expected a non-empty list of dataset names or {name, families} mappings")
+    names, ds_overrides = [], {}
+    for i, item in enumerate(entries):
+        key = f"datasets[{i}]"
+        if isinstance(item, Mapping):
+            for k in item:
+                if k not in ("name", "families"):
+                    raise _KeyError(_join(key, str(k)), f"unknown key{_suggest(str(k), ['name', 'families'])}")
+            if "name" not in item:
+                raise _KeyError(key, "a dataset mapping needs a 'name'")
+            n = _coerce(str, item["name"], f"{key}.name")
+            if item.get("families") is not None:
+                if not isinstance(item["families"], Mapping):
+                    raise _KeyError(f"{key}.families", "expected a mapping of family name -> {model, train}")
+                ds_overrides[n] = (key, item["families"])
+        else:
+            n = _coerce(str, item, key)
+        names.append(n)
+    known = datasets.names()
+    kinds = set()
+    for i, n in enumerate(names):
+        if n not in known:
+            raise _KeyError(f"datasets[{i}]", f"unknown dataset {n!r}{_suggest(n, known)}")
+        kinds.add(datasets.modality(n))
+    if len(kinds) > 1:
+        raise _KeyError("datasets", f"mixes modalities {sorted(kinds)}; use one suite per modality")
+    modality = kinds.pop()
+    fams = raw["families"]
+    if not isinstance(fams, Mapping) or not fams:
+        raise _KeyError("families", "expected a non-empty mapping of family name -> {model, train}")
+    suite_train = raw.get("train") or {}
+    if not isinstance(suite_train, Mapping):
+        raise _KeyError("train", f"expected a mapping, got {suite_train!r}")
+    fill(TrainConfig, suite_train, "train")  # checked on its own too: a family may override every value in it
+    suite_resources = raw.get("resources") or {}
+    if not isinstance(suite_resources, Mapping):
+        raise _KeyError("resources", f"expected a mapping, got {suite_resources!r}")
+    fill(Resources, suite_resources, "resources")  # likewise
+    families = _parse_families(fams, suite_train, modality, suite_resources)
+    dataset_families = {}
+    for n, (key, over) in ds_overrides.items():
+        for f in over:
+            if f not in fams:
+                raise _KeyError(f"{key}.families.{f}", f"family {f!r} is not in the suite's families "
+                                                       f"({', '.join(map(str, fams))})")
+        try:
+            dataset_families[n] = _parse_families(_deep_merge(dict(fams), over), suite_train, modality,
+                                                  suite_resources)
+        except _KeyError as e:
+            if _has_path({"families": over}, e.key):
+                raise _KeyError(f"{key}.{e.key}", e.msg) from None
+            raise
+    return Suite(
+        name=_check_suite_name(_coerce(str, raw["name"], "name")),
+        description=_coerce(str, raw.get("description", ""), "description"),
+        datasets=_distinct(names, "datasets"),
+        seeds=_distinct(_coerce(list[_Seed], raw.get("seeds", [0]), "seeds"), "seeds"),
+        device=_check_device(_coerce(str, raw.get("device", "auto"), "device")),
+        data=fill(DataConfig, raw.get("data"), "data"),
+        eval=fill(EvalConfig, raw.get("eval"), "eval"),
+        families=families,
+        modality=modality,
+        dataset_families=dataset_families,
+    )
+
+
+MAX_SUITE_BYTES = 1 << 20
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key repeated in one mapping (``safe_load`` keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *base" may be overridden: not a repeat
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                repeated = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable: the base class says so
+                continue
+            if repeated:
+                raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
+                                                        f"found the key {key!r} twice", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def _yaml(text: str) -> Any:
+    """Parse one YAML document with :class:`_StrictLoader` (no Python objects, no repeated keys)."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in ``path``, or a one-line :class:`ConfigError`."""
+    src = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SUITE_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{src}: no such suite file") from None
+    except OSError as e:
+        raise ConfigError(f"{src}: cannot read suite file ({e.strerror})") from None
+    if len(data) > MAX_SUITE_BYTES:
+        raise ConfigError(f"{src}: larger than {MAX_SUITE_BYTES >> 20} MiB, too large for a suite file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{src}: not UTF-8 text (byte 0x{data[e.start]:02x} at line {line}); "
+                          "save the suite as UTF-8") from None
+    try:
+        return _yaml(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{src}: malformed YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{src}: malformed YAML: nested too deeply") from None
+
+
+def load_suite(path: str | Path, *, profile: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Suite:
+    """Read, merge and type-check a suite file.
+
+    Args:
+        path: the suite YAML file.
+        profile: name of a block under ``profiles:`` to merge over the suite; ``"default"`` (or
+            ``None``) is the top level, with ``profiles.default`` merged where the file has one.
+            A block's ``requires`` and ``fallback`` keys are left to :mod:`bench.config.profiles`.
+        overrides: ``KEY=VALUE`` strings (dotted keys), merged last.
+
+    Raises:
+        ConfigError: missing, unreadable, oversized or non-UTF-8 file, malformed YAML (a
+            repeated key included), unknown profile, unknown key, family or dataset, a
+            wrong type, or a value outside its allowed range or choices. The message is one
+            line naming the file (or the ``--set`` override) and the key.
+    """
+    path = Path(path)
+    src = str(path)
+    raw = read_yaml(path)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{src}: expected a mapping at the top level, got {type(raw).__name__}")
+    profiles = raw.get("profiles") or {}
+    if not isinstance(profiles, Mapping):
+        raise ConfigError(f"{src}: profiles: expected a mapping of profile name -> overrides")
+    layers: list[tuple[str, Mapping]] = [(src, {k: v for k, v in raw.items() if k != "profiles"})]
+    if profile is not None:
+        if profile not in profiles and profile != DEFAULT_PROFILE:
+            hint = _suggest(profile, sorted({*profiles, DEFAULT_PROFILE}))
+            raise ConfigError(f"{src}: profiles.{profile}: unknown profile{hint}")
+        block = profiles.get(profile) or {}
+        if not isinstance(block, Mapping):
+            raise ConfigError(f"{src}: profiles.{profile}: expected a mapping of overrides")
+        layers.append((f"{src} (profile {profile})", {k: v for k, v in block.items() if k not in PROFILE_META_KEYS}))
+    for o in overrides:
+        layers.append((f"--set {o}", parse_override(o)))
+    merged: dict = {}
+    for _, layer in layers:
+        merged = _deep_merge(merged, layer)
+    merged["profiles"] = profiles
+    try:
+        suite = _parse(merged)
+    except RecursionError:
+        raise ConfigError(f"{src}: nested too deeply to be a suite") from None
+    except _KeyError as e:
+        source = next((s for s, layer in reversed(layers) if e.key and _has_path(layer, e.key)), src)
+        raise ConfigError(f"{source}: {e}") from None
+    suite.source, suite.profile = src, profile or DEFAULT_PROFILE
+    return suite

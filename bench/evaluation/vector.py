@@ -1,0 +1,206 @@
+"""Evaluation of a 2D cell against the closed-form data density.
+
+Returns the parts of the record it computes (the runner assembles them):
+
+* KL(p_data || p_model) = NLL - H(p_data) with its standard error (exact models);
+  an upper bound on it for bound models; for energies, log Z by quadrature first;
+* per sampler: MMD^2 (RBF, median bandwidth), k-NN precision/recall, the
+  high-quality fraction and mode coverage;
+* a density grid for the figures (``density_grid.npz``);
+* the measured normalization: log of the integral of p(x) (exact), exp(bound) (bounds)
+  or exp(-E) (energies) over a box holding the data, by the midpoint rule. Exact
+  densities give 0 (integral 1), bounds give < 0, energies give log Z.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.config.suite import EvalConfig
+from bench.core.files import save_npz
+from bench.core.timing import Stopwatch
+from bench.evaluation.metrics.mmd import mmd2_rbf
+from bench.evaluation.metrics.prdc import prdc
+from bench.evaluation.metrics.toy2d import sample_quality
+from bench.evaluation.quadrature import grid, log_partition
+from bench.store.runs import load_samples
+from bench.store.schema import CellRecord, DensityResult, SamplerResult
+
+REFERENCE_SEED = 4  # a fresh draw from the true mixture, for the metrics' noise floor
+
+
+def figure_box(ds) -> tuple[float, float]:
+    """Square box [lo, hi] around the test data, used for figures and quadrature of unbounded energies."""
+    m = float(ds.test.abs().max()) * 1.15
+    return -m, m
+
+
+def sample_metrics(ds, samples: np.ndarray, ev: EvalConfig) -> dict[str, Any]:
+    """MMD^2, precision/recall (k = ``ev.pr_k``) against the test set, and mixture quality.
+
+    Returns the :class:`~bench.store.schema.SamplerResult` fields it computes, by name.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    finite = np.isfinite(x).all(1)
+    out = {"nonfinite_fraction": float(1 - finite.mean())}
+    x = x[finite]
+    real = ds.test[: ev.n_samples].double().numpy()
+    if len(x) <= max(ev.pr_k, 5):
+        return out
+    out["mmd2"], out["mmd_bandwidth"] = mmd2_rbf(real, x)
+    pr = prdc(real, x, k_pr=ev.pr_k, k_dc=ev.dc_k)
+    out.update(precision=pr["precision"], recall=pr["recall"])
+    q = sample_quality(ds.true, np.asarray(samples, dtype=np.float64), tolerance=ev.mode_tolerance)
+    out.update(q)
+    return out
+
+
+_REFERENCE: dict[tuple, SamplerResult] = {}
+
+
+def reference_metrics(ds, ev: EvalConfig) -> SamplerResult:
+    """Sample metrics of fresh samples from the true mixture: the floor a perfect model reaches.
+
+    Computed once per dataset and evaluation settings in a process.
+    """
+    key = (ds.name, len(ds.test), ev.n_samples, ev.pr_k, ev.dc_k, ev.mode_tolerance)
+    if key not in _REFERENCE:
+        x, _ = ds.true.sample(ev.n_samples, REFERENCE_SEED)
+        _REFERENCE[key] = SamplerResult(**sample_metrics(ds, x, ev))
+    return _REFERENCE[key]
+
+
+def training_monitor(ds, ev: EvalConfig, device: torch.device):
+    """The 2D training monitor (:func:`bench.execution.train.train`): validation quality of a model during training.
+
+    Returns ``monitor(model) -> {"val_mmd2": ..., "val_kl_nats": ...}``: unbiased MMD² (RBF,
+    median bandwidth) between ``ev.monitor_n`` samples of the family's cheapest sampler (fewest
+    NFE; one fixed seed at every checkpoint) and the first ``ev.monitor_n`` validation points,
+    for every family; and, for exact densities, KL = mean validation NLL − H(p_data) in nats
+    on the same points. Non-finite samples make ``val_mmd2`` infinite.
+    """
+    val = ds.val[: ev.monitor_n]
+    val_np = val.double().numpy()
+    h = ds.info["true_entropy_nats"]
+
+    @torch.no_grad()
+    def monitor(model) -> dict[str, float]:
+        variants = model.sampling_variants()
+        cheapest = min(variants.values(), key=lambda kw: model.sample_nfe(**kw))
+        x = model.sample(ev.monitor_n, generator=torch.Generator(device).manual_seed(ev.seed), **cheapest)
+        x = x.double().cpu().numpy()
+        out = {"val_mmd2": mmd2_rbf(val_np, x)[0] if np.isfinite(x).all() else math.inf}
+        if model.capabilities.log_prob:
+            out["val_kl_nats"] = float(-model.log_prob(val.to(device)).double().mean()) - h
+        return out
+
+    return monitor
+
+
+@torch.no_grad()
+def model_extras(model, ds, ev: EvalConfig, density: DensityResult, cell_dir: Path,
+                 device: torch.device) -> DensityResult:
+    """Model-dependent 2D work: log Z by quadrature for energies, the measured normalization
+    of every density, and the density grid for the figures (``density_grid.npz``).
+
+    Returns ``density`` with the quadrature and normalization fields added.
+    """
+    caps = model.capabilities
+    d: dict[str, Any] = {}
+    lo, hi = figure_box(ds)
+    log_z = 0.0
+    if caps.energy and not caps.log_prob:
+        box = model.support() or (lo, hi)
+        with Stopwatch(device) as clock:
+            q = log_partition(model.energy, box[0], box[1], ev.quadrature_grid, device=device)
+        log_z = q.log_z
+        e = torch.cat([model.energy(c) for c in ds.test.to(device).split(ev.throughput_batch)]).double().cpu()
+        inside = ((ds.test >= box[0]) & (ds.test <= box[1])).all(1)
+        nll = torch.where(inside, e + q.log_z, torch.full_like(e, math.inf))
+        d.update(
+            nll_method="quadrature",
+            test_nll_nats=float(nll.mean()),
+            test_nll_se_nats=float(nll.std() / len(nll) ** 0.5),
+            log_z_nats=q.log_z,
+            log_z_quadrature_error_nats=q.error,
+            quadrature_grid=q.n,
+            quadrature_box=[q.lo, q.hi],
+            quadrature_evaluations=q.evaluations,
+            quadrature_seconds=clock.seconds,
+            test_outside_box_fraction=float(1 - inside.double().mean()),
+        )
+    # Measured normalization: log of the integral of p(x), exp(bound) or exp(-E) over a box holding the data.
+    # Bounds cost many network passes per point, so their check reuses the figure's grid (half resolution).
+    # It integrates the family's standard bound (the ELBO), not the tightest: exp of an IWAE estimate is an
+    # unbiased estimate of p(x) itself, so it integrates to about 1 whatever the bound's gap.
+    L = float(ds.test.abs().max()) * 1.5 + 1.0
+    norm, figure = None, None
+    if caps.log_prob:
+        norm = log_partition(lambda p: -model.log_prob(p), -L, L, ev.quadrature_grid // 2, device=device)
+        figure = ("exact", model.log_prob, ev.density_grid)
+    elif caps.bound:
+        gen = torch.Generator(device).manual_seed(ev.seed)
+        name = density.standard_bound
+        norm = log_partition(lambda p: -model.log_prob_bounds(p, generator=gen)[name], lo, hi,
+                             ev.density_grid // 2, device=device, keep_values=True)
+        figure = (f"bound ({name}; one draw per point)", None, norm.n)
+    elif caps.energy:
+        figure = ("quadrature", lambda p: -model.energy(p) - log_z, ev.density_grid)
+    if norm is not None:
+        d.update(log_integral_nats=norm.log_z, log_integral_error_nats=norm.error,
+                 integral_box=[norm.lo, norm.hi], integral_grid=norm.n,
+                 integral_of=density.standard_bound or "density")
+    elif caps.energy:
+        d.update(log_integral_nats=d.get("log_z_nats"), log_integral_error_nats=d.get("log_z_quadrature_error_nats"),
+                 integral_box=d.get("quadrature_box"), integral_grid=d.get("quadrature_grid"))
+    if figure is not None:
+        kind, fn, n = figure
+        if fn is None:
+            logp = norm.neg_energy.astype(np.float32)
+        else:
+            pts, _ = grid(lo, hi, n, device)
+            logp = torch.cat([fn(c) for c in pts.split(ev.throughput_batch)]).float().cpu().numpy().reshape(n, n)
+        save_npz(cell_dir / "density_grid.npz", log_density=logp, box=np.array([lo, hi]), kind=np.array(kind))
+    return dataclasses.replace(density, **d)
+
+
+def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path) -> dict[str, Any]:
+    """Sample-only 2D evaluation: KL from the NLL, and each sampler's sample metrics.
+
+    Returns the record fields it fills: ``density``, ``samplers``,
+    ``reference_sample_metrics``, ``figure_box`` and ``protocol``.
+    """
+    d = record.density
+    h, h_se = ds.info["true_entropy_nats"], ds.info["true_entropy_se_nats"]
+    kl = {"true_entropy_nats": h, "true_entropy_se_nats": h_se}
+    if d.test_nll_nats is not None:
+        kl.update(kl_nats=d.test_nll_nats - h, kl_se_nats=math.hypot(d.test_nll_se_nats, h_se))
+    if d.test_nll_bound_nats is not None:
+        kl.update(kl_bound_nats=d.test_nll_bound_nats - h, kl_bound_se_nats=math.hypot(d.test_nll_bound_se_nats, h_se))
+    samplers = {name: dataclasses.replace(m, **sample_metrics(ds, load_samples(cell_dir, name), ev))
+                for name, m in record.samplers.items()}
+    protocol = {
+        "nll": "mean over the test set, nats; SE = std/sqrt(n)",
+        "kl": "KL(p_data||p_model) = NLL - H(p_data); SE = sqrt(SE_NLL^2 + SE_H^2)",
+        "entropy": f"Monte Carlo, {ds.info['entropy_mc_samples']} samples, seed {ds.info['split_seeds']['entropy']}",
+        "bounds": f"on the first {ev.bound_n} test points; reported as upper bounds on the NLL (<=)",
+        "energy_nll": f"log Z by the midpoint rule on a {ev.quadrature_grid}^2 grid over the EBM's box; "
+                      "error = |log Z(n) - log Z(n/2)|",
+        "mmd": "unbiased MMD^2, RBF kernel, bandwidth = median pairwise distance of the pooled samples",
+        "precision_recall": f"k-NN manifolds, k = {ev.pr_k}, Euclidean on coordinates, vs {ev.n_samples} test points",
+        "high_quality": "Mahalanobis distance <= 3 to some component",
+        "mode_coverage": f"component covered if its share of samples (within 3 sigma) >= {ev.mode_tolerance} "
+                         "x its weight",
+        "normalization": "log of the integral of p(x), exp(bound) or exp(-E) over a box holding the data "
+                         "(midpoint rule; grid and error recorded): 0 for a normalized density",
+        "timing": ev.timing_protocol(),
+    }
+    return {"density": dataclasses.replace(d, **kl), "samplers": samplers,
+            "reference_sample_metrics": reference_metrics(ds, ev), "figure_box": list(figure_box(ds)),
+            "protocol": protocol}

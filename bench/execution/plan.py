@@ -1,0 +1,712 @@
+"""The plan of a run, printed before the first cell: the cells, their estimated wall time, and the disk they use.
+
+Cost model ``genbench.cost/2``. Every rate is measured on this device by a probe, never assumed:
+
+* **train**: ``min(steps, max_seconds / t_step + 1) * t_step``. ``t_step`` is the median of
+  :data:`PROBE_TRAIN_STEPS` - 1 steps of the real training loop (:func:`bench.execution.train.train`) at the
+  configured batch, after one warm-up step, on synthetic data of the dataset's shape. 2D cells add
+  the training monitor (:func:`monitor_seconds`): its checkpoints times the cheapest sampler's
+  ``t(monitor_n)`` (plus an exact density's on as many points).
+* **sample**: per sampler, ``(warm-up + repeats + extra) * t(B) + (warm-up + repeats) * t(b)`` with
+  B the throughput batch, b the latency batch and ``extra`` the untimed calls that fill ``n_samples``;
+  ``t(n) = a + s n`` goes through the last two of timed ``sample`` calls at n = 1, 4, 16, ...,
+  which go straight to n = B as soon as t(B) is predicted to take at most :data:`PROBE_CALL_MAX_S`
+  (then t(B) is measured, not extrapolated: see :func:`_fit`); the NFE are those of the real sampler.
+* **density**: the family's density call fitted the same way, times the examples evaluated (test
+  set, bounds on ``bound_n``) plus the timing calls (as many as a sampler of its ``density_nfe``);
+  2D cells add the quadrature, normalization and figure grids (``quadrature_grid``,
+  ``density_grid``) at the same per-point cost.
+* **evaluate**: images: Inception features of each sampler's N samples at the measured images/s;
+  novelty, precision/recall/density/coverage, KID and FID as floating-point work at the measured
+  matmul rates (float32 torch, float64 torch, float64 NumPy) plus a measured symmetric
+  eigendecomposition scaled as F³. 2D: the sample metrics timed on min(N, 1000) points, scaled as N².
+* **one-off**: what a fresh data root still has to build: reference statistics (N_ref images
+  through Inception per split), the MNIST classifier (its epochs of measured steps), the test
+  set's nearest-training distances; and, once per process, loading the Inception extractor and
+  the square root of each reference covariance (an F x F eigendecomposition, F = 2048). Each is
+  charged to the first cell that needs it.
+
+Cells that are already done (a resumed run) cost nothing. The report stage (a few seconds) is not
+estimated. Probes cost a few seconds per family; their results are cached per device and
+configuration under ``<data root>/cache/plan/`` (delete that folder to measure again), so a second
+``--dry-run`` is fast. A cached probe is measured again when it was taken while other processes
+kept more than a quarter of a core busy (:class:`bench.core.timing.Contention`; a shared 2-core machine
+runs everything about half as fast, and such rates made CIFAR's evaluation estimate 3x too long),
+or when it is 30 days old (:func:`stale_reason`). Each record stores its estimate
+(:class:`bench.store.schema.CellEstimate`) beside the measured ``stage_seconds``; the report shows the error.
+
+Disk: per cell the checkpoint (4 bytes per parameter), each sampler's samples (N x D values,
+uncompressed upper bound) and Inception features (N x 2048 float32), the density grid (2D) and the
+JSON files; under the data root what the first load writes (extracted data) and the caches not yet built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import models
+from bench import data as datasets
+from bench.config.suite import EvalConfig, Suite
+from bench.core import env
+from bench.core.files import write_json
+from bench.core.timing import Contention, Stopwatch, measure
+from bench.store.runs import cell_id
+from bench.store.schema import CellEstimate
+
+COST_MODEL = "genbench.cost/2"  # /2: probes time the real batch (see _fit)
+PROBE_TRAIN_STEPS = 4  # 1 warm-up + 3 timed
+PROBE_CALL_MAX_S = 60.0  # a probe times the real batch when that call should take at most this long
+FEATURE_DIM = 2048
+CKPT_OVERHEAD_BYTES = 64 * 1024
+JSON_BYTES = 256 * 1024  # record.json, model_eval.json (training history included)
+GRID_PNG_BYTES = 200 * 1024
+
+
+# --------------------------------------------------------------------------- what each cell runs
+@dataclass
+class FamilySpec:
+    """One family on one dataset as it will run: parameters, samplers (name -> NFE), density call."""
+
+    dataset: str
+    family: str
+    shape: tuple[int, ...]
+    params: int
+    samplers: dict[str, int]
+    sampler_kwargs: dict[str, dict[str, Any]]
+    density_call: str | None
+    config_key: str
+    density_nfe: int = 1
+
+
+def _json_key(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def describe(suite: Suite, dataset_names: list[str], families: list[str]) -> dict[tuple[str, str], FamilySpec]:
+    """Build each (dataset, family) model once, on the CPU, to read what it will run.
+
+    Raises:
+        models.base.MissingDependencyError: a family needs a package that is not installed.
+    """
+    out = {}
+    for name in dataset_names:
+        lay = datasets.layout(name, suite.data)
+        for family in families:
+            entry = suite.family(name, family)
+            model = models.build(family, suite.modality, entry.model, lay.shape)
+            caps = model.capabilities
+            call = ("log_prob" if caps.log_prob else "log_prob_bounds" if caps.bound
+                    else "energy" if caps.energy else None)
+            variants = model.sampling_variants()
+            key = _json_key({"family": family, "modality": suite.modality, "shape": lay.shape,
+                             "model": dataclasses.asdict(entry.model), "train": dataclasses.asdict(entry.train)})
+            out[(name, family)] = FamilySpec(name, family, lay.shape, sum(p.numel() for p in model.parameters()),
+                                             {k: model.sample_nfe(**kw) for k, kw in variants.items()}, variants,
+                                             call, key, model.density_nfe())
+            del model
+    return out
+
+
+# --------------------------------------------------------------------------- probes
+@dataclass
+class Linear:
+    """t(n) = a + s n seconds, fitted to two calls."""
+
+    a: float
+    s: float
+
+    def __call__(self, n: float) -> float:
+        return self.a + self.s * n
+
+
+def _time_call(fn, device) -> float:
+    """Seconds of one call; calls under 50 ms are re-timed as the median of 5 after a warm-up."""
+    first = measure(fn, device=device, warmup=0, repeats=1).median_s
+    if first >= 0.05:
+        return first
+    return measure(fn, device=device, warmup=1, repeats=5).median_s
+
+
+def _line(p0: tuple[int, float], p1: tuple[int, float]) -> Linear:
+    (n0, t0), (n1, t1) = p0, p1
+    s = max((t1 - t0) / (n1 - n0), 0.0)
+    return Linear(max(t1 - s * n1, 0.0), s)
+
+
+def _fit(call, n_max: int, device) -> Linear:
+    """Fit t(n) = a + s n to timed calls at n = 1, 4, 16, ..., timing the real batch ``n_max`` itself
+    as soon as the line through the last two points (through the origin after the first) predicts
+    that call takes at most :data:`PROBE_CALL_MAX_S`; growth stops early when the next call would
+    take longer than that. The line goes through the last two points (exact at ``n_max`` when it was
+    timed, an extrapolation otherwise).
+
+    Why time the real batch: on a CPU the cost per sample falls steeply with the batch (t is
+    concave), so a line through small batches overestimates large ones. Measured on the MNIST cpu
+    profile (2-core CPU): the 100-step DDPM takes 0.41 s per sample at n = 1, 0.19 at 4 and 0.10-0.12
+    from 16 to 200; the old fit (stop at the first call over 0.5 s: n = 1 and 4) put the PixelCNN's
+    784-NFE sampling stage at 2859 s and the DDPM's three samplers at 943 s, where the run took 428 s and
+    195 s.
+    """
+    points = [(1, _time_call(lambda: call(1), device))]
+    while points[-1][0] < n_max:
+        n, t = points[-1]
+        line = _line(*points[-2:]) if len(points) >= 2 else Linear(0.0, t / n)
+        if line(n_max) <= PROBE_CALL_MAX_S:
+            k = n_max
+        elif 4 * t > PROBE_CALL_MAX_S:
+            break
+        else:
+            k = min(n_max, 4 * n)
+        points.append((k, _time_call(lambda k=k: call(k), device)))
+    if len(points) == 1:
+        return Linear(points[0][1], 0.0)
+    return _line(*points[-2:])
+
+
+def _synthetic(shape: tuple[int, ...], n: int, modality: str) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    if modality == "image":
+        return torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
+    return 2 * torch.randn(n, *shape, generator=g)
+
+
+def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[str, Any]:
+    """Measure one family on this device: a training step, each sampler's t(n), the density call's t(n).
+
+    Returns plain data (cached as JSON): ``train_step_s``, ``samplers`` {name: [a, s]},
+    ``density`` [a, s] or ``None``, ``probe_seconds``.
+    """
+    from bench.execution.train import train
+
+    entry = suite.family(spec.dataset, spec.family)
+    ev = suite.eval
+    with Stopwatch(device) as clock:
+        torch.manual_seed(0)
+        model = models.build(spec.family, suite.modality, entry.model, spec.shape)
+        x = _synthetic(spec.shape, max(4 * entry.train.batch_size, 512), suite.modality)
+        cfg = dataclasses.replace(entry.train, steps=PROBE_TRAIN_STEPS, max_seconds=None)
+        stats = train(model, x, cfg, device=device, seed=0, progress=False)
+        starts = [h["seconds"] for h in stats.history] + [stats.seconds]
+        train_step_s = float(np.median(np.diff(starts[1:]))) if len(starts) > 2 else stats.seconds
+        samplers = {}
+        for name, kwargs in spec.sampler_kwargs.items():
+            fit = _fit(lambda n, kw=kwargs: model.sample(n, generator=torch.Generator(device).manual_seed(0), **kw),
+                       max(ev.throughput_batch, ev.latency_batch), device)
+            samplers[name] = [fit.a, fit.s]
+        density = None
+        if spec.density_call is not None:
+            xd = x[: max(ev.density_batch, 1)].to(device)
+            fn = getattr(model, spec.density_call)
+            kw = {} if spec.density_call == "energy" else {"generator": torch.Generator(device).manual_seed(0)}
+            n_max = min(ev.density_batch, ev.bound_n) if spec.density_call == "log_prob_bounds" else ev.density_batch
+            fit = _fit(lambda n: fn(xd[:n], **kw), min(n_max, len(xd)), device)
+            density = [fit.a, fit.s]
+    return {"train_step_s": train_step_s, "samplers": samplers, "density": density, "probe_seconds": clock.seconds}
+
+
+def probe_evaluation(device: torch.device, *, inception: bool, classifier: bool) -> dict[str, Any]:
+    """Measure the evaluate stage's rates on this device: matmul GFLOP/s (float32, float64, NumPy float64),
+    a 1024 x 1024 symmetric eigendecomposition, and where asked Inception images/s (and its load time)
+    and the MNIST classifier's training step."""
+    out: dict[str, Any] = {}
+    with Stopwatch(device) as clock:
+        for key, dtype in (("gflops32", torch.float32), ("gflops64", torch.float64)):
+            a = torch.randn(1024, 1024, dtype=dtype)
+            out[key] = 2 * 1024**3 / _time_call(lambda a=a: a @ a, "cpu") / 1e9
+        an = np.random.default_rng(0).standard_normal((1024, 1024))
+        out["numpy_gflops64"] = 2 * 1024**3 / _time_call(lambda: an @ an, "cpu") / 1e9
+        sym = an @ an.T  # LAPACK's first call and one-off stalls vary by 10x: a median after a warm-up
+        out["eigh_1024_s"] = measure(lambda: np.linalg.eigh(sym), warmup=1, repeats=3).median_s
+        if inception:
+            from bench.evaluation import image as evalimg
+
+            with Stopwatch(device) as load:
+                ext = evalimg.inception(device)  # the run's own extractor: loaded once per process
+            imgs = _synthetic((3, 32, 32), ext.batch_size, "image")
+            t = measure(lambda: ext(imgs), device=device, warmup=1, repeats=1).median_s
+            out.update(inception_load_s=load.seconds, inception_img_per_s=len(imgs) / t)
+        if classifier:
+            from bench.evaluation.metrics.classifier import LeNet
+
+            net = LeNet()
+            opt = torch.optim.Adam(net.parameters())
+            xb, yb = _synthetic((1, 28, 28), 128, "image"), torch.randint(0, 10, (128,))
+
+            def step():
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(net(xb), yb).backward()
+                opt.step()
+
+            out["classifier_step_s"] = measure(step, warmup=1, repeats=3).median_s
+    out["probe_seconds"] = clock.seconds
+    return out
+
+
+PROBE_MAX_AGE_DAYS = 30  # a cached probe older than this is measured again
+PROBE_MAX_OTHER_CORES = 0.25  # ... and so is one taken while other processes kept more cores busy
+
+
+def stale_reason(value: dict[str, Any], now: datetime) -> str | None:
+    """Why a cached probe must be measured again, or ``None`` when it can be reused.
+
+    A probe is reused only when it carries the date it was measured (``measured_at``, ISO 8601
+    UTC), less than :data:`PROBE_MAX_AGE_DAYS` days ago, and was not taken on a busy machine:
+    ``others_cores``, the mean number of cores other processes kept busy meanwhile
+    (:class:`bench.core.timing.Contention`), at most :data:`PROBE_MAX_OTHER_CORES`. ``others_cores``
+    is ``None`` where it cannot be known (off Linux): such a probe is reused. A probe written
+    before these fields existed has no date and is measured again: its rates may carry another
+    job's load.
+    """
+    try:
+        age = now - datetime.fromisoformat(str(value["measured_at"]))
+    except (KeyError, TypeError, ValueError):
+        return "the cached rates carry no date or load (an older cache)"
+    others = value.get("others_cores")
+    if isinstance(others, (int, float)) and others > PROBE_MAX_OTHER_CORES:
+        return f"the cached rates were taken while other processes kept {others:.2f} cores busy"
+    if age.days >= PROBE_MAX_AGE_DAYS:
+        return f"the cached rates are {age.days} days old"
+    return None
+
+
+class ProbeCache:
+    """Probe results as JSON under ``<data root>/cache/plan/``, keyed by what they depend on and the device.
+
+    A cached probe is reused only when :func:`stale_reason` finds nothing: probes taken while
+    other processes kept the CPU busy (a 2-core machine shared with another job runs everything
+    about half as fast) or older than 30 days are measured again, and the plan says why.
+    Probes measured now under load are kept (for the record) but flagged in ``contended``.
+    """
+
+    def __init__(self, folder: Path, device: torch.device, progress=None):
+        self.folder, self.progress = folder, progress
+        info = env.device_info(device)
+        self.device_key = {"device": info.get("name"), "type": device.type, "threads": torch.get_num_threads(),
+                           "torch": torch.__version__, "cost_model": COST_MODEL}
+        self.hits = self.misses = 0
+        self.seconds = 0.0
+        self.remeasured: dict[str, str] = {}  # label -> why the cached probe was not reused
+        self.contended: dict[str, float] = {}  # label -> cores other processes kept busy while it ran
+        self._memo: dict[str, dict] = {}
+
+    def get(self, kind: str, key: Any, compute, label: str = "") -> dict:
+        """The cached probe for ``key`` on this device, or ``compute()``'s result, cached (``label`` is shown)."""
+        name = f"{kind}_{_json_key({'key': key, **self.device_key})}.json"
+        if name in self._memo:
+            return self._memo[name]
+        path, label = self.folder / name, label or kind
+        value, why = None, None
+        try:
+            value = json.loads(path.read_text())
+            why = stale_reason(value, datetime.now(timezone.utc)) if isinstance(value, dict) else "unreadable"
+        except (OSError, ValueError):
+            pass
+        if value is not None and why is None:
+            self.hits += 1
+        else:
+            if why is not None:
+                self.remeasured[label] = why
+            if self.progress is not None:
+                self.progress(f"measuring {label}" + (f" again ({why})" if why else ""))
+            with Contention() as load:
+                value = compute()
+            self.misses += 1
+            self.seconds += value.get("probe_seconds", 0.0)
+            value["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            value["others_cores"] = load.others_cores
+            value["load_average"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+            if load.others_cores is not None and load.others_cores > PROBE_MAX_OTHER_CORES:
+                self.contended[label] = load.others_cores
+            try:
+                write_json(path, value)
+            except OSError:
+                pass  # a read-only data root: the plan still works, it is only not cached
+        self._memo[name] = value
+        return value
+
+
+# --------------------------------------------------------------------------- estimates
+def train_seconds(train: Any, t_step: float) -> float:
+    """Training time: ``steps`` steps, or the ``max_seconds`` budget plus the step that crosses it."""
+    steps = train.steps if train.max_seconds is None else min(train.steps, train.max_seconds / t_step + 1)
+    return steps * t_step
+
+
+def monitor_seconds(ev: EvalConfig, samplers: dict[str, int], probe: dict[str, Any], exact: bool) -> float:
+    """The 2D training monitor (:func:`bench.evaluation.vector.training_monitor`): about ``monitor_points`` of the ~50
+    history entries plus the last step, each drawing ``monitor_n`` samples from the sampler of fewest NFE
+    (and, for an exact density, as many log-densities)."""
+    if not ev.monitor_points or not samplers:
+        return 0.0
+    checks = len(range(0, 50, max(1, 50 // ev.monitor_points))) + 1
+    per = Linear(*probe["samplers"][min(samplers, key=samplers.get)])(ev.monitor_n)
+    if exact and probe.get("density"):
+        per += Linear(*probe["density"])(ev.monitor_n)
+    return checks * per
+
+
+def sample_seconds(ev: EvalConfig, nfe: int, t: Linear) -> float:
+    """One sampler's sample stage: the throughput timing's calls (plus the untimed ones that fill
+    ``n_samples``) at ``t(throughput_batch)`` and the latency timing's at ``t(latency_batch)``."""
+    reps = ev.sampler_repeats(nfe)
+    calls = ev.timing_warmup + reps
+    extra = max(0, math.ceil((ev.n_samples - calls * ev.throughput_batch) / ev.throughput_batch))
+    return (calls + extra) * t(ev.throughput_batch) + calls * t(ev.latency_batch)
+
+
+def _density_seconds(suite: Suite, spec: FamilySpec, lay: datasets.Layout, t: Linear | None) -> float:
+    if t is None:
+        return 0.0
+    ev = suite.eval
+    n_test = min(lay.n_test, ev.density_n or lay.n_test)
+    b = ev.density_batch
+    if spec.density_call == "log_prob_bounds":
+        n_eval, b_time = min(ev.bound_n, n_test), min(b, ev.bound_n)
+    else:
+        n_eval, b_time = n_test, b
+    seconds = math.ceil(n_eval / b) * t.a + n_eval * t.s
+    seconds += (ev.timing_warmup + ev.sampler_repeats(spec.density_nfe)) * t(b_time)
+    if suite.modality == "vector":  # bench.evaluation.vector.model_extras: quadrature, normalization, figure grid
+        def points(n: int, chunk: int) -> float:
+            return math.ceil(n / chunk) * t.a + n * t.s
+
+        q, g = ev.quadrature_grid, ev.density_grid
+        if spec.density_call == "log_prob":
+            seconds += points((q // 2) ** 2 + (q // 4) ** 2, 65_536) + points(g * g, ev.throughput_batch)
+        elif spec.density_call == "log_prob_bounds":
+            seconds += points((g // 2) ** 2 + (g // 4) ** 2, 65_536)
+        else:
+            seconds += points(q * q + (q // 2) ** 2, 65_536) + points(lay.n_test, ev.throughput_batch)
+            seconds += points(g * g, ev.throughput_batch)
+    return seconds
+
+
+def _image_metric_seconds(ev: EvalConfig, lay: datasets.Layout, rates: dict, n_ref: int) -> float:
+    """Evaluate-stage seconds of one image sampler's N samples (features, FID, KID, PRDC, novelty)."""
+    n, F = ev.n_samples, FEATURE_DIM
+    g32, g64, np64 = rates["gflops32"] * 1e9, rates["gflops64"] * 1e9, rates["numpy_gflops64"] * 1e9
+    eig = lambda m: rates["eigh_1024_s"] * (m / 1024) ** 3  # noqa: E731
+    seconds = n / rates["inception_img_per_s"]
+    seconds += 2 * n * lay.n_train * lay.dims / g32  # novelty: distances to every training image
+    for i, _ in enumerate(ev.fid_reference):
+        seconds += (2 * n * F * F + 2 * min(n, F) ** 2 * F) / g64 + eig(min(n, F))  # FID against the reference
+        m = ev.kid_subset_size_for(n_ref, n)
+        seconds += ev.kid_subsets * 3 * 2 * m * m * F / np64  # KID: three kernel matrices per subset
+        if i == 0:
+            m = min(n, n_ref)
+            seconds += 4 * 2 * m * m * F / g64  # PRDC: k-NN radii of both sets and the cross distances
+    return seconds
+
+
+@dataclass
+class CellPlan:
+    """One cell of the plan: what it runs, its estimate, and the bytes it writes."""
+
+    cell: str
+    dataset: str
+    family: str
+    seed: int
+    spec: FamilySpec
+    estimate: CellEstimate
+    disk_bytes: int
+    done: bool = False
+
+
+@dataclass
+class Plan:
+    """The plan of a run (see the module docstring)."""
+
+    suite: str
+    profile: str
+    profile_reason: str
+    device: str
+    cells: list[CellPlan]
+    cache_bytes: int = 0
+    cache_items: list[str] = field(default_factory=list)
+    one_off: dict[str, float] = field(default_factory=dict)
+    probe_seconds: float = 0.0
+    probes_run: int = 0
+    probes_cached: int = 0
+    preflight_seconds: float = 0.0
+    results_dir: str = ""
+    data_dir: str = ""
+    probe_failures: dict[str, str] = field(default_factory=dict)
+    probes_remeasured: dict[str, str] = field(default_factory=dict)
+    probes_contended: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(c.estimate.est_total_seconds or 0.0 for c in self.cells)
+
+    @property
+    def results_bytes(self) -> int:
+        return sum(c.disk_bytes for c in self.cells if not c.done)
+
+    def estimate_for(self, cell: str) -> CellEstimate | None:
+        return next((c.estimate for c in self.cells if c.cell == cell), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``plan.json``."""
+        return {"cost_model": COST_MODEL, "suite": self.suite, "profile": self.profile,
+                "profile_reason": self.profile_reason, "device": self.device,
+                "total_seconds": self.total_seconds, "results_bytes": self.results_bytes,
+                "cache_bytes": self.cache_bytes, "cache_items": self.cache_items, "one_off": self.one_off,
+                "probe_seconds": self.probe_seconds, "probes_run": self.probes_run,
+                "probes_cached": self.probes_cached, "preflight_seconds": self.preflight_seconds,
+                "probe_failures": self.probe_failures, "probes_remeasured": self.probes_remeasured,
+                "probes_contended": self.probes_contended,
+                "cells": [{"cell": c.cell, "done": c.done, "params": c.spec.params, "samplers": c.spec.samplers,
+                           "disk_bytes": c.disk_bytes, **dataclasses.asdict(c.estimate)} for c in self.cells]}
+
+    def lines(self) -> list[str]:
+        """The plan as printed before the first cell (and by ``--dry-run``)."""
+        out = [f"genbench: plan of suite {self.suite!r}, profile {self.profile!r} ({self.profile_reason}), "
+               f"{len(self.cells)} cells on {self.device}"]
+        head = f"  {'cell':<34}{'train':>9}{'sample':>9}{'density':>9}{'evaluate':>9}{'one-off':>9}{'total':>10}"
+        out.append(head)
+        for c in self.cells:
+            e = c.estimate
+            if c.done:
+                out.append(f"  {c.cell:<34}{'done before, skipped':>55}")
+                continue
+            parts = [e.est_train_seconds, e.est_sample_seconds, e.est_density_seconds, e.est_evaluate_seconds,
+                     e.est_one_off_seconds]
+            out.append(f"  {c.cell:<34}" + "".join(f"{duration(v):>9}" for v in parts)
+                       + f"{duration(e.est_total_seconds):>10}")
+        out.append(f"  {'total (estimated wall time)':<79}{duration(self.total_seconds):>10}"
+                   + (" + cells without an estimate" if self.probe_failures else ""))
+        for what, why in self.probe_failures.items():
+            out.append(f"  no estimate for {what}: its probe failed ({why}); the cell will run and record the error")
+        if self.one_off:
+            out.append("  one-off builds included: " + ", ".join(f"{k} {duration(v)}" for k, v in self.one_off.items()))
+        out.append(f"  disk: {size(self.results_bytes)} of results under {self.results_dir}"
+                   + (f", {size(self.cache_bytes)} under {self.data_dir} ({', '.join(self.cache_items)})"
+                      if self.cache_bytes else ""))
+        out.append(f"  cost model {COST_MODEL}: probes {self.probe_seconds:.1f} s ({self.probes_run} measured, "
+                   f"{self.probes_cached} cached), preflight {self.preflight_seconds:.1f} s; the report stage is "
+                   "not estimated")
+        if self.probes_remeasured:
+            out.append(f"  measured again: {len(self.probes_remeasured)} cached probe(s), e.g. "
+                       f"{next(iter(self.probes_remeasured))}: {next(iter(self.probes_remeasured.values()))}")
+        if self.probes_contended:
+            worst = max(self.probes_contended.values())
+            n = len(self.probes_contended)
+            out.append(f"  warning: other processes kept up to {worst:.2f} cores busy during {n} "
+                       "probe(s); the estimate assumes that load goes on, and those probes will be measured again")
+        return out
+
+
+def duration(seconds: float | None) -> str:
+    """``"1h02m"``, ``"3m05s"``, ``"12.3s"``, or ``"–"``."""
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    if seconds < 100 * 3600:
+        return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+    return f"{seconds / 86400:.0f} days"
+
+
+def size(n: float) -> str:
+    """Bytes as ``"12.3 MB"`` (powers of 1000)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _cell_disk_bytes(suite: Suite, spec: FamilySpec, lay: datasets.Layout, stages: tuple[str, ...]) -> int:
+    ev = suite.eval
+    total = 4 * spec.params + CKPT_OVERHEAD_BYTES + JSON_BYTES
+    if "sample" in stages:
+        total += len(spec.samplers) * ev.n_samples * lay.dims * lay.itemsize
+        if suite.modality == "vector" and spec.density_call is not None:
+            total += 4 * ev.density_grid**2
+    if "evaluate" in stages and suite.modality == "image":
+        total += len(spec.samplers) * (4 * ev.n_samples * FEATURE_DIM + GRID_PNG_BYTES)
+    return total
+
+
+def _image_one_offs(suite: Suite, names: list[str], loaded: dict, rates: dict,
+                    device: torch.device) -> tuple[list[tuple[str, str, float]], int, list[str]]:
+    """What an image run still has to build, as (dataset or "*", label, seconds) charged to the first cell
+    of that dataset (any dataset for "*"), with the bytes those builds write and their names."""
+    from bench.evaluation import image as evalimg
+    from bench.evaluation.metrics import classifier as clf
+
+    ev = suite.eval
+    pending: list[tuple[str, str, float]] = []
+    cache_bytes, cache_items = 0, []
+    if not evalimg.inception_loaded(device):  # the probe, when it ran, loaded it for the run
+        pending.append(("*", "Inception load", rates["inception_load_s"]))
+    cdir = evalimg.cache_dir(suite.data)
+    for name in names:
+        ds, lay = loaded[name], datasets.layout(name, suite.data)
+        for split in ev.fid_reference:
+            # FID's reference side: the covariance's square root, an F x F eigendecomposition per split and
+            # process (bench.evaluation.metrics.fid.FIDReference), whether or not the statistics are cached
+            pending.append((name, f"{name} {split} FID reference square root",
+                            rates["eigh_1024_s"] * (FEATURE_DIM / 1024) ** 3
+                            + 2 * FEATURE_DIM**3 / (rates["numpy_gflops64"] * 1e9)))
+            n_ref, hit = evalimg.reference_cached(ds, split, ev, cdir, device)
+            if not hit:
+                pending.append((name, f"{name} {split} reference statistics (N = {n_ref})",
+                                n_ref / rates["inception_img_per_s"]))
+                cache_bytes += 4 * n_ref * FEATURE_DIM + 8 * FEATURE_DIM * (FEATURE_DIM + 1)
+                cache_items.append(f"{split} reference statistics")
+        n_nov = evalimg.novelty_test_n(ds, ev)
+        if not evalimg.novelty_cache_path(ds, cdir, n_nov).exists():
+            pending.append((name, f"{name} novelty distances of {n_nov} test images",
+                            2 * n_nov * lay.n_train * lay.dims / (rates["gflops32"] * 1e9)))
+            cache_bytes += 8 * n_nov
+        if name == "mnist" and ev.fd_classifier and not clf.cache_path(ds, cdir).exists():
+            steps = 3 * math.ceil(lay.n_train / 128)
+            pending.append((name, "MNIST classifier (3 epochs)", steps * rates["classifier_step_s"]))
+            cache_bytes += 2 * 1024**2
+            cache_items.append("MNIST classifier")
+    return pending, cache_bytes, cache_items
+
+
+def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: dict[str, datasets.Dataset],
+              device: torch.device, *, stages: tuple[str, ...], done: set[str] = frozenset(),
+              results_dir: Path | str = "", progress=None) -> Plan:
+    """Probe (or read the cached probes of) every family and the evaluation, and estimate every cell.
+
+    Args:
+        specs: from :func:`describe`.
+        loaded: the datasets, loaded by the preflight (fingerprints tell what is cached).
+        stages: the stages that will run.
+        done: cell ids whose record already says ok (cost nothing).
+        progress: ``callable(str)`` told what is being probed, or ``None``.
+    """
+    from bench.data.images import data_root
+
+    ev = suite.eval
+    droot = data_root(suite.data.root)
+    cache = ProbeCache(droot / "cache" / "plan", device, progress)
+    run_model = bool({"train", "sample"} & set(stages))
+    evaluate = "evaluate" in stages
+    names = list(dict.fromkeys(d for d, _ in specs))
+    images = suite.modality == "image"
+    rates = {}
+    if evaluate and images and any(c not in done for c in _all_cells(suite, specs)):
+        want_classifier = "mnist" in names and ev.fd_classifier
+        rates = cache.get("evaluate", {"inception": True, "classifier": want_classifier},
+                          lambda: probe_evaluation(device, inception=True, classifier=want_classifier),
+                          "the evaluation (matmul rates, Inception images/s)")
+    one_off: dict[str, float] = {}
+    pending, cache_bytes, cache_items = (_image_one_offs(suite, names, loaded, rates, device)
+                                         if evaluate and images and rates else ([], 0, []))
+    for name in names:
+        lay = datasets.layout(name, suite.data)
+        if not lay.prepared:
+            cache_bytes += lay.prepare_bytes
+            cache_items.append(f"{name} files")
+    cells = []
+    failed: dict[str, str] = {}  # probes that raised: no estimate for their cells
+    seen_2d: set[str] = set()
+    for (name, family), spec in specs.items():
+        lay = datasets.layout(name, suite.data)
+        entry = suite.family(name, family)
+        probe = None
+        if run_model and any(cell_id(name, family, s) not in done for s in suite.seeds):
+            try:
+                probe = cache.get("family", {"config": spec.config_key, "eval": dataclasses.asdict(ev)},
+                                  lambda spec=spec: probe_family(spec, suite, device), f"{name}/{family}")
+            except Exception as e:  # the family's own code failed on synthetic data: its cell will say why
+                probe, failed[f"{name}/{family}"] = None, f"{type(e).__name__}: {e}".splitlines()[0]
+        for seed in suite.seeds:
+            cid = cell_id(name, family, seed)
+            disk = _cell_disk_bytes(suite, spec, lay, stages)
+            if cid in done:
+                cells.append(CellPlan(cid, name, family, seed, spec, CellEstimate(cost_model=COST_MODEL,
+                                                                                 est_total_seconds=0.0), 0, True))
+                continue
+            est = dict(train=0.0, sample=0.0, density=0.0, evaluate=0.0)
+            if f"{name}/{family}" in failed:
+                cells.append(CellPlan(cid, name, family, seed, spec, CellEstimate(cost_model=COST_MODEL), disk))
+                continue
+            if probe is not None:
+                est["train"] = train_seconds(entry.train, probe["train_step_s"])
+                if suite.modality == "vector":
+                    est["train"] += monitor_seconds(ev, spec.samplers, probe, spec.density_call == "log_prob")
+                if "sample" in stages:
+                    est["sample"] = sum(sample_seconds(ev, spec.samplers[k], Linear(*probe["samplers"][k]))
+                                        for k in spec.samplers)
+                    dens = Linear(*probe["density"]) if probe["density"] else None
+                    est["density"] = _density_seconds(suite, spec, lay, dens)
+            charged: dict[str, float] = {}
+            if evaluate:
+                if images and rates:
+                    n_ref = min(lay.n_test if ev.fid_reference[0] == "test" else lay.n_train,
+                                ev.fid_reference_n or 10**12)
+                    est["evaluate"] = len(spec.samplers) * _image_metric_seconds(ev, lay, rates, n_ref)
+                    for item in [p for p in pending if p[0] in ("*", name)]:
+                        charged[item[1]] = item[2]
+                        pending.remove(item)
+                elif not images:
+                    per = _metric2d_seconds(suite, loaded[name])
+                    est["evaluate"] = len(spec.samplers) * per
+                    if name not in seen_2d:
+                        seen_2d.add(name)
+                        charged[f"{name} true-mixture reference metrics"] = per
+            one_off.update(charged)
+            estimate = CellEstimate(cost_model=COST_MODEL, est_train_seconds=est["train"],
+                                    est_sample_seconds=est["sample"], est_density_seconds=est["density"],
+                                    est_evaluate_seconds=est["evaluate"], est_one_off_seconds=sum(charged.values()),
+                                    est_total_seconds=sum(est.values()) + sum(charged.values()), one_off=charged)
+            cells.append(CellPlan(cid, name, family, seed, spec, estimate, disk))
+    return Plan(suite.name, suite.profile or "default", suite.profile_reason, str(device), cells,
+                cache_bytes=cache_bytes, cache_items=cache_items, one_off=one_off, probe_seconds=cache.seconds,
+                probes_run=cache.misses, probes_cached=cache.hits, results_dir=str(results_dir), data_dir=str(droot),
+                probe_failures=failed, probes_remeasured=cache.remeasured, probes_contended=cache.contended)
+
+
+def _all_cells(suite: Suite, specs) -> list[str]:
+    return [cell_id(d, f, s) for d, f in specs for s in suite.seeds]
+
+
+_METRIC2D: dict[tuple, float] = {}
+
+
+def _metric2d_seconds(suite: Suite, ds: datasets.Dataset) -> float:
+    """Seconds of :func:`bench.evaluation.vector.sample_metrics` at ``n_samples``: timed at n <= 1000, scaled as n²."""
+    from bench.evaluation import vector as eval2d
+
+    ev = suite.eval
+    n = min(ev.n_samples, 1000)
+    key = (ds.name, n, ev.n_samples, ev.pr_k, ev.dc_k)
+    if key not in _METRIC2D:
+        x, _ = ds.true.sample(n, 0)
+        small = dataclasses.replace(ev, n_samples=n)
+        t = measure(lambda: eval2d.sample_metrics(ds, x, small), warmup=0, repeats=1).median_s
+        _METRIC2D[key] = t * (ev.n_samples / n) ** 2
+    return _METRIC2D[key]
+
+
+def free_bytes(path: Path) -> tuple[Path, int, int]:
+    """(the nearest existing ancestor of ``path``, its free bytes, its filesystem id)."""
+    p = Path(path).resolve()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p, shutil.disk_usage(p).free, p.stat().st_dev
+
+
+def stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

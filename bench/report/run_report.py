@@ -1,0 +1,248 @@
+"""``report.md`` and figures for a run, built from its records alone (no models needed).
+
+The report reproduces the textbook taxonomy from measured numbers: for each family
+the likelihood it exposes (with the measured value) and its sampling cost (NFE,
+samples/s), and for each textbook claim whether the measurement agrees, with the
+ratio behind the verdict. Three parts do the work:
+
+* :mod:`bench.analysis.verdicts` decides each claim (pure functions of records);
+* :mod:`bench.report.tables` and the figure modules (:mod:`~bench.report.figures` for the
+  trade-off figures, :mod:`~bench.report.figures2d` for the 2D panels) format tables and draw figures;
+* :mod:`bench.report.document` writes the blocks out, as Markdown and as one self-contained HTML page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.analysis import verdicts
+from bench.analysis.history import record_run
+from bench.core.files import read_json_dict, write_text
+from bench.report import document as doc_
+from bench.report import tables
+from bench.report.document import Bullets, Document, Figure, Heading, Note, Paragraph, Table
+from bench.store.runs import RunDir, write_summary
+from bench.store.schema import CellRecord
+
+__all__ = ["build_report", "write_report"]
+
+
+def order_records(records: list[CellRecord], info: dict) -> tuple[dict[str, list[CellRecord]], list[str]]:
+    """ok records by dataset (suite order), each list in the suite's family order, then seed; and the families."""
+    resolved = info.get("resolved") or {}
+    ds_order = resolved.get("datasets") or []
+    fam_order = list(resolved.get("families") or {})
+
+    def rank(order: list[str], name: str) -> tuple[int, str]:
+        return (order.index(name) if name in order else len(order), name)
+
+    ok = sorted((r for r in records if r.ok),
+                key=lambda r: (rank(ds_order, r.dataset), rank(fam_order, r.family), r.seed))
+    by_ds: dict[str, list[CellRecord]] = {}
+    for r in ok:
+        by_ds.setdefault(r.dataset, []).append(r)
+    families = sorted({r.family for r in ok}, key=lambda f: rank(fam_order, f))
+    return by_ds, families
+
+
+def _taxonomy(by_ds: dict[str, list[CellRecord]]) -> list:
+    blocks = []
+    for ds, rs in by_ds.items():
+        first_seed = min(r.seed for r in rs)
+        rows, sentences = tables.taxonomy_rows([r for r in rs if r.seed == first_seed])
+        batch = rs[0].primary()[1].sample_throughput_batch
+        blocks += [Heading(f"Taxonomy reproduced from measurements: `{ds}`"),
+                   Paragraph(f"Seed {first_seed}. *Sampling claim*: sampling is measured *slow* when its cost per "
+                             f"sample at batch {batch} is at least {verdicts.SLOW_RATIO:g}× that of the fastest family "
+                             "on this dataset. NFE counts sequential network evaluations per sampling call. "
+                             "*Likelihood claim*: where the density can be integrated numerically (2D), the verdict "
+                             "rests on that integral: an exact density integrates to 1, exp(bound) to less than 1, "
+                             "and exp(−E) to Z ≠ 1. A family that declares no textbook claim says so."),
+                   Table(rows)]
+        if sentences:
+            blocks.append(Bullets(sentences))
+    return blocks
+
+
+def run_info(path: Path) -> dict:
+    """``run.json`` of a run folder, or ``{}`` when absent or damaged (the report then says less about the run)."""
+    return read_json_dict(path / "run.json")
+
+
+def device_text(info: dict, recs: list[CellRecord]) -> str:
+    """The device the run's models ran on, in words (``cpu (x86_64, 2 torch threads)``)."""
+    dev = info.get("device") or (recs[0].model_device or recs[0].device if recs else {}) or {}
+    threads = f", {dev['torch_threads']} torch threads" if dev.get("torch_threads") else ""
+    return f"{dev.get('type', '?')} ({dev.get('name', '?')}{threads})"
+
+
+def seeds_text(recs: list[CellRecord]) -> str:
+    seeds = sorted({r.seed for r in recs})
+    return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
+
+
+def caption(info: dict, recs: list[CellRecord]) -> str:
+    """The figures' caption: N, profile, device, seeds and what the error bars are."""
+    from bench.report.figures import n_samples_of
+
+    n_seeds = len({r.seed for r in recs})
+    bars = (f"error bars: ±1 std over the {n_seeds} seeds" if n_seeds > 1
+            else "one seed: no error bars (the seed spread is unknown)")
+    return (f"N = {n_samples_of(recs) or '?'} samples per sampler; profile {info.get('profile') or 'default'}; "
+            f"device {device_text(info, recs)}; {seeds_text(recs)}; {bars}.")
+
+
+def how_to_read(info: dict, recs: list[CellRecord]) -> str:
+    """The "how to read this" paragraph: profile, N, device, what the marks mean, and what the numbers
+    cannot be compared with."""
+    from bench.report.figures import n_samples_of
+
+    modality = recs[0].modality if recs else None
+    d = recs[0].density if recs and recs[0].density else None
+    test_n = d.test_n if d and d.test_n else None
+    lines = [f"**How to read this.** Profile `{info.get('profile') or 'default'}`, device {device_text(info, recs)}, "
+             f"{seeds_text(recs)}; sample metrics on N = {n_samples_of(recs) or '?'} samples per sampler"
+             + (f", likelihoods on {test_n} test examples" if test_n else "") + ". "
+             "Numbers have 3 significant digits; **bold** is the best value of its column (lower or higher is "
+             "better as declared per metric in `bench/schema.py`); ± is the sample std over seeds where a cell ran "
+             "2 or more seeds, else the metric's own standard error where it has one; `≤ x` is an upper bound "
+             "(ELBO, IWAE): the true NLL or bits/dim is lower. A difference is a finding only when it exceeds "
+             "that spread. Timings (ms, samples/s) hold for this device and these versions only."]
+    if modality == "image":
+        lines.append("**Not comparable with published numbers:** sample and reference counts (FID_N with small N "
+                     "is biased upward), CPU-sized models and training budgets differ from papers'"
+                     + ("; and the CIFAR-10 copy here is JPEG-compressed, which shifts FID and bits/dim"
+                        if any(r.dataset_info.get("comparable_to_published") is False for r in recs) else "")
+                     + ". Compare families within this report, not with the literature.")
+    else:
+        lines.append("The 2D mixtures have a known density, so NLL, KL and the normalization checks are exact "
+                     "up to their stated error; training budgets are CPU-sized, so a family's rank may change "
+                     "with a longer budget.")
+    return " ".join(lines)
+
+
+def headline_blocks(recs: list[CellRecord], dataset: str, modality: str | None, stats) -> list:
+    """The dataset's headline table (:func:`bench.report.tables.headline_rows`) with its explanation."""
+    if modality is None:
+        return []
+    rows, several = tables.headline_rows(stats, dataset, modality)
+    spread = ("mean ± sample std (ddof = 1) over the seeds of each cell" if several
+              else "one seed: ± is the metric's own standard error where it has one")
+    return [Paragraph(f"**Headline** (`{dataset}`): {spread}; best value per column in **bold**; "
+                      "every metric's mean, std and n is in `seeds.csv`."), Table(rows)]
+
+
+def build_report(run: RunDir) -> Document:
+    """The report of ``run`` as a :class:`~bench.report.document.Document`; draws the figures into
+    ``<run>/figures/``."""
+    from bench.analysis.aggregate import seed_stats
+    from bench.report import figures as trade_offs
+    from bench.report import figures2d
+
+    records = run.records()
+    info = run_info(run.path)
+    by_ds, families = order_records(records, info)
+    ok = [r for rs in by_ds.values() for r in rs]
+    failed = [r for r in records if not r.ok]
+    figures = run.path / "figures"
+    figures.mkdir(exist_ok=True)
+    dev, ver = info.get("device", {}), info.get("versions", {})
+    stats = seed_stats(ok)
+    doc = Document(f"genbench report: suite `{run.suite}`, run `{run.run_id}`")
+    doc.add(Note(how_to_read(info, ok)))
+    doc.add(Bullets([
+        f"profile: {info.get('profile') or 'default'} ({info.get('profile_reason') or 'as asked'}); "
+        f"suite file `{info.get('suite_file')}`",
+        f"device: {dev.get('name')} ({dev.get('type')}, {dev.get('torch_threads')} torch threads)",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in ver.items()),
+        f"git SHA: `{info.get('git_sha')}`",
+        f"cells: {len(ok)} ok, {len(failed)} failed",
+    ]))
+    if failed:
+        doc.add(Heading("Failed cells"), Table([{"cell": r.cell_id, "reason": r.reason or r.status} for r in failed]))
+    modality = ok[0].modality if ok else None
+    cap = caption(info, ok)
+    if ok:  # the trade-offs at a glance first; the tables they are drawn from follow
+        paths = trade_offs.all_figures(stats, ok, list(by_ds), families, modality, figures)
+        doc.add(Heading("Trade-offs at a glance"), *[Figure(f"figures/{p.name}", p.stem, cap) for p in paths])
+    if modality == "vector":
+        doc.add(Heading("Datasets"), Table(tables.dataset_rows_2d(by_ds)))
+    doc.add(*_taxonomy(by_ds))
+    doc.add(*_taxonomy_rest(by_ds, failed))
+    for ds, rs in by_ds.items():
+        doc.add(Heading(f"All metrics: `{ds}`"), *headline_blocks(rs, ds, modality, stats))
+        if modality == "image":
+            info_ds = rs[0].dataset_info
+            if info_ds.get("comparable_to_published") is False:
+                doc.add(Paragraph(f"**Not comparable with published numbers.** {info_ds.get('note', '')}"))
+            doc.add(Paragraph("**Every metric**, per sampler and seed:"), Paragraph(tables.fingerprint_text(rs[0])),
+                    Table(tables.image_metrics_rows(rs)))
+            doc.add(*[Paragraph(line) for line in tables.protocol_lines(rs)])
+        else:
+            rows = tables.metrics_rows(rs)
+            ref = tables.reference_row(rs)
+            doc.add(Paragraph("**Every metric**, per sampler and seed; the *true mixture* row scores fresh samples "
+                              "of the true density the same way (the noise floor of the sample metrics):"),
+                    Table(rows + ([ref] if ref else [])))
+    if modality == "vector":
+        paths = figures2d.samples_and_densities(run, by_ds, families, figures) + [
+            figures2d.cost_vs_kl(by_ds, families, figures)]
+        doc.add(Heading("Samples and densities"), *[Figure(f"figures/{p.name}", p.stem, cap) for p in paths])
+    elif modality == "image":
+        doc.add(Heading("Samples"))
+        for r in ok:
+            for sampler in r.samplers:
+                if (run.cell(r.cell_id) / f"samples_{sampler}.png").exists():
+                    doc.add(Paragraph(f"**{r.dataset} / {r.family} / {sampler}** (seed {r.seed})"),
+                            Figure(f"{r.cell_id}/samples_{sampler}.png", f"{r.family} {sampler}"))
+    plan = read_json_dict(run.path / "plan.json")
+    order = [c["cell"] for c in plan.get("cells", [])]
+    estimates = tables.estimate_rows(sorted(records, key=lambda r: (r.cell_id not in order,
+                                                                    order.index(r.cell_id) if r.cell_id in order
+                                                                    else 0, r.cell_id)))
+    if estimates:
+        doc.add(Heading("Plan: estimated and measured wall time"),
+                Paragraph(f"Cost model `{plan.get('cost_model', '?')}` (bench/plan.py): rates measured on this "
+                          f"device by probes that took {plan.get('probe_seconds', 0):.1f} s "
+                          f"({plan.get('probes_run', 0)} measured, {plan.get('probes_cached', 0)} cached), "
+                          f"preflight {plan.get('preflight_seconds', 0):.1f} s. Seconds measured (estimated); "
+                          "error = measured / estimated − 1. The report stage is not estimated."),
+                Table(estimates))
+    protocol = next((r.protocol for r in ok if r.protocol), None)
+    if protocol:
+        doc.add(Heading("Protocol"), Bullets([f"**{k}**: {v}" for k, v in protocol.items()]))
+    return doc
+
+
+def write_report(run: RunDir) -> Path:
+    """Write ``report.md``, ``report.html`` (self-contained: figures embedded) and ``figures/`` for ``run``;
+    returns the Markdown report's path."""
+    doc = build_report(run)
+    write_text(run.path / "report.html", doc_.to_html(doc, run.path))
+    return write_text(run.path / "report.md", doc_.to_markdown(doc))
+
+
+def finish_run(run: RunDir, stages: tuple[str, ...], log: Callable[[str], None] | None = None) -> None:
+    """What follows a suite's cells (``run_suite``'s ``finish``, under the run lock): ``summary.csv`` when the
+    run evaluated or reports; ``seeds.csv`` and the rows of ``results/history.sqlite``
+    (:func:`bench.analysis.history.record_run`); and, with the ``report`` stage, the report."""
+    if {"evaluate", "report"} & set(stages):
+        write_summary(run)
+        record_run(run)
+    if "report" in stages:
+        path = write_report(run)
+        if log is not None:
+            log(f"genbench: report in {path}")
+
+
+def _taxonomy_rest(by_ds: dict[str, list[CellRecord]], failed: list[CellRecord]) -> list:
+    """Per dataset: training cost and stability over seeds (failed seeds count), latent inference, and the
+    remaining claims' verdicts."""
+    blocks = []
+    for ds, rs in by_ds.items():
+        rows, rules = tables.taxonomy_rest_rows(rs + [r for r in failed if r.dataset == ds])
+        if rows:
+            blocks += [Heading(f"Training, stability, latent inference and the remaining claims: `{ds}`"),
+                       Table(rows), Bullets(rules)]
+    return blocks

@@ -1,0 +1,482 @@
+"""The cell record's schema: what one (dataset, family, seed) cell stores, typed and versioned.
+
+A record is a :class:`CellRecord`; each stage returns its own part
+(:class:`TrainResult` from training, :class:`SamplerResult` timings from sampling,
+:class:`DensityResult` from the density stage, then the evaluate stage's metrics),
+and the runner assembles them. Readers get typed fields (``rec.density.kl_nats``),
+never chains of ``.get``.
+
+Every metric is declared once, here, with its unit and direction: the ``metadata``
+of its field (built by :func:`metric`) says whether lower or higher is better,
+which field holds its standard error, and whether it is a timing (comparable only
+on the same device). :func:`metric_info` looks a flattened column name up
+(``fid_test``, ``test_nll_bound_elbo_nats``, ...).
+
+On disk a record is JSON with flat keys (``fid_<split>``, ``kid_<split>_mean``,
+``test_nll_bound_<name>_nats``), the layout of ``genbench.cell/1``; records of
+that version load unchanged. Version 2 adds ``textbook`` and each sampler's
+``sweep``; version 3 adds the plan's ``estimate`` and the measured ``stage_seconds``,
+the profile's ``profile_reason`` and each sampler's timing warm-up and repeats, and the
+optional ``latent`` part (:class:`LatentResult`; absent in older records). An unknown
+version or key raises :class:`SchemaError` naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = "genbench.cell/3"
+READABLE = ("genbench.cell/1", "genbench.cell/2", SCHEMA)
+
+
+class SchemaError(ValueError):
+    """A record that does not fit the schema; the message names the version or the key."""
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How to read one metric.
+
+    Attributes:
+        name: the flattened column name (``fid_test``).
+        unit: ``"nats"``, ``"bits/dim"``, ``"ms"``, ``"samples/s"``, ``"fraction"``, ``""`` ...
+        better: ``"lower"``, ``"higher"``, or ``None`` (a fact, not a score).
+        timing: a wall-clock quantity, comparable only on the same device and versions.
+        se: the column holding this value's standard error (or KID's subset std), if any.
+        doc: one line of definition.
+    """
+
+    name: str
+    unit: str
+    better: str | None
+    timing: bool = False
+    se: str | None = None
+    doc: str = ""
+
+
+def metric(unit: str = "", better: str | None = None, *, doc: str = "", se: str | None = None,
+           timing: bool = False, flat: str | None = None, default: Any = None) -> Any:
+    """A dataclass field holding a metric, with its unit, direction and definition.
+
+    Args:
+        unit: the unit of the value (also the suffix of its key where the field has one).
+        better: ``"lower"`` or ``"higher"`` for scores; ``None`` for facts and settings.
+        doc: the definition, one line.
+        se: name of the field holding its standard error (``"{}"`` is the dict key for ``flat`` fields).
+        timing: a wall-clock measurement.
+        flat: for a ``dict`` field, the flattened key template, ``"fid_{}"`` (``{}``: the dict key).
+        default: the default value (``None``; ``dict`` fields get an empty dict).
+    """
+    if better not in (None, "lower", "higher"):
+        raise ValueError(f"better must be 'lower', 'higher' or None, got {better!r}")
+    meta = {"unit": unit, "better": better, "doc": doc, "se": se, "timing": timing, "flat": flat}
+    if flat is not None:
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------- parts
+@dataclass
+class TrainResult:
+    """What the train stage measured (Adam steps on the training split)."""
+
+    train_seconds: float | None = metric("s", doc="training wall time, CUDA-synchronized", timing=True)
+    train_steps: int | None = metric("steps", doc="optimisation steps taken")
+    train_steps_per_s: float | None = metric("steps/s", "higher", doc="training speed", timing=True)
+    train_stopped_by: str | None = metric(doc="'steps' or 'time' (the max_seconds budget)")
+    train_final_losses: dict[str, float] = field(default_factory=dict)
+    train_history: list[dict[str, float]] = field(default_factory=list)
+    train_monitor_seconds: float | None = metric("s", timing=True,
+                                                 doc="wall time of the training monitor's validation checkpoints "
+                                                     "(not in train_seconds)")
+    parameters: int | None = metric("parameters", doc="trainable parameters")
+    train_peak_gpu_mem_gb: float | None = metric("GiB", doc="peak CUDA memory while training", timing=True)
+
+
+@dataclass
+class SamplerResult:
+    """One sampler of a cell: its timings (sample stage) and sample metrics (evaluate stage)."""
+
+    # ---- sample stage: timings
+    sampler_kwargs: dict[str, Any] = field(default_factory=dict)
+    sweep: str | None = metric(doc="the sweep this sampler belongs to (e.g. 'DDIM (η = 0)'), from the family")
+    sample_nfe: int | None = metric("NFE", doc="sequential network evaluations per sampling call")
+    sample_throughput_batch: int | None = metric("samples", doc="batch of the throughput timing")
+    sample_batch_ms: float | None = metric("ms", "lower", doc="median time of one throughput batch", timing=True,
+                                           se="sample_batch_iqr_ms")
+    sample_batch_iqr_ms: float | None = metric("ms", doc="IQR of the throughput batch time", timing=True)
+    sample_throughput_per_s: float | None = metric("samples/s", "higher", timing=True,
+                                                   doc="samples per second at the throughput batch")
+    sample_us_per_sample: float | None = metric("µs", "lower", timing=True,
+                                                doc="cost per sample at the throughput batch")
+    sample_latency_batch: int | None = metric("samples", doc="batch of the latency timing")
+    sample_latency_ms: float | None = metric("ms", "lower", doc="median latency at the latency batch", timing=True,
+                                             se="sample_latency_iqr_ms")
+    sample_latency_iqr_ms: float | None = metric("ms", doc="IQR of the latency", timing=True)
+    nfe_ms_at_throughput_batch: float | None = metric("ms", "lower", doc="cost of one NFE at the throughput batch",
+                                                      timing=True)
+    nfe_ms_at_latency_batch: float | None = metric("ms", "lower", timing=True,
+                                                   doc="cost of one NFE at the latency batch")
+    n_samples: int | None = metric("samples", doc="samples stored and evaluated")
+    sample_timing_warmup: int | None = metric("calls", doc="untimed calls before each sampling timing")
+    sample_timing_repeats: int | None = metric("calls", doc="timed calls of each sampling timing (median, IQR)")
+    sample_peak_gpu_mem_gb: float | None = metric("GiB", doc="peak CUDA memory while sampling", timing=True)
+    # ---- evaluate stage, 2D
+    nonfinite_fraction: float | None = metric("fraction", "lower", doc="samples with a NaN or infinite coordinate")
+    mmd2: float | None = metric("", "lower",
+                                doc="unbiased MMD², RBF kernel, median-heuristic bandwidth, vs the test set")
+    mmd_bandwidth: float | None = metric("", doc="the RBF bandwidth used")
+    high_quality_fraction: float | None = metric("fraction", "higher",
+                                                 doc="samples within Mahalanobis 3 of a component")
+    modes_covered: int | None = metric("modes", "higher", doc="components receiving at least half their share")
+    n_modes: int | None = metric("modes", doc="components of the mixture")
+    mode_coverage: float | None = metric("fraction", "higher", doc="modes_covered / n_modes")
+    mode_shares: list[float] | None = None
+    # ---- evaluate stage, both
+    precision: float | None = metric("fraction", "higher", doc="k-NN manifold precision (Kynkäänniemi et al. 2019)")
+    recall: float | None = metric("fraction", "higher", doc="k-NN manifold recall (Kynkäänniemi et al. 2019)")
+    # ---- evaluate stage, images
+    fid: dict[str, float] = metric("", "lower", flat="fid_{}", doc="FID_N vs the reference split {}")
+    kid_mean: dict[str, float] = metric("", "lower", flat="kid_{}_mean", se="kid_{}_std",
+                                        doc="KID (unbiased, cubic kernel) vs the split {}, mean over subsets")
+    kid_std: dict[str, float] = metric("", flat="kid_{}_std", doc="KID's std over subsets vs the split {}")
+    kid_subset_size: int | None = metric("samples", doc="KID subset size")
+    density: float | None = metric("", "higher", doc="density (Naeem et al. 2020, k = 5)")
+    coverage: float | None = metric("fraction", "higher", doc="coverage (Naeem et al. 2020, k = 5)")
+    prdc_n: int | None = metric("samples", doc="real and fake samples used by precision/recall/density/coverage")
+    fd_classifier: float | None = metric("", "lower",
+                                         doc="Fréchet distance in an MNIST classifier's features (not FID)")
+    classifier: dict[str, Any] | None = None
+    novelty_ratio: float | None = metric("", doc="median nearest-train distance of samples / of test images")
+    copy_fraction: float | None = metric("fraction", "lower", doc="samples closer to a training image than 99% of test")
+    nn_train_distance_median: float | None = metric("pixels/255", doc="median nearest-train distance of the samples")
+    nn_train_distance_median_test: float | None = metric("pixels/255", doc="the same for the test images")
+    inception_score: dict[str, Any] | None = None
+    metric_protocol: dict[str, Any] | None = None
+
+
+@dataclass
+class DensityResult:
+    """The density stage (model needed) and the evaluate stage's likelihood metrics."""
+
+    likelihood_kind: str | None = metric(doc="exact, bound, unnormalized or none (the family's capability)")
+    density_call: str | None = metric(doc="the method timed: log_prob, log_prob_bounds or energy")
+    test_n: int | None = metric("examples", doc="test examples the density was evaluated on")
+    test_nll_nats: float | None = metric("nats", "lower", se="test_nll_se_nats",
+                                         doc="mean test NLL (exact, or EBM by quadrature)")
+    test_nll_se_nats: float | None = metric("nats", doc="standard error of test_nll_nats")
+    bounds: dict[str, float] = metric("nats", "lower", flat="test_nll_bound_{}_nats", se="test_nll_bound_{}_se_nats",
+                                      doc="upper bound on the test NLL from the bound {}")
+    bounds_se: dict[str, float] = metric("nats", flat="test_nll_bound_{}_se_nats", doc="standard error of bound {}")
+    test_nll_bound_nats: float | None = metric("nats", "lower", se="test_nll_bound_se_nats",
+                                               doc="the tightest NLL bound")
+    test_nll_bound_se_nats: float | None = metric("nats", doc="its standard error")
+    bound_name: str | None = metric(doc="the bound that is tightest")
+    standard_bound: str | None = metric(doc="the family's standard bound (ELBO)")
+    test_energy_mean_nats: float | None = metric("nats", doc="mean test energy (unnormalized)")
+    density_batch: int | None = metric("examples", doc="batch of the density timing")
+    density_batch_ms: float | None = metric("ms", "lower", timing=True, se="density_batch_iqr_ms",
+                                            doc="median time of one density batch")
+    density_batch_iqr_ms: float | None = metric("ms", timing=True, doc="its IQR")
+    density_throughput_per_s: float | None = metric("examples/s", "higher", timing=True,
+                                                    doc="density evaluations per second")
+    density_timing_repeats: int | None = metric("calls", doc="timed calls of the density timing (median, IQR)")
+    # ---- 2D: quadrature and normalization
+    nll_method: str | None = metric(doc="'quadrature' when log Z came from the 2D midpoint rule")
+    log_z_nats: float | None = metric("nats", doc="log Z of an energy by quadrature")
+    log_z_quadrature_error_nats: float | None = metric("nats", doc="|log Z(n) - log Z(n/2)|")
+    quadrature_grid: int | None = metric("points/axis", doc="quadrature grid")
+    quadrature_box: list[float] | None = None
+    quadrature_evaluations: int | None = metric("evaluations", doc="energy evaluations of the quadrature")
+    quadrature_seconds: float | None = metric("s", timing=True, doc="wall time of the quadrature")
+    test_outside_box_fraction: float | None = metric("fraction", doc="test points outside the EBM's box")
+    log_integral_nats: float | None = metric("nats", doc="log of the integral of p, exp(bound) or exp(-E) over a box")
+    log_integral_error_nats: float | None = metric("nats", doc="its quadrature error")
+    integral_box: list[float] | None = None
+    integral_grid: int | None = metric("points/axis", doc="grid of the normalization check")
+    integral_of: str | None = metric(doc="what was integrated (density or the standard bound)")
+    # ---- 2D: evaluate stage
+    kl_nats: float | None = metric("nats", "lower", se="kl_se_nats", doc="KL(p_data || p_model) = NLL - H(p_data)")
+    kl_se_nats: float | None = metric("nats", doc="sqrt(SE_NLL² + SE_H²)")
+    kl_bound_nats: float | None = metric("nats", "lower", se="kl_bound_se_nats",
+                                         doc="upper bound on KL from the NLL bound")
+    kl_bound_se_nats: float | None = metric("nats", doc="its standard error")
+    true_entropy_nats: float | None = metric("nats", doc="H(p_data) by Monte Carlo")
+    true_entropy_se_nats: float | None = metric("nats", doc="its standard error")
+    # ---- images: evaluate stage
+    dims: int | None = metric("dimensions", doc="C·H·W")
+    test_bpd: float | None = metric("bits/dim", "lower", se="test_bpd_se", doc="exact test bits/dim")
+    test_bpd_se: float | None = metric("bits/dim", doc="its standard error")
+    bounds_bpd: dict[str, float] = metric("bits/dim", "lower", flat="test_bpd_bound_{}", se="test_bpd_bound_{}_se",
+                                          doc="upper bound on bits/dim from the bound {}")
+    bounds_bpd_se: dict[str, float] = metric("bits/dim", flat="test_bpd_bound_{}_se", doc="its standard error")
+    test_bpd_bound: float | None = metric("bits/dim", "lower", se="test_bpd_bound_se",
+                                          doc="the tightest bits/dim bound")
+    test_bpd_bound_se: float | None = metric("bits/dim", doc="its standard error")
+    bpd_unavailable: str | None = metric(doc="why there is no bits/dim")
+
+
+@dataclass
+class LatentResult:
+    """The latent stage: latent inference x -> z (``to_latent``), its cost, and the x -> z -> x reconstruction.
+
+    A family without latent inference has ``latent_kind == "none"`` and nothing else: it is
+    stated, never timed as zero.
+    """
+
+    latent_kind: str | None = metric(doc="amortized, exact, inversion or none (the family's capability)")
+    latent_nfe: int | None = metric("NFE", doc="sequential network evaluations of one to_latent call")
+    latent_dim: int | None = metric("dimensions", doc="dimension of z")
+    latent_n: int | None = metric("examples", doc="test examples of the reconstruction error")
+    latent_recon_rmse: float | None = metric("data units", "lower",
+                                             doc="root mean squared error of from_latent(to_latent(x)) per "
+                                                 "coordinate (2D: raw coordinates; images: pixel levels 0..255)")
+    latent_recon_l2: float | None = metric("data units", "lower", se="latent_recon_l2_se",
+                                           doc="mean L2 norm of x - from_latent(to_latent(x)) per example")
+    latent_recon_l2_se: float | None = metric("data units", doc="its standard error")
+    latent_recon_max_abs: float | None = metric("data units", doc="largest absolute error of one coordinate")
+    latent_batch: int | None = metric("examples", doc="batch of the latent timing")
+    latent_batch_ms: float | None = metric("ms", "lower", timing=True, se="latent_batch_iqr_ms",
+                                           doc="median time of one to_latent batch")
+    latent_batch_iqr_ms: float | None = metric("ms", timing=True, doc="its IQR")
+    latent_throughput_per_s: float | None = metric("examples/s", "higher", timing=True,
+                                                   doc="latent inferences per second")
+    latent_timing_warmup: int | None = metric("calls", doc="untimed calls before the latent timing")
+    latent_timing_repeats: int | None = metric("calls", doc="timed calls of the latent timing (median, IQR)")
+
+
+@dataclass
+class CellEstimate:
+    """The plan's estimate of a cell's wall time, from :mod:`bench.execution.plan`'s cost model (seconds).
+
+    The measured times are the record's ``stage_seconds`` and ``wall_seconds``; the report
+    shows the estimate's error.
+    """
+
+    cost_model: str | None = metric(doc="the cost model's version (bench.execution.plan.COST_MODEL)")
+    est_train_seconds: float | None = metric("s", timing=True, doc="estimated training time")
+    est_sample_seconds: float | None = metric("s", timing=True, doc="estimated sampling and its timings")
+    est_density_seconds: float | None = metric("s", timing=True, doc="estimated density evaluation and timing")
+    est_evaluate_seconds: float | None = metric("s", timing=True, doc="estimated evaluate stage (metrics)")
+    est_one_off_seconds: float | None = metric("s", timing=True,
+                                               doc="estimated one-off builds this cell pays for (reference "
+                                                   "statistics, classifier, extractor load)")
+    est_total_seconds: float | None = metric("s", timing=True, doc="estimated wall time of the cell")
+    one_off: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class CellConfig:
+    """The resolved configuration a cell ran with (plain data)."""
+
+    model: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    eval: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    suite_file: str = ""
+    profile: str | None = None
+    profile_reason: str = ""
+
+
+@dataclass
+class CellRecord:
+    """Everything one cell stored: identity, status, provenance, and each stage's result."""
+
+    suite: str
+    run_id: str
+    dataset: str
+    family: str
+    seed: int
+    status: str = "running"  # running, partial, ok, failed, interrupted (Ctrl-C; resumable)
+    reason: str | None = None
+    traceback: str | None = None
+    modality: str | None = None
+    likelihood_kind: str | None = None
+    capabilities: dict[str, bool] = field(default_factory=dict)
+    model_class: str | None = None
+    reference: str | None = None
+    textbook: dict[str, str] | None = None
+    config: CellConfig = field(default_factory=CellConfig)
+    git_sha: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    device: dict[str, Any] = field(default_factory=dict)
+    model_device: dict[str, Any] | None = None
+    dataset_info: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    finished_at: str | None = None
+    stages_done: list[str] = field(default_factory=list)
+    wall_seconds: float | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    estimate: CellEstimate | None = None
+    train: TrainResult | None = None
+    samplers: dict[str, SamplerResult] = field(default_factory=dict)
+    density: DensityResult | None = None
+    latent: LatentResult | None = None
+    reference_sample_metrics: SamplerResult | None = None
+    figure_box: list[float] | None = None
+    protocol: dict[str, Any] = field(default_factory=dict)
+    schema: str = SCHEMA
+
+    @property
+    def cell_id(self) -> str:
+        """``<dataset>__<family>__s<seed>``, the cell's folder name."""
+        return f"{self.dataset}__{self.family}__s{self.seed}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def primary(self) -> tuple[str | None, SamplerResult]:
+        """(name, result) of the family's default sampler (the first one), or (None, empty)."""
+        for name, m in self.samplers.items():
+            return name, m
+        return None, SamplerResult()
+
+
+# --------------------------------------------------------------------------- (de)serialisation
+_PARTS = {"train": TrainResult, "density": DensityResult, "latent": LatentResult,
+          "reference_sample_metrics": SamplerResult, "config": CellConfig, "estimate": CellEstimate}
+
+
+def _pattern(template: str) -> re.Pattern:
+    return re.compile("^" + re.escape(template).replace(r"\{\}", "(.+)") + "$")
+
+
+def _flat_fields(cls: type) -> list[tuple[dataclasses.Field, re.Pattern]]:
+    """A part's dict fields with their key patterns, the longest template first, so that
+    ``test_nll_bound_elbo_se_nats`` is read as the SE of "elbo", not as a bound named "elbo_se"."""
+    flats = [f for f in dataclasses.fields(cls) if f.metadata.get("flat")]
+    flats.sort(key=lambda f: -len(f.metadata["flat"]))
+    return [(f, _pattern(f.metadata["flat"])) for f in flats]
+
+
+def part_to_dict(obj: Any) -> dict[str, Any]:
+    """A part (e.g. :class:`SamplerResult`) as the flat JSON dict stored on disk; ``None`` fields are left out."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        tpl = f.metadata.get("flat")
+        if tpl:
+            out.update({tpl.format(k): x for k, x in v.items()})
+        elif v is not None:
+            out[f.name] = v
+    return out
+
+
+def part_from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build part ``cls`` from its flat JSON dict.
+
+    Raises:
+        SchemaError: a key the schema does not know (named with ``where``).
+    """
+    names = {f.name for f in dataclasses.fields(cls) if not f.metadata.get("flat")}
+    flats = _flat_fields(cls)
+    kwargs: dict[str, Any] = {f.name: {} for f, _ in flats}
+    for k, v in data.items():
+        if k in names:
+            kwargs[k] = v
+            continue
+        for f, pattern in flats:
+            m = pattern.match(k)
+            if m:
+                kwargs[f.name][m.group(1)] = v
+                break
+        else:
+            raise SchemaError(f"{where}{k}: not a {cls.__name__} field of {SCHEMA}")
+    return cls(**kwargs)
+
+
+def record_to_dict(rec: CellRecord) -> dict[str, Any]:
+    """The record as JSON-ready plain data (flat metric keys, ``None`` left out of the metric parts)."""
+    out: dict[str, Any] = {"schema": rec.schema}
+    for f in dataclasses.fields(rec):
+        if f.name == "schema":
+            continue
+        v = getattr(rec, f.name)
+        if f.name in _PARTS:
+            out[f.name] = None if v is None else (dataclasses.asdict(v) if f.name == "config" else part_to_dict(v))
+        elif f.name == "samplers":
+            out[f.name] = {name: part_to_dict(m) for name, m in v.items()}
+        else:
+            out[f.name] = v
+    return out
+
+
+def record_from_dict(data: dict[str, Any], where: str = "") -> CellRecord:
+    """Load a record of any readable version (:data:`READABLE`).
+
+    Raises:
+        SchemaError: an unknown version, a missing identity key, or an unknown key
+            (the message names the key, the version and ``where``).
+    """
+    version = data.get("schema", "genbench.cell/1")
+    if version not in READABLE:
+        raise SchemaError(f"{where}record schema {version!r} is not readable by this genbench "
+                          f"(reads {', '.join(READABLE)}); upgrade genbench or re-run the cell")
+    names = {f.name for f in dataclasses.fields(CellRecord)}
+    kwargs: dict[str, Any] = {}
+    for k, v in data.items():
+        if k not in names:
+            raise SchemaError(f"{where}{k}: not a field of a {version} record")
+        if k in _PARTS and v is not None:
+            v = CellConfig(**v) if k == "config" else part_from_dict(_PARTS[k], v, f"{where}{k}.")
+        elif k == "samplers":
+            v = {name: part_from_dict(SamplerResult, m, f"{where}samplers.{name}.") for name, m in (v or {}).items()}
+        kwargs[k] = v
+    for k in ("suite", "run_id", "dataset", "family", "seed"):
+        if k not in kwargs:
+            raise SchemaError(f"{where}missing key {k!r} in a {version} record")
+    kwargs["schema"] = SCHEMA
+    try:
+        return CellRecord(**kwargs)
+    except TypeError as e:
+        raise SchemaError(f"{where}{e}") from None
+
+
+# --------------------------------------------------------------------------- metric lookup
+_METRIC_PARTS = (TrainResult, SamplerResult, DensityResult, LatentResult)
+_PLAIN = {f.name: f for cls in _METRIC_PARTS for f in dataclasses.fields(cls)
+          if "unit" in f.metadata and not f.metadata.get("flat")}
+_FLAT = [pf for cls in _METRIC_PARTS for pf in _flat_fields(cls)]
+
+
+def _info(column: str, meta: Any, key: str | None = None) -> MetricInfo:
+    fmt = (lambda t: t.format(key)) if key is not None else (lambda t: t)
+    return MetricInfo(column, meta["unit"], meta["better"], meta["timing"], fmt(meta["se"]) if meta["se"] else None,
+                      fmt(meta["doc"]))
+
+
+def metric_info(column: str) -> MetricInfo | None:
+    """The unit, direction and SE column of a flattened metric column, or ``None`` if it is not a metric.
+
+    >>> metric_info("fid_test").better, metric_info("kid_test_mean").se
+    ('lower', 'kid_test_std')
+    """
+    if column in _PLAIN:
+        return _info(column, _PLAIN[column].metadata)
+    for f, pattern in _FLAT:
+        hit = pattern.match(column)
+        if hit:
+            return _info(column, f.metadata, hit.group(1))
+    return None
+
+
+def flat_metrics(rec: CellRecord) -> dict[str | None, dict[str, Any]]:
+    """Per sampler (``None`` for the cell-level train and density parts), the flat numeric metric columns."""
+    def numeric(d: dict) -> dict:
+        return {k: v for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+    cell = {}
+    if rec.train is not None:
+        cell.update(numeric(part_to_dict(rec.train)))
+    if rec.density is not None:
+        cell.update(numeric(part_to_dict(rec.density)))
+    if rec.latent is not None:
+        cell.update(numeric(part_to_dict(rec.latent)))
+    out: dict[str | None, dict[str, Any]] = {None: cell}
+    for name, m in rec.samplers.items():
+        out[name] = numeric(part_to_dict(m))
+    return out
