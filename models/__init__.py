@@ -95,6 +95,8 @@ def register(name: str, *, modality: str):
                 f"already registered by {_REGISTRY[key].__module__}.{_REGISTRY[key].__qualname__}"
             )
         missing = sorted(getattr(cls, "__abstractmethods__", ()))
+        if cls.generate is GenerativeModel.generate and "native" in cls.sampler_kinds():
+            missing.append("generate (it declares a native sampler)")
         if missing:
             raise RegistryError(f"family {name!r} ({where}) does not implement: {', '.join(missing)}")
         for (other, _), known in _REGISTRY.items():
@@ -292,7 +294,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     ckpt = _read_checkpoint(path, map_location)
     cls = get(ckpt["family"], ckpt["modality"])
     try:
-        config = cls.Config(**ckpt["config"])
+        config = cls.Config(**{k: v for k, v in ckpt["config"].items() if k not in cls.legacy_config_keys})
         model = cls(config, tuple(ckpt["data_shape"]))
         model.load_state_dict(ckpt["state_dict"])
     except (TypeError, ValueError, RuntimeError) as e:

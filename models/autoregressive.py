@@ -116,10 +116,10 @@ class MADE(GenerativeModel):
         """Mean NLL in nats."""
         return -self.log_prob(x).mean()
 
-    def sample_nfe(self, **variant) -> int:
+    def generate_nfe(self) -> int:
         return self.data_shape[0]
 
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
+    def generate(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """(n, D) samples, drawn one dimension at a time (D sequential network passes)."""
         (D,) = self.data_shape
         x = torch.zeros(n, D, device=self.device)
@@ -295,7 +295,7 @@ class GatedPixelCNN(GenerativeModel):
         """Mean NLL in nats per dimension (bits/dim times ln 2)."""
         return -self.log_prob(x).mean() / x[0].numel()
 
-    def sample_nfe(self, **variant) -> int:
+    def generate_nfe(self) -> int:
         _, H, W = self.data_shape
         return H * W
 
@@ -308,8 +308,7 @@ class GatedPixelCNN(GenerativeModel):
                                          self.config.min_log_scale)
         return mix.sample(generator)[:, :, 0, 0]
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, band: bool = True, **variant) -> Tensor:
+    def generate(self, n: int, generator: torch.Generator | None = None, band: bool = True) -> Tensor:
         """(n, C, H, W) uint8 samples, one pixel at a time in raster order (H*W network passes).
 
         Args:

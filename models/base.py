@@ -38,15 +38,15 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
-import math
-import types
-import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
+
+from models.fields import Range, check_fields
+from models.samplers import build_samplers, expand_entries
 
 LATENT_KINDS = ("amortized", "exact", "inversion")
 
@@ -142,98 +142,6 @@ class Textbook:
         object.__setattr__(self, "sampling_text", self.sampling_text or self.sampling)
 
 
-@dataclass(frozen=True)
-class Range:
-    """The allowed values of a numeric config field, declared with its type::
-
-        steps: Annotated[int, Range(ge=1, le=10**9)] = 2000
-        ema: Annotated[float, Range(ge=0, lt=1)] | None = None
-
-    ``ge``/``gt`` bound it from below, ``le``/``lt`` from above (``None``: unbounded);
-    every float field must also be finite. ``bench.config.suite`` checks suites against it
-    (the error names file, key, value and this range) and :func:`check_fields` checks
-    instances built in Python.
-    """
-
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-
-    def allows(self, v: float) -> bool:
-        """Whether ``v`` lies in the range."""
-        return ((self.ge is None or v >= self.ge) and (self.gt is None or v > self.gt)
-                and (self.le is None or v <= self.le) and (self.lt is None or v < self.lt))
-
-    def describe(self, integer: bool) -> str:
-        """``"an integer >= 1"``, ``"a finite number in [0, 1)"``, ...: what :meth:`allows`."""
-        kind = "an integer" if integer else "a finite number"
-        lower = next(((op, x) for op, x in ((">=", self.ge), (">", self.gt)) if x is not None), None)
-        upper = next(((op, x) for op, x in (("<=", self.le), ("<", self.lt)) if x is not None), None)
-        if lower and upper:
-            return (f"{kind} in {'[' if lower[0] == '>=' else '('}{_num(lower[1])}, "
-                    f"{_num(upper[1])}{']' if upper[0] == '<=' else ')'}")
-        bound = lower or upper
-        return f"{kind} {bound[0]} {_num(bound[1])}" if bound else kind
-
-
-def _num(x: float) -> str:
-    """A bound as a reader writes it: 10^9, 2^20, 0.5."""
-    if isinstance(x, int) and x >= 10**4:
-        for base in (10, 2):
-            k = round(math.log(x, base))
-            if base**k == x:
-                return f"{base}^{k}"
-        return f"{x:_}"
-    return f"{x:g}"
-
-
-def value_problem(tp: Any, v: Any) -> str | None:
-    """Why value ``v`` is not allowed by type ``tp``'s :class:`Range`, ``Literal`` or float finiteness
-    (``None`` if it is). Walks ``Annotated``, ``X | None``, ``tuple`` and ``list``; the value's type is
-    assumed right (``bench.config.suite`` checks types)."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is Annotated:
-        base = args[0]
-        problem = value_problem(base, v)
-        if problem:
-            return problem
-        for meta in tp.__metadata__:
-            if isinstance(meta, Range) and isinstance(v, (int, float)) and not meta.allows(v):
-                return f"{v!r} is not allowed (must be {meta.describe(base is int)})"
-        return None
-    if origin in (Union, types.UnionType):
-        if v is None:
-            return None if type(None) in args else "null is not allowed"
-        problems = [value_problem(a, v) for a in args if a is not type(None)]
-        return None if None in problems else problems[0]
-    if origin is Literal:
-        return None if v in args else f"{v!r} is not allowed (must be one of {', '.join(map(repr, args))})"
-    if origin in (tuple, list) and isinstance(v, (tuple, list)):
-        items = args[:-1] if origin is tuple and args and args[-1] is Ellipsis else args
-        for i, x in enumerate(v):
-            problem = value_problem(items[min(i, len(items) - 1)] if items else Any, x)
-            if problem:
-                return f"[{i}]{'' if problem.startswith('[') else ': '}{problem}"
-        return None
-    if tp is float and isinstance(v, float) and not math.isfinite(v):
-        return f"{v!r} is not allowed (must be a finite number)"
-    return None
-
-
-def check_fields(obj: Any) -> None:
-    """Check every field of dataclass instance ``obj`` against its declared :class:`Range` and ``Literal``.
-
-    Raises:
-        ValueError: ``"<field>: <value> is not allowed (must be ...)"`` for the first field that fails.
-    """
-    hints = typing.get_type_hints(type(obj), include_extras=True)
-    for f in dataclasses.fields(obj):
-        problem = value_problem(hints[f.name], getattr(obj, f.name))
-        if problem:
-            raise ValueError(f"{f.name}{'' if problem.startswith('[') else ': '}{problem}")
-
-
 _Beta = Annotated[float, Range(ge=0, lt=1)]
 
 
@@ -284,7 +192,7 @@ class TrainConfig:
 # --------------------------------------------------------------------------- autograd of the public API
 # no autograd graph unless asked for
 PUBLIC_CALLS = ("sample", "log_prob", "log_prob_bounds", "energy", "to_latent", "from_latent")
-INTERNAL_CALLS = ("loss", "train_step", "prepare")  # keep the caller's autograd mode (training)
+INTERNAL_CALLS = ("loss", "train_step", "prepare", "generate")  # keep the caller's autograd mode (training)
 _DEPTH = contextvars.ContextVar("genbench_model_call_depth", default=0)
 _GRADIENTS = contextvars.ContextVar("genbench_model_gradients", default=False)
 
@@ -334,10 +242,12 @@ class GenerativeModel(nn.Module, abc.ABC):
     Subclasses set ``Config`` (a dataclass of model options), ``capabilities``,
     ``reference``, ``textbook`` (the taxonomy's claims, or ``None``) and ``tiny`` (the
     ``Config`` options that shrink the model to test size, used by the contract tests),
-    and implement the abstract ``loss`` and ``sample``, plus whichever density methods
-    their capabilities declare. ``family`` and ``modality`` are set by
-    :func:`models.register`, which refuses a class that leaves ``loss`` or ``sample``
-    abstract.
+    and ``samplers`` (their sampler entries; default: the ``native`` one), and implement the
+    abstract ``loss``, ``generate`` where they declare a ``native`` sampler, plus whichever
+    density methods their capabilities declare. ``family`` and ``modality`` are set by
+    :func:`models.register`, which refuses a class that leaves ``loss`` abstract or declares a
+    ``native`` sampler without ``generate``. Callers draw samples with :meth:`sample`, which runs
+    a sampler object (:mod:`models.samplers`) on the model.
 
     Args:
         config: an instance of ``type(self).Config``.
@@ -407,33 +317,71 @@ class GenerativeModel(nn.Module, abc.ABC):
         return {"loss": loss.detach()}
 
     # ----------------------------------------------------------------- sampling
-    def sampling_variants(self) -> dict[str, dict[str, Any]]:
-        """Named sampler settings, passed to :meth:`sample` as keyword arguments.
+    # The family's samplers, by name: settings as suites write them (``families.<name>.samplers``), each
+    # with a ``kind`` of :data:`models.samplers.KINDS`; a list-valued setting is a sweep. The first is the
+    # default. A suite's block is merged over these.
+    samplers: ClassVar[dict[str, dict[str, Any]]] = {"default": {"kind": "native"}}
+    # Sampler settings that shrink the default samplers to test size (like ``tiny`` for the config).
+    tiny_samplers: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Config keys of older checkpoints that are sampler settings now (genbench 0.1 kept them in the model
+    # config); :func:`models.load_checkpoint` drops them, so old runs keep loading.
+    legacy_config_keys: ClassVar[tuple[str, ...]] = ()
 
-        The first entry is the family's default sampler. Diffusion, for instance,
-        offers ancestral sampling with T steps and DDIM with fewer.
-        """
-        return {"default": {}}
-
-    def sampler_sweeps(self) -> dict[str, str]:
-        """The sweep each sampler belongs to, by sampler name, e.g. ``{"ddim10": "DDIM (η = 0)", ...}``.
-
-        Samplers of one sweep differ only in their step count, so the report draws them
-        as one quality-against-NFE curve. Samplers not listed stand alone.
-        """
-        return {}
-
-    def sample_nfe(self, **variant: Any) -> int:
-        """Sequential network function evaluations (NFE) one call of ``sample`` makes."""
-        return 1
-
-    @abc.abstractmethod
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant: Any) -> Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, sampler: Any = None) -> Tensor:
         """Draw ``n`` samples of shape (n, *data_shape): float32 vectors, or uint8 images 0..255.
 
-        All randomness comes from ``generator`` (on the model's device), so a fixed
-        generator seed gives the same samples.
+        Args:
+            n: number of samples.
+            generator: source of all randomness (on the model's device): a fixed seed gives the same samples.
+            sampler: a :class:`models.samplers.Sampler` of one of this family's kinds; ``None`` is the
+                family's default (the first of :attr:`samplers`).
+
+        Raises:
+            ValueError: a sampler of a kind this family does not offer, or settings that do not fit it.
         """
+        return self.resolve_sampler(sampler).draw(self, n, generator)
+
+    @classmethod
+    def default_samplers(cls) -> dict[str, Any]:
+        """The family's samplers (:attr:`samplers`) as objects, by name; the first is the default."""
+        return build_samplers(cls.samplers)
+
+    @classmethod
+    def sampler_kinds(cls) -> set[str]:
+        """The sampler kinds this family can run: those of its declared :attr:`samplers`."""
+        return {e["kind"] for e in expand_entries(cls.samplers).values()}
+
+    def resolve_sampler(self, sampler: Any = None) -> Any:
+        """``sampler``, checked against this family and model, or the default sampler when ``None``.
+
+        Raises:
+            ValueError: an unsupported kind (the message names the family's kinds) or settings that do not
+                fit the model (:meth:`models.samplers.Sampler.check`).
+        """
+        if sampler is None:
+            return next(iter(self.default_samplers().values()))
+        if sampler.kind not in self.sampler_kinds():
+            raise ValueError(f"family {self.family!r} has no sampler of kind {sampler.kind!r} (it offers: "
+                             f"{', '.join(sorted(self.sampler_kinds()))})")
+        sampler.check(self.config)
+        return sampler
+
+    def sample_nfe(self, sampler: Any = None) -> int:
+        """Sequential network function evaluations (NFE) one call of ``sample`` makes with ``sampler``
+        (``None``: the default)."""
+        return self.resolve_sampler(sampler).nfe(self)
+
+    def generate(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """The family's own sampling procedure (the ``native`` sampler): ``n`` samples of shape (n, *data_shape).
+
+        Families whose samplers are all of another kind (diffusion, score, energy) leave it out;
+        :func:`models.register` refuses a family that declares a ``native`` sampler without it.
+        """
+        raise NotImplementedError
+
+    def generate_nfe(self) -> int:
+        """Sequential network function evaluations one call of :meth:`generate` makes."""
+        return 1
 
     # ----------------------------------------------------------------- densities
     def log_prob(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -500,9 +448,12 @@ class GenerativeModel(nn.Module, abc.ABC):
         return dataclasses.asdict(self.config)
 
 
+
+# The base class's own public calls are wrapped like a family's (``__init_subclass__`` sees subclasses only).
+GenerativeModel.sample = _wrap(GenerativeModel.sample, public=True)
+
 class MissingDependencyError(ImportError):
     """A family needs an optional package that is not installed."""
-
 
 def require(module: str, needed_for: str):
     """Import ``module`` or raise :class:`MissingDependencyError` saying what needs it and how to get it.

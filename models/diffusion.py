@@ -11,10 +11,10 @@ values for images, so the image bound is on the discrete log P(x)).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -22,6 +22,7 @@ from models import register
 from models.base import Capabilities, GenerativeModel, Textbook
 from models.imaging import discretized_gaussian_log_prob, from_centered, to_centered, unet
 from models.nets import ConditionalMLP
+from models.samplers import DDIM
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -43,12 +44,15 @@ class GaussianDiffusion(GenerativeModel):
     code for the paper's 1..T. Subclasses set ``eps_net`` (a module called as
     ``eps_net(x_t, t)`` with t of shape (N,)), call :meth:`_init_schedule`, and define
     the data maps :meth:`encode_data`, :meth:`decode_data` and the decoder term
-    :meth:`decoder_log_prob`. Latent inference is DDIM inversion (:meth:`to_latent`). With
-    ``clip_x0`` the predicted x_0 is clipped to [-1, 1]
-    before it forms the reverse mean, in sampling and in the bound alike.
+    :meth:`decoder_log_prob`. Sampling is the samplers' (:class:`models.samplers.Ancestral`, T steps,
+    the default; :class:`models.samplers.DDIM`); latent inference is DDIM inversion (:meth:`to_latent`).
+    With ``clip_x0`` the predicted x_0 is clipped to [-1, 1] before it forms the reverse mean, in
+    sampling and in the bound alike.
     """
 
     capabilities = Capabilities(sample=True, bound=True, latent="inversion")
+    samplers = {"ancestral": {}, "ddim": {"steps": [50]}}  # ancestral (T steps) first: the default
+    legacy_config_keys = ("ddim_steps",)
     clip_x0: bool = False
 
     def _init_schedule(self, T: int, beta_start: float, beta_end: float) -> None:
@@ -117,93 +121,30 @@ class GaussianDiffusion(GenerativeModel):
         eps = torch.randn_like(x0)
         return ((self._eps(self.q_sample(x0, t, eps), t) - eps) ** 2).mean()
 
-    # ------------------------------------------------------------------ sampling
-    def sampling_variants(self) -> dict[str, dict]:
-        """``ancestral`` (T steps), then ``ddim<S>`` for each S in ``config.ddim_steps``."""
-        out = {"ancestral": {"sampler": "ancestral"}}
-        out.update({f"ddim{s}": {"sampler": "ddim", "steps": s} for s in self.config.ddim_steps})
-        return out
+    # ------------------------------------------------------------------ sampling and inversion
+    def eps_at(self, x_t: Tensor, t: Tensor) -> Tensor:
+        """The network's epsilon prediction at x_t for timesteps t (N,), float32: what samplers call."""
+        return self._eps(x_t, t)
 
-    def sampler_sweeps(self) -> dict[str, str]:
-        """Every ``ddim<S>`` sampler belongs to the sweep ``"DDIM (η = 0)"``; ancestral stands alone."""
-        return {f"ddim{s}": "DDIM (η = 0)" for s in self.config.ddim_steps}
+    def inversion_sampler(self, sampler: DDIM | None = None) -> DDIM:
+        """The DDIM sampler of latent inference: ``sampler`` if given, else the family's first DDIM sampler,
+        made deterministic (eta = 0)."""
+        ddim = self.resolve_sampler(sampler or next(s for s in self.default_samplers().values()
+                                                    if isinstance(s, DDIM)))
+        return ddim if ddim.eta == 0 else dataclasses.replace(ddim, eta=0.0)
 
-    def sample_nfe(self, sampler: str = "ancestral", steps: int | None = None) -> int:
-        return self.config.T if sampler == "ancestral" else len(self.ddim_timesteps(int(steps)))
+    def latent_nfe(self, sampler: DDIM | None = None) -> int:
+        return self.inversion_sampler(sampler).nfe(self)
 
-    def ddim_timesteps(self, steps: int) -> np.ndarray:
-        """The DDIM sub-sequence: ``steps`` evenly spaced indices in 0..T-1, descending."""
-        return np.unique(np.linspace(0, self.config.T - 1, steps).round().astype(int))[::-1]
+    def to_latent(self, x: Tensor, sampler: DDIM | None = None) -> Tensor:
+        """x_T by DDIM inversion (:meth:`models.samplers.DDIM.invert`) with ``sampler``'s timesteps (default:
+        the family's first DDIM sampler), flattened to (N, D), float32; NFE = its steps."""
+        return self.inversion_sampler(sampler).invert(self, self.encode_data(x).float()).flatten(1)
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, sampler: str = "ancestral",
-               steps: int | None = None) -> Tensor:
-        """n samples by ancestral sampling (T steps, Ho et al. Alg. 2) or DDIM (eta = 0, ``steps`` steps).
-
-        Raises:
-            ValueError: unknown ``sampler``.
-        """
-        x = torch.randn(n, *self.data_shape, device=self.device, generator=generator)
-        if sampler == "ancestral":
-            for i in reversed(range(self.config.T)):
-                t = torch.full((n,), i, device=x.device, dtype=torch.long)
-                x = self.p_mean(x, t)
-                if i > 0:
-                    noise = torch.randn(x.shape, device=x.device, generator=generator)
-                    x = x + torch.exp(0.5 * self.log_var[i]) * noise
-            return self.decode_data(x)
-        if sampler == "ddim":
-            return self.decode_data(self._ddim(x, int(steps)))
-        raise ValueError(f"unknown sampler {sampler!r}; expected 'ancestral' or 'ddim'")
-
-    def _ddim(self, x: Tensor, steps: int) -> Tensor:
-        """DDIM (Song et al. 2021, Eq. 12 with sigma = 0) from x_T = ``x`` down to x_0 on ``steps``
-        evenly spaced timesteps, in the diffusion's float space."""
-        n = x.shape[0]
-        ts = self.ddim_timesteps(steps)
-        for j, i in enumerate(ts):
-            t = torch.full((n,), int(i), device=x.device, dtype=torch.long)
-            ab = self.alpha_bar[i]
-            ab_prev = self.alpha_bar[ts[j + 1]] if j + 1 < len(ts) else torch.ones((), device=x.device)
-            eps = self._eps(x, t)
-            x0 = self.predict_x0(x, t, eps)
-            if self.clip_x0:  # the epsilon consistent with the clipped x_0 (improved-diffusion)
-                eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
-            x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
-        return x
-
-    # ------------------------------------------------------------------ latent inference (DDIM inversion)
-    def latent_steps(self) -> int:
-        """DDIM steps of the inversion: the first of ``config.ddim_steps``."""
-        return int(self.config.ddim_steps[0])
-
-    def latent_nfe(self) -> int:
-        return len(self.ddim_timesteps(self.latent_steps()))
-
-    def to_latent(self, x: Tensor) -> Tensor:
-        """x_T by DDIM inversion (Song et al. 2021, Sec. 4.3; Dhariwal & Nichol 2021, arXiv:2105.05233,
-        App. F): the deterministic DDIM update run from x_0 up to x_T, with epsilon evaluated at the
-        current point (the usual approximation). Shape (N, *data_shape) flattened to (N, D), float32;
-        NFE = :meth:`latent_nfe` (the DDIM steps)."""
-        x = self.encode_data(x).float()
-        n = x.shape[0]
-        ts = self.ddim_timesteps(self.latent_steps())[::-1]  # ascending
-        one = torch.ones((), device=x.device)
-        for j, i in enumerate(ts):
-            cur = int(ts[max(j - 1, 0)])
-            ab = self.alpha_bar[cur] if j > 0 else one  # x_0 itself at the first step
-            ab_next = self.alpha_bar[i]
-            eps = self._eps(x, torch.full((n,), cur, device=x.device, dtype=torch.long))
-            x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
-            if self.clip_x0 and j > 0:
-                x0 = x0.clamp(-1, 1)
-                eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
-            x = ab_next.sqrt() * x0 + (1 - ab_next).sqrt() * eps
-        return x.flatten(1)
-
-    def from_latent(self, z: Tensor) -> Tensor:
-        """The DDIM sampler (:meth:`latent_steps` steps) started at x_T = z (N, D): data of the modality."""
-        return self.decode_data(self._ddim(z.reshape(-1, *self.data_shape), self.latent_steps()))
+    def from_latent(self, z: Tensor, sampler: DDIM | None = None) -> Tensor:
+        """The DDIM sampler (deterministic, eta = 0) started at x_T = z (N, D): data of the modality."""
+        ddim = self.inversion_sampler(sampler)
+        return self.decode_data(ddim.denoise(self, z.reshape(-1, *self.data_shape)))
 
     # ------------------------------------------------------------------ variational bound
     def density_nfe(self) -> int:
@@ -245,7 +186,6 @@ class DDPMConfig:
         beta_start, beta_end: linear beta schedule endpoints (Ho et al.: 1e-4, 0.02).
         hidden: width of the epsilon-network.
         layers: hidden layers of the epsilon-network.
-        ddim_steps: DDIM step counts offered as extra samplers (``ddim<S>``).
     """
 
     T: int = 1000
@@ -253,7 +193,6 @@ class DDPMConfig:
     beta_end: float = 0.02
     hidden: int = 128
     layers: int = 3
-    ddim_steps: tuple[int, ...] = (50,)
 
 
 @register("diffusion", modality="vector")
@@ -272,7 +211,8 @@ class DDPM(GaussianDiffusion):
     reference = "Ho et al. 2020, arXiv:2006.11239; Song et al. 2021, arXiv:2010.02502"
     textbook = TEXTBOOK
     # test size (tests/test_contract.py)
-    tiny = {"T": 20, "hidden": 16, "ddim_steps": (5,)}
+    tiny = {"T": 20, "hidden": 16}
+    tiny_samplers = {"ddim": {"steps": [5]}}
     Config = DDPMConfig
     train_defaults = {"lr": 2e-3, "ema": 0.995}
 
@@ -303,7 +243,6 @@ class ImageDDPMConfig:
         dropout: dropout in the ResNet blocks (Ho et al.: 0.1 on CIFAR-10).
         clip_x0: clip the predicted x_0 to [-1, 1] in sampling and in the bound
             (improved-diffusion's ``clip_denoised``).
-        ddim_steps: DDIM step counts offered as extra samplers (``ddim<S>``).
     """
 
     T: int = 1000
@@ -315,7 +254,6 @@ class ImageDDPMConfig:
     norm_groups: int = 32
     dropout: float = 0.0
     clip_x0: bool = True
-    ddim_steps: tuple[int, ...] = (10, 20, 50, 100)
 
 
 class UNetEps(nn.Module):
@@ -346,15 +284,17 @@ class ImageDDPM(GaussianDiffusion):
     Samples are rounded to the nearest pixel value, uint8.
 
     Example:
-        >>> m = ImageDDPM(ImageDDPMConfig(T=10, channels=(8, 16), norm_groups=4, ddim_steps=(5,)), (1, 8, 8))
-        >>> m.sample(2, sampler="ddim", steps=5).dtype
+        >>> m = ImageDDPM(ImageDDPMConfig(T=10, channels=(8, 16), norm_groups=4), (1, 8, 8))
+        >>> m.sample(2, sampler=DDIM(steps=5)).dtype
         torch.uint8
     """
 
     reference = "Ho et al. 2020, arXiv:2006.11239; Nichol & Dhariwal 2021, arXiv:2102.09672"
     textbook = TEXTBOOK
     # test size (tests/test_contract.py)
-    tiny = {"T": 20, "channels": (8, 16), "layers_per_block": 1, "norm_groups": 4, "ddim_steps": (5,)}
+    tiny = {"T": 20, "channels": (8, 16), "layers_per_block": 1, "norm_groups": 4}
+    tiny_samplers = {"ddim": {"steps": [5]}}
+    samplers = {"ancestral": {}, "ddim": {"steps": [10, 20, 50, 100]}}
     Config = ImageDDPMConfig
     train_defaults = {"lr": 2e-4, "ema": 0.999, "warmup_steps": 200, "grad_clip": 1.0}
 

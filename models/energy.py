@@ -25,6 +25,7 @@ from models import register
 from models.base import Capabilities, GenerativeModel, Textbook
 from models.imaging import ResBlock, from_centered, to_centered
 from models.nets import mlp
+from models.samplers import langevin
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
 TEXTBOOK = Textbook(likelihood="unnormalized", sampling="slow", sampling_text="slow (MCMC)",
@@ -46,12 +47,15 @@ class ContrastiveDivergenceEBM(GenerativeModel):
     ``sgld_grad_clip`` is None). With sigma_k^2 = 2 lambda_k it is the Langevin
     discretization with step 2 lambda_k. Subclasses define the energy on the working
     space :meth:`working_energy`, the data maps :meth:`encode_data` and
-    :meth:`decode_data`, the box, and the (lambda_k, sigma_k) schedules of training
-    chains (:meth:`chain_schedule`) and of sampling chains (:meth:`sample_schedule`).
-    ``config`` has ``sgld_steps``, ``sample_steps``, ``buffer_size``, ``reinit_prob`` and ``reg``.
+    :meth:`decode_data`, the box, and the (lambda_k, sigma_k) schedule of training
+    chains (:meth:`chain_schedule`). Sampling is a fresh chain from uniform noise on the box
+    (:class:`models.samplers.SGLD`, whose settings are the sampler's). ``config`` has ``sgld_steps``,
+    ``buffer_size``, ``reinit_prob`` and ``reg``.
     """
 
     capabilities = Capabilities(sample=True, energy=True)
+    samplers = {"default": {"kind": "sgld", "steps": 500, "step_start": 0.3, "step_end": 1e-3}}
+    legacy_config_keys = ("sample_steps", "sample_step_start", "sample_step_end")
     sgld_grad_clip: float | None = None  # c: clip each entry of grad E to [-c, c] in SGLD; None: no clip
 
     def __init__(self, config, data_shape: tuple[int, ...]):
@@ -79,33 +83,30 @@ class ContrastiveDivergenceEBM(GenerativeModel):
         """(lambda_k, sigma_k) of ``steps`` SGLD steps of a training chain."""
         raise NotImplementedError
 
-    def sample_schedule(self) -> list[tuple[float, float]]:
-        """(lambda_k, sigma_k) of the ``sample_steps`` SGLD steps of a fresh sampling chain."""
-        raise NotImplementedError
-
     # ------------------------------------------------------------------ the algorithm
     def energy(self, x: Tensor) -> Tensor:
         """E(x) in nats, (N,), for data x (N, *data_shape); p(x) ∝ exp(-E(x)) on the box."""
         return self.working_energy(self.encode_data(x))
 
-    def _uniform(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def uniform(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n draws from the uniform distribution on the box, (n, *data_shape)."""
         lo, hi = self.chain_box()
         return lo + (hi - lo) * torch.rand(n, *self.data_shape, device=self.device, generator=generator)
 
-    def langevin(self, x: Tensor, schedule: list[tuple[float, float]],
-                 generator: torch.Generator | None = None) -> Tensor:
-        """SGLD from ``x`` (working space), one step per (lambda_k, sigma_k) of ``schedule`` (class docstring)."""
-        lo, hi = self.chain_box()
+    def energy_drift(self, x: Tensor, k: int = 0) -> Tensor:
+        """-clip(grad_x E(x), -c, c) at x (working space): the drift of the SGLD chains, x's shape, no graph."""
         with torch.enable_grad():
-            for lam, sigma in schedule:
-                x = x.detach().requires_grad_(True)
-                (grad,) = torch.autograd.grad(self.working_energy(x).sum(), x)
-                if self.sgld_grad_clip is not None:
-                    grad = grad.clamp(-self.sgld_grad_clip, self.sgld_grad_clip)
-                noise = torch.randn(x.shape, device=x.device, generator=generator)
-                x = (x - lam * grad + sigma * noise).clamp(lo, hi)
-        return x.detach()
+            xg = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.working_energy(xg).sum(), xg)
+        if self.sgld_grad_clip is not None:
+            grad = grad.clamp(-self.sgld_grad_clip, self.sgld_grad_clip)
+        return -grad
+
+    def chains(self, x: Tensor, schedule: list[tuple[float, float]],
+               generator: torch.Generator | None = None) -> Tensor:
+        """SGLD from ``x`` (working space), one step per (lambda_k, sigma_k) of ``schedule`` (class docstring),
+        by the shared integrator :func:`models.samplers.langevin`, clamped to :meth:`chain_box`."""
+        return langevin(x, self.energy_drift, schedule, generator, clamp=self.chain_box())
 
     def loss(self, x: Tensor) -> Tensor:
         """Contrastive divergence E(x+) - E(x-) + alpha (E(x+)^2 + E(x-)^2), batch mean, nats.
@@ -117,26 +118,20 @@ class ContrastiveDivergenceEBM(GenerativeModel):
         """
         n, c = x.shape[0], self.config
         if len(self.replay) < n:
-            start = self._uniform(n)
+            start = self.uniform(n)
         else:
             start = self.replay[torch.randint(len(self.replay), (n,), device=x.device)]
             fresh = torch.rand(n, device=x.device) < c.reinit_prob
-            start = torch.where(fresh.reshape(-1, *[1] * len(self.data_shape)), self._uniform(n), start)
+            start = torch.where(fresh.reshape(-1, *[1] * len(self.data_shape)), self.uniform(n), start)
         requires = [p.requires_grad for p in self.parameters()]
         self.requires_grad_(False)
-        x_neg = self.langevin(start, self.chain_schedule(c.sgld_steps))
+        x_neg = self.chains(start, self.chain_schedule(c.sgld_steps))
         for p, r in zip(self.parameters(), requires):
             p.requires_grad_(r)
         self.replay = torch.cat([x_neg, self.replay])[: c.buffer_size]
         e_pos, e_neg = self.energy(x), self.working_energy(x_neg)
         return (e_pos - e_neg).mean() + c.reg * (e_pos**2 + e_neg**2).mean()
 
-    def sample_nfe(self, **variant) -> int:
-        return self.config.sample_steps  # one energy gradient (forward + backward) per SGLD step
-
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
-        """n samples: a fresh chain from uniform noise on the box, run through :meth:`sample_schedule`."""
-        return self.decode_data(self.langevin(self._uniform(n, generator), self.sample_schedule(), generator))
 
 
 # =========================================================================== vectors
@@ -150,10 +145,6 @@ class EBMConfig:
         sgld_steps: SGLD steps per training iteration (short-run chains).
         sgld_step_size: Langevin step epsilon of the training chains:
             x <- x - eps/2 * grad E(x) + sqrt(eps) * xi.
-        sample_steps: SGLD steps of a fresh chain when sampling after training.
-        sample_step_start, sample_step_end: the fresh chain's step size decays geometrically
-            between these (decreasing steps, as in Welling & Teh 2011): large steps first to
-            cross between modes, small ones last so the chain settles into p(x).
         buffer_size: replay-buffer capacity.
         reinit_prob: chance that a chain restarts from uniform noise on the box.
         reg: weight alpha of the energy-magnitude penalty alpha * (E(x+)^2 + E(x-)^2).
@@ -164,9 +155,6 @@ class EBMConfig:
     layers: int = 3
     sgld_steps: int = 10
     sgld_step_size: float = 1e-2
-    sample_steps: int = 500
-    sample_step_start: float = 0.3
-    sample_step_end: float = 1e-3
     buffer_size: int = 10_000
     reinit_prob: float = 0.05
     reg: float = 0.1
@@ -184,13 +172,14 @@ class MLPEnergy(ContrastiveDivergenceEBM):
     lives on the box [lo, hi]^D set by :meth:`prepare`; SGLD chains are clamped to it,
     and quadrature normalizes over it. Its SGLD steps are exact Langevin steps,
     x <- clamp(x - eps/2 grad E(x) + sqrt(eps) xi): constant eps = ``sgld_step_size`` in
-    training, decreasing geometrically from ``sample_step_start`` to ``sample_step_end``
-    when sampling. Samples are (n, D) float32.
+    training; its default sampler decreases eps geometrically from 0.3 to 1e-3 over 500 steps
+    (:class:`models.samplers.SGLD`). Samples are (n, D) float32.
     """
 
     reference = "Du & Mordatch 2019, arXiv:1903.08689"
     textbook = TEXTBOOK
-    tiny = {"hidden": 16, "sgld_steps": 3, "sample_steps": 5, "buffer_size": 64}  # test size (tests/test_contract.py)
+    tiny = {"hidden": 16, "sgld_steps": 3, "buffer_size": 64}  # test size (tests/test_contract.py)
+    tiny_samplers = {"default": {"steps": 5}}
     Config = EBMConfig
     train_defaults = {"lr": 1e-3, "betas": (0.0, 0.999)}
 
@@ -222,15 +211,6 @@ class MLPEnergy(ContrastiveDivergenceEBM):
         eps = self.config.sgld_step_size
         return [(0.5 * eps, eps**0.5)] * steps
 
-    def sample_step_sizes(self) -> list[float]:
-        """Step sizes eps of a fresh sampling chain: geometric from ``sample_step_start`` to ``sample_step_end``."""
-        c = self.config
-        k, ratio = max(c.sample_steps - 1, 1), c.sample_step_end / c.sample_step_start
-        return [c.sample_step_start * ratio ** (i / k) for i in range(c.sample_steps)]
-
-    def sample_schedule(self) -> list[tuple[float, float]]:
-        """Langevin steps (eps / 2, sqrt(eps)) for the decreasing eps of :meth:`sample_step_sizes`."""
-        return [(0.5 * eps, eps**0.5) for eps in self.sample_step_sizes()]
 
 
 # =========================================================================== images
@@ -246,7 +226,6 @@ class ConvEBMConfig:
         noise: sigma, the standard deviation of the Gaussian noise added per step.
         grad_clip: clip each entry of the energy gradient to [-c, c] before the step;
             ``None`` disables it.
-        sample_steps: SGLD steps of a fresh chain when sampling after training.
         buffer_size: replay-buffer capacity (chains kept between iterations).
         reinit_prob: chance that a chain restarts from uniform noise on [-1, 1]^D.
         reg: weight alpha of the energy-magnitude penalty alpha * (E(x+)^2 + E(x-)^2).
@@ -257,7 +236,6 @@ class ConvEBMConfig:
     step_size: float = 1.0
     noise: float = 0.01
     grad_clip: float | None = None
-    sample_steps: int = 200
     buffer_size: int = 10_000
     reinit_prob: float = 0.05
     reg: float = 1.0
@@ -284,7 +262,7 @@ class ConvEnergy(ContrastiveDivergenceEBM):
     ResBlock with Swish (SiLU), then a sum over positions and a linear map to E(x).
 
     Example:
-        >>> e = ConvEnergy(ConvEBMConfig(channels=(8,), sample_steps=2), (1, 8, 8))
+        >>> e = ConvEnergy(ConvEBMConfig(channels=(8,)), (1, 8, 8))
         >>> e.energy(torch.zeros(3, 1, 8, 8, dtype=torch.uint8)).shape
         torch.Size([3])
     """
@@ -292,7 +270,9 @@ class ConvEnergy(ContrastiveDivergenceEBM):
     reference = "Du & Mordatch 2019, arXiv:1903.08689"
     textbook = TEXTBOOK
     # test size (tests/test_contract.py)
-    tiny = {"channels": (8, 16), "sgld_steps": 2, "sample_steps": 3, "buffer_size": 64}
+    tiny = {"channels": (8, 16), "sgld_steps": 2, "buffer_size": 64}
+    tiny_samplers = {"default": {"steps": 3}}
+    samplers = {"default": {"kind": "sgld", "steps": 200}}  # the training chains' constant schedule
     Config = ConvEBMConfig
     train_defaults = {"lr": 1e-4, "betas": (0.0, 0.999)}
 
@@ -332,6 +312,3 @@ class ConvEnergy(ContrastiveDivergenceEBM):
         """``steps`` SGLD steps of (lambda, sigma) = (``step_size``, ``noise``)."""
         return [(self.config.step_size, self.config.noise)] * steps
 
-    def sample_schedule(self) -> list[tuple[float, float]]:
-        """The training chains' constant schedule, for ``sample_steps`` steps."""
-        return self.chain_schedule(self.config.sample_steps)

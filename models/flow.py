@@ -91,10 +91,10 @@ class SplineFlow(GenerativeModel):
         """Mean NLL in nats."""
         return -self.log_prob(x).mean()
 
-    def sample_nfe(self, **variant) -> int:
+    def generate_nfe(self) -> int:
         return self.data_shape[0]  # each masked transform inverts in D sequential passes
 
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
+    def generate(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """(n, D) samples: z ~ N(0, I) pushed through the inverse flow."""
         z = torch.randn(n, self.data_shape[0], device=self.device, generator=generator)
         return self.transform().inv(z)

@@ -110,7 +110,7 @@ class AdversarialNetwork(GenerativeModel):
         opt_g.step()
         return {"loss_d": d_loss.detach(), "loss_g": g_loss.detach()}
 
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
+    def generate(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """(n, *data_shape) samples G(z), z ~ N(0, I): one generator pass (differentiable in G's
         parameters inside :func:`models.gradients`; no autograd graph otherwise)."""
         return self.decode_data(self._fake(n, self.device, generator))

@@ -381,8 +381,7 @@ class Glow(GenerativeModel):
         zs: list[Tensor | None] = [p.reshape(-1, *s) for p, s in zip(parts, shapes)]
         return quantize(self.inverse_flow(zs))
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
+    def generate(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """(n, C, H, W) uint8 samples: latents from the priors, inverse flow, floor clamped to 0..255."""
         zs: list[Tensor | None] = [None] * len(self.z_channels)
         return quantize(self.inverse_flow(zs, generator, n))

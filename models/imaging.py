@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.base import require
+
 BINS = 256
 LN2 = math.log(2.0)
 
@@ -299,8 +301,6 @@ def unet(channels: int, data_shape: tuple[int, ...], block_channels: tuple[int, 
     Raises:
         ValueError: H or W not divisible, or ``norm_groups`` does not divide the widths.
     """
-    from models.base import require
-
     UNet2DModel = require("diffusers", "the image diffusion and score families (UNet2DModel)").UNet2DModel
 
     check_divisible(tuple(data_shape), 2 ** (len(block_channels) - 1), f"a UNet with {len(block_channels)} levels")

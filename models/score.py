@@ -41,11 +41,14 @@ class NoiseConditionalScore(GenerativeModel):
     sigma_max to ``config.sigma_min``. Subclasses call :meth:`_init_sigmas` and define
     the network output :meth:`score_net` (the score is that divided by sigma), the data
     maps :meth:`encode_data` and :meth:`decode_data`, and the sampler's start
-    :meth:`initial`. ``config`` has ``n_sigmas``, ``sigma_min``, ``sigma_max``,
-    ``steps_per_sigma``, ``step_eps`` and ``denoise``.
+    :meth:`initial`. ``config`` has ``n_sigmas``, ``sigma_min`` and ``sigma_max``. Sampling is
+    annealed Langevin dynamics (:class:`models.samplers.AnnealedLangevin`), whose settings are the
+    sampler's, not the model's.
     """
 
     capabilities = Capabilities(sample=True)
+    samplers = {"default": {"kind": "annealed_langevin", "steps_per_sigma": 100, "step_eps": 2e-5, "denoise": True}}
+    legacy_config_keys = ("steps_per_sigma", "step_eps", "denoise")
     loss_per_dimension: bool = False  # DSM loss summed over dimensions (False) or averaged (True)
 
     def _init_sigmas(self, placeholder_sigma_max: float) -> None:
@@ -103,30 +106,6 @@ class NoiseConditionalScore(GenerativeModel):
         sq = (sigma_x * self.score(x_tilde, sigma) + noise) ** 2
         return 0.5 * (sq.mean() if self.loss_per_dimension else sq.flatten(1).sum(1).mean())
 
-    def sample_nfe(self, **variant) -> int:
-        c = self.config
-        return c.n_sigmas * c.steps_per_sigma + int(c.denoise)
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
-        """n samples by annealed Langevin dynamics (Song & Ermon 2019, Alg. 1), then a Tweedie denoising step.
-
-        x <- x + alpha_i / 2 s(x, sigma_i) + sqrt(alpha_i) z for ``steps_per_sigma`` steps at
-        each sigma_i, alpha_i = ``step_eps`` sigma_i^2 / sigma_L^2, from :meth:`initial`;
-        with ``denoise``, finally x <- x + sigma_L^2 s(x, sigma_L) (Tweedie's formula).
-        """
-        c = self.config
-        x = self.initial(n, generator)
-        for sigma in self.sigmas:
-            alpha = c.step_eps * (sigma / self.sigmas[-1]) ** 2
-            s = sigma.expand(n)
-            for _ in range(c.steps_per_sigma):
-                z = torch.randn(x.shape, device=x.device, generator=generator)
-                x = x + 0.5 * alpha * self.score(x, s) + alpha.sqrt() * z
-        if c.denoise:
-            x = x + self.sigmas[-1] ** 2 * self.score(x, self.sigmas[-1].expand(n))
-        return self.decode_data(x)
-
 
 # =========================================================================== vectors
 @dataclass
@@ -140,9 +119,6 @@ class NCSNConfig:
             largest pairwise distance in the training data (Song & Ermon 2020, technique 1).
         hidden: width of the score network.
         layers: hidden layers of the score network.
-        steps_per_sigma: Langevin steps T at each noise level.
-        step_eps: epsilon of the step size alpha_i = epsilon * sigma_i^2 / sigma_L^2.
-        denoise: finish with one Tweedie denoising step x + sigma_L^2 s(x, sigma_L).
     """
 
     n_sigmas: int = 10
@@ -150,9 +126,6 @@ class NCSNConfig:
     sigma_max: float | None = None
     hidden: int = 128
     layers: int = 3
-    steps_per_sigma: int = 100
-    step_eps: float = 2e-5
-    denoise: bool = True
 
 
 @register("score", modality="vector")
@@ -171,7 +144,8 @@ class NCSN(NoiseConditionalScore):
 
     reference = "Song & Ermon 2019, arXiv:1907.05600; Song & Ermon 2020, arXiv:2006.09011"
     textbook = TEXTBOOK
-    tiny = {"hidden": 16, "n_sigmas": 3, "steps_per_sigma": 2}  # test size (tests/test_contract.py)
+    tiny = {"hidden": 16, "n_sigmas": 3}  # test size (tests/test_contract.py)
+    tiny_samplers = {"default": {"steps_per_sigma": 2}}
     Config = NCSNConfig
     train_defaults = {"lr": 2e-3, "ema": 0.995}
 
@@ -204,11 +178,9 @@ class ImageNCSNConfig:
         attention: self-attention at the lowest resolution and in the middle block.
         norm_groups: GroupNorm groups (must divide every entry of ``channels``).
         dropout: dropout in the ResNet blocks.
-        steps_per_sigma: Langevin steps T at each noise level (NCSNv2: 5).
-        step_eps: epsilon of the step size alpha_i = epsilon * sigma_i^2 / sigma_L^2
-            (NCSNv2 technique 4 gives ~1e-5 for T = 5 at MNIST's ladder ratio).
-        denoise: finish with one Tweedie denoising step x + sigma_L^2 s(x, sigma_L)
-            (Jolicoeur-Martineau et al. 2021, arXiv:2009.05475; NCSNv2's final step).
+
+    The sampler's defaults follow NCSNv2: 5 Langevin steps per level, step epsilon 1e-5 (technique
+    4 at MNIST's ladder ratio), and the final Tweedie denoising step.
     """
 
     n_sigmas: int = 100
@@ -219,9 +191,6 @@ class ImageNCSNConfig:
     attention: bool = True
     norm_groups: int = 32
     dropout: float = 0.0
-    steps_per_sigma: int = 5
-    step_eps: float = 1e-5
-    denoise: bool = True
 
 
 @register("score", modality="image")
@@ -241,15 +210,17 @@ class ImageNCSN(NoiseConditionalScore):
     data blurred at sigma_max; samples are rounded to the nearest pixel value, uint8.
 
     Example:
-        >>> m = ImageNCSN(ImageNCSNConfig(n_sigmas=3, steps_per_sigma=1, channels=(8, 16), norm_groups=4), (1, 8, 8))
-        >>> m.sample(2).dtype
+        >>> m = ImageNCSN(ImageNCSNConfig(n_sigmas=3, channels=(8, 16), norm_groups=4), (1, 8, 8))
+        >>> m.sample(2, sampler=AnnealedLangevin(steps_per_sigma=1)).dtype
         torch.uint8
     """
 
     reference = "Song & Ermon 2019, arXiv:1907.05600; Song & Ermon 2020, arXiv:2006.09011"
     textbook = TEXTBOOK
     # test size (tests/test_contract.py)
-    tiny = {"n_sigmas": 3, "steps_per_sigma": 2, "channels": (8, 16), "layers_per_block": 1, "norm_groups": 4}
+    tiny = {"n_sigmas": 3, "channels": (8, 16), "layers_per_block": 1, "norm_groups": 4}
+    tiny_samplers = {"default": {"steps_per_sigma": 2}}
+    samplers = {"default": {"kind": "annealed_langevin", "steps_per_sigma": 5, "step_eps": 1e-5, "denoise": True}}
     Config = ImageNCSNConfig
     train_defaults = {"lr": 2e-4, "ema": 0.999, "warmup_steps": 200, "grad_clip": 1.0}
     loss_per_dimension = True  # a loss per dimension, like the image DDPM's, so learning rates carry over

@@ -131,7 +131,7 @@ class GaussianVAE(GenerativeModel):
         """The decoder mean E[x|z], (N, D), for z (N, latent)."""
         return self._decode(z)[0]
 
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
+    def generate(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """(n, D) samples x ~ p(x|z), z ~ N(0, I)."""
         z = torch.randn(n, self.config.latent, device=self.device, generator=generator)
         mean, log_var = self._decode(z)
@@ -277,8 +277,7 @@ class ConvVAE(GenerativeModel):
         """The mode of p(x|z) (most probable component, no noise), uint8 (N, C, H, W), for z (N, latent)."""
         return self.decode(z).mode()
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, **variant) -> Tensor:
+    def generate(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """(n, C, H, W) uint8 samples x ~ p(x|z), z ~ N(0, I): one decoder pass."""
         z = torch.randn(n, self.config.latent, device=self.device, generator=generator)
         return self.decode(z).sample(generator)

@@ -7,6 +7,7 @@ import dataclasses
 import torch
 
 import models
+from models.samplers import build_samplers
 
 # Image tests use 3 channels, so that the channel-coupled likelihoods are exercised; every
 # image family also accepts (1, 28, 28) and (3, 32, 32) (tests/test_image_models.py).
@@ -23,6 +24,14 @@ def tiny_model(name: str, modality: str, seed: int = 0, data_shape: tuple[int, .
     cfg = dataclasses.replace(cls.Config(), **{**cls.tiny, **overrides})
     torch.manual_seed(seed)
     return cls(cfg, data_shape or DATA_SHAPES[modality])
+
+
+def tiny_samplers(name: str, modality: str) -> dict:
+    """The family's samplers shrunk to test size: its declared entries with its ``tiny_samplers`` settings merged
+    in (:func:`models.samplers.build_samplers`), by name; the first is its default."""
+    cls = models.get(name, modality)
+    entries = {k: {**v, **cls.tiny_samplers.get(k, {})} for k, v in cls.samplers.items()}
+    return build_samplers(entries)
 
 
 def example_batch(modality: str, n: int = 64, seed: int = 0, shape: tuple[int, ...] | None = None) -> torch.Tensor:

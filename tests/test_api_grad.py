@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import models
-from tests.helpers import example_batch, tiny_model
+from tests.helpers import example_batch, tiny_model, tiny_samplers
 
 ENTRIES = models.entries()
 DENSITY_ENTRIES = [(n, m) for n, m in ENTRIES if models.get(n, m).capabilities.likelihood != "none"]
@@ -14,7 +14,8 @@ DENSITY_ENTRIES = [(n, m) for n, m in ENTRIES if models.get(n, m).capabilities.l
 
 def _outputs(m: models.GenerativeModel, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every public call the family declares, on ``x`` (bounds flattened by name)."""
-    out = {"sample": m.sample(3, generator=torch.Generator().manual_seed(0))}
+    out = {"sample": m.sample(3, generator=torch.Generator().manual_seed(0),
+                              sampler=next(iter(tiny_samplers(m.family, m.modality).values())))}
     caps = m.capabilities
     if caps.log_prob:
         out["log_prob"] = m.log_prob(x)
@@ -71,10 +72,10 @@ def test_langevin_samplers_still_differentiate_the_energy_inside_sample():
     """EBM sampling runs SGLD on grad_x E(x) under torch.enable_grad(); outside, the samples carry no graph."""
     m = tiny_model("energy", "vector").eval()
     m.prepare(example_batch("vector", n=64))
-    x0 = m.sample(5, generator=torch.Generator().manual_seed(0))
+    x0 = m.sample(5, generator=torch.Generator().manual_seed(0), sampler=tiny_samplers("energy", "vector")["default"])
     assert not x0.requires_grad
     # SGLD moved the chains: the samples are not the uniform draws they started from
-    start = m._uniform(5, torch.Generator().manual_seed(0))
+    start = m.uniform(5, torch.Generator().manual_seed(0))
     assert not torch.allclose(x0, start)
 
 
@@ -84,3 +85,44 @@ def test_gradients_is_scoped_to_its_block():
     with models.gradients():
         assert m.log_prob(x).requires_grad
     assert not m.log_prob(x).requires_grad
+
+
+def _grad_modes(m: models.GenerativeModel, call) -> list[bool]:
+    """``torch.is_grad_enabled()`` at every forward of one of ``m``'s modules while ``call()`` runs."""
+    own, seen = set(map(id, m.modules())), []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda mod, args, out: seen.append(torch.is_grad_enabled()) if id(mod) in own else None)
+    try:
+        call()
+    finally:
+        hook.remove()
+    return seen
+
+
+@pytest.mark.parametrize("name,modality", ENTRIES, ids=[f"{n}-{m}" for n, m in ENTRIES])
+def test_every_sampler_and_density_honours_models_gradients(name, modality):
+    """Inside ``models.gradients()`` every network pass of ``sample`` (each sampler) and of the density calls
+    records autograd; outside, the outputs are plain tensors. (No sampler may wrap itself in ``no_grad``.)"""
+    m = tiny_model(name, modality).eval()
+    x = example_batch(modality, n=4)
+    m.prepare(example_batch(modality, n=64))
+    calls = {f"sample[{k}]": (lambda s=s: m.sample(2, generator=torch.Generator().manual_seed(0), sampler=s))
+             for k, s in tiny_samplers(name, modality).items()}
+    caps = m.capabilities
+    if caps.log_prob:
+        calls["log_prob"] = lambda: m.log_prob(x)
+    if caps.bound:
+        calls["log_prob_bounds"] = lambda: m.log_prob_bounds(x)
+    if caps.energy:
+        calls["energy"] = lambda: m.energy(x)
+    for call, fn in calls.items():
+        with models.gradients():
+            modes = _grad_modes(m, fn)
+        assert modes and all(modes), f"{name}/{modality}: {call} ran {modes.count(False)} of {len(modes)} network " \
+                                     "passes without autograd inside models.gradients()"
+        out = fn()
+        for y in (out.values() if isinstance(out, dict) else [out]):
+            assert not y.requires_grad, f"{name}/{modality}: {call} returned a graph outside models.gradients()"
+        if call.startswith("sample") and modality == "vector" and not caps.energy:  # SGLD detaches its chains
+            with models.gradients():
+                assert fn().requires_grad, f"{name}/{modality}: {call} gave no graph inside models.gradients()"

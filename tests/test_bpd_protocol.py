@@ -48,7 +48,7 @@ class HistogramModel(GenerativeModel):
     def loss(self, x):
         return -self.log_prob(x).mean()
 
-    def sample(self, n, generator=None):
+    def generate(self, n, generator=None):
         return self.log_h.multinomial(n * 16, replacement=True, generator=generator).reshape(n, 1, 4, 4).to(torch.uint8)
 
 

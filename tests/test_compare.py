@@ -122,7 +122,8 @@ def test_missing_metrics_and_cells_are_listed_and_failed_cells_regress():
     assert cmp.only_a == ["d/vae"] and cmp.only_b == ["e/vae"]
     assert {r.key[3]: r.rule for r in cmp.rows} == {"mmd2": "missing in B", "recall": "missing in A"}
     assert cmp.failed_b == ["d/gan seed 1: DivergenceError: loss became nan"] and cmp.failed
-    assert report_compare.regression_lines(cmp) == ["REGRESSION d/gan seed 1: DivergenceError: loss became nan: failed in B"]
+    assert report_compare.regression_lines(cmp) == [
+        "REGRESSION d/gan seed 1: DivergenceError: loss became nan: failed in B"]
 
 
 def test_different_suites_are_bad_input():

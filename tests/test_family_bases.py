@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from models.samplers import AnnealedLangevin
 from tests.helpers import example_batch, tiny_model
 
 IMAGE = (1, 8, 8)
@@ -86,8 +87,7 @@ def test_annealed_langevin_with_the_exact_score_of_a_gaussian_gives_the_closed_f
     """
     mu, s = (1.0, 0.05) if modality == "vector" else (0.5, 0.05)
     eps, steps = 2e-5, 100
-    m = tiny_model("score", modality, data_shape=_shape(modality), sigma_max=10.0 * s, sigma_min=0.01,
-                   n_sigmas=10, steps_per_sigma=steps, step_eps=eps)
+    m = tiny_model("score", modality, data_shape=_shape(modality), sigma_max=10.0 * s, sigma_min=0.01, n_sigmas=10)
     m.score_net = lambda x, sigma: -(x - mu) * _sigma(sigma, x) / (s**2 + _sigma(sigma, x) ** 2)
     sigmas = m.sigmas.double().tolist()
     d = 0.0 - mu if modality == "vector" else 0.0  # the start's mean offset and variance
@@ -100,7 +100,8 @@ def test_annealed_langevin_with_the_exact_score_of_a_gaussian_gives_the_closed_f
     tweedie = s**2 / (s**2 + sigmas[-1] ** 2)
     mean, var = mu + tweedie * d, tweedie**2 * var
     n = 16000 if modality == "vector" else 500
-    x = m.sample(n, generator=torch.Generator().manual_seed(0)).double()
+    sampler = AnnealedLangevin(steps_per_sigma=steps, step_eps=eps)
+    x = m.sample(n, generator=torch.Generator().manual_seed(0), sampler=sampler).double()
     if modality == "image":
         mean, var = mean * 255, var * 255**2 + 1 / 12  # pixel units
     std, se = math.sqrt(var), math.sqrt(var / (2 * x.numel()))
@@ -116,7 +117,8 @@ def test_vector_ebm_sgld_step_is_the_documented_langevin_update():
     a = torch.tensor([2.0, -1.0])
     m.working_energy = lambda x: x @ a
     x0 = torch.tensor([[0.0, 0.0], [0.99, -0.99]])
-    x1 = m.langevin(x0, m.chain_schedule(1), torch.Generator().manual_seed(0))
+    x1 = m.chains(x0, m.chain_schedule(1), torch.Generator().manual_seed(0))
     xi = torch.randn(2, 2, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(x1, (x0 - 0.02 * a + 0.2 * xi).clamp(-1, 1))
-    assert m.sample_schedule()[0] == (0.5 * m.config.sample_step_start, m.config.sample_step_start**0.5)
+    sgld = m.default_samplers()["default"]  # the sampler's first step: exact Langevin at step_start
+    assert sgld.schedule(m)[0] == (0.5 * sgld.step_start, sgld.step_start**0.5) == (0.15, 0.3**0.5)

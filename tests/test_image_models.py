@@ -27,7 +27,7 @@ from models.imaging import (
     dmol_param_count,
     quantize,
 )
-from tests.helpers import example_batch, tiny_model
+from tests.helpers import example_batch, tiny_model, tiny_samplers
 
 ALL_PIXELS = torch.arange(256, dtype=torch.uint8)
 
@@ -178,8 +178,8 @@ def test_banded_sampling_equals_full_image_sampling(C):
     m = _pixelcnn(C, layers=1, first_kernel=3).eval()
     R = m.receptive_rows
     assert R == 3 < 10 - 1  # the band really is a crop
-    band = m.sample(6, torch.Generator().manual_seed(0), band=True)
-    full = m.sample(6, torch.Generator().manual_seed(0), band=False)
+    band = m.generate(6, torch.Generator().manual_seed(0), band=True)
+    full = m.generate(6, torch.Generator().manual_seed(0), band=False)
     assert torch.equal(band, full)
     # on the band the output of row i is the full image's; one row fewer changes it
     xc = imaging.to_centered(example_batch("image", 4, shape=(C, 10, 10)))
@@ -310,9 +310,10 @@ def test_image_ddpm_bound_matches_its_closed_form_and_is_below_the_exact_log_lik
 
 def test_image_ddpm_samplers_and_their_nfe():
     m = models.get("diffusion", "image")(models.get("diffusion", "image").Config(), (1, 28, 28))
-    variants = m.sampling_variants()
-    assert list(variants) == ["ancestral", "ddim10", "ddim20", "ddim50", "ddim100"]
-    assert [m.sample_nfe(**v) for v in variants.values()] == [1000, 10, 20, 50, 100]
+    samplers = m.default_samplers()
+    assert list(samplers) == ["ancestral", "ddim10", "ddim20", "ddim50", "ddim100"]
+    assert [m.sample_nfe(s) for s in samplers.values()] == [1000, 10, 20, 50, 100]
+    assert {s.sweep for s in samplers.values()} == {None, "DDIM (η = 0)"}
 
 
 # --------------------------------------------------------------------------- VAE
@@ -364,7 +365,7 @@ def test_ebm_sgld_step_is_the_documented_update():
     a = torch.tensor([0.1, -0.2, 1.0, -1.0]).reshape(1, 1, 2, 2)
     m.working_energy = lambda x: (a * x).flatten(1).sum(1)
     x0 = torch.tensor([0.0, 0.0, 0.5, 0.9]).reshape(1, 1, 2, 2)
-    x1 = m.langevin(x0, m.chain_schedule(1), torch.Generator().manual_seed(0))
+    x1 = m.chains(x0, m.chain_schedule(1), torch.Generator().manual_seed(0))
     xi = torch.randn(1, 1, 2, 2, generator=torch.Generator().manual_seed(0))
     expected = (x0 - 0.5 * a.clamp(-0.3, 0.3) + 0.01 * xi).clamp(-1, 1)
     torch.testing.assert_close(x1, expected)
@@ -379,8 +380,8 @@ def test_every_image_family_handles_mnist_and_cifar_shapes(name, shape):
     x = example_batch("image", 4, shape=shape)
     m.prepare(x)
     assert torch.isfinite(m.loss(x))
-    kwargs = next(iter(m.sampling_variants().values()))
-    s = m.eval().sample(2, generator=torch.Generator().manual_seed(0), **kwargs)
+    sampler = next(iter(tiny_samplers(name, "image").values()))
+    s = m.eval().sample(2, generator=torch.Generator().manual_seed(0), sampler=sampler)
     assert s.shape == (2, *shape) and s.dtype == torch.uint8
 
 

@@ -11,6 +11,7 @@ from torch import nn
 from bench.config.suite import DataConfig, EvalConfig
 from bench.data import load
 from bench.execution.cell import latent_stage
+from models.samplers import DDIM
 from tests.helpers import example_batch, tiny_model
 
 
@@ -24,14 +25,20 @@ class ZeroEps(nn.Module):
 def test_ddim_inversion_with_zero_epsilon_is_the_closed_form():
     # With eps = 0 every DDIM step rescales x_0 by sqrt(alpha_bar): the inversion ends at
     # z = sqrt(alpha_bar_{T-1}) x, and the sampler started there divides it back out.
-    m = tiny_model("diffusion", "vector")
+    m = tiny_model("diffusion", "vector", T=100)
     m.eps_net = ZeroEps()
     x = example_batch("vector", 32)
-    z = m.to_latent(x)
+    z = m.to_latent(x)  # the family's first DDIM sampler, ddim50
     torch.testing.assert_close(z, m.alpha_bar[-1].sqrt() * x)
     torch.testing.assert_close(m.from_latent(z), x)
-    assert m.latent_nfe() == len(m.ddim_timesteps(m.config.ddim_steps[0])) == 5
-
+    assert m.latent_nfe() == 50
+    ddim5 = DDIM(steps=5)
+    z5 = m.to_latent(x, sampler=ddim5)
+    torch.testing.assert_close(z5, m.alpha_bar[-1].sqrt() * x)
+    torch.testing.assert_close(m.from_latent(z5, sampler=ddim5), x)
+    assert m.latent_nfe(ddim5) == 5
+    with pytest.raises(ValueError, match="at most the model's T = 100"):
+        m.to_latent(x, sampler=DDIM(steps=200))
 
 @pytest.fixture(scope="module")
 def toy():

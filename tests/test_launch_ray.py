@@ -53,7 +53,7 @@ class _Base(GenerativeModel):
         self.w = nn.Parameter(torch.zeros(data_shape))
         self.calls = 0
 
-    def sample(self, n, generator=None, **variant):
+    def generate(self, n, generator=None):
         return self.w + torch.randn(n, *self.data_shape, generator=generator)
 
     def loss(self, x):

@@ -56,7 +56,7 @@ class DiagonalGaussian(GenerativeModel):
     def loss(self, x):
         return -self.log_prob(x).mean()
 
-    def sample(self, n, generator=None, **variant):
+    def generate(self, n, generator=None):
         eps = torch.randn(n, *self.data_shape, generator=generator)
         return self.mu + self.log_std.exp() * eps
 '''
@@ -118,8 +118,11 @@ def test_a_family_file_runs_in_a_suite_and_the_report_says_no_claim(throwaway, t
     assert taxonomy_row.count("no textbook claim") == 2 and "disagrees" not in taxonomy_row
 
 
-def test_the_registry_refuses_a_family_without_sample():
-    with pytest.raises(models.RegistryError, match=r"family 'nosample' \(.*NoSample\) does not implement: sample"):
+def test_the_registry_refuses_a_family_without_a_way_to_sample():
+    """A family with the default (native) sampler must implement ``generate``; one whose samplers are all of
+    another kind (diffusion's ancestral and DDIM) need not."""
+    with pytest.raises(models.RegistryError, match=r"family 'nosample' \(.*NoSample\) does not implement: "
+                                                   r"generate \(it declares a native sampler\)"):
         @models.register("nosample", modality="vector")
         class NoSample(GenerativeModel):
             def loss(self, x):
@@ -129,7 +132,7 @@ def test_the_registry_refuses_a_family_without_sample():
 
 def _family(textbook):
     return type("F", (GenerativeModel,), {"textbook": textbook, "loss": lambda self, x: x.sum(),
-                                          "sample": lambda self, n, generator=None, **kw: None})
+                                          "generate": lambda self, n, generator=None: None})
 
 
 def test_a_family_has_one_textbook_claim_across_modalities():

@@ -130,7 +130,7 @@ def needs_a_package():
         def loss(self, x):
             return x.sum()
 
-        def sample(self, n, generator=None, **kw):
+        def generate(self, n, generator=None):
             return torch.zeros(n, 2)
 
     yield

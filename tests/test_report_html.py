@@ -18,8 +18,8 @@ import pytest
 
 import run_bench
 from bench.report import figures
-from bench.report.run_report import write_report
 from bench.report.document import Document, Figure, to_html
+from bench.report.run_report import write_report
 from bench.store.runs import RunDir
 from bench.store.schema import CellRecord, DensityResult, SamplerResult, TrainResult
 

@@ -44,7 +44,7 @@ def nan_family():
             self.calls += 1
             return (self.w**2).sum() + (math.nan if self.calls > 2 else 0.0)
 
-        def sample(self, n, generator=None, **kw):
+        def generate(self, n, generator=None):
             return torch.zeros(n, 2)
 
     yield "nan_after_2"

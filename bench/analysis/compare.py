@@ -58,6 +58,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.analysis import baselines
 from bench.analysis.aggregate import Key, Side, Stat, side_from_records
 from bench.evaluation import protocol
 from bench.store import schema
@@ -76,7 +77,6 @@ _ORDER = {REGRESSED: 0, NOT_COMPARABLE: 1, IMPROVED: 2, UNCHANGED: 3}
 
 class InputError(ValueError):
     """Bad input to compare or baseline (exit 2): the message names the path or the mismatch."""
-
 
 @dataclass
 class Row:
@@ -193,8 +193,6 @@ def load_side(path: str | Path) -> Side:
     Raises:
         InputError: neither a readable run folder nor a readable baseline.
     """
-    from bench.analysis import baselines
-
     path = Path(path)
     if path.suffix == ".json" and not path.is_dir():
         try:

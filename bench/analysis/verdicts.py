@@ -38,6 +38,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import models
+from bench.analysis import taxonomy
 from bench.store.schema import CellRecord, DensityResult
 
 SLOW_RATIO = 10.0  # a family samples "slow" when its cost per sample is >= 10x the fastest family's
@@ -71,7 +73,6 @@ def textbook(rec: CellRecord) -> dict[str, str] | None:
     ``genbench.cell/2``), else ``None``."""
     if rec.textbook is not None:
         return rec.textbook
-    import models
 
     if rec.family in models.names():
         tb = models.textbook(rec.family)
@@ -136,8 +137,6 @@ def _claim_of(rec: CellRecord, key: str) -> str | None:
     """The family's textbook claim ``key``; records written before the claim existed take it from the registry."""
     tb = textbook(rec)
     if tb is not None and key not in tb:
-        import models
-
         reg = models.textbook(rec.family) if rec.family in models.names() else None
         return getattr(reg, key, None)
     return tb.get(key) if tb else None
@@ -160,8 +159,6 @@ def training_stability(recs: list[CellRecord]) -> Verdict:
     stable otherwise with at least :data:`MIN_SEEDS` seeds; inconclusive with fewer. ``value`` is
     the CV used (``None`` without two values); ``measured`` says what decided it.
     """
-    from bench.analysis import taxonomy
-
     st = taxonomy.stability(recs)
     claimed = _claim_of(recs[0], "training")
     cv = None
@@ -191,8 +188,6 @@ def sample_quality(family: str, recs: list[CellRecord]) -> Verdict:
     ``recs`` are every family's ok records of one dataset (all seeds). ``value`` is the
     family's rank by mean sample metric (1 = best; lower metric is better).
     """
-    from bench.analysis import taxonomy
-
     groups = taxonomy.by_family(recs)
     own = groups.get(family, [])
     claimed = _claim_of(own[0], "sample_quality") if own else None

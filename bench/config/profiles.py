@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.config.suite import DEFAULT_PROFILE, ConfigError, Suite, load_suite, parse_override
+from bench.config.suite import DEFAULT_PROFILE, ConfigError, Suite, load_suite, parse_override, read_yaml
 
 REQUIREMENTS = ("cuda",)
 
@@ -57,8 +57,6 @@ def read_meta(path: str | Path) -> dict[str, ProfileMeta]:
         ConfigError: an unknown requirement, a ``fallback`` that is not a profile of the
             file, or a wrong type (the message names the file and the key).
     """
-    from bench.config.suite import read_yaml
-
     src = str(path)
     raw = read_yaml(Path(path))  # one-line ConfigError: unreadable, not UTF-8, malformed, repeated keys
     profiles = raw.get("profiles") if isinstance(raw, Mapping) else None

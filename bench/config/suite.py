@@ -47,7 +47,12 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 import yaml
 
 import models
-from models.base import Range, TrainConfig, check_fields, value_problem
+from bench import data as datasets
+from bench.core.files import check_name
+from models import samplers
+from models.base import TrainConfig
+from models.fields import Range, check_fields, value_problem
+from models.samplers import Sampler
 
 
 def one_line(text: str) -> str:
@@ -171,7 +176,7 @@ def fill(cls: type, data: Any, key: str = "") -> Any:
 
     Raises:
         _KeyError: unknown key (with the closest valid key), wrong type, a value outside
-            the field's declared :class:`~models.base.Range` or ``Literal`` choices (a
+            the field's declared :class:`~models.fields.Range` or ``Literal`` choices (a
             non-finite float included), or a value rejected by the dataclass's ``__post_init__``.
     """
     if data is None:
@@ -270,7 +275,7 @@ class EvalConfig:
             out of the training time.
         monitor_n: validation points, and samples, of each monitor checkpoint.
 
-    Each numeric field declares its allowed values (:class:`~models.base.Range`) with its type.
+    Each numeric field declares its allowed values (:class:`~models.fields.Range`) with its type.
 
     Raises:
         ValueError: a value outside its range, ``n_samples`` not above ``pr_k`` and ``dc_k``, or
@@ -340,8 +345,8 @@ class EvalConfig:
         """How every timing of a cell was taken, as one line (stored in the record's protocol)."""
         slow = (f" ({self.timing_repeats_slow} timed calls for samplers of >= {self.slow_sampler_nfe} NFE)"
                 if self.timing_repeats_slow is not None else "")
-        return (f"{self.timing_warmup} warm-up + {self.timing_repeats} timed calls{slow}, median and IQR; "
-                "CUDA synchronized")
+        return (f"{self.timing_warmup} warm-up + {self.timing_repeats} timed calls{slow}, median with its bootstrap "
+                "standard error (3 or more calls) and the IQR; CUDA synchronized")
 
     def kid_protocol(self) -> str:
         """KID's definition with this config's subset settings, as one line."""
@@ -405,12 +410,15 @@ class Resources(TaskResources):
 
 @dataclass
 class FamilyEntry:
-    """One family of a suite: its model config (the family's own dataclass), training, and the
-    resources its cells ask a Ray cluster for."""
+    """One family of a suite: its model config (the family's own dataclass), training, its samplers
+    (:class:`models.samplers.Sampler` objects by name, in order; the first is the default), and the
+    resources its cells ask a Ray cluster for. Samplers are not model settings: changing them redoes a
+    cell's sample stage, never its training (:mod:`bench.execution.resume`)."""
 
     model: Any
     train: TrainConfig
     resources: Resources = field(default_factory=Resources)
+    samplers: dict[str, Sampler] = field(default_factory=dict)
 
 
 @dataclass
@@ -440,8 +448,20 @@ class Suite:
         return self.dataset_families.get(dataset, {}).get(name) or self.families[name]
 
     def resolved(self) -> dict[str, Any]:
-        """The whole resolved config as plain data (what results store and --dry-run prints)."""
-        return dataclasses.asdict(self)
+        """The whole resolved config as plain data (what results store and --dry-run prints); samplers as
+        ``{name: {kind, settings}}``."""
+        out = dataclasses.asdict(self)
+        for name, entry in self.families.items():
+            out["families"][name]["samplers"] = sampler_settings(entry.samplers)
+        for ds, fams in self.dataset_families.items():
+            for name, entry in fams.items():
+                out["dataset_families"][ds][name]["samplers"] = sampler_settings(entry.samplers)
+        return out
+
+
+def sampler_settings(samplers: Mapping[str, Sampler]) -> dict[str, dict[str, Any]]:
+    """``{name: {"kind": ..., <setting>: <value>}}`` of samplers, as records and ``--dry-run`` show them."""
+    return {name: s.settings() for name, s in samplers.items()}
 
 
 # The suite's top level is the profile "default" (merged with ``profiles.default`` where the file has
@@ -450,7 +470,7 @@ DEFAULT_PROFILE = "default"
 PROFILE_META_KEYS = ("requires", "fallback")
 _TOP_KEYS = ["name", "description", "datasets", "seeds", "device", "data", "eval", "train", "resources", "families",
              "profiles"]
-_FAMILY_KEYS = ["model", "train", "resources"]
+_FAMILY_KEYS = ["model", "train", "samplers", "resources"]
 
 
 def _deep_merge(base: dict, over: Mapping) -> dict:
@@ -532,8 +552,47 @@ def _parse_families(fams: Mapping, suite_train: Mapping, modality: str,
         if not isinstance(own, Mapping):
             raise _KeyError(f"{key}.resources", f"expected a mapping, got {own!r}")
         resources = fill(Resources, _deep_merge(dict(suite_resources or {}), own), f"{key}.resources")
-        families[str(name)] = FamilyEntry(model=model_cfg, train=train_cfg, resources=resources)
+        samplers = _fill_samplers(cls, model_cfg, entry.get("samplers"), f"{key}.samplers")
+        families[str(name)] = FamilyEntry(model=model_cfg, train=train_cfg, resources=resources, samplers=samplers)
     return families
+
+
+def _fill_samplers(cls: type, model_cfg: Any, given: Any, key: str) -> dict[str, Sampler]:
+    """The family's samplers: its declared entries (``cls.samplers``) with the suite's block merged over them
+    (``null`` drops one; a list-valued setting is a sweep, :func:`models.samplers.expand_entries`), each filled
+    as its kind's typed dataclass and checked against the model config."""
+    if given is not None and not isinstance(given, Mapping):
+        raise _KeyError(key, f"expected a mapping of sampler name -> settings, got {given!r}")
+    merged = _deep_merge({k: dict(v) for k, v in cls.samplers.items()}, given or {})
+    kinds = cls.sampler_kinds()
+    out: dict[str, Sampler] = {}
+    for name, entry in merged.items():
+        where = _join(key, str(name))
+        if entry is None:
+            continue
+        try:
+            expanded = samplers.expand_entries({name: entry})
+        except ValueError as e:
+            raise _KeyError(where, str(e).split(": ", 1)[-1]) from None
+        for full, settings in expanded.items():
+            settings = dict(settings)
+            kind = settings.pop("kind")
+            if kind not in kinds:
+                raise _KeyError(where, f"family {cls.family!r} has no sampler of kind {kind!r} (it offers: "
+                                       f"{', '.join(sorted(kinds))})")
+            swept = {k: v for k, v in entry.items() if isinstance(v, (list, tuple))} if full != name else {}
+            sampler = fill(samplers.KINDS[kind], {k: v for k, v in settings.items()}, where)
+            try:
+                sampler.check(model_cfg)
+            except ValueError as e:
+                raise _KeyError(_join(where, str(e).split(":")[0]), str(e).split(": ", 1)[-1]) from None
+            sampler.name = str(full)
+            if full in out:
+                raise _KeyError(where, f"sampler name {full!r} is given twice{' (by a sweep)' if swept else ''}")
+            out[str(full)] = sampler
+    if not out:
+        raise _KeyError(key, "no sampler left: a family needs at least one")
+    return out
 
 
 _Seed = Annotated[int, Range(ge=0, le=2**32 - 1)]
@@ -542,8 +601,6 @@ _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 def _check_suite_name(name: str) -> str:
     """The suite name is a folder under the results root: a safe name, never a path."""
-    from bench.core.files import check_name
-
     problem = check_name(name)
     if problem:
         raise _KeyError("name", problem)
@@ -568,7 +625,6 @@ def _distinct(items: list, key: str) -> list:
 
 
 def _parse(raw: Mapping) -> Suite:
-    from bench import data as datasets  # late import: data imports nothing from here
 
     for k in raw:
         if k not in _TOP_KEYS:

@@ -7,8 +7,12 @@ import os
 import platform
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from bench import __version__
+
+if TYPE_CHECKING:
+    import torch
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: bench/core/env.py -> repository root
 _PACKAGES = ("torch", "torchvision", "numpy", "scipy", "zuko", "pandas", "matplotlib", "PyYAML")
@@ -20,6 +24,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     Raises:
         RuntimeError: CUDA was asked for but is not available.
     """
+    import torch  # lazy here and below: readers of records (the history database) import no torch
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -36,18 +41,19 @@ def versions() -> dict[str, str]:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
             pass
+    import torch
+
     out["torch_cuda"] = torch.version.cuda or "none"
     return out
 
 
 def _genbench_version() -> str:
-    from bench import __version__
-
     return __version__
 
 
 def device_info(device: torch.device) -> dict[str, object]:
     """The device a result was computed on: name, CPU count, threads, GPU model and memory."""
+    import torch
     info: dict[str, object] = {
         "type": device.type,
         "platform": platform.platform(),

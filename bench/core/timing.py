@@ -29,11 +29,13 @@ class Timing:
 
     Attributes:
         median_s: median seconds per call.
-        iqr_s: interquartile range (75th - 25th percentile), seconds.
+        iqr_s: interquartile range (75th - 25th percentile), seconds: the spread of the calls, not an error.
         q25_s, q75_s: the quartiles, seconds.
         repeats: timed calls.
         warmup: untimed calls made first.
         times_s: every timed call, seconds.
+        median_se_s: standard error of the median, seconds, by bootstrap (:func:`median_se`); ``None`` for
+            fewer than 3 timed calls.
     """
 
     median_s: float
@@ -43,6 +45,7 @@ class Timing:
     repeats: int
     warmup: int
     times_s: list[float]
+    median_se_s: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -71,7 +74,23 @@ def measure(fn: Callable[[], object], *, device: torch.device | str = "cpu", war
         synchronize(device)
         times.append(time.perf_counter() - t0)
     q25, med, q75 = np.percentile(times, [25, 50, 75])
-    return Timing(float(med), float(q75 - q25), float(q25), float(q75), repeats, warmup, times)
+    return Timing(float(med), float(q75 - q25), float(q25), float(q75), repeats, warmup, times, median_se(times))
+
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def median_se(times: list[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> float | None:
+    """Standard error of the median of ``times`` (seconds in, seconds out), by the bootstrap: the sample standard
+    deviation of the medians of ``resamples`` resamples with replacement (Efron & Tibshirani 1993, ch. 6), from a
+    fixed ``seed`` so that a record's value is reproducible. ``None`` for fewer than 3 values, where a
+    resampled median says nothing. For n normal draws of standard deviation s it approaches
+    sqrt(pi / 2) s / sqrt(n) = 1.2533 s / sqrt(n)."""
+    x = np.asarray(times, dtype=np.float64)
+    if len(x) < 3:
+        return None
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))
+    return float(np.median(x[idx], axis=1).std(ddof=1))
 
 
 class Stopwatch:

@@ -183,7 +183,8 @@ def load_cifar(root: str) -> Dataset:
         "fingerprint": {"train": array_fingerprint("cifar10", variant, "train", x_train),
                         "test": array_fingerprint("cifar10", variant, "test", x_test)},
     }
-    return Dataset("cifar10", "image", x_train, x_train[:0], x_test, train_labels=y_train, test_labels=y_test, info=info)
+    return Dataset("cifar10", "image", x_train, x_train[:0], x_test, train_labels=y_train, test_labels=y_test,
+                   info=info)
 
 
 __all__ = ["Dataset", "DatasetError", "Layout", "layout", "load", "modality", "names"]

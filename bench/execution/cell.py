@@ -41,6 +41,7 @@ from bench.config.suite import EvalConfig, FamilyEntry, Suite
 from bench.core import env
 from bench.core.files import StorageError, save_npz, storage_error, write_json
 from bench.core.timing import Stopwatch, Timing, measure
+from bench.evaluation.modality import modality as get_modality
 from bench.execution.resume import cell_config, stored_config
 from bench.execution.train import train
 from bench.store.runs import RunDir, cell_id, read_sums, update_sums
@@ -54,14 +55,16 @@ from bench.store.schema import (
     part_from_dict,
     part_to_dict,
 )
+from models.samplers import Sampler
 
 
 def _batched(fn, x: torch.Tensor, batch: int) -> torch.Tensor:
     return torch.cat([fn(c) for c in x.split(batch)])
 
 
-def _timing_ms(t: Timing) -> tuple[float, float]:
-    return 1e3 * t.median_s, 1e3 * t.iqr_s
+def _timing_ms(t: Timing) -> tuple[float, float, float | None]:
+    """(median, IQR, standard error of the median) of a timing, in ms."""
+    return 1e3 * t.median_s, 1e3 * t.iqr_s, None if t.median_se_s is None else 1e3 * t.median_se_s
 
 
 # --------------------------------------------------------------------------- stages
@@ -84,11 +87,7 @@ def train_stage(entry: FamilyEntry, family: str, modality: str, ds: datasets.Dat
     model = models.build(family, modality, entry.model, ds.shape)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    monitor = None
-    if ev is not None and ev.monitor_points and modality == "vector" and len(ds.val) > 1:
-        from bench.evaluation import vector as eval2d
-
-        monitor = eval2d.training_monitor(ds, ev, device)
+    monitor = get_modality(modality).training_monitor(ds, ev, device, entry.samplers) if ev is not None else None
     stats = train(model, ds.train, entry.train, device=device, seed=seed, desc=f"{ds.name}/{family} s{seed}",
                   progress=progress, monitor=monitor, monitor_points=ev.monitor_points if ev else 0)
     info = TrainResult(
@@ -109,9 +108,9 @@ def train_stage(entry: FamilyEntry, family: str, modality: str, ds: datasets.Dat
 
 
 @torch.no_grad()
-def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path,
-                 device: torch.device) -> dict[str, SamplerResult]:
-    """Draw ``ev.n_samples`` per sampler (saved as npz) and time sampling.
+def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path, device: torch.device,
+                 samplers: dict[str, Sampler] | None = None) -> dict[str, SamplerResult]:
+    """Draw ``ev.n_samples`` per sampler of ``samplers`` (default: the family's; saved as npz) and time sampling.
 
     The samples come from the timed calls themselves: a generator seeded with
     ``ev.seed`` feeds ``ev.timing_warmup`` + ``ev.timing_repeats`` calls of
@@ -121,18 +120,18 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path,
     ``ev.sampler_repeats(nfe)`` timed calls (fewer in smoke profiles); each records its
     count. Returns per sampler: NFE, throughput (samples/s) at the large batch, latency
     (ms) at ``ev.latency_batch``, and the cost of one NFE (ms), each a median over the
-    timed calls, and the sweep the family puts the sampler in.
+    timed calls, and the sweep the sampler belongs to.
     """
     out = {}
-    sweeps = model.sampler_sweeps()
-    for name, kwargs in model.sampling_variants().items():
+    for name, sampler in (samplers or model.default_samplers()).items():
+        sampler = model.resolve_sampler(sampler)
         gen = torch.Generator(device).manual_seed(ev.seed)
         drawn: list[torch.Tensor] = []
 
-        def draw(n: int = ev.throughput_batch, gen=gen, kwargs=kwargs, drawn=drawn) -> None:
-            drawn.append(model.sample(n, generator=gen, **kwargs))
+        def draw(n: int = ev.throughput_batch, gen=gen, sampler=sampler, drawn=drawn) -> None:
+            drawn.append(model.sample(n, generator=gen, sampler=sampler))
 
-        nfe = model.sample_nfe(**kwargs)
+        nfe = sampler.nfe(model)
         repeats = ev.sampler_repeats(nfe)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
@@ -142,22 +141,24 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path,
         x = torch.cat([x.cpu() for x in drawn])[: ev.n_samples]  # images stay uint8
         save_npz(cell_dir / f"samples_{name}.npz", samples=x.numpy())
         del drawn[:]
-        small = measure(lambda kwargs=kwargs: model.sample(ev.latency_batch, **kwargs), device=device,
+        small = measure(lambda sampler=sampler: model.sample(ev.latency_batch, sampler=sampler), device=device,
                         warmup=ev.timing_warmup, repeats=repeats)
-        batch_ms, batch_iqr_ms = _timing_ms(big)
-        lat_ms, lat_iqr_ms = _timing_ms(small)
+        batch_ms, batch_iqr_ms, batch_se_ms = _timing_ms(big)
+        lat_ms, lat_iqr_ms, lat_se_ms = _timing_ms(small)
         out[name] = SamplerResult(
-            sampler_kwargs=kwargs,
-            sweep=sweeps.get(name),
+            sampler_kwargs=sampler.settings(),
+            sweep=sampler.sweep,
             sample_nfe=nfe,
             sample_throughput_batch=ev.throughput_batch,
             sample_batch_ms=batch_ms,
             sample_batch_iqr_ms=batch_iqr_ms,
+            sample_batch_median_se_ms=batch_se_ms,
             sample_throughput_per_s=ev.throughput_batch / big.median_s,
             sample_us_per_sample=1e6 * big.median_s / ev.throughput_batch,
             sample_latency_batch=ev.latency_batch,
             sample_latency_ms=lat_ms,
             sample_latency_iqr_ms=lat_iqr_ms,
+            sample_latency_median_se_ms=lat_se_ms,
             nfe_ms_at_throughput_batch=batch_ms / nfe,
             nfe_ms_at_latency_batch=lat_ms / nfe,
             n_samples=len(x),
@@ -213,15 +214,16 @@ def density_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalC
         return DensityResult(likelihood_kind=caps.likelihood)
     repeats = ev.sampler_repeats(model.density_nfe())  # a density call of many NFE is timed like a slow sampler
     t = measure(lambda: fn(xb), device=device, warmup=ev.timing_warmup, repeats=repeats)
-    ms, iqr = _timing_ms(t)
+    ms, iqr, se = _timing_ms(t)
     return dataclasses.replace(out, likelihood_kind=caps.likelihood, density_batch=len(xb), density_batch_ms=ms,
-                               density_batch_iqr_ms=iqr, density_throughput_per_s=len(xb) / t.median_s,
-                               density_timing_repeats=repeats)
+                               density_batch_iqr_ms=iqr, density_batch_median_se_ms=se,
+                               density_throughput_per_s=len(xb) / t.median_s, density_timing_repeats=repeats)
 
 
 @torch.no_grad()
 def latent_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalConfig,
-                 device: torch.device) -> LatentResult:
+                 device: torch.device,
+                 samplers: dict[str, Sampler] | None = None) -> LatentResult:
     """Latent inference x -> z (``to_latent``), timed, and the reconstruction x -> z -> x on test data.
 
     The reconstruction error is measured on the first ``ev.bound_n`` test points (the budget
@@ -233,23 +235,27 @@ def latent_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalCo
     kind = model.capabilities.latent
     if kind is None:
         return LatentResult(latent_kind="none")
+    # an inversion inverts the cell's first invertible sampler (DDIM), with its steps
+    inverter = next((s for s in (samplers or {}).values() if hasattr(s, "invert")), None) \
+        if kind == "inversion" else None
     xs = ds.test[: ev.bound_n].to(device)
     b = ev.density_batch
-    z = [model.to_latent(c) for c in xs.split(b)]
-    x_hat = torch.cat([model.from_latent(zc) for zc in z]).double().cpu()
+    kw = {"sampler": inverter} if inverter is not None else {}
+    z = [model.to_latent(c, **kw) for c in xs.split(b)]
+    x_hat = torch.cat([model.from_latent(zc, **kw) for zc in z]).double().cpu()
     diff = (x_hat - xs.double().cpu()).flatten(1)
     l2 = diff.norm(dim=1)
-    nfe = model.latent_nfe()
+    nfe = model.latent_nfe(**kw)
     repeats = ev.sampler_repeats(nfe)
     xb = xs[:b]
-    t = measure(lambda: model.to_latent(xb), device=device, warmup=ev.timing_warmup, repeats=repeats)
-    ms, iqr = _timing_ms(t)
+    t = measure(lambda: model.to_latent(xb, **kw), device=device, warmup=ev.timing_warmup, repeats=repeats)
+    ms, iqr, se = _timing_ms(t)
     return LatentResult(
         latent_kind=kind, latent_nfe=nfe, latent_dim=int(z[0].shape[1]), latent_n=len(xs),
         latent_recon_rmse=float(diff.pow(2).mean().sqrt()), latent_recon_l2=float(l2.mean()),
         latent_recon_l2_se=float(l2.std() / len(l2) ** 0.5) if len(l2) > 1 else None,
         latent_recon_max_abs=float(diff.abs().max()), latent_batch=len(xb), latent_batch_ms=ms,
-        latent_batch_iqr_ms=iqr, latent_throughput_per_s=len(xb) / t.median_s,
+        latent_batch_iqr_ms=iqr, latent_batch_median_se_ms=se, latent_throughput_per_s=len(xb) / t.median_s,
         latent_timing_warmup=ev.timing_warmup, latent_timing_repeats=repeats)
 
 
@@ -291,24 +297,22 @@ class ModelEval:
 
 
 def model_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalConfig, cell_dir: Path,
-                device: torch.device) -> tuple[dict[str, SamplerResult], DensityResult, dict, dict[str, float],
-                                               LatentResult]:
-    """Everything that needs the model: samples, sampling timings, densities, latent inference and their timings.
+                device: torch.device, samplers: dict[str, Sampler] | None = None,
+                ) -> tuple[dict[str, SamplerResult], DensityResult, dict, dict[str, float], LatentResult]:
+    """Everything that needs the model: samples of each of ``samplers`` (default: the family's), sampling
+    timings, densities, latent inference and their timings.
 
     Returns (samplers, density, model device, wall seconds of the "sample" and "density"
     parts, latent); the latent stage counts in the "density" part. The caller writes them to
     ``model_eval.json`` so that the evaluate stage can run elsewhere, from the samples alone.
     """
-    from bench.evaluation import vector as eval2d
-
     with Stopwatch(device) as sampling:
-        samplers = sample_stage(model, ev, cell_dir, device)
+        results = sample_stage(model, ev, cell_dir, device, samplers)
     with Stopwatch(device) as densities:
         density = density_stage(model, ds, ev, device)
-        if model.modality == "vector":
-            density = eval2d.model_extras(model, ds, ev, density, cell_dir, device)
-        latent = latent_stage(model, ds, ev, device)
-    return (samplers, density, env.device_info(device), {"sample": sampling.seconds, "density": densities.seconds},
+        density = get_modality(model.modality).model_extras(model, ds, ev, density, cell_dir, device)
+        latent = latent_stage(model, ds, ev, device, samplers)
+    return (results, density, env.device_info(device), {"sample": sampling.seconds, "density": densities.seconds},
             latent)
 
 
@@ -349,9 +353,6 @@ def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: Ru
         StorageError: the results cannot be written (a full disk, a read-only folder); the
             failed record is written first where it still can be.
     """
-    from bench.evaluation import image as evalimg
-    from bench.evaluation import vector as eval2d
-
     cid = cell_id(ds.name, family, seed)
     cell_dir = run.cell(cid)
     record = new_record(suite, ds, family, seed, run, device)
@@ -379,8 +380,8 @@ def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: Ru
                 model_eval = ModelEval(train=train_info)
                 if "sample" in stages:
                     update_sums(cell_dir, remove=[n for n in read_sums(cell_dir) if n != "model.pt"])  # rewritten now
-                    samplers, density, model_device, parts, latent = model_stage(model, ds, suite.eval, cell_dir,
-                                                                                 device)
+                    samplers, density, model_device, parts, latent = model_stage(
+                        model, ds, suite.eval, cell_dir, device, suite.family(ds.name, family).samplers)
                     seconds.update(parts)
                     model_eval = ModelEval(train_info, samplers, density, model_device, dict(seconds),
                                            config=settings, latent=latent)
@@ -393,10 +394,7 @@ def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: Ru
                                          stages_done=list(done))
             if "evaluate" in stages:
                 with Stopwatch(device) as clock:
-                    if suite.modality == "vector":
-                        result = eval2d.evaluate(ds, suite.eval, record, cell_dir)
-                    else:
-                        result = evalimg.evaluate(ds, suite.eval, suite.data, record, cell_dir, device)
+                    result = get_modality(suite.modality).evaluate(ds, suite.eval, suite.data, record, cell_dir, device)
                 done.append("evaluate")
                 seconds["evaluate"] = clock.seconds
                 record = dataclasses.replace(record, **result, stages_done=list(done))

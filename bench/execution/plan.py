@@ -59,20 +59,28 @@ import torch
 
 import models
 from bench import data as datasets
-from bench.config.suite import EvalConfig, Suite
+from bench.config.suite import EvalConfig, Suite, sampler_settings
 from bench.core import env
 from bench.core.files import write_json
 from bench.core.timing import Contention, Stopwatch, measure
+from bench.data.images import data_root
+from bench.evaluation import image as evalimg
+from bench.evaluation import vector as eval2d
+from bench.evaluation.inception.extractor import FEATURE_DIM
+from bench.evaluation.metrics import classifier as clf
+from bench.evaluation.metrics.classifier import LeNet
+from bench.evaluation.modality import IMAGE
+from bench.evaluation.modality import modality as get_modality
+from bench.execution.train import train
 from bench.store.runs import cell_id
 from bench.store.schema import CellEstimate
+from models.samplers import Sampler
 
 COST_MODEL = "genbench.cost/2"  # /2: probes time the real batch (see _fit)
 PROBE_TRAIN_STEPS = 4  # 1 warm-up + 3 timed
 PROBE_CALL_MAX_S = 60.0  # a probe times the real batch when that call should take at most this long
-FEATURE_DIM = 2048
 CKPT_OVERHEAD_BYTES = 64 * 1024
 JSON_BYTES = 256 * 1024  # record.json, model_eval.json (training history included)
-GRID_PNG_BYTES = 200 * 1024
 
 
 # --------------------------------------------------------------------------- what each cell runs
@@ -85,7 +93,7 @@ class FamilySpec:
     shape: tuple[int, ...]
     params: int
     samplers: dict[str, int]
-    sampler_kwargs: dict[str, dict[str, Any]]
+    sampler_objects: dict[str, Sampler]
     density_call: str | None
     config_key: str
     density_nfe: int = 1
@@ -110,11 +118,11 @@ def describe(suite: Suite, dataset_names: list[str], families: list[str]) -> dic
             caps = model.capabilities
             call = ("log_prob" if caps.log_prob else "log_prob_bounds" if caps.bound
                     else "energy" if caps.energy else None)
-            variants = model.sampling_variants()
             key = _json_key({"family": family, "modality": suite.modality, "shape": lay.shape,
-                             "model": dataclasses.asdict(entry.model), "train": dataclasses.asdict(entry.train)})
+                             "model": dataclasses.asdict(entry.model), "train": dataclasses.asdict(entry.train),
+                             "samplers": sampler_settings(entry.samplers)})
             out[(name, family)] = FamilySpec(name, family, lay.shape, sum(p.numel() for p in model.parameters()),
-                                             {k: model.sample_nfe(**kw) for k, kw in variants.items()}, variants,
+                                             {k: s.nfe(model) for k, s in entry.samplers.items()}, entry.samplers,
                                              call, key, model.density_nfe())
             del model
     return out
@@ -176,34 +184,26 @@ def _fit(call, n_max: int, device) -> Linear:
     return _line(*points[-2:])
 
 
-def _synthetic(shape: tuple[int, ...], n: int, modality: str) -> torch.Tensor:
-    g = torch.Generator().manual_seed(0)
-    if modality == "image":
-        return torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
-    return 2 * torch.randn(n, *shape, generator=g)
-
-
 def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[str, Any]:
     """Measure one family on this device: a training step, each sampler's t(n), the density call's t(n).
 
     Returns plain data (cached as JSON): ``train_step_s``, ``samplers`` {name: [a, s]},
     ``density`` [a, s] or ``None``, ``probe_seconds``.
     """
-    from bench.execution.train import train
-
     entry = suite.family(spec.dataset, spec.family)
     ev = suite.eval
     with Stopwatch(device) as clock:
         torch.manual_seed(0)
         model = models.build(spec.family, suite.modality, entry.model, spec.shape)
-        x = _synthetic(spec.shape, max(4 * entry.train.batch_size, 512), suite.modality)
+        x = get_modality(suite.modality).synthetic(spec.shape, max(4 * entry.train.batch_size, 512))
         cfg = dataclasses.replace(entry.train, steps=PROBE_TRAIN_STEPS, max_seconds=None)
         stats = train(model, x, cfg, device=device, seed=0, progress=False)
         starts = [h["seconds"] for h in stats.history] + [stats.seconds]
         train_step_s = float(np.median(np.diff(starts[1:]))) if len(starts) > 2 else stats.seconds
         samplers = {}
-        for name, kwargs in spec.sampler_kwargs.items():
-            fit = _fit(lambda n, kw=kwargs: model.sample(n, generator=torch.Generator(device).manual_seed(0), **kw),
+        for name, sampler in spec.sampler_objects.items():
+            fit = _fit(lambda n, s=sampler: model.sample(n, generator=torch.Generator(device).manual_seed(0),
+                                                         sampler=s),
                        max(ev.throughput_batch, ev.latency_batch), device)
             samplers[name] = [fit.a, fit.s]
         density = None
@@ -231,19 +231,15 @@ def probe_evaluation(device: torch.device, *, inception: bool, classifier: bool)
         sym = an @ an.T  # LAPACK's first call and one-off stalls vary by 10x: a median after a warm-up
         out["eigh_1024_s"] = measure(lambda: np.linalg.eigh(sym), warmup=1, repeats=3).median_s
         if inception:
-            from bench.evaluation import image as evalimg
-
             with Stopwatch(device) as load:
                 ext = evalimg.inception(device)  # the run's own extractor: loaded once per process
-            imgs = _synthetic((3, 32, 32), ext.batch_size, "image")
+            imgs = IMAGE.synthetic((3, 32, 32), ext.batch_size)
             t = measure(lambda: ext(imgs), device=device, warmup=1, repeats=1).median_s
             out.update(inception_load_s=load.seconds, inception_img_per_s=len(imgs) / t)
         if classifier:
-            from bench.evaluation.metrics.classifier import LeNet
-
             net = LeNet()
             opt = torch.optim.Adam(net.parameters())
-            xb, yb = _synthetic((1, 28, 28), 128, "image"), torch.randint(0, 10, (128,))
+            xb, yb = IMAGE.synthetic((1, 28, 28), 128), torch.randint(0, 10, (128,))
 
             def step():
                 opt.zero_grad()
@@ -379,7 +375,7 @@ def _density_seconds(suite: Suite, spec: FamilySpec, lay: datasets.Layout, t: Li
         n_eval, b_time = n_test, b
     seconds = math.ceil(n_eval / b) * t.a + n_eval * t.s
     seconds += (ev.timing_warmup + ev.sampler_repeats(spec.density_nfe)) * t(b_time)
-    if suite.modality == "vector":  # bench.evaluation.vector.model_extras: quadrature, normalization, figure grid
+    if get_modality(suite.modality).closed_form_density:  # vector.model_extras: quadrature, normalization, grid
         def points(n: int, chunk: int) -> float:
             return math.ceil(n / chunk) * t.a + n * t.s
 
@@ -536,10 +532,10 @@ def _cell_disk_bytes(suite: Suite, spec: FamilySpec, lay: datasets.Layout, stage
     total = 4 * spec.params + CKPT_OVERHEAD_BYTES + JSON_BYTES
     if "sample" in stages:
         total += len(spec.samplers) * ev.n_samples * lay.dims * lay.itemsize
-        if suite.modality == "vector" and spec.density_call is not None:
-            total += 4 * ev.density_grid**2
-    if "evaluate" in stages and suite.modality == "image":
-        total += len(spec.samplers) * (4 * ev.n_samples * FEATURE_DIM + GRID_PNG_BYTES)
+        if get_modality(suite.modality).closed_form_density and spec.density_call is not None:
+            total += 4 * ev.density_grid**2  # the density grid of the figures
+    if "evaluate" in stages:
+        total += get_modality(suite.modality).evaluate_disk_bytes(ev, len(spec.samplers))
     return total
 
 
@@ -547,9 +543,6 @@ def _image_one_offs(suite: Suite, names: list[str], loaded: dict, rates: dict,
                     device: torch.device) -> tuple[list[tuple[str, str, float]], int, list[str]]:
     """What an image run still has to build, as (dataset or "*", label, seconds) charged to the first cell
     of that dataset (any dataset for "*"), with the bytes those builds write and their names."""
-    from bench.evaluation import image as evalimg
-    from bench.evaluation.metrics import classifier as clf
-
     ev = suite.eval
     pending: list[tuple[str, str, float]] = []
     cache_bytes, cache_items = 0, []
@@ -595,15 +588,13 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
         done: cell ids whose record already says ok (cost nothing).
         progress: ``callable(str)`` told what is being probed, or ``None``.
     """
-    from bench.data.images import data_root
-
     ev = suite.eval
     droot = data_root(suite.data.root)
     cache = ProbeCache(droot / "cache" / "plan", device, progress)
     run_model = bool({"train", "sample"} & set(stages))
     evaluate = "evaluate" in stages
     names = list(dict.fromkeys(d for d, _ in specs))
-    images = suite.modality == "image"
+    images = get_modality(suite.modality).inception  # the evaluation's cost follows Inception's measured rate
     rates = {}
     if evaluate and images and any(c not in done for c in _all_cells(suite, specs)):
         want_classifier = "mnist" in names and ev.fd_classifier
@@ -644,7 +635,7 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
                 continue
             if probe is not None:
                 est["train"] = train_seconds(entry.train, probe["train_step_s"])
-                if suite.modality == "vector":
+                if get_modality(suite.modality).closed_form_density:  # the 2D training monitor
                     est["train"] += monitor_seconds(ev, spec.samplers, probe, spec.density_call == "log_prob")
                 if "sample" in stages:
                     est["sample"] = sum(sample_seconds(ev, spec.samplers[k], Linear(*probe["samplers"][k]))
@@ -687,8 +678,6 @@ _METRIC2D: dict[tuple, float] = {}
 
 def _metric2d_seconds(suite: Suite, ds: datasets.Dataset) -> float:
     """Seconds of :func:`bench.evaluation.vector.sample_metrics` at ``n_samples``: timed at n <= 1000, scaled as n²."""
-    from bench.evaluation import vector as eval2d
-
     ev = suite.eval
     n = min(ev.n_samples, 1000)
     key = (ds.name, n, ev.n_samples, ev.pr_k, ev.dc_k)

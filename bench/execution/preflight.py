@@ -28,7 +28,11 @@ from bench import data as datasets
 from bench.config.suite import Suite
 from bench.core import env
 from bench.core.timing import Stopwatch
-from bench.execution.plan import FEATURE_DIM, Plan, describe, free_bytes, make_plan, size
+from bench.data.images import data_root
+from bench.evaluation.inception.extractor import InceptionWeightsError, verified_weights_path
+from bench.evaluation.modality import modality as get_modality
+from bench.execution.plan import Plan, describe, free_bytes, make_plan, size
+from models.base import MissingDependencyError
 
 MEMORY_HEADROOM = 2**29  # the interpreter, torch and the models beside the data-sized arrays (0.5 GiB)
 DISK_MARGIN = 1.05
@@ -36,7 +40,6 @@ DISK_MARGIN = 1.05
 
 class PreflightError(RuntimeError):
     """A run that cannot start; ``str()`` is one line: what is missing, where the harness looked, how to fix it."""
-
 
 @dataclass
 class Ready:
@@ -93,13 +96,7 @@ def memory_needed(suite: Suite, names: list[str]) -> dict[str, int]:
         n = ev.n_samples
         parts = {"dataset": (lay.n_train + lay.n_test) * lay.dims * lay.itemsize,
                  "samples": 2 * n * lay.dims * lay.itemsize}
-        if suite.modality == "image":
-            n_ref = min(lay.n_test if ev.fid_reference[0] == "test" else lay.n_train, ev.fid_reference_n or 10**12)
-            parts["features"] = (n + n_ref) * FEATURE_DIM * (4 + 8)
-            parts["distance blocks"] = 3 * min(2048, n_ref) * min(n, n_ref) * 8
-            parts["novelty"] = 4 * (n + lay.n_train) * lay.dims
-        else:
-            parts["distance blocks"] = 3 * 2048 * n * 8 + 2 * n * lay.dims * 8
+        parts.update(get_modality(suite.modality).memory_parts(ev, lay.n_train, lay.n_test, lay.dims, lay.itemsize))
         if sum(parts.values()) > sum(worst.values()):
             worst = parts
     return worst
@@ -142,9 +139,7 @@ def check_packages(suite: Suite, stages: tuple[str, ...]) -> None:
     Raises:
         PreflightError: what is missing and the package to install.
     """
-    if suite.modality == "image" and "evaluate" in stages:
-        from bench.evaluation.inception.extractor import InceptionWeightsError, verified_weights_path
-
+    if get_modality(suite.modality).inception and "evaluate" in stages:
         try:
             verified_weights_path()
         except InceptionWeightsError as e:
@@ -182,9 +177,6 @@ def run(suite: Suite, *, dataset_names: list[str], families: list[str], stages: 
     Raises:
         PreflightError: the first check that fails.
     """
-    from bench.data.images import data_root
-    from models.base import MissingDependencyError
-
     with Stopwatch() as clock:
         device = check_device(suite)
         check_memory(suite, dataset_names)

@@ -17,8 +17,11 @@ A cell folder holds the artifacts of its stages:
 * **A changed config**: the settings a cell's artifacts were made with (stored in the
   checkpoint, ``model_eval.json`` and the record) are compared with the suite's now.
   Without ``--force`` the run is refused (:class:`RunConflict`, exit 2) naming the
-  keys; with ``--force`` the stale artifacts are discarded and redone. Evaluate-only
-  settings (``EvalConfig.evaluate_only``) only redo the evaluation.
+  keys; with ``--force`` the stale artifacts are discarded and redone. Sampler settings
+  (``families.<name>.samplers``) and the model-stage evaluation settings redo the sample
+  stage; evaluate-only settings (``EvalConfig.evaluate_only``) only redo the evaluation;
+  neither retrains. A sampler *added* to a finished cell needs no ``--force``: its sample
+  stage and evaluation are redone from the checkpoint.
 * **A record of a newer schema** is refused likewise (``--force`` redoes the cell).
 """
 
@@ -32,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import models
-from bench.config.suite import EvalConfig, Suite
+from bench.config.suite import EvalConfig, Suite, sampler_settings
 from bench.store.runs import RunDir, RunRefused, artifact_problem, cell_id, read_sums, update_sums
 from bench.store.schema import READABLE, CellConfig, SchemaError
 
@@ -43,18 +46,19 @@ IGNORED_KEYS = ("data.root",)  # where the data lives, not what it is (the recor
 class RunConflict(RunRefused):
     """A run cannot be resumed as asked (changed settings, an unreadable record); ``str()`` is one line."""
 
-
 def cell_config(suite: Suite, dataset: str, family: str) -> CellConfig:
     """The resolved settings of one cell, as stored in its record."""
     entry = suite.family(dataset, family)
     return CellConfig(model=dataclasses.asdict(entry.model), train=dataclasses.asdict(entry.train),
                       eval=dataclasses.asdict(suite.eval), data=dataclasses.asdict(suite.data),
+                      samplers=sampler_settings(entry.samplers),
                       suite_file=suite.source, profile=suite.profile, profile_reason=suite.profile_reason)
 
 
 def stored_config(config: CellConfig) -> dict[str, Any]:
     """The sections of a cell config that its artifacts depend on (what checkpoints and ``model_eval.json`` keep)."""
-    return {"model": config.model, "train": config.train, "data": config.data, "eval": config.eval}
+    return {"model": config.model, "train": config.train, "data": config.data, "eval": config.eval,
+            "samplers": config.samplers}
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -80,6 +84,20 @@ def config_changes(stored: dict[str, Any], current: dict[str, Any], sections: tu
             if old[k] != new[k] and k not in IGNORED_KEYS and keys(k)]
 
 
+def sampler_changes(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``["samplers.ddim20: added", "samplers.ddim50.eta: 0 -> 0.5", ...]``: how the samplers differ from
+    those the model stage was made with. Samplers absent from ``stored`` (an artifact of genbench 0.1, whose
+    samplers were model settings) are not changes."""
+    old, new = stored.get("samplers"), current.get("samplers") or {}
+    if not old:
+        return []
+    out = [f"samplers.{n}: added" for n in new if n not in old]
+    out += [f"samplers.{n}: removed" for n in old if n not in new]
+    common = {n: old[n] for n in old if n in new}
+    out += config_changes({"samplers": common}, {"samplers": {n: new[n] for n in common}}, ("samplers",))
+    return out
+
+
 def _model_stage_key(k: str) -> bool:
     return not (k.startswith("eval.") and k.split(".")[1] in EvalConfig.evaluate_only)
 
@@ -102,6 +120,8 @@ class CellCheck:
         unreadable: why the record cannot be read by this genbench (a newer schema), if so.
         done: the record says ok and nothing it rests on is discarded.
         model_needed: the cell has no sound model-stage artifacts, so it needs its checkpoint.
+        added: samplers the suite adds to a finished cell (``"samplers.ddim20: added"``): the sample stage
+            and the evaluation are redone from the checkpoint, without ``--force`` (nothing made is contradicted).
     """
 
     corrupt: dict[str, str] = field(default_factory=dict)
@@ -111,6 +131,7 @@ class CellCheck:
     unreadable: str | None = None
     done: bool = False
     model_needed: bool = True
+    added: list[str] = field(default_factory=list)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -180,6 +201,9 @@ def check_cell(run: RunDir, suite: Suite, dataset: str, family: str, seed: int, 
                                    ("model", "train", "data"))
     model_changes = config_changes(eval_cfg or (from_record if done else None) or {}, current, ("eval",),
                                    _model_stage_key)
+    samplers = sampler_changes(eval_cfg or (from_record if done else None) or {}, current)
+    added = [c for c in samplers if c.endswith(": added")]
+    model_changes += [c for c in samplers if c not in added]
     eval_changes = config_changes(from_record if done else {}, current, ("eval",), _evaluate_key)
     if train_changes and (ckpt_cfg or has_model_stage or done):
         out.changes, out.stale = train_changes + model_changes + eval_changes, "all"
@@ -192,6 +216,10 @@ def check_cell(run: RunDir, suite: Suite, dataset: str, family: str, seed: int, 
         stale = {"record.json"}
     else:
         stale = set()
+    if added and not out.changes and (has_model_stage or done):  # new samplers: redo the sample stage, keep model.pt
+        out.added = added
+        out.discard |= (model_files | eval_files) & present
+        done = False
     if force and (out.changes or out.unreadable):
         out.discard |= (stale if out.changes else {"record.json"}) & present
     out.done = done and not (force and out.changes)
@@ -232,6 +260,8 @@ def apply_checks(run: RunDir, checks: dict[str, CellCheck], log: Callable[[str],
             log(f"{cid}: settings changed ({'; '.join(c.changes)}); --force: redoing the {c.stale}")
         if c.unreadable:
             log(f"{cid}: unreadable record ({c.unreadable}); --force: redoing the cell")
+        if c.added:
+            log(f"{cid}: {', '.join(c.added)}; redoing the sample stage and the evaluation from model.pt")
         if c.discard:
             discard(folder, c.discard)
 

@@ -89,7 +89,8 @@ def write_run_info(run: RunDir, suite: Suite, device: torch.device, launcher: di
 
 def _run_on_ray(suite: Suite, run: RunDir, cells: list[tuple[str, str, int]], checks: dict, device: torch.device,
                 opts: RunOptions, plan: Any, preloaded: dict) -> None:
-    """The cells of :func:`run_suite` as Ray tasks (:func:`bench.execution.ray_launcher.run_ray`), the done ones skipped."""
+    """The cells of :func:`run_suite` as Ray tasks (:func:`bench.execution.ray_launcher.run_ray`), the done ones
+    skipped."""
     pending = []
     for k, (name, family, seed) in enumerate(cells, 1):
         cid = cell_id(name, family, seed)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.evaluation.modality import modality as get_modality
 from bench.report.plotting import colours, plt, save
 from bench.store.schema import CellRecord
 
@@ -190,8 +191,8 @@ def pareto(stats: Stats, datasets: list[str], families: list[str], modality: str
 
 def _likelihood_value(rec_kind: str | None, stats: Stats, ds: str, fam: str, modality: str):
     """(value point, how): how is ``"exact"``, ``"bound"``, ``"quadrature"`` or ``None`` (no likelihood)."""
-    exact, bound = (("test_nll_nats", "test_nll_bound_nats") if modality == "vector"
-                    else ("test_bpd", "test_bpd_bound"))
+    mod = get_modality(modality)
+    exact, bound = mod.nll_column, mod.bound_column
     p = stats.get(ds, fam, "", exact)
     if p is not None:
         return p, "quadrature" if rec_kind == "unnormalized" else "exact"
@@ -235,18 +236,17 @@ def likelihood(stats: Stats, recs: list[CellRecord], datasets: list[str], famili
                 ax.annotate("", (i + 0.3, p.mean - 0.12 * abs(p.mean) - 0.05), (i + 0.3, p.mean),
                             arrowprops={"arrowstyle": "->", "color": colour[fam]})
             drawn = True
-        if modality == "vector" and entropy.get(ds) is not None:
+        if get_modality(modality).closed_form_density and entropy.get(ds) is not None:
             ax.axhline(entropy[ds], color="k", ls=":", lw=1)
             ax.annotate("true entropy H", (0, entropy[ds]), fontsize=7, xytext=(0, -10),
                         textcoords="offset points", xycoords=("axes fraction", "data"))
         ax.set_xticks(range(len(names)), names, rotation=25, ha="right", fontsize=8)
         ax.axhline(0, color="0.6", lw=0.5)
-        ax.set_ylabel("test NLL (nats, lower is better)" if modality == "vector"
-                      else "test bits/dim (lower is better)")
+        ax.set_ylabel(get_modality(modality).nll_label)
         ax.set_title(ds, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         if missing:
-            head = "no likelihood: " if modality == "vector" else "no bits/dim: "
+            head = f"{get_modality(modality).no_nll_text}: "
             ax.text(0.5, -0.32, head + ", ".join(missing), transform=ax.transAxes, ha="center", va="top", fontsize=7,
                     wrap=True)
     if not drawn:
@@ -307,7 +307,7 @@ def quality_vs_nfe(stats: Stats, datasets: list[str], families: list[str], modal
     fig.suptitle("What does sampling with fewer steps cost in quality?\n(line: one sampler sweep; "
                  "square: a sampler outside any sweep)", fontsize=10)
     adjust(fig)
-    return save(fig, out / ("fid_vs_nfe.png" if modality == "image" else "mmd_vs_nfe.png"))
+    return save(fig, out / get_modality(modality).sweep_figure)
 
 
 def training_curves(recs: list[CellRecord], datasets: list[str], families: list[str], out: Path) -> Path | None:

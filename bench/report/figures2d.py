@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.files import load_npz
+from bench.data.toy2d import MIXTURES
 from bench.report.figures import adjust
 from bench.report.plotting import colours, plt, save
 from bench.store.runs import RunDir
@@ -39,8 +40,6 @@ def _is_grid(g) -> bool:
 @functools.lru_cache(maxsize=16)
 def _true_log_density(dataset: str, box: tuple[float, float], n: int = 200) -> np.ndarray:
     """log p of the true mixture on an n × n grid over ``box`` (cached: both figures draw it)."""
-    from bench.data.toy2d import MIXTURES
-
     mix = MIXTURES[dataset]()
     c = np.linspace(box[0], box[1], n)
     xx, yy = np.meshgrid(c, c, indexing="ij")

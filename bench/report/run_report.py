@@ -17,11 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.analysis import verdicts
+from bench.analysis.aggregate import seed_stats
 from bench.analysis.history import record_run
 from bench.core.files import read_json_dict, write_text
+from bench.evaluation.modality import modality as get_modality
 from bench.report import document as doc_
-from bench.report import tables
+from bench.report import figures as trade_offs
+from bench.report import figures2d, tables
 from bench.report.document import Bullets, Document, Figure, Heading, Note, Paragraph, Table
+from bench.report.figures import n_samples_of
 from bench.store.runs import RunDir, write_summary
 from bench.store.schema import CellRecord
 
@@ -84,8 +88,6 @@ def seeds_text(recs: list[CellRecord]) -> str:
 
 def caption(info: dict, recs: list[CellRecord]) -> str:
     """The figures' caption: N, profile, device, seeds and what the error bars are."""
-    from bench.report.figures import n_samples_of
-
     n_seeds = len({r.seed for r in recs})
     bars = (f"error bars: ±1 std over the {n_seeds} seeds" if n_seeds > 1
             else "one seed: no error bars (the seed spread is unknown)")
@@ -96,8 +98,6 @@ def caption(info: dict, recs: list[CellRecord]) -> str:
 def how_to_read(info: dict, recs: list[CellRecord]) -> str:
     """The "how to read this" paragraph: profile, N, device, what the marks mean, and what the numbers
     cannot be compared with."""
-    from bench.report.figures import n_samples_of
-
     modality = recs[0].modality if recs else None
     d = recs[0].density if recs and recs[0].density else None
     test_n = d.test_n if d and d.test_n else None
@@ -109,7 +109,7 @@ def how_to_read(info: dict, recs: list[CellRecord]) -> str:
              "2 or more seeds, else the metric's own standard error where it has one; `≤ x` is an upper bound "
              "(ELBO, IWAE): the true NLL or bits/dim is lower. A difference is a finding only when it exceeds "
              "that spread. Timings (ms, samples/s) hold for this device and these versions only."]
-    if modality == "image":
+    if modality is not None and get_modality(modality).inception:
         lines.append("**Not comparable with published numbers:** sample and reference counts (FID_N with small N "
                      "is biased upward), CPU-sized models and training budgets differ from papers'"
                      + ("; and the CIFAR-10 copy here is JPEG-compressed, which shifts FID and bits/dim"
@@ -136,10 +136,6 @@ def headline_blocks(recs: list[CellRecord], dataset: str, modality: str | None, 
 def build_report(run: RunDir) -> Document:
     """The report of ``run`` as a :class:`~bench.report.document.Document`; draws the figures into
     ``<run>/figures/``."""
-    from bench.analysis.aggregate import seed_stats
-    from bench.report import figures as trade_offs
-    from bench.report import figures2d
-
     records = run.records()
     info = run_info(run.path)
     by_ds, families = order_records(records, info)
@@ -162,17 +158,18 @@ def build_report(run: RunDir) -> Document:
     if failed:
         doc.add(Heading("Failed cells"), Table([{"cell": r.cell_id, "reason": r.reason or r.status} for r in failed]))
     modality = ok[0].modality if ok else None
+    mod = get_modality(modality) if modality else None
     cap = caption(info, ok)
     if ok:  # the trade-offs at a glance first; the tables they are drawn from follow
         paths = trade_offs.all_figures(stats, ok, list(by_ds), families, modality, figures)
         doc.add(Heading("Trade-offs at a glance"), *[Figure(f"figures/{p.name}", p.stem, cap) for p in paths])
-    if modality == "vector":
+    if mod is not None and mod.closed_form_density:  # the truth each dataset is scored against
         doc.add(Heading("Datasets"), Table(tables.dataset_rows_2d(by_ds)))
     doc.add(*_taxonomy(by_ds))
     doc.add(*_taxonomy_rest(by_ds, failed))
     for ds, rs in by_ds.items():
         doc.add(Heading(f"All metrics: `{ds}`"), *headline_blocks(rs, ds, modality, stats))
-        if modality == "image":
+        if mod is not None and mod.inception:  # metrics of Inception features, with their protocol
             info_ds = rs[0].dataset_info
             if info_ds.get("comparable_to_published") is False:
                 doc.add(Paragraph(f"**Not comparable with published numbers.** {info_ds.get('note', '')}"))
@@ -185,11 +182,11 @@ def build_report(run: RunDir) -> Document:
             doc.add(Paragraph("**Every metric**, per sampler and seed; the *true mixture* row scores fresh samples "
                               "of the true density the same way (the noise floor of the sample metrics):"),
                     Table(rows + ([ref] if ref else [])))
-    if modality == "vector":
+    if mod is not None and mod.closed_form_density:  # samples and model densities next to the true density
         paths = figures2d.samples_and_densities(run, by_ds, families, figures) + [
             figures2d.cost_vs_kl(by_ds, families, figures)]
         doc.add(Heading("Samples and densities"), *[Figure(f"figures/{p.name}", p.stem, cap) for p in paths])
-    elif modality == "image":
+    elif mod is not None:  # sample grids
         doc.add(Heading("Samples"))
         for r in ok:
             for sampler in r.samplers:

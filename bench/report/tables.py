@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from bench.analysis import verdicts
+from bench.analysis import taxonomy, verdicts
+from bench.analysis.aggregate import CELL
+from bench.evaluation import protocol
 from bench.report.fmt import count, fmt, pm
 from bench.store import schema
 from bench.store.schema import CellRecord, DensityResult, SamplerResult
@@ -214,8 +216,6 @@ def protocol_lines(recs: list[CellRecord]) -> list[str]:
     value-changing entry (extractor, N, seed, reference statistics, KID/PRDC settings)
     is listed as a protocol mismatch and emitted as a ``ProtocolMismatchWarning``.
     """
-    from bench.evaluation import protocol
-
     fps = [(f"{r.family}/{s}", m.metric_protocol) for r in recs for s, m in r.samplers.items() if m.metric_protocol]
     if not fps:
         return []
@@ -308,8 +308,6 @@ def headline_rows(stats, dataset: str, modality: str) -> tuple[list[dict[str, st
     Returns:
         (rows, several_seeds): the rows, and whether some cell has n ≥ 2 seeds.
     """
-    from bench.analysis.aggregate import CELL
-
     s = stats[stats["dataset"] == dataset]
     lookup = {(r.family, r.sampler, r.metric): r for r in s.itertuples()}
     present = set(s["metric"])
@@ -397,7 +395,8 @@ def estimate_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
 
 
 # --------------------------------------------------------------------------- issue 11: the rest of the taxonomy
-#: one sentence per rule, shown under the table (the rules themselves are in bench.analysis.verdicts and bench.analysis.taxonomy)
+#: one sentence per rule, shown under the table (the rules themselves are in bench.analysis.verdicts and
+#: bench.analysis.taxonomy)
 TAXONOMY_REST_RULES = [
     "*Final quality*: KL(p_data‖p_model) in nats where the density is normalized, else its upper bound from the "
     "NLL bound, else the default sampler's MMD²; mean ± sample std over seeds, CV = std / |mean|.",
@@ -448,8 +447,6 @@ def taxonomy_rest_rows(recs: list[CellRecord]) -> tuple[list[dict[str, str]], li
     """The remaining taxonomy columns for one dataset's records (all seeds, failed ones included): final
     quality and its spread, divergence and collapse, time to quality, latent inference, and the training,
     sample-quality and expressiveness verdicts; and the rules, one sentence each."""
-    from bench.analysis import taxonomy
-
     groups = taxonomy.by_family(recs)
     ok_all = [r for r in recs if r.ok]
     rows = []

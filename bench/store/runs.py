@@ -43,8 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
+import models
 from bench.core.files import StorageError, check_name, inside, sha256_file, storage_error, write_json, write_text
-from bench.store.schema import CellRecord, SchemaError, record_from_dict, record_to_dict
+from bench.store.schema import CellRecord, SchemaError, part_to_dict, record_from_dict, record_to_dict
 
 SUMS = "SHA256SUMS"
 LOCK = ".lock"
@@ -52,7 +53,6 @@ LOCK = ".lock"
 
 class RunRefused(Exception):
     """A run that cannot start as asked; nothing of it was written. ``str()`` is one line (exit code 2)."""
-
 
 class UnsafePath(RunRefused, ValueError):
     """A suite name or run id that is not a safe folder name, or a run or cell folder that resolves
@@ -116,8 +116,6 @@ def artifact_problem(path: Path, sums: dict[str, str] | None = None) -> str | No
                 for k in f.files:
                     f[k]
         elif path.suffix == ".pt":
-            import models
-
             models.checkpoint_metadata(path)
         elif path.suffix == ".png":
             from PIL import Image
@@ -133,7 +131,6 @@ def artifact_problem(path: Path, sums: dict[str, str] | None = None) -> str | No
 # --------------------------------------------------------------------------- the run lock
 class RunLocked(RunRefused):
     """Another process holds the run's lock. ``str()`` is one line naming the holder."""
-
 
 class RunLock:
     """Exclusive lock on a run folder, so that two processes never write one run.
@@ -367,8 +364,6 @@ def summary_frame(records: list[CellRecord]):
     sampler, then the flat metric keys (which carry their units, e.g. ``test_nll_nats``;
     see :func:`bench.store.schema.metric_info`).
     """
-    from bench.store.schema import part_to_dict
-
     def scalars(part) -> dict:
         return {} if part is None else {k: v for k, v in part_to_dict(part).items() if not isinstance(v, (dict, list))}
 

@@ -17,8 +17,10 @@ On disk a record is JSON with flat keys (``fid_<split>``, ``kid_<split>_mean``,
 that version load unchanged. Version 2 adds ``textbook`` and each sampler's
 ``sweep``; version 3 adds the plan's ``estimate`` and the measured ``stage_seconds``,
 the profile's ``profile_reason`` and each sampler's timing warm-up and repeats, and the
-optional ``latent`` part (:class:`LatentResult`; absent in older records). An unknown
-version or key raises :class:`SchemaError` naming it.
+optional ``latent`` part (:class:`LatentResult`; absent in older records); version 4 adds the
+config's ``samplers`` section (samplers stopped being model settings) and each timing's standard
+error of the median (``*_median_se_ms``; older records gave only the IQR, which is a spread, not an
+error). An unknown version or key raises :class:`SchemaError` naming it.
 """
 
 from __future__ import annotations
@@ -28,13 +30,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA = "genbench.cell/3"
-READABLE = ("genbench.cell/1", "genbench.cell/2", SCHEMA)
+SCHEMA = "genbench.cell/4"
+READABLE = ("genbench.cell/1", "genbench.cell/2", "genbench.cell/3", SCHEMA)
 
 
 class SchemaError(ValueError):
     """A record that does not fit the schema; the message names the version or the key."""
-
 
 @dataclass(frozen=True)
 class MetricInfo:
@@ -106,16 +107,21 @@ class SamplerResult:
     sample_nfe: int | None = metric("NFE", doc="sequential network evaluations per sampling call")
     sample_throughput_batch: int | None = metric("samples", doc="batch of the throughput timing")
     sample_batch_ms: float | None = metric("ms", "lower", doc="median time of one throughput batch", timing=True,
-                                           se="sample_batch_iqr_ms")
-    sample_batch_iqr_ms: float | None = metric("ms", doc="IQR of the throughput batch time", timing=True)
+                                           se="sample_batch_median_se_ms")
+    sample_batch_median_se_ms: float | None = metric("ms", timing=True,
+                                                     doc="standard error of that median (bootstrap over the calls)")
+    sample_batch_iqr_ms: float | None = metric("ms", doc="IQR of the throughput batch time (a spread, not an error)",
+                                               timing=True)
     sample_throughput_per_s: float | None = metric("samples/s", "higher", timing=True,
                                                    doc="samples per second at the throughput batch")
     sample_us_per_sample: float | None = metric("µs", "lower", timing=True,
                                                 doc="cost per sample at the throughput batch")
     sample_latency_batch: int | None = metric("samples", doc="batch of the latency timing")
     sample_latency_ms: float | None = metric("ms", "lower", doc="median latency at the latency batch", timing=True,
-                                             se="sample_latency_iqr_ms")
-    sample_latency_iqr_ms: float | None = metric("ms", doc="IQR of the latency", timing=True)
+                                             se="sample_latency_median_se_ms")
+    sample_latency_median_se_ms: float | None = metric("ms", timing=True,
+                                                       doc="standard error of that median (bootstrap over the calls)")
+    sample_latency_iqr_ms: float | None = metric("ms", doc="IQR of the latency (a spread, not an error)", timing=True)
     nfe_ms_at_throughput_batch: float | None = metric("ms", "lower", doc="cost of one NFE at the throughput batch",
                                                       timing=True)
     nfe_ms_at_latency_batch: float | None = metric("ms", "lower", timing=True,
@@ -178,9 +184,11 @@ class DensityResult:
     standard_bound: str | None = metric(doc="the family's standard bound (ELBO)")
     test_energy_mean_nats: float | None = metric("nats", doc="mean test energy (unnormalized)")
     density_batch: int | None = metric("examples", doc="batch of the density timing")
-    density_batch_ms: float | None = metric("ms", "lower", timing=True, se="density_batch_iqr_ms",
+    density_batch_ms: float | None = metric("ms", "lower", timing=True, se="density_batch_median_se_ms",
                                             doc="median time of one density batch")
-    density_batch_iqr_ms: float | None = metric("ms", timing=True, doc="its IQR")
+    density_batch_median_se_ms: float | None = metric("ms", timing=True,
+                                                      doc="standard error of that median (bootstrap over the calls)")
+    density_batch_iqr_ms: float | None = metric("ms", timing=True, doc="its IQR (a spread, not an error)")
     density_throughput_per_s: float | None = metric("examples/s", "higher", timing=True,
                                                     doc="density evaluations per second")
     density_timing_repeats: int | None = metric("calls", doc="timed calls of the density timing (median, IQR)")
@@ -239,9 +247,11 @@ class LatentResult:
     latent_recon_l2_se: float | None = metric("data units", doc="its standard error")
     latent_recon_max_abs: float | None = metric("data units", doc="largest absolute error of one coordinate")
     latent_batch: int | None = metric("examples", doc="batch of the latent timing")
-    latent_batch_ms: float | None = metric("ms", "lower", timing=True, se="latent_batch_iqr_ms",
+    latent_batch_ms: float | None = metric("ms", "lower", timing=True, se="latent_batch_median_se_ms",
                                            doc="median time of one to_latent batch")
-    latent_batch_iqr_ms: float | None = metric("ms", timing=True, doc="its IQR")
+    latent_batch_median_se_ms: float | None = metric("ms", timing=True,
+                                                     doc="standard error of that median (bootstrap over the calls)")
+    latent_batch_iqr_ms: float | None = metric("ms", timing=True, doc="its IQR (a spread, not an error)")
     latent_throughput_per_s: float | None = metric("examples/s", "higher", timing=True,
                                                    doc="latent inferences per second")
     latent_timing_warmup: int | None = metric("calls", doc="untimed calls before the latent timing")
@@ -276,6 +286,7 @@ class CellConfig:
     train: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    samplers: dict[str, Any] = field(default_factory=dict)  # name -> settings (kind included); absent before 0.2
     suite_file: str = ""
     profile: str | None = None
     profile_reason: str = ""

@@ -285,7 +285,8 @@ def _print_speed(result: dict) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m bench.evaluation.inception.benchmark", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.evaluation.inception.benchmark",
+                                description=__doc__.splitlines()[0])
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--rounds", type=int, default=7, help="timed calls per variant (0: skip the speed benchmark)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())

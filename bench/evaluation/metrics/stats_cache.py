@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.core.files import atomic_write, sha256_file
+from bench.evaluation.metrics.fid import feature_statistics
 
 
 @dataclass
@@ -93,8 +94,6 @@ def load_stats(cache_dir: str | os.PathLike, dataset_fingerprint: dict | str,
 def load_or_compute(cache_dir: str | os.PathLike, dataset_fingerprint: dict | str, extractor_fingerprint: dict,
                     features_fn) -> FeatureStats:
     """The cached statistics, or compute them from ``features_fn() -> (N, F)`` features and cache them."""
-    from bench.evaluation.metrics.fid import feature_statistics
-
     hit = load_stats(cache_dir, dataset_fingerprint, extractor_fingerprint)
     if hit is not None:
         return hit

@@ -1,0 +1,164 @@
+"""Samplers as objects: DDIM against diffusers' DDIMScheduler, the Langevin integrator and the ODE integrator
+against closed forms, sampler settings in suites, and a sampler added to a finished run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import run_bench
+from bench.config.suite import ConfigError, load_suite
+from bench.core.files import sha256_file
+from models.samplers import DDIM, SGLD, AnnealedLangevin, build_samplers, ddim_step, expand_entries, langevin, odeint
+from tests.helpers import tiny_model
+
+T = 1000
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    diffusers = pytest.importorskip("diffusers")
+    return diffusers.DDIMScheduler(num_train_timesteps=T, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
+                                   clip_sample=False, set_alpha_to_one=True, timestep_spacing="linspace",
+                                   prediction_type="epsilon")
+
+
+def test_the_schedule_and_timesteps_are_diffusers(scheduler):
+    m = tiny_model("diffusion", "vector", T=T)
+    torch.testing.assert_close(m.alpha_bar, scheduler.alphas_cumprod, rtol=1e-6, atol=1e-7)
+    scheduler.set_timesteps(20)
+    assert DDIM(steps=20).timesteps(T).tolist() == scheduler.timesteps.tolist()
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+def test_one_ddim_step_equals_diffusers_ddim_scheduler_step(scheduler, eta):
+    """diffusers' step goes from t to t - T // S (its own rule for the previous timestep); given the same
+    (alpha_bar_t, alpha_bar_prev), epsilon, x_t and noise, :func:`ddim_step` returns its prev_sample."""
+    scheduler.set_timesteps(10)
+    g = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for t in scheduler.timesteps.tolist():
+        x, eps, z = (torch.randn(64, 2, generator=g) for _ in range(3))
+        prev = t - T // 10
+        ab = scheduler.alphas_cumprod[t]
+        ab_prev = scheduler.alphas_cumprod[prev] if prev >= 0 else scheduler.final_alpha_cumprod
+        ref = scheduler.step(eps, t, x, eta=eta, variance_noise=z).prev_sample
+        ours = ddim_step(x, eps, ab, ab_prev, eta=eta, noise=z)
+        worst = max(worst, float((ours - ref).abs().max()))
+    assert worst < 1e-6, worst
+
+
+def test_ddim_inversion_is_the_same_step_run_upward():
+    """Inverting and then sampling with a network that ignores x_t (eps = c) is exact: each DDIM step is then an
+    affine map of x, and the inversion applies the inverse maps in reverse order."""
+    m = tiny_model("diffusion", "vector", T=100)
+
+    class ConstEps(torch.nn.Module):
+        def forward(self, x_t, t):
+            return torch.full_like(x_t, 0.3)
+
+    m.eps_net = ConstEps()
+    x = torch.randn(16, 2, generator=torch.Generator().manual_seed(1))
+    ddim = DDIM(steps=7)
+    z = ddim.invert(m, x)
+    torch.testing.assert_close(ddim.denoise(m, z), x, atol=1e-5, rtol=0)
+    assert ddim.nfe(m) == 7
+
+
+def test_a_stochastic_ddim_sampler_uses_its_generator_and_eta_zero_does_not():
+    m = tiny_model("diffusion", "vector", T=20).eval()
+    det, sto = DDIM(steps=5), DDIM(steps=5, eta=1.0)
+    draw = lambda s, seed: m.sample(4, generator=torch.Generator().manual_seed(seed), sampler=s)
+    assert torch.equal(draw(sto, 0), draw(sto, 0)) and not torch.equal(draw(sto, 0), draw(det, 0))
+    assert sto.sweep == "DDIM (η = 1)" and det.sweep == "DDIM (η = 0)"
+
+
+def test_the_langevin_integrator_reaches_the_closed_form_stationary_variance():
+    """drift = -x (the score of N(0, 1)), a = 0.1, b = sqrt(2a): x <- (1 - a) x + b z has the stationary
+    variance 2a / (1 - (1 - a)^2) = 1 / (1 - a / 2) = 1.0526..., checked at 4 standard errors."""
+    a = 0.1
+    x = langevin(torch.zeros(20_000, 1, dtype=torch.float64), lambda x, k: -x, [(a, math.sqrt(2 * a))] * 300,
+                 torch.Generator().manual_seed(0))
+    var = 1 / (1 - a / 2)
+    assert abs(float(x.var()) - var) < 4 * var * math.sqrt(2 / len(x))
+
+
+def test_the_langevin_integrator_clamps_to_its_box():
+    x = langevin(torch.zeros(100, 2), lambda x, k: torch.ones_like(x), [(1.0, 0.0)] * 3, clamp=(-0.5, 0.5))
+    assert torch.equal(x, torch.full((100, 2), 0.5))
+
+
+@pytest.mark.parametrize("n", [4, 8, 16])
+def test_odeint_euler_and_heun_match_their_closed_forms_and_orders(n):
+    """dx/dt = -x on [0, 1] from x = 1: Euler gives (1 - h)^n and Heun (1 - h + h^2/2)^n exactly; their errors
+    against e^-1 shrink as h (Euler) and h^2 (Heun)."""
+    ts = np.linspace(0.0, 1.0, n + 1).tolist()
+    one = torch.ones(1, dtype=torch.float64)
+    h = 1 / n
+    euler = float(odeint(lambda x, t: -x, one, ts, "euler"))
+    heun = float(odeint(lambda x, t: -x, one, ts, "heun"))
+    assert euler == pytest.approx((1 - h) ** n, rel=1e-12)
+    assert heun == pytest.approx((1 - h + h * h / 2) ** n, rel=1e-12)
+    assert abs(euler - math.exp(-1)) == pytest.approx(math.exp(-1) * h / 2, rel=0.3)  # leading error term
+    assert 0.03 * h**2 < abs(heun - math.exp(-1)) < 0.1 * h**2  # e^-1 h^2 / 6 = 0.061 h^2 to leading order
+    with pytest.raises(ValueError, match="euler"):
+        odeint(lambda x, t: -x, one, ts, "rk4")
+
+
+def test_sweeps_expand_into_named_samplers_of_one_kind():
+    entries = expand_entries({"ancestral": {}, "ddim": {"steps": [10, 50], "eta": 0.0}, "old": None})
+    assert entries == {"ancestral": {"kind": "ancestral"}, "ddim10": {"kind": "ddim", "steps": 10, "eta": 0.0},
+                       "ddim50": {"kind": "ddim", "steps": 50, "eta": 0.0}}
+    s = build_samplers({"default": {"kind": "sgld", "steps": 5, "step_start": 0.3, "step_end": 0.001}})["default"]
+    assert s.name == "default" and s.settings() == {"kind": "sgld", "steps": 5, "step_start": 0.3, "step_end": 0.001}
+    assert s.step_sizes()[0] == 0.3 and s.step_sizes()[-1] == pytest.approx(0.001)
+    with pytest.raises(ValueError, match="give both"):
+        SGLD(steps=5, step_start=0.3)
+    with pytest.raises(ValueError, match="steps_per_sigma"):
+        AnnealedLangevin(steps_per_sigma=0)
+
+
+def test_suites_list_samplers_outside_the_model_block(tmp_path):
+    suite = load_suite("suites/toy2d.yaml", profile="ci")
+    diffusion = suite.families["diffusion"]
+    assert list(diffusion.samplers) == ["ancestral", "ddim10"] and diffusion.samplers["ddim10"].steps == 10
+    assert suite.families["score"].samplers["default"].steps_per_sigma == 5
+    assert suite.family("25gaussians", "energy").samplers["default"].step_end == 3e-5
+    cases = {"families.diffusion.samplers.ddim.steps=[500]": "families.diffusion.samplers.ddim.steps: 500 is "
+                                                           "not allowed (at most the model's T = 100)",
+             "families.energy.samplers.ddim={}": "families.energy.samplers.ddim: family 'energy' has no sampler of "
+                                                 "kind 'ddim' (it offers: sgld)",
+             "families.score.samplers.default.step_eps=-1": "families.score.samplers.default.step_eps: -1.0 is not "
+                                                            "allowed",
+             "families.gan.samplers.default=null": "families.gan.samplers: no sampler left"}
+    for override, message in cases.items():
+        with pytest.raises(ConfigError) as e:
+            load_suite("suites/toy2d.yaml", profile="ci", overrides=[override])
+        assert message in str(e.value), str(e.value)
+
+
+def test_adding_a_sampler_to_a_finished_run_redoes_only_sampling_and_evaluation(tmp_path, capsys):
+    """The README's example: ddim20 added to a finished 2D run. model.pt is untouched, train_seconds unchanged,
+    the old sampler's samples are drawn again bit for bit, and no --force is needed."""
+    base = ["suites/toy2d.yaml", "--profile", "smoke", "--families", "diffusion", "--datasets", "8gaussians",
+            "--results", str(tmp_path), "--run-id", "r", "--no-progress", "--stage", "evaluate",
+            "--set", "families.diffusion.train.steps=5"]
+    assert run_bench.main(base) == 0
+    cell = tmp_path / "toy2d" / "r" / "8gaussians__diffusion__s0"
+    ckpt_sum, ckpt_mtime = sha256_file(cell / "model.pt"), (cell / "model.pt").stat().st_mtime_ns
+    before = json.loads((cell / "record.json").read_text())
+    ddim10 = np.load(cell / "samples_ddim10.npz")["samples"]
+    capsys.readouterr()
+    assert run_bench.main(base + ["--set", "families.diffusion.samplers.ddim.steps=[10,20]"]) == 0
+    log = capsys.readouterr().err
+    assert "samplers.ddim20: added; redoing the sample stage and the evaluation from model.pt" in log
+    after = json.loads((cell / "record.json").read_text())
+    assert sha256_file(cell / "model.pt") == ckpt_sum and (cell / "model.pt").stat().st_mtime_ns == ckpt_mtime
+    assert after["train"]["train_seconds"] == before["train"]["train_seconds"] and after["train"]["train_steps"] == 5
+    assert sorted(after["samplers"]) == ["ancestral", "ddim10", "ddim20"]
+    assert after["samplers"]["ddim20"]["sample_nfe"] == 20
+    assert np.array_equal(np.load(cell / "samples_ddim10.npz")["samples"], ddim10)
