@@ -40,6 +40,7 @@ from dataclasses import dataclass
 
 import models
 from bench.analysis import taxonomy
+from bench.analysis.claims import ClaimVerdict
 from bench.store.schema import CellRecord, DensityResult
 
 SLOW_RATIO = 10.0  # a family samples "slow" when its cost per sample is >= 10x the fastest family's
@@ -253,3 +254,54 @@ def expressiveness(flow: list[CellRecord], reference: list[CellRecord]) -> Verdi
         return Verdict(DISAGREES, claimed, f"flow KL lower by {-diff:.3g} > {margin:.2g} nats ({size})", diff)
     return Verdict(INCONCLUSIVE, claimed, f"|ΔKL| {abs(diff):.3g} ≤ {margin:.2g} nats, the seed spread ({size})",
                    diff)
+
+
+# --------------------------------------------------------------------------- the claims (T-ids) these rules judge
+LIKELIHOOD_CLAIM = {"exact": "T1", "bound": "T2", "none": "T3", "unnormalized": "T4"}  # by the family's claimed kind
+SAMPLING_CLAIM = {"autoregressive": "T7", "vae": "T8", "gan": "T8", "flow": "T9", "diffusion": "T10",
+                  "energy": "T12", "score": "T13"}
+TRAINING_CLAIM = {"gan": "T14", "autoregressive": "T15", "vae": "T15", "diffusion": "T15"}  # no text claims others
+SAMPLING_RULE = (f"slow when the default sampler's cost per sample at the throughput batch is ≥ {SLOW_RATIO:g}× the "
+                 "fastest family's on the dataset (first seed)")
+LIKELIHOOD_RULE = ("the density kind the family exposes; in 2D the measured normalization decides: an exact density "
+                   "integrates to 1, exp(bound) to less than 1, exp(−E) to Z ≠ 1 (first seed)")
+STABILITY_RULE = (f"fragile when a seed diverged, the seeds disagree on collapse, or the final quality's CV exceeds "
+                  f"{CV_FRAGILE:g}; stable with ≥ {MIN_SEEDS} seeds otherwise")
+QUALITY_RULE = (f"the family's mean sample metric is the best of all families by more than {SEPARATION:g} combined "
+                "standard errors of the seed means, and its quality had settled by the end of training")
+EXPRESSIVENESS_RULE = (f"the flow's mean KL exceeds the autoregressive model's by more than {SEPARATION:g} combined "
+                       f"standard errors, at parameter counts within {MATCH_TOLERANCE:.0%}")
+
+
+def _claim_verdict(claim: str, v: Verdict, rule: str, scope: str, family: str) -> list[ClaimVerdict]:
+    """``v`` as a :class:`ClaimVerdict` of ``claim``; nothing for a family without a textbook claim."""
+    if v.verdict == NO_CLAIM:
+        return []
+    value = "" if v.value is None else f" (value {v.value:.3g})"
+    return [ClaimVerdict(claim, v.verdict, rule, f"measured {v.measured}{value}", scope, family)]
+
+
+def judge_taxonomy(by_dataset: dict[str, list[CellRecord]]) -> list[ClaimVerdict]:
+    """The taxonomy's rules above, each cited by its claim: the likelihood kind (T1-T4), sampling speed (T7-T10,
+    T12, T13), training stability (T14, T15: the families the texts name), diffusion's sample quality (T19) and
+    the flow's expressiveness against the autoregressive model (T21), per dataset."""
+    out: list[ClaimVerdict] = []
+    for ds, recs in by_dataset.items():
+        groups = taxonomy.by_family(recs)
+        seed = min(r.seed for r in recs)
+        first = [r for r in recs if r.seed == seed]
+        for r in first:
+            tb = textbook(r)
+            if tb and tb.get("likelihood") in LIKELIHOOD_CLAIM:
+                out += _claim_verdict(LIKELIHOOD_CLAIM[tb["likelihood"]], likelihood(r), LIKELIHOOD_RULE, ds, r.family)
+            if r.family in SAMPLING_CLAIM:
+                out += _claim_verdict(SAMPLING_CLAIM[r.family], sampling(r, first), SAMPLING_RULE, ds, r.family)
+        for family, rs in groups.items():
+            if family in TRAINING_CLAIM:
+                out += _claim_verdict(TRAINING_CLAIM[family], training_stability(rs), STABILITY_RULE, ds, family)
+        if "diffusion" in groups:
+            out += _claim_verdict("T19", sample_quality("diffusion", recs), QUALITY_RULE, ds, "diffusion")
+        if "flow" in groups and "autoregressive" in groups:
+            out += _claim_verdict("T21", expressiveness(groups["flow"], groups["autoregressive"]),
+                                  EXPRESSIVENESS_RULE, ds, "flow")
+    return out

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.analysis import verdicts
+from bench.analysis import judges, verdicts
 from bench.analysis.aggregate import seed_stats
+from bench.analysis.claims import claims_table
 from bench.analysis.history import record_run
 from bench.core.files import read_json_dict, write_text
 from bench.evaluation.modality import modality as get_modality
@@ -48,6 +49,22 @@ def order_records(records: list[CellRecord], info: dict) -> tuple[dict[str, list
         by_ds.setdefault(r.dataset, []).append(r)
     families = sorted({r.family for r in ok}, key=lambda f: rank(fam_order, f))
     return by_ds, families
+
+
+def claims_blocks(by_ds: dict[str, list[CellRecord]]) -> list:
+    """The textbook's claims T1-T30 (``bench.analysis.claims``): one row per claim with every verdict given on
+    it or "not measured", then each verdict with its rule and the numbers that decided it."""
+    given = judges.verdicts_for(by_ds)
+    blocks = [Heading("Textbook claims T1–T30"),
+              Paragraph("Each claim in our words, the texts that make it (`shared/seeds/`, by number), and the "
+                        "verdict of each rule that judges it, per scope; a claim no rule judges says *not measured*. "
+                        "T26–T29 are methods, checked against reference implementations in the tests."),
+              Table(claims_table(given))]
+    if given:
+        blocks += [Paragraph("**How each verdict was reached** (rule in one sentence; the numbers that decided it):"),
+                   Table([{"claim": v.claim, "scope": v.scope, "family": v.family or "–", "verdict": v.verdict,
+                           "rule": v.rule, "evidence": v.evidence or "–"} for v in given])]
+    return blocks
 
 
 def _taxonomy(by_ds: dict[str, list[CellRecord]]) -> list:
@@ -165,6 +182,7 @@ def build_report(run: RunDir) -> Document:
         doc.add(Heading("Trade-offs at a glance"), *[Figure(f"figures/{p.name}", p.stem, cap) for p in paths])
     if mod is not None and mod.closed_form_density:  # the truth each dataset is scored against
         doc.add(Heading("Datasets"), Table(tables.dataset_rows_2d(by_ds)))
+    doc.add(*claims_blocks(by_ds))
     doc.add(*_taxonomy(by_ds))
     doc.add(*_taxonomy_rest(by_ds, failed))
     for ds, rs in by_ds.items():
