@@ -17,6 +17,7 @@ import socket
 import struct
 import threading
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -363,7 +364,7 @@ def test_a_second_writer_is_refused_naming_the_holder(run, capsys):
 
 def test_a_stale_lock_is_reported_and_taken_over(run, capsys):
     folder, _ = run
-    gone = int(open("/proc/sys/kernel/pid_max").read()) + 1  # above the largest pid Linux gives: never running
+    gone = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # above the largest pid Linux gives: not running
     (folder / "res" / "tiny" / "r" / ".lock").write_text(json.dumps(
         {"pid": gone, "host": socket.gethostname(), "started_at": "2026-01-01T00:00:00+0000", "command": ["x"]}))
     assert _main(folder, "--run-id", "r", "--stage", "report") == 0
