@@ -28,14 +28,16 @@ is the family's :meth:`models.base.GenerativeModel.check_data_shape`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
 __all__ = ["Range", "Length", "FieldConflict", "value_problem", "check_fields", "check_order", "undeclared",
-           "edge_values"]
+           "edge_values", "type_hints"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,17 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
+@functools.cache
+def type_hints(cls: type) -> dict[str, Any]:
+    """``typing.get_type_hints(cls, include_extras=True)``, once per class (evaluating the string annotations
+    of ``from __future__ import annotations`` costs about a millisecond per class, and every config built or
+    filled asks)."""
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+_INDEXED = re.compile(r"\[\d+\]")  # a problem of an item, "[1]: 0 is not allowed (...)"
+
+
 def value_problem(tp: Any, v: Any) -> str | None:
     """Why value ``v`` is not allowed by type ``tp``'s :class:`Range`, ``Literal`` or float finiteness
     (``None`` if it is). Walks ``Annotated``, ``X | None``, ``tuple`` and ``list``; the value's type is
@@ -154,7 +167,7 @@ def value_problem(tp: Any, v: Any) -> str | None:
         for i, x in enumerate(v):
             problem = value_problem(items[min(i, len(items) - 1)] if items else Any, x)
             if problem:
-                return f"[{i}]{'' if problem.startswith('[') else ': '}{problem}"
+                return f"[{i}]{'' if _INDEXED.match(problem) else ': '}{problem}"
         return None
     if tp is float and isinstance(v, float) and not math.isfinite(v):
         return f"{v!r} is not allowed (must be a finite number)"
@@ -167,11 +180,11 @@ def check_fields(obj: Any) -> None:
     Raises:
         ValueError: ``"<field>: <value> is not allowed (must be ...)"`` for the first field that fails.
     """
-    hints = typing.get_type_hints(type(obj), include_extras=True)
+    hints = type_hints(type(obj))
     for f in dataclasses.fields(obj):
         problem = value_problem(hints[f.name], getattr(obj, f.name))
         if problem:
-            raise ValueError(f"{f.name}{'' if problem.startswith('[') else ': '}{problem}")
+            raise ValueError(f"{f.name}{'' if _INDEXED.match(problem) else ': '}{problem}")
 
 
 def _show(v: Any) -> str:
@@ -242,7 +255,7 @@ def _undeclared(tp: Any) -> str | None:
 def undeclared(cls: type) -> list[str]:
     """The fields of dataclass ``cls`` that do not declare their allowed values, as ``"<field>: <why>"``
     (``[]`` when every field does; "declares" is defined in the module docstring)."""
-    hints = typing.get_type_hints(cls, include_extras=True)
+    hints = type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
         if not f.init:

@@ -327,8 +327,9 @@ class SGLD(Sampler):
         super().__post_init__()
         if (self.step_start is None) != (self.step_end is None):
             given, missing = ("step_start", "step_end") if self.step_end is None else ("step_end", "step_start")
-            raise FieldConflict({given: f"{getattr(self, given)!r} is not allowed without {missing} (give both: a "
-                                        "geometric schedule, or neither: the training chains' schedule)"})
+            both = "give both: a geometric schedule, or neither: the training chains' schedule"
+            raise FieldConflict({given: f"{getattr(self, given)!r} is not allowed without {missing} ({both})",
+                                 missing: f"null is not allowed while {given} = {getattr(self, given)!r} ({both})"})
         check_order(self, "step_end", "step_start", strict=False)
 
     def step_sizes(self) -> list[float]:

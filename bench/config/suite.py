@@ -51,7 +51,7 @@ from bench import data as datasets
 from bench.core.files import check_name
 from models import samplers
 from models.base import TrainConfig
-from models.fields import FieldConflict, Range, check_fields, value_problem
+from models.fields import FieldConflict, Range, check_fields, type_hints, value_problem
 from models.samplers import Sampler
 
 
@@ -202,7 +202,7 @@ def fill(cls: type, data: Any, key: str = "") -> Any:
         data = {}
     if not isinstance(data, Mapping):
         raise _KeyError(key, f"expected a mapping, got {type(data).__name__} {data!r}")
-    hints = typing.get_type_hints(cls, include_extras=True)
+    hints = type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     kwargs = {}
     for k, v in data.items():
