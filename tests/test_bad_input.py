@@ -282,7 +282,7 @@ def _flow(value: Any) -> str:
     return text.removesuffix("\n...\n").strip()
 
 
-def _values(tp: Any) -> list[tuple[Any, bool]]:
+def _field_values(tp: Any) -> list[tuple[Any, bool]]:
     """The declared type's values at and beyond each bound (:func:`models.fields.edge_values`), and values of
     the wrong type: text, a mapping, a fraction for an integer, a number for a list."""
     edges = edge_values(tp)
@@ -297,27 +297,30 @@ def _values(tp: Any) -> list[tuple[Any, bool]]:
 
 def family_edits(modality: str, families: list[str]) -> list[Edit]:
     """Every field of each family's ``Config`` and every setting of each of its samplers (``cls.samplers``),
-    with the values of :func:`_values`, drawn from the registry: a field added to a family is fuzzed with
+    with the values of :func:`_field_values`, drawn from the registry: a field added to a family is fuzzed with
     nothing to edit here."""
     out = []
     for family in families:
         cls = models.get(family, modality)
         hints = typing.get_type_hints(cls.Config, include_extras=True)
         for f in dataclasses.fields(cls.Config):
-            out += [Edit(family, f"model.{f.name}", v, ok) for v, ok in _values(hints[f.name])]
+            out += [Edit(family, f"model.{f.name}", v, ok) for v, ok in _field_values(hints[f.name])]
         for name, entry in cls.samplers.items():
             kind = KINDS[entry.get("kind", name)]
             hints = typing.get_type_hints(kind, include_extras=True)
             out += [Edit(family, f"samplers.{name}.{f.name}", v, ok)
-                    for f in dataclasses.fields(kind) if f.init for v, ok in _values(hints[f.name])]
+                    for f in dataclasses.fields(kind) if f.init for v, ok in _field_values(hints[f.name])]
     return out
+
+
+def _modality(suite: Path) -> str:
+    raw = yaml.safe_load(suite.read_text())
+    return "image" if any(d in ("mnist", "cifar10") for d in raw["datasets"]) else "vector"
 
 
 def suite_edits(suite: Path) -> list[Edit]:
     """:func:`family_edits` of the families of suite file ``suite``, for its modality."""
-    raw = yaml.safe_load(suite.read_text())
-    modality = "image" if any(d in ("mnist", "cifar10") for d in raw["datasets"]) else "vector"
-    return family_edits(modality, list(raw["families"]))
+    return family_edits(_modality(suite), list(yaml.safe_load(suite.read_text())["families"]))
 
 
 HOW = ("--set", "profile")  # an override on the command line, or an edit of the suite's profile block
@@ -329,10 +332,13 @@ def family_draw_args(suite: Path, profile: str, edits: list[Edit], how: Literal[
     results under ``folder``) and the sources its error may name.
 
     ``how == "profile"`` writes a copy of ``suite`` to ``folder`` with the edits in ``profiles.<profile>``,
-    the layer that decides the value.
+    the layer that decides the value. Image suites plan up to ``--stage sample``: their evaluation's probe
+    (Inception images/s, matmul rates) depends on no family key, and re-measured on a busy 2-core machine
+    it takes about a minute per draw, where the family's own probe takes seconds.
     """
-    args = ["--profile", profile, "--dry-run", "--families", edits[0].family, "--results", str(folder / "res"),
-            "--no-progress", f"--set=data.root={data_root}"]
+    stage = ["--stage", "sample"] if _modality(suite) == "image" else []
+    args = ["--profile", profile, "--dry-run", *stage, "--families", edits[0].family, "--results",
+            str(folder / "res"), "--no-progress", f"--set=data.root={data_root}"]
     if how == "--set":
         sets = [e.set_arg() for e in edits]
         return [str(suite), *args, *[f"--set={x}" for x in sets]], [f"--set {x}" for x in sets]
@@ -365,6 +371,14 @@ def family_outcome(code: int, err: str, out: str, edits: list[Edit], sources: li
             return "probe failed"
         return "valid" if all(e.allowed for e in edits) else "silently accepted"
     return f"exit {code}"
+
+
+def sample_draw(rng, edits: list[Edit]) -> tuple[list[Edit], str]:
+    """:func:`family_draws`' distribution from a ``random.Random`` (for ``scripts/fault_injection.py``)."""
+    first = rng.choice(edits)
+    others = [e for e in edits if e.family == first.family and e.key != first.key]
+    more = [rng.choice(others)] if others and rng.random() < 0.5 else []
+    return [first, *more], rng.choice(HOW)
 
 
 @st.composite
@@ -415,8 +429,8 @@ IMAGE_SUITES = {name: ROOT / "suites" / f"{name}.yaml" for name in ("mnist", "ci
 @given(data=st.data())
 def test_family_keys_of_the_image_suites_are_one_line_exit_2_or_probe_cleanly(tmp_path, capsys, data_root, suite,
                                                                               data):
-    """The same on ``suites/mnist.yaml`` and ``suites/cifar.yaml`` (``--profile smoke --dry-run``, which loads
-    the data from the offline mirror into a fresh data root)."""
+    """The same on ``suites/mnist.yaml`` and ``suites/cifar.yaml`` (``--profile smoke --dry-run --stage sample``,
+    which loads the data from the offline mirror into a fresh data root)."""
     draw = data.draw(family_draws(suite_edits(IMAGE_SUITES[suite])))
     _family_fuzz(IMAGE_SUITES[suite], "smoke", tmp_path, data_root, capsys, draw)
 
