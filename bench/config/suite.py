@@ -707,9 +707,10 @@ def _parse(raw: Mapping) -> Suite:
         try:
             dataset_families[n] = _parse_families(_deep_merge(dict(fams), over), suite_train, modality,
                                                   suite_resources)
-        except _KeyError as e:
-            raise e.rekey(lambda k, key=key, over=over: f"{key}.{k}" if _has_path({"families": over}, k) else k) \
-                from None
+        except _KeyError as e:  # keys the dataset's block sets are its own, and the more specific: named first
+            opts = [(f"{key}.{k}", m) if _has_path({"families": over}, k) else (k, m) for k, m in e.options()]
+            opts.sort(key=lambda o, key=key: not o[0].startswith(f"{key}."))
+            raise _KeyError(*opts[0], opts[1:]) from None
     data = fill(DataConfig, raw.get("data"), "data")
     _check_data_shapes(names, data, families, dataset_families, ds_overrides, modality)
     return Suite(
