@@ -6,6 +6,8 @@ bad-input rows (tried, clean, tracebacks, silently accepted, valid, probe failur
     python scripts/fault_injection.py all --out /tmp/faults           # every scenario (a few minutes)
     python scripts/fault_injection.py kills truncate --out /tmp/faults
     PYTHONPATH=. python scripts/fault_injection.py bad-inputs --draws 1000 --out /tmp/faults   # ~2 h on 2 cores
+    PYTHONPATH=. python scripts/fault_injection.py bad-inputs --generic-draws 0 --suites toy2d --seconds 900
+    PYTHONPATH=. python scripts/fault_injection.py bad-inputs --generic-draws 0 --no-probes --draws 3000
     GENBENCH_FAULTS_CODE=/other/genbench PYTHONPATH=/other/genbench python scripts/fault_injection.py all
 
 Each scenario runs ``run_bench.py`` in subprocesses on a tiny 2D suite (two families, one
@@ -319,12 +321,16 @@ def _run(argv: list[str]) -> tuple[int | str, str, str]:
     return code, err.getvalue(), out.getvalue()
 
 
-def bad_inputs(base: Path, n_fuzz: int = 1000) -> list[dict]:
-    """The hand list of tests/test_bad_input.py, ``n_fuzz`` fuzzer draws of each kind around its tiny suite, and
-    ``n_fuzz`` draws of the families' own keys (``family_edits``: every field of every family's config and
-    sampler, at and beyond each bound, as ``--set`` or profile edits) on each of suites/toy2d.yaml, mnist.yaml
-    and cifar.yaml (``--profile smoke --dry-run``, up to ``--stage sample`` for images, one family per draw),
-    against the run_bench on sys.path.
+def bad_inputs(base: Path, n_fuzz: int = 1000, *, n_generic: int | None = None, seconds: float | None = None,
+               suites: tuple[str, ...] = ("toy2d", "mnist", "cifar"), probes: bool = True) -> list[dict]:
+    """The hand list of tests/test_bad_input.py, ``n_generic`` (default ``n_fuzz``) fuzzer draws of each kind
+    around its tiny suite, and ``n_fuzz`` draws of the families' own keys (``family_edits``: every field of every
+    family's config and sampler, at and beyond each bound, as ``--set`` or profile edits) on each of ``suites``
+    (suites/<name>.yaml; ``--profile smoke --dry-run``, up to ``--stage sample`` for images, one family per
+    draw), against the run_bench on sys.path. ``seconds``: stop a suite's family-key draws after this many
+    seconds (its row's ``tried`` is the number drawn). ``probes=False``: the family-key draws go to the validator
+    alone (``load_suite``, libyaml; a few ms a draw), not ``run_bench.py --dry-run``, so "valid" means accepted
+    and within every declared range, unprobed.
 
     Outcomes: clean (exit 2, one line; for family keys naming the ``--set`` or file and the key), traceback,
     silently accepted (exit 0 on a value outside its range; for the hand list, any exit 0), valid (exit 0, every
@@ -376,20 +382,34 @@ def bad_inputs(base: Path, n_fuzz: int = 1000) -> list[dict]:
                   "fuzzed files": (st.one_of(st.text(max_size=200), st.binary(max_size=200)), one),
                   "fuzzed --set": (st.lists(override, min_size=1, max_size=3),
                                    lambda sets: one(yaml.safe_dump(t.BASE), *[f"--set={s}" for s in sets]))}
-    for name, (strategy, fn) in strategies.items():
-        outcomes = [fn(strategy.example()) for _ in range(n_fuzz)]
-        out.append({"fault": name, "tried": n_fuzz, **count(outcomes)})
+    n_generic = n_fuzz if n_generic is None else n_generic
+    for name, (strategy, fn) in strategies.items() if n_generic > 0 else ():
+        outcomes = [fn(strategy.example()) for _ in range(n_generic)]
+        out.append({"fault": name, "tried": n_generic, **count(outcomes)})
+    strict_read_yaml = t.suite_module.read_yaml
     data_root = base / "bad-inputs-data"  # one data root for the family-key draws: images extracted once
-    for suite in (t.TOY2D, *t.IMAGE_SUITES.values()):
+    for suite in (ROOT / "suites" / f"{name}.yaml" for name in suites):
         edits, rng = t.suite_edits(suite), random.Random(f"genbench-{suite.stem}")
         outcomes, findings, started, beyond, drawn = [], [], time.monotonic(), 0, set()
         for i in range(n_fuzz):
+            if seconds is not None and time.monotonic() - started > seconds:
+                break
             draw, how = t.sample_draw(rng, edits)
             beyond += not all(e.allowed for e in draw)
             drawn |= {(e.family, e.key) for e in draw}
-            args, sources = t.family_draw_args(suite, "smoke", draw, how, folder, data_root)
-            code, err, stdout = _run(args)
-            outcome = code if code == "traceback" else t.family_outcome(code, err, stdout, draw, sources)
+            if probes:
+                args, sources = t.family_draw_args(suite, "smoke", draw, how, folder, data_root)
+                code, err, stdout = _run(args)
+                outcome = code if code == "traceback" else t.family_outcome(code, err, stdout, draw, sources)
+            else:
+                err = stdout = ""
+                try:
+                    t.suite_module.read_yaml = t._fast_read_yaml  # the files are yaml.safe_dump output
+                    outcome = t.loaded_outcome(suite, draw, how, folder)
+                except BaseException as e:  # noqa: BLE001 (the finding)
+                    outcome, err = "traceback", f"{type(e).__name__}: {e}"
+                finally:
+                    t.suite_module.read_yaml = strict_read_yaml
             outcomes.append(outcome)
             if outcome not in ("clean", "valid"):
                 findings.append({"outcome": outcome, "how": how, "edits": [e.set_arg() for e in draw],
@@ -398,7 +418,8 @@ def bad_inputs(base: Path, n_fuzz: int = 1000) -> list[dict]:
             if (i + 1) % 100 == 0:
                 print(f"# family keys, {suite.name}: {i + 1} draws, {time.monotonic() - started:.0f} s, "
                       f"{count(outcomes)}", file=sys.stderr, flush=True)
-        out.append({"fault": f"family keys, {suite.name} --profile smoke", "tried": n_fuzz, **count(outcomes),
+        what = "--profile smoke --dry-run" if probes else "--profile smoke, validator only"
+        out.append({"fault": f"family keys, {suite.name} {what}", "tried": len(outcomes), **count(outcomes),
                     "beyond_a_bound": beyond, "keys": len({(e.family, e.key) for e in edits}),
                     "keys_drawn": len(drawn), "families": len({e.family for e in edits}),
                     "seconds": round(time.monotonic() - started), "findings": findings[:20]})
@@ -428,13 +449,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("scenarios", nargs="+", choices=[*SCENARIOS, "all"])
     p.add_argument("--out", default=None, help="working folder (default: a new temporary folder)")
     p.add_argument("--draws", type=int, default=1000, help="bad-inputs: fuzzer draws of each kind (default 1000)")
+    p.add_argument("--generic-draws", type=int, default=None,
+                   help="bad-inputs: draws of the generic suite/file/--set fuzzers (default --draws; 0 skips them)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="bad-inputs: stop each suite's family-key draws after this many seconds")
+    p.add_argument("--no-probes", action="store_true",
+                   help="bad-inputs: family-key draws checked by the validator alone (load_suite), no --dry-run")
+    p.add_argument("--suites", default="toy2d,mnist,cifar",
+                   help="bad-inputs: suites whose families' keys are drawn (default toy2d,mnist,cifar)")
     a = p.parse_args(argv)
     base = Path(a.out or tempfile.mkdtemp(prefix="genbench-faults-")).resolve()
     base.mkdir(parents=True, exist_ok=True)
     results = []
     for name in SCENARIOS if "all" in a.scenarios else a.scenarios:
         t0 = time.monotonic()
-        rows = SCENARIOS[name](base, a.draws) if name == "bad-inputs" else SCENARIOS[name](base)
+        rows = (bad_inputs(base, a.draws, n_generic=a.generic_draws, seconds=a.seconds,
+                           suites=tuple(x for x in a.suites.split(",") if x), probes=not a.no_probes)
+                if name == "bad-inputs" else SCENARIOS[name](base))
         for r in rows:
             print(json.dumps({"scenario": name, **r}), flush=True)
         results += rows

@@ -429,7 +429,7 @@ def test_family_keys_of_the_2d_suite_are_refused_naming_the_key_or_allowed(tmp_p
     edits, how = draw
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(suite_module, "read_yaml", _fast_read_yaml)
-        outcome = _loaded_outcome(edits, how, tmp_path)
+        outcome = loaded_outcome(TOY2D, edits, how, tmp_path)
     event(outcome)
     assert outcome in ("clean", "valid"), (outcome, how, [e.set_arg() for e in edits])
 
@@ -438,9 +438,10 @@ def _fast_read_yaml(path) -> Any:
     return yaml.load(Path(path).read_text(), Loader=yaml.CSafeLoader)
 
 
-def _loaded_outcome(edits: list[Edit], how: str, tmp_path: Path) -> str:
-    """:func:`family_outcome` of ``load_suite`` alone on a draw (``"valid"``: accepted, no probe run)."""
-    args, sources = family_draw_args(TOY2D, "smoke", edits, how, tmp_path, tmp_path / "data")
+def loaded_outcome(suite: Path, edits: list[Edit], how: str, folder: Path) -> str:
+    """:func:`family_outcome` of the validator alone (``load_suite``, ``--profile smoke``, no probes) on a draw
+    of :func:`family_draw_args` (``"valid"``: accepted, no probe run)."""
+    args, sources = family_draw_args(suite, "smoke", edits, how, folder, folder / "data")
     sets = [a.removeprefix("--set=") for a in args if a.startswith("--set=families.")]
     try:
         load_suite(args[0], profile="smoke", overrides=sets)
