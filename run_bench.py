@@ -55,7 +55,20 @@ def error(message: str, code: int = 2) -> int:
 
 
 def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+    """Comma-separated names (``--families``, ``--datasets``): at least one, none twice.
+
+    Raises:
+        argparse.ArgumentTypeError: no name (``,`` or ``""``: an empty selection is not "all"), or a name
+            given twice; argparse reports it as one line and exits 2.
+    """
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing (give one or more names, comma-separated; "
+                                         "leave the option out to run all)")
+    for i, x in enumerate(items):
+        if x in items[:i]:
+            raise argparse.ArgumentTypeError(f"{text!r} names {x!r} twice")
+    return items
 
 
 def _count(text: str) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,7 @@ from torch import Tensor, nn
 
 from models import register
 from models.base import Capabilities, GenerativeModel, Textbook
+from models.fields import Range, check_fields
 from models.imaging import BINS, DiscretizedLogisticMixture, dmol_param_count, to_centered
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
@@ -37,13 +39,19 @@ class MADEConfig:
         hidden: width of the masked hidden layers.
         layers: number of masked hidden layers.
         components: Gaussian components K per conditional.
-        min_log_scale: floor on each component's log standard deviation (nats).
+        min_log_scale: floor on each component's log standard deviation (log of data units).
+
+    Raises:
+        ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
     """
 
-    hidden: int = 128
-    layers: int = 2
-    components: int = 10
-    min_log_scale: float = -7.0
+    hidden: Annotated[int, Range(ge=1, le=4096)] = 128
+    layers: Annotated[int, Range(ge=1, le=64)] = 2
+    components: Annotated[int, Range(ge=1, le=100)] = 10
+    min_log_scale: Annotated[float, Range(ge=-20, le=0)] = -7.0
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 class MaskedLinear(nn.Linear):
@@ -140,33 +148,36 @@ class PixelCNNConfig:
     Attributes:
         channels: feature maps p of each stack (the gates see 2p).
         layers: gated layers after the first one.
-        kernel: kernel size k of those layers (odd, >= 3): the vertical stack uses
+        kernel: kernel size k of those layers (odd, 3 to 15): the vertical stack uses
             (k//2 + 1) x k, the horizontal one 1 x (k//2 + 1).
-        first_kernel: kernel size of the first gated layer (van den Oord et al.: 7).
+        first_kernel: kernel size of the first gated layer (odd, 3 to 15; van den Oord et al.: 7).
         head_channels: width of the 1x1-conv output head.
         output: ``"softmax"`` (256-way, needs C == 1), ``"dmol"`` (discretized logistic
             mixture with PixelCNN++'s channel coupling, any C) or ``"auto"`` (softmax
             for C == 1, dmol otherwise).
         components: mixture components K of ``"dmol"``.
         min_log_scale: floor on the dmol log-scales (centered [-1, 1] pixel scale).
+
+    Raises:
+        ValueError: a value outside its declared range or choices, or an even kernel size.
     """
 
-    channels: int = 64
-    layers: int = 10
-    kernel: int = 3
-    first_kernel: int = 7
-    head_channels: int = 256
-    output: str = "auto"
-    components: int = 10
-    min_log_scale: float = -7.0
+    channels: Annotated[int, Range(ge=1, le=512)] = 64
+    layers: Annotated[int, Range(ge=0, le=64)] = 10
+    kernel: Annotated[int, Range(ge=3, le=15)] = 3
+    first_kernel: Annotated[int, Range(ge=3, le=15)] = 7
+    head_channels: Annotated[int, Range(ge=1, le=2048)] = 256
+    output: Literal["auto", "softmax", "dmol"] = "auto"
+    components: Annotated[int, Range(ge=1, le=100)] = 10
+    min_log_scale: Annotated[float, Range(ge=-20, le=0)] = -7.0
 
     def __post_init__(self):
-        if self.output not in ("auto", "softmax", "dmol"):
-            raise ValueError(f"output must be 'auto', 'softmax' or 'dmol', got {self.output!r}")
+        check_fields(self)
         for name in ("kernel", "first_kernel"):
             k = getattr(self, name)
-            if k < 3 or k % 2 == 0:
-                raise ValueError(f"{name} must be odd and >= 3, got {k}")
+            if k % 2 == 0:
+                raise ValueError(f"{name}: {k} is not allowed (must be odd: the causal crop keeps k // 2 rows "
+                                 "above and columns left)")
 
 
 class GatedLayer(nn.Module):
@@ -242,12 +253,17 @@ class GatedPixelCNN(GenerativeModel):
     capabilities = Capabilities(sample=True, log_prob=True)
     train_defaults = {"lr": 1e-3, "grad_clip": 1.0}
 
+    @classmethod
+    def check_data_shape(cls, config: PixelCNNConfig, data_shape: tuple[int, ...]) -> None:
+        """``output: softmax`` models one channel: refused for data with C > 1."""
+        if config.output == "softmax" and data_shape[0] != 1:
+            raise ValueError(f"output: 'softmax' is not allowed (it models one channel and the data has C = "
+                             f"{data_shape[0]}: use 'dmol' or 'auto')")
+
     def __init__(self, config: PixelCNNConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
         C = self.data_shape[0]
         output = config.output if config.output != "auto" else ("softmax" if C == 1 else "dmol")
-        if output == "softmax" and C != 1:
-            raise ValueError(f"output 'softmax' models one channel; data has C = {C}: use 'dmol'")
         self.output = output
         c = config.channels
         self.layers = nn.ModuleList(

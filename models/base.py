@@ -239,7 +239,8 @@ def _wrap(fn, public: bool):
 class GenerativeModel(nn.Module, abc.ABC):
     """Base class of every family: training objective, sampling and densities.
 
-    Subclasses set ``Config`` (a dataclass of model options), ``capabilities``,
+    Subclasses set ``Config`` (a dataclass of model options, every field declaring its allowed values:
+    :mod:`models.fields`; constraints that need the data's shape go in :meth:`check_data_shape`), ``capabilities``,
     ``reference``, ``textbook`` (the taxonomy's claims, or ``None``) and ``tiny`` (the
     ``Config`` options that shrink the model to test size, used by the contract tests),
     and ``samplers`` (their sampler entries; default: the ``native`` one), and implement the
@@ -276,7 +277,22 @@ class GenerativeModel(nn.Module, abc.ABC):
         super().__init__()
         self.config = config
         self.data_shape = tuple(int(s) for s in data_shape)
+        type(self).check_data_shape(config, self.data_shape)
         self.amp_dtype: torch.dtype | None = None  # set by the training loop
+
+    @classmethod
+    def check_data_shape(cls, config: Any, data_shape: tuple[int, ...]) -> None:
+        """Refuse a ``config`` that cannot model data of ``data_shape`` (one example's shape), before any
+        network is built: the constraints that only the data can tell, e.g. H and W divisible by 2^levels.
+
+        ``Config`` checks its own fields (:mod:`models.fields`); this checks them against the data. The
+        constructor calls it, and ``bench.config.suite`` calls it for every dataset of a suite when the
+        suite is loaded, so that a bad value is one line naming the file and the key. The default
+        allows every shape.
+
+        Raises:
+            ValueError: ``"<field>: <value> is not allowed (...)"``, naming the field and the data's shape.
+        """
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Context for training forward passes: bf16 autocast when enabled and on CUDA, else a no-op."""

@@ -14,13 +14,23 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import Tensor, nn
 
 from models import register
 from models.base import Capabilities, GenerativeModel, Textbook
-from models.imaging import discretized_gaussian_log_prob, from_centered, to_centered, unet
+from models.fields import Range, check_fields, check_order
+from models.imaging import (
+    UNetChannels,
+    check_norm_groups,
+    check_unet_shape,
+    discretized_gaussian_log_prob,
+    from_centered,
+    to_centered,
+    unet,
+)
 from models.nets import ConditionalMLP
 from models.samplers import DDIM
 
@@ -176,23 +186,42 @@ class GaussianDiffusion(GenerativeModel):
         return {"elbo": -total}
 
 
+# the options both forms share: the schedule
+_T = Annotated[int, Range(ge=2, le=10_000)]  # the bound's decoder term uses beta-tilde_1: two steps at least
+_Beta = Annotated[float, Range(ge=1e-8, le=0.999)]  # 0.999: improved-diffusion's max_beta
+
+
+def _check_schedule(config) -> None:
+    """Fields in range, and a linear schedule that rises: beta_start < beta_end."""
+    check_fields(config)
+    check_order(config, "beta_start", "beta_end")
+
+
 # =========================================================================== vectors
 @dataclass
 class DDPMConfig:
     """Options of :class:`DDPM`.
 
     Attributes:
-        T: diffusion steps.
-        beta_start, beta_end: linear beta schedule endpoints (Ho et al.: 1e-4, 0.02).
+        T: diffusion steps, 2 to 10^4.
+        beta_start, beta_end: linear beta schedule endpoints (Ho et al.: 1e-4, 0.02), in
+            [1e-8, 0.999] with beta_start < beta_end.
         hidden: width of the epsilon-network.
         layers: hidden layers of the epsilon-network.
+
+    Raises:
+        ValueError: a value outside its declared range, or beta_start >= beta_end
+            (:class:`models.fields.FieldConflict`).
     """
 
-    T: int = 1000
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
-    hidden: int = 128
-    layers: int = 3
+    T: _T = 1000
+    beta_start: _Beta = 1e-4
+    beta_end: _Beta = 0.02
+    hidden: Annotated[int, Range(ge=1, le=4096)] = 128
+    layers: Annotated[int, Range(ge=1, le=64)] = 3
+
+    def __post_init__(self):
+        _check_schedule(self)
 
 
 @register("diffusion", modality="vector")
@@ -233,27 +262,37 @@ class ImageDDPMConfig:
     """Options of :class:`ImageDDPM`.
 
     Attributes:
-        T: diffusion steps.
-        beta_start, beta_end: linear beta schedule endpoints (Ho et al.: 1e-4, 0.02).
+        T: diffusion steps, 2 to 10^4.
+        beta_start, beta_end: linear beta schedule endpoints (Ho et al.: 1e-4, 0.02), in
+            [1e-8, 0.999] with beta_start < beta_end.
         channels: U-Net feature maps per resolution level (diffusers' ``block_out_channels``);
             H and W must be divisible by 2 ** (len(channels) - 1).
         layers_per_block: ResNet blocks per level.
         attention: self-attention at the lowest resolution and in the middle block.
         norm_groups: GroupNorm groups (must divide every entry of ``channels``).
-        dropout: dropout in the ResNet blocks (Ho et al.: 0.1 on CIFAR-10).
+        dropout: dropout probability in the ResNet blocks, in [0, 1) (Ho et al.: 0.1 on CIFAR-10).
         clip_x0: clip the predicted x_0 to [-1, 1] in sampling and in the bound
             (improved-diffusion's ``clip_denoised``).
+
+    Raises:
+        ValueError: a value outside its declared range, beta_start >= beta_end, or ``norm_groups``
+            not dividing ``channels`` (:class:`models.fields.FieldConflict`).
     """
 
-    T: int = 1000
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
-    channels: tuple[int, ...] = (64, 128, 128)
-    layers_per_block: int = 2
+    T: _T = 1000
+    beta_start: _Beta = 1e-4
+    beta_end: _Beta = 0.02
+    channels: UNetChannels = (64, 128, 128)
+    layers_per_block: Annotated[int, Range(ge=1, le=8)] = 2
     attention: bool = True
-    norm_groups: int = 32
-    dropout: float = 0.0
+    norm_groups: Annotated[int, Range(ge=1, le=512)] = 32
+    dropout: Annotated[float, Range(ge=0, lt=1)] = 0.0
     clip_x0: bool = True
+
+    def __post_init__(self):
+        _check_schedule(self)
+        check_norm_groups(self)
+
 
 
 class UNetEps(nn.Module):
@@ -297,6 +336,10 @@ class ImageDDPM(GaussianDiffusion):
     samplers = {"ancestral": {}, "ddim": {"steps": [10, 20, 50, 100]}}
     Config = ImageDDPMConfig
     train_defaults = {"lr": 2e-4, "ema": 0.999, "warmup_steps": 200, "grad_clip": 1.0}
+
+    @classmethod
+    def check_data_shape(cls, config: ImageDDPMConfig, data_shape: tuple[int, ...]) -> None:
+        check_unet_shape(config, data_shape)
 
     def __init__(self, config: ImageDDPMConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)

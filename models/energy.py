@@ -17,12 +17,14 @@ clip; and in the box (the data's bounding square; the centered pixel range [-1, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import Tensor, nn
 
 from models import register
 from models.base import Capabilities, GenerativeModel, Textbook
+from models.fields import Length, Range, check_fields
 from models.imaging import ResBlock, from_centered, to_centered
 from models.nets import mlp
 from models.samplers import langevin
@@ -134,6 +136,13 @@ class ContrastiveDivergenceEBM(GenerativeModel):
 
 
 
+# the training chains' options both forms share
+_ChainSteps = Annotated[int, Range(ge=1, le=1000)]  # SGLD steps per training iteration: short-run chains
+_Buffer = Annotated[int, Range(ge=1, le=10**6)]
+_Probability = Annotated[float, Range(ge=0, le=1)]
+_Reg = Annotated[float, Range(ge=0, le=100)]
+
+
 # =========================================================================== vectors
 @dataclass
 class EBMConfig:
@@ -149,16 +158,22 @@ class EBMConfig:
         reinit_prob: chance that a chain restarts from uniform noise on the box.
         reg: weight alpha of the energy-magnitude penalty alpha * (E(x+)^2 + E(x-)^2).
         box_margin: the box is the training data's bounding square, widened by this.
+
+    Raises:
+        ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
     """
 
-    hidden: int = 128
-    layers: int = 3
-    sgld_steps: int = 10
-    sgld_step_size: float = 1e-2
-    buffer_size: int = 10_000
-    reinit_prob: float = 0.05
-    reg: float = 0.1
-    box_margin: float = 1.0
+    hidden: Annotated[int, Range(ge=1, le=4096)] = 128
+    layers: Annotated[int, Range(ge=1, le=64)] = 3
+    sgld_steps: _ChainSteps = 10
+    sgld_step_size: Annotated[float, Range(ge=1e-8, le=10)] = 1e-2
+    buffer_size: _Buffer = 10_000
+    reinit_prob: _Probability = 0.05
+    reg: _Reg = 0.1
+    box_margin: Annotated[float, Range(ge=0, le=100)] = 1.0
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 @register("energy", modality="vector")
@@ -229,16 +244,22 @@ class ConvEBMConfig:
         buffer_size: replay-buffer capacity (chains kept between iterations).
         reinit_prob: chance that a chain restarts from uniform noise on [-1, 1]^D.
         reg: weight alpha of the energy-magnitude penalty alpha * (E(x+)^2 + E(x-)^2).
+
+    Raises:
+        ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
     """
 
-    channels: tuple[int, ...] = (32, 64, 128)
-    sgld_steps: int = 20
-    step_size: float = 1.0
-    noise: float = 0.01
-    grad_clip: float | None = None
-    buffer_size: int = 10_000
-    reinit_prob: float = 0.05
-    reg: float = 1.0
+    channels: Annotated[tuple[Annotated[int, Range(ge=1, le=512)], ...], Length(ge=1, le=8)] = (32, 64, 128)
+    sgld_steps: _ChainSteps = 20
+    step_size: Annotated[float, Range(ge=1e-8, le=100)] = 1.0
+    noise: Annotated[float, Range(ge=0, le=10)] = 0.01
+    grad_clip: Annotated[float, Range(ge=1e-8, le=1000)] | None = None
+    buffer_size: _Buffer = 10_000
+    reinit_prob: _Probability = 0.05
+    reg: _Reg = 1.0
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 @register("energy", modality="image")

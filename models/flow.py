@@ -12,12 +12,14 @@ share no code: zuko provides the spline flow whole.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import Tensor
 
 from models import register
 from models.base import Capabilities, GenerativeModel, Textbook, require
+from models.fields import Range, check_fields
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
 TEXTBOOK = Textbook(likelihood="exact", sampling="fast", training="stable", expressiveness="restricted")
@@ -32,12 +34,18 @@ class NSFConfig:
         bins: spline bins per transform (on [-5, 5]; identity outside).
         hidden: width of each transform's masked MLP.
         layers: hidden layers of each masked MLP.
+
+    Raises:
+        ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
     """
 
-    transforms: int = 4
-    bins: int = 8
-    hidden: int = 64
-    layers: int = 2
+    transforms: Annotated[int, Range(ge=1, le=64)] = 4
+    bins: Annotated[int, Range(ge=1, le=256)] = 8
+    hidden: Annotated[int, Range(ge=1, le=4096)] = 64
+    layers: Annotated[int, Range(ge=1, le=64)] = 2
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 @register("flow", modality="vector")

@@ -11,6 +11,7 @@ They differ in the networks and in the data space (raw vectors; images scaled to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 
 from models import register
 from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig
+from models.fields import Range, check_fields
 from models.imaging import check_divisible, from_centered, to_centered
 from models.nets import mlp
 
@@ -128,19 +130,21 @@ class GANConfig:
         loss: ``"ns"`` (non-saturating; Goodfellow et al. 2014) or ``"wgan-gp"``
             (Gulrajani et al. 2017).
         critic_steps: discriminator steps per generator step.
-        gp_weight: gradient-penalty weight lambda for ``"wgan-gp"``.
+        gp_weight: gradient-penalty weight lambda for ``"wgan-gp"`` (Gulrajani et al.: 10).
+
+    Raises:
+        ValueError: a value outside its declared range or choices (:func:`models.fields.check_fields`).
     """
 
-    latent: int = 8
-    hidden: int = 128
-    layers: int = 3
-    loss: str = "ns"
-    critic_steps: int = 1
-    gp_weight: float = 0.1
+    latent: Annotated[int, Range(ge=1, le=1024)] = 8
+    hidden: Annotated[int, Range(ge=1, le=4096)] = 128
+    layers: Annotated[int, Range(ge=1, le=64)] = 3
+    loss: Literal["ns", "wgan-gp"] = "ns"
+    critic_steps: Annotated[int, Range(ge=1, le=100)] = 1
+    gp_weight: Annotated[float, Range(ge=0, le=1000)] = 0.1
 
     def __post_init__(self):
-        if self.loss not in ("ns", "wgan-gp"):
-            raise ValueError(f"loss must be 'ns' or 'wgan-gp', got {self.loss!r}")
+        check_fields(self)
 
 
 @register("gan", modality="vector")
@@ -179,11 +183,17 @@ class DCGANConfig:
         channels: base width c; the generator runs at 4c (H/4), 2c (H/2), c (H), the
             discriminator at c (H/2), 2c (H/4), 4c (H/4).
         critic_steps: discriminator steps per generator step.
+
+    Raises:
+        ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
     """
 
-    latent: int = 100
-    channels: int = 64
-    critic_steps: int = 1
+    latent: Annotated[int, Range(ge=1, le=1024)] = 100
+    channels: Annotated[int, Range(ge=1, le=256)] = 64
+    critic_steps: Annotated[int, Range(ge=1, le=100)] = 1
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 @register("gan", modality="image")
@@ -214,9 +224,13 @@ class DCGAN(AdversarialNetwork):
     Config = DCGANConfig
     train_defaults = {"lr": 2e-4, "betas": (0.5, 0.999)}
 
+    @classmethod
+    def check_data_shape(cls, config: DCGANConfig, data_shape: tuple[int, ...]) -> None:
+        """Two stride-2 stages: H and W must be divisible by 4 (MNIST and CIFAR-10 are; no option changes it)."""
+        check_divisible(data_shape, 4, "DCGAN")
+
     def __init__(self, config: DCGANConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
-        check_divisible(self.data_shape, 4, "DCGAN")
         C, H, W = self.data_shape
         c = config.channels
         self.bottom = (4 * c, H // 4, W // 4)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
@@ -18,8 +19,9 @@ from torch import Tensor, nn
 
 from models import register
 from models.base import Capabilities, GenerativeModel
+from models.fields import Range, check_fields
 from models.flow import TEXTBOOK
-from models.imaging import BINS, ResBlock, check_divisible, dequantize, quantize
+from models.imaging import BINS, ResBlock, check_halvings, dequantize, quantize
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -34,18 +36,25 @@ class GlowConfig:
         steps: flow steps K per level (actnorm, invertible 1x1 conv, affine coupling).
         hidden: feature maps of each coupling's conditioner network.
         res_blocks: residual blocks in each conditioner.
-        logit_alpha: alpha of the logit pre-processing s = logit(alpha + (1 - 2 alpha) v / 256)
-            (Dinh et al. 2017, Sec. 4.1: 0.05 for CIFAR-10, 1e-6 for MNIST); its Jacobian is
+        logit_alpha: alpha of the logit pre-processing s = logit(alpha + (1 - 2 alpha) v / 256), in
+            [0, 0.5) (Dinh et al. 2017, Sec. 4.1: 0.05 for CIFAR-10, 1e-6 for MNIST); its Jacobian is
             counted, so it changes the model, not the units.
-        actnorm_init_examples: training examples used for actnorm's data-dependent initialisation.
+        actnorm_init_examples: training examples used for actnorm's data-dependent initialisation
+            (at least 2: a standard deviation over one example of a 1 x 1 level is undefined).
+
+    Raises:
+        ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
     """
 
-    levels: int = 2
-    steps: int = 8
-    hidden: int = 128
-    res_blocks: int = 1
-    logit_alpha: float = 0.05
-    actnorm_init_examples: int = 512
+    levels: Annotated[int, Range(ge=1, le=6)] = 2
+    steps: Annotated[int, Range(ge=1, le=64)] = 8
+    hidden: Annotated[int, Range(ge=1, le=512)] = 128
+    res_blocks: Annotated[int, Range(ge=0, le=16)] = 1
+    logit_alpha: Annotated[float, Range(ge=0, lt=0.5)] = 0.05
+    actnorm_init_examples: Annotated[int, Range(ge=2, le=10**5)] = 512
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def _no_autocast(x: Tensor):
@@ -248,11 +257,13 @@ class Glow(GenerativeModel):
     capabilities = Capabilities(sample=True, log_prob=True, latent="exact")
     train_defaults = {"lr": 1e-3, "warmup_steps": 200, "grad_clip": 50.0}
 
+    @classmethod
+    def check_data_shape(cls, config: GlowConfig, data_shape: tuple[int, ...]) -> None:
+        """Each level squeezes 2 x 2 patches: H and W must be divisible by 2 ** levels."""
+        check_halvings(data_shape, config.levels, "levels", config.levels)
+
     def __init__(self, config: GlowConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
-        check_divisible(self.data_shape, 2**config.levels, f"Glow with {config.levels} levels")
-        if not 0 <= config.logit_alpha < 0.5:
-            raise ValueError(f"logit_alpha must be in [0, 0.5), got {config.logit_alpha}")
         c = self.data_shape[0]
         self.levels = nn.ModuleList()
         self.priors = nn.ModuleList()

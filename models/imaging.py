@@ -19,12 +19,14 @@ of them are valid lower bounds or exact log-likelihoods.
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.base import require
+from models.fields import FieldConflict, Length, Range
 
 BINS = 256
 LN2 = math.log(2.0)
@@ -279,6 +281,43 @@ def check_divisible(data_shape: tuple[int, ...], factor: int, what: str) -> None
     _, h, w = data_shape
     if h % factor or w % factor:
         raise ValueError(f"{what} needs H and W divisible by {factor}, got data_shape {tuple(data_shape)}")
+
+
+def check_halvings(data_shape: tuple[int, ...], halvings: int, field: str, value: object) -> None:
+    """Refuse a config whose ``halvings`` stride-2 stages (set by ``field`` = ``value``) do not divide the
+    data's H and W: they must be divisible by 2^halvings.
+
+    Raises:
+        ValueError: ``"<field>: <value> is not allowed (...)"`` naming the data's shape (C, H, W).
+    """
+    _, h, w = data_shape
+    if h % 2**halvings or w % 2**halvings:
+        shown = list(value) if isinstance(value, tuple) else value
+        raise ValueError(f"{field}: {shown!r} is not allowed ({halvings} halvings of H and W need them divisible by "
+                         f"2^{halvings} = {2**halvings}; the data is {h} x {w})")
+
+
+# U-Net widths per level, highest resolution first (the image diffusion and score families)
+UNetChannels = Annotated[tuple[Annotated[int, Range(ge=1, le=512)], ...], Length(ge=1, le=6)]
+
+
+def check_norm_groups(config) -> None:
+    """GroupNorm needs ``norm_groups`` to divide every U-Net width (``channels``).
+
+    Raises:
+        FieldConflict: naming ``norm_groups`` and ``channels``.
+    """
+    if any(c % config.norm_groups for c in config.channels):
+        shown = list(config.channels)
+        raise FieldConflict({
+            "norm_groups": f"{config.norm_groups} is not allowed (must divide every entry of channels = {shown})",
+            "channels": f"{shown} is not allowed (every entry must be divisible by norm_groups = "
+                        f"{config.norm_groups})"})
+
+
+def check_unet_shape(config, data_shape: tuple[int, ...]) -> None:
+    """A U-Net with L levels downsamples L - 1 times: H and W must be divisible by 2 ** (len(channels) - 1)."""
+    check_halvings(data_shape, len(config.channels) - 1, "channels", config.channels)
 
 
 def unet(channels: int, data_shape: tuple[int, ...], block_channels: tuple[int, ...], layers_per_block: int,

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from models.fields import Range, check_fields
+from models.fields import FieldConflict, Range, check_fields, check_order
 
 __all__ = ["Sampler", "Native", "Ancestral", "DDIM", "AnnealedLangevin", "SGLD", "KINDS", "ddim_step",
            "langevin", "odeint", "build_samplers", "expand_entries"]
@@ -179,7 +179,8 @@ class DDIM(Sampler):
     ``steps <= T``).
 
     Raises:
-        ValueError: ``steps`` above the model's T (:meth:`check`).
+        ValueError: ``steps`` above the model's T (:meth:`check`, a :class:`~models.fields.FieldConflict` naming
+            ``steps`` and the model's ``T``).
     """
 
     kind: ClassVar[str] = "ddim"
@@ -192,7 +193,9 @@ class DDIM(Sampler):
 
     def check(self, config: Any) -> None:
         if self.steps > config.T:
-            raise ValueError(f"steps: {self.steps} is not allowed (at most the model's T = {config.T})")
+            raise FieldConflict({"steps": f"{self.steps} is not allowed (at most the model's T = {config.T})",
+                                 "model.T": f"{config.T} is not allowed (at least the steps of sampler "
+                                            f"{self.name!r} = {self.steps})"})
 
     def timesteps(self, T: int) -> np.ndarray:
         """The DDIM sub-sequence: ``steps`` evenly spaced indices in 0..T-1, descending (code index t is the
@@ -279,7 +282,7 @@ class AnnealedLangevin(Sampler):
     """
 
     kind: ClassVar[str] = "annealed_langevin"
-    steps_per_sigma: Annotated[int, Range(ge=1, le=10**6)] = 100
+    steps_per_sigma: Annotated[int, Range(ge=1, le=1000)] = 100
     step_eps: Annotated[float, Range(gt=0, le=1)] = 2e-5
     denoise: bool = True
 
@@ -311,19 +314,23 @@ class SGLD(Sampler):
     (one energy gradient, forward and backward, per step).
 
     Raises:
-        ValueError: only one of ``step_start`` and ``step_end`` given.
+        ValueError: only one of ``step_start`` and ``step_end`` given, or ``step_end`` above ``step_start``
+            (a :class:`~models.fields.FieldConflict` naming both).
     """
 
     kind: ClassVar[str] = "sgld"
-    steps: Annotated[int, Range(ge=1, le=10**6)] = 500
-    step_start: Annotated[float, Range(gt=0, le=100)] | None = None
-    step_end: Annotated[float, Range(gt=0, le=100)] | None = None
+    steps: Annotated[int, Range(ge=1, le=10**4)] = 500
+    step_start: Annotated[float, Range(ge=1e-8, le=100)] | None = None
+    step_end: Annotated[float, Range(ge=1e-8, le=100)] | None = None
 
     def __post_init__(self):
         super().__post_init__()
         if (self.step_start is None) != (self.step_end is None):
-            raise ValueError("step_start and step_end: give both (a geometric schedule) or neither (the training "
-                             "chains' schedule)")
+            given, missing = ("step_start", "step_end") if self.step_end is None else ("step_end", "step_start")
+            both = "give both: a geometric schedule, or neither: the training chains' schedule"
+            raise FieldConflict({given: f"{getattr(self, given)!r} is not allowed without {missing} ({both})",
+                                 missing: f"null is not allowed while {given} = {getattr(self, given)!r} ({both})"})
+        check_order(self, "step_end", "step_start", strict=False)
 
     def step_sizes(self) -> list[float]:
         """eps_k of the geometric schedule, ``step_start`` to ``step_end`` over ``steps`` steps."""

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import Tensor
 
 from models import register
 from models.base import Capabilities, GenerativeModel, Textbook
-from models.imaging import from_unit, to_unit, unet
+from models.fields import Range, check_fields, check_order
+from models.imaging import UNetChannels, check_norm_groups, check_unet_shape, from_unit, to_unit, unet
 from models.nets import ConditionalMLP
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
@@ -107,25 +109,43 @@ class NoiseConditionalScore(GenerativeModel):
         return 0.5 * (sq.mean() if self.loss_per_dimension else sq.flatten(1).sum(1).mean())
 
 
+# the ladder both forms share: L >= 2 levels (a ladder has two ends), sigma_min < sigma_max (in float32)
+_NSigmas = Annotated[int, Range(ge=2, le=5000)]
+_Sigma = Annotated[float, Range(ge=1e-5, le=1e4)]
+
+
+def _check_ladder(config) -> None:
+    """Fields in range, and a ladder that falls: sigma_min < sigma_max when sigma_max is given."""
+    check_fields(config)
+    check_order(config, "sigma_min", "sigma_max")
+
+
 # =========================================================================== vectors
 @dataclass
 class NCSNConfig:
     """Options of :class:`NCSN`.
 
     Attributes:
-        n_sigmas: noise levels L, geometric from sigma_max down to sigma_min.
-        sigma_min: smallest noise level.
-        sigma_max: largest noise level; ``None`` sets it in :meth:`NCSN.prepare` to the
+        n_sigmas: noise levels L, geometric from sigma_max down to sigma_min, 2 to 5000.
+        sigma_min: smallest noise level, in [1e-5, 10^4] (data units).
+        sigma_max: largest noise level, above sigma_min; ``None`` sets it in :meth:`NCSN.prepare` to the
             largest pairwise distance in the training data (Song & Ermon 2020, technique 1).
         hidden: width of the score network.
         layers: hidden layers of the score network.
+
+    Raises:
+        ValueError: a value outside its declared range, or sigma_min >= sigma_max
+            (:class:`models.fields.FieldConflict`).
     """
 
-    n_sigmas: int = 10
-    sigma_min: float = 0.01
-    sigma_max: float | None = None
-    hidden: int = 128
-    layers: int = 3
+    n_sigmas: _NSigmas = 10
+    sigma_min: _Sigma = 0.01
+    sigma_max: _Sigma | None = None
+    hidden: Annotated[int, Range(ge=1, le=4096)] = 128
+    layers: Annotated[int, Range(ge=1, le=64)] = 3
+
+    def __post_init__(self):
+        _check_ladder(self)
 
 
 @register("score", modality="vector")
@@ -177,20 +197,28 @@ class ImageNCSNConfig:
         layers_per_block: ResNet blocks per level.
         attention: self-attention at the lowest resolution and in the middle block.
         norm_groups: GroupNorm groups (must divide every entry of ``channels``).
-        dropout: dropout in the ResNet blocks.
+        dropout: dropout probability in the ResNet blocks, in [0, 1).
 
     The sampler's defaults follow NCSNv2: 5 Langevin steps per level, step epsilon 1e-5 (technique
     4 at MNIST's ladder ratio), and the final Tweedie denoising step.
+
+    Raises:
+        ValueError: a value outside its declared range, sigma_min >= sigma_max, or ``norm_groups``
+            not dividing ``channels`` (:class:`models.fields.FieldConflict`).
     """
 
-    n_sigmas: int = 100
-    sigma_min: float = 0.01
-    sigma_max: float | None = None
-    channels: tuple[int, ...] = (64, 128, 128)
-    layers_per_block: int = 2
+    n_sigmas: _NSigmas = 100
+    sigma_min: _Sigma = 0.01
+    sigma_max: _Sigma | None = None
+    channels: UNetChannels = (64, 128, 128)
+    layers_per_block: Annotated[int, Range(ge=1, le=8)] = 2
     attention: bool = True
-    norm_groups: int = 32
-    dropout: float = 0.0
+    norm_groups: Annotated[int, Range(ge=1, le=512)] = 32
+    dropout: Annotated[float, Range(ge=0, lt=1)] = 0.0
+
+    def __post_init__(self):
+        _check_ladder(self)
+        check_norm_groups(self)
 
 
 @register("score", modality="image")
@@ -224,6 +252,10 @@ class ImageNCSN(NoiseConditionalScore):
     Config = ImageNCSNConfig
     train_defaults = {"lr": 2e-4, "ema": 0.999, "warmup_steps": 200, "grad_clip": 1.0}
     loss_per_dimension = True  # a loss per dimension, like the image DDPM's, so learning rates carry over
+
+    @classmethod
+    def check_data_shape(cls, config: ImageNCSNConfig, data_shape: tuple[int, ...]) -> None:
+        check_unet_shape(config, data_shape)
 
     def __init__(self, config: ImageNCSNConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import torch
 from torch import Tensor, nn
 
 from models import register
 from models.base import Capabilities, GenerativeModel, Textbook
-from models.imaging import DiscretizedLogisticMixture, ResBlock, check_divisible, dmol_param_count, to_centered
+from models.fields import Length, Range, check_fields
+from models.imaging import DiscretizedLogisticMixture, ResBlock, check_halvings, dmol_param_count, to_centered
 from models.nets import mlp
 
 LOG_2PI = math.log(2 * math.pi)
@@ -42,20 +44,22 @@ class VAEConfig:
         activation: ``"relu"`` or ``"silu"``.
         kl_warmup_steps: training steps over which the KL term's weight rises linearly from
             0 to 1 (Bowman et al. 2016, arXiv:1511.06349; Sønderby et al. 2016,
-            arXiv:1602.02282); it prevents posterior collapse. Bounds always use weight 1.
+            arXiv:1602.02282); it prevents posterior collapse; 0 disables it. Bounds always use weight 1.
+
+    Raises:
+        ValueError: a value outside its declared range or choices (:func:`models.fields.check_fields`).
     """
 
-    latent: int = 2
-    hidden: int = 128
-    layers: int = 3
-    iwae_k: int = 128
-    min_log_var: float = -12.0
-    kl_warmup_steps: int = 1000
-    activation: str = "relu"
+    latent: Annotated[int, Range(ge=1, le=1024)] = 2
+    hidden: Annotated[int, Range(ge=1, le=4096)] = 128
+    layers: Annotated[int, Range(ge=1, le=64)] = 3
+    iwae_k: Annotated[int, Range(ge=1, le=5000)] = 128
+    min_log_var: Annotated[float, Range(ge=-30, le=0)] = -12.0
+    kl_warmup_steps: Annotated[int, Range(ge=0, le=10**9)] = 1000
+    activation: Literal["relu", "silu"] = "relu"
 
     def __post_init__(self):
-        if self.activation not in ("relu", "silu"):
-            raise ValueError(f"activation must be 'relu' or 'silu', got {self.activation!r}")
+        check_fields(self)
 
 
 @register("vae", modality="vector")
@@ -156,17 +160,23 @@ class ConvVAEConfig:
         iwae_chunk: importance samples decoded per pass when computing the bounds (memory only).
         kl_warmup_steps: training steps over which the KL term's weight rises linearly from
             0 to 1 (Bowman et al. 2016, arXiv:1511.06349; Sønderby et al. 2016,
-            arXiv:1602.02282). Bounds always use weight 1.
+            arXiv:1602.02282); 0 disables it. Bounds always use weight 1.
+
+    Raises:
+        ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
     """
 
-    latent: int = 32
-    channels: tuple[int, ...] = (32, 64)
-    res_blocks: int = 1
-    components: int = 3
-    min_log_scale: float = -7.0
-    iwae_k: int = 128
-    iwae_chunk: int = 16
-    kl_warmup_steps: int = 1000
+    latent: Annotated[int, Range(ge=1, le=1024)] = 32
+    channels: Annotated[tuple[Annotated[int, Range(ge=1, le=512)], ...], Length(ge=1, le=6)] = (32, 64)
+    res_blocks: Annotated[int, Range(ge=0, le=16)] = 1
+    components: Annotated[int, Range(ge=1, le=100)] = 3
+    min_log_scale: Annotated[float, Range(ge=-20, le=0)] = -7.0
+    iwae_k: Annotated[int, Range(ge=1, le=5000)] = 128
+    iwae_chunk: Annotated[int, Range(ge=1, le=5000)] = 16
+    kl_warmup_steps: Annotated[int, Range(ge=0, le=10**9)] = 1000
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 @register("vae", modality="image")
@@ -198,10 +208,14 @@ class ConvVAE(GenerativeModel):
     capabilities = Capabilities(sample=True, bound=True, latent="amortized")
     train_defaults = {"lr": 1e-3}
 
+    @classmethod
+    def check_data_shape(cls, config: ConvVAEConfig, data_shape: tuple[int, ...]) -> None:
+        """Each level halves H and W: they must be divisible by 2 ** len(channels)."""
+        check_halvings(data_shape, len(config.channels), "channels", config.channels)
+
     def __init__(self, config: ConvVAEConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
         levels = len(config.channels)
-        check_divisible(self.data_shape, 2**levels, f"ConvVAE with {levels} levels")
         C, H, W = self.data_shape
         ch = list(config.channels)
         self.bottom = (ch[-1], H >> levels, W >> levels)

@@ -1,9 +1,13 @@
 #!/usr/bin/env python
 """Fault injection for genbench: kills, damaged artifacts, full disks, read-only folders, two writers,
-concurrent checkpoint saves and bad input. Prints one JSON object per scenario and a Markdown table.
+concurrent checkpoint saves and bad input. Prints one JSON object per scenario, and a Markdown table of the
+bad-input rows (tried, clean, tracebacks, silently accepted, valid, probe failures).
 
     python scripts/fault_injection.py all --out /tmp/faults           # every scenario (a few minutes)
     python scripts/fault_injection.py kills truncate --out /tmp/faults
+    PYTHONPATH=. python scripts/fault_injection.py bad-inputs --draws 1000 --out /tmp/faults   # ~2 h on 2 cores
+    PYTHONPATH=. python scripts/fault_injection.py bad-inputs --generic-draws 0 --suites toy2d --seconds 900
+    PYTHONPATH=. python scripts/fault_injection.py bad-inputs --generic-draws 0 --no-probes --draws 3000
     GENBENCH_FAULTS_CODE=/other/genbench PYTHONPATH=/other/genbench python scripts/fault_injection.py all
 
 Each scenario runs ``run_bench.py`` in subprocesses on a tiny 2D suite (two families, one
@@ -296,48 +300,78 @@ def saves(base: Path) -> list[dict]:
              "temporaries_left": len(tmps)}]
 
 
-def bad_inputs(base: Path, n_fuzz: int = 1000) -> list[dict]:
-    """The hand list of tests/test_bad_input.py and ``n_fuzz`` fuzzer draws of each kind, against the
-    run_bench on sys.path: clean (exit 2, one line), traceback, silently accepted (exit 0, hand list) or valid."""
+OUTCOMES = ["clean", "traceback", "silently accepted", "valid", "probe failed", "unclear error"]
+
+
+def _run(argv: list[str]) -> tuple[int | str, str, str]:
+    """``run_bench.main(argv)`` in this process: exit code (``"traceback"`` when it raised), stderr, stdout."""
     import contextlib
-    import importlib.util
     import io
+
+    import run_bench
+
+    err, out = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            code = run_bench.main(argv)
+    except SystemExit as e:
+        code = e.code
+    except BaseException:  # noqa: BLE001 (the finding)
+        code = "traceback"
+    return code, err.getvalue(), out.getvalue()
+
+
+def bad_inputs(base: Path, n_fuzz: int = 1000, *, n_generic: int | None = None, seconds: float | None = None,
+               suites: tuple[str, ...] = ("toy2d", "mnist", "cifar"), probes: bool = True) -> list[dict]:
+    """The hand list of tests/test_bad_input.py, ``n_generic`` (default ``n_fuzz``) fuzzer draws of each kind
+    around its tiny suite, and ``n_fuzz`` draws of the families' own keys (``family_edits``: every field of every
+    family's config and sampler, at and beyond each bound, as ``--set`` or profile edits) on each of ``suites``
+    (suites/<name>.yaml; ``--profile smoke --dry-run``, up to ``--stage sample`` for images, one family per
+    draw), against the run_bench on sys.path. ``seconds``: stop a suite's family-key draws after this many
+    seconds (its row's ``tried`` is the number drawn). ``probes=False``: the family-key draws go to the validator
+    alone (``load_suite``, libyaml; a few ms a draw), not ``run_bench.py --dry-run``, so "valid" means accepted
+    and within every declared range, unprobed.
+
+    Outcomes: clean (exit 2, one line; for family keys naming the ``--set`` or file and the key), traceback,
+    silently accepted (exit 0 on a value outside its range; for the hand list, any exit 0), valid (exit 0, every
+    probe of the plan ok), probe failed (exit 0 but a probe raised: a validator bug), unclear error (exit 2, not
+    one line or not naming the source and key).
+    """
+    import importlib.util
+    import random
     import warnings
 
     import yaml
 
     spec = importlib.util.spec_from_file_location("bad_input", ROOT / "tests" / "test_bad_input.py")
     t = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = t  # its dataclasses look their module up
     spec.loader.exec_module(t)
-    import run_bench
 
     folder = base / "bad-inputs"
     folder.mkdir(parents=True, exist_ok=True)
 
-    def one(text, *args) -> str:
+    def one(text, *args, accepting_is_bad: bool = False) -> str:
         (folder / "s.yaml").write_bytes(text if isinstance(text, bytes) else text.encode())
-        err = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-                code = run_bench.main([str(folder / "s.yaml"), "--results", str(folder / "res"), "--dry-run", *args])
-        except SystemExit as e:
-            code = e.code
-        except BaseException:  # noqa: BLE001 (the finding)
-            return "traceback"
+        code, err, out = _run([str(folder / "s.yaml"), "--results", str(folder / "res"), "--dry-run", *args])
+        if code == "traceback":
+            return code
         if code == 2:
-            return "clean" if err.getvalue().count("\n") == 1 else "multi-line error"
-        return "accepted" if code == 0 else f"exit {code}"
+            return "clean" if err.count("\n") == 1 else "unclear error"
+        if code == 0:
+            return "silently accepted" if accepting_is_bad else "probe failed" if t.PROBE_FAILED in out else "valid"
+        return f"exit {code}"
 
     hand = []
     for what, patch, _ in t.BAD_INPUTS:
         if patch.startswith("--set "):
-            hand.append((what, one(yaml.safe_dump(t.BASE), f"--set={patch[6:]}")))
+            hand.append((what, one(yaml.safe_dump(t.BASE), f"--set={patch[6:]}", accepting_is_bad=True)))
         else:
-            hand.append((what, one(yaml.safe_dump(t._merge(t.BASE, yaml.safe_load(patch))))))
+            hand.append((what, one(yaml.safe_dump(t._merge(t.BASE, yaml.safe_load(patch))), accepting_is_bad=True)))
     files = [b"name: t\ndescription: caf\xe9\n", b"name: t\nname: u\ndatasets: [8gaussians]\nfamilies: {gan: {}}\n",
              b"name: t\n" + b"x" * (1 << 20), b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n"]
-    hand += [(f"file {i}", one(x)) for i, x in enumerate(files)]
-    count = lambda outcomes: {k: outcomes.count(k) for k in sorted(set(outcomes))}
+    hand += [(f"file {i}", one(x, accepting_is_bad=True)) for i, x in enumerate(files)]
+    count = lambda outcomes: {k: outcomes.count(k) for k in OUTCOMES + sorted(set(outcomes) - set(OUTCOMES))}
     out = [{"fault": "bad inputs by hand", "tried": len(hand), **count([o for _, o in hand]),
             "not clean": [w for w, o in hand if o != "clean"]}]
     warnings.simplefilter("ignore")
@@ -348,10 +382,57 @@ def bad_inputs(base: Path, n_fuzz: int = 1000) -> list[dict]:
                   "fuzzed files": (st.one_of(st.text(max_size=200), st.binary(max_size=200)), one),
                   "fuzzed --set": (st.lists(override, min_size=1, max_size=3),
                                    lambda sets: one(yaml.safe_dump(t.BASE), *[f"--set={s}" for s in sets]))}
-    for name, (strategy, fn) in strategies.items():
-        outcomes = [fn(strategy.example()) for _ in range(n_fuzz)]
-        out.append({"fault": name, "tried": n_fuzz, **count(outcomes)})
+    n_generic = n_fuzz if n_generic is None else n_generic
+    for name, (strategy, fn) in strategies.items() if n_generic > 0 else ():
+        outcomes = [fn(strategy.example()) for _ in range(n_generic)]
+        out.append({"fault": name, "tried": n_generic, **count(outcomes)})
+    strict_read_yaml = t.suite_module.read_yaml
+    data_root = base / "bad-inputs-data"  # one data root for the family-key draws: images extracted once
+    for suite in (ROOT / "suites" / f"{name}.yaml" for name in suites):
+        edits, rng = t.suite_edits(suite), random.Random(f"genbench-{suite.stem}")
+        outcomes, findings, started, beyond, drawn = [], [], time.monotonic(), 0, set()
+        for i in range(n_fuzz):
+            if seconds is not None and time.monotonic() - started > seconds:
+                break
+            draw, how = t.sample_draw(rng, edits)
+            beyond += not all(e.allowed for e in draw)
+            drawn |= {(e.family, e.key) for e in draw}
+            if probes:
+                args, sources = t.family_draw_args(suite, "smoke", draw, how, folder, data_root)
+                code, err, stdout = _run(args)
+                outcome = code if code == "traceback" else t.family_outcome(code, err, stdout, draw, sources)
+            else:
+                err = stdout = ""
+                try:
+                    t.suite_module.read_yaml = t._fast_read_yaml  # the files are yaml.safe_dump output
+                    outcome = t.loaded_outcome(suite, draw, how, folder)
+                except BaseException as e:  # noqa: BLE001 (the finding)
+                    outcome, err = "traceback", f"{type(e).__name__}: {e}"
+                finally:
+                    t.suite_module.read_yaml = strict_read_yaml
+            outcomes.append(outcome)
+            if outcome not in ("clean", "valid"):
+                findings.append({"outcome": outcome, "how": how, "edits": [e.set_arg() for e in draw],
+                                 "stderr": err.strip().splitlines()[-3:],
+                                 "probe": [ln for ln in stdout.splitlines() if t.PROBE_FAILED in ln]})
+            if (i + 1) % 100 == 0:
+                print(f"# family keys, {suite.name}: {i + 1} draws, {time.monotonic() - started:.0f} s, "
+                      f"{count(outcomes)}", file=sys.stderr, flush=True)
+        what = "--profile smoke --dry-run" if probes else "--profile smoke, validator only"
+        out.append({"fault": f"family keys, {suite.name} {what}", "tried": len(outcomes), **count(outcomes),
+                    "beyond_a_bound": beyond, "keys": len({(e.family, e.key) for e in edits}),
+                    "keys_drawn": len(drawn), "families": len({e.family for e in edits}),
+                    "seconds": round(time.monotonic() - started), "findings": findings[:20]})
     return out
+
+
+def table(rows: list[dict]) -> str:
+    """The bad-input rows as a Markdown table: tried and each outcome."""
+    head = ["fault", "tried", "clean", "tracebacks", "silently accepted", "valid", "probe failed", "unclear error"]
+    keys = ["fault", "tried", "clean", "traceback", "silently accepted", "valid", "probe failed", "unclear error"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(r.get(k, 0)) for k in keys) + " |" for r in rows if "tried" in r]
+    return "\n".join(lines)
 
 
 SCENARIOS = {"kills": kills, "truncate": truncate, "disk-full": disk_full, "read-only": read_only,
@@ -367,18 +448,31 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("scenarios", nargs="+", choices=[*SCENARIOS, "all"])
     p.add_argument("--out", default=None, help="working folder (default: a new temporary folder)")
+    p.add_argument("--draws", type=int, default=1000, help="bad-inputs: fuzzer draws of each kind (default 1000)")
+    p.add_argument("--generic-draws", type=int, default=None,
+                   help="bad-inputs: draws of the generic suite/file/--set fuzzers (default --draws; 0 skips them)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="bad-inputs: stop each suite's family-key draws after this many seconds")
+    p.add_argument("--no-probes", action="store_true",
+                   help="bad-inputs: family-key draws checked by the validator alone (load_suite), no --dry-run")
+    p.add_argument("--suites", default="toy2d,mnist,cifar",
+                   help="bad-inputs: suites whose families' keys are drawn (default toy2d,mnist,cifar)")
     a = p.parse_args(argv)
     base = Path(a.out or tempfile.mkdtemp(prefix="genbench-faults-")).resolve()
     base.mkdir(parents=True, exist_ok=True)
     results = []
     for name in SCENARIOS if "all" in a.scenarios else a.scenarios:
         t0 = time.monotonic()
-        rows = SCENARIOS[name](base)
+        rows = (bad_inputs(base, a.draws, n_generic=a.generic_draws, seconds=a.seconds,
+                           suites=tuple(x for x in a.suites.split(",") if x), probes=not a.no_probes)
+                if name == "bad-inputs" else SCENARIOS[name](base))
         for r in rows:
             print(json.dumps({"scenario": name, **r}), flush=True)
         results += rows
         print(f"# {name}: {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
     (base / "faults.json").write_text(json.dumps(results, indent=1))
+    if any("tried" in r for r in results):
+        print(table(results))
     return 0
 
 

@@ -58,7 +58,7 @@ def test_precedence_cli_over_profile_over_suite(tmp_path):
     ("name: t\ndatasets: [8gaussians]\nfamilies: {gan: {}}\neval: {timing_repeats: 2}\n",
      "eval.timing_repeats", "2 is not allowed (must be an integer in [5, 1000])"),
     ("name: t\ndatasets: [8gaussians]\nfamilies: {gan: {model: {loss: hinge}}}\n",
-     "families.gan.model", "loss must be 'ns' or 'wgan-gp'"),
+     "families.gan.model.loss", "'hinge' is not allowed (must be one of 'ns', 'wgan-gp')"),
     ("name: t\ndatasets: [8gaussians]\ntrain: {stepz: 3}\nfamilies: {gan: {}}\n",
      "train.stepz", "unknown key (did you mean 'steps'?)"),
     ("datasets: [8gaussians]\nfamilies: {gan: {}}\n", "name", "missing required key"),

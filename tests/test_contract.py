@@ -1,17 +1,57 @@
-"""The contract every registered family honours (parametrized over the whole registry)."""
+"""The contract every registered family honours (parametrized over the whole registry).
+
+Every test takes ``(name, modality)`` only: ``tests/test_new_family.py`` runs each of them on a family
+written in one file and found through ``GENBENCH_FAMILIES``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
+import typing
 
 import pytest
 import torch
 
 import models
 from models.base import TrainConfig
+from models.fields import FieldConflict, edge_values, undeclared
+from models.samplers import KINDS
 from tests.helpers import DATA_SHAPES, example_batch, tiny_model, tiny_samplers
 
 ENTRIES = models.entries()
+
+
+def _check_declared(dataclass: type, what: str) -> None:
+    """Every field of ``dataclass`` declares its allowed values; each value at a bound is allowed alone (or refused
+    by a whole-config check that names the field), each value beyond one is refused naming the field."""
+    missing = undeclared(dataclass)
+    assert not missing, f"{what} must declare the allowed values of every field (models/fields.py): {missing}"
+    hints = typing.get_type_hints(dataclass, include_extras=True)
+    for f in dataclasses.fields(dataclass):
+        if not f.init:
+            continue
+        for value, allowed in edge_values(hints[f.name]):
+            if allowed:
+                try:
+                    dataclass(**{f.name: value})
+                except FieldConflict as e:  # e.g. beta_start = 0.999 above the default beta_end
+                    assert f.name in e.problems, (f.name, value, str(e))
+            else:
+                with pytest.raises(ValueError, match=rf"^{re.escape(f.name)}(\[\d+\])?: "):
+                    dataclass(**{f.name: value})
+
+
+@pytest.mark.parametrize("name,modality", ENTRIES)
+def test_every_config_field_and_sampler_setting_declares_its_allowed_values(name, modality):
+    """``Annotated[int, Range(...)]`` with both bounds, ``Literal`` choices, bools, tuples with a ``Length``: the
+    suite refuses a value outside them as one line naming the file and the key, and the fuzzer draws from them."""
+    cls = models.get(name, modality)
+    _check_declared(cls.Config, f"{cls.__module__}.{cls.Config.__qualname__} (family {name!r}, {modality})")
+    cls.Config(**cls.tiny)  # the test size is allowed
+    for kind in sorted(cls.sampler_kinds()):
+        _check_declared(KINDS[kind], f"sampler kind {kind!r} (models/samplers.py)")
 
 
 @pytest.mark.parametrize("name,modality", ENTRIES)

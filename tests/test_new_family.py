@@ -24,17 +24,22 @@ FAMILY = '''\
 """A diagonal Gaussian with a learnable mean and log-std: exact likelihood, one-pass sampling."""
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import nn
 
 from models import register
 from models.base import Capabilities, GenerativeModel
+from models.fields import Range, check_fields
 
 
 @dataclass
 class GaussConfig:
-    init_log_std: float = 0.0
+    init_log_std: Annotated[float, Range(ge=-10, le=10)] = 0.0
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 @register("throwaway", modality="vector")
@@ -108,6 +113,21 @@ def test_a_family_file_runs_in_a_suite_and_the_report_says_no_claim(throwaway, t
     report = (run / "report.md").read_text()
     taxonomy_row = next(line for line in report.splitlines() if line.startswith("| throwaway |"))  # the first table
     assert taxonomy_row.count("no textbook claim") == 2 and "disagrees" not in taxonomy_row
+
+
+def test_a_family_file_whose_config_declares_no_ranges_fails_the_contract(tmp_path):
+    """The same family with ``init_log_std: float`` (no Range) and a free-string option: the contract test over
+    the registry fails on it, naming both fields."""
+    text = FAMILY.replace("Annotated[float, Range(ge=-10, le=10)]", "float").replace(
+        "= 0.0\n", "= 0.0\n    init: str = 'zeros'\n", 1).replace('"throwaway"', '"undeclared"')
+    (tmp_path / "undeclared.py").write_text(text)
+    assert models.discover(tmp_path) == ["genbench_family_undeclared"]
+    try:
+        with pytest.raises(AssertionError, match=r"must declare the allowed values of every field .*"
+                                                 r"init_log_std: a float without a Range.*init: a str without Literal"):
+            contract.test_every_config_field_and_sampler_setting_declares_its_allowed_values("undeclared", "vector")
+    finally:
+        models.unregister("undeclared", modality="vector")
 
 
 def test_the_registry_refuses_a_family_without_a_way_to_sample():

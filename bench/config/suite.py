@@ -51,7 +51,7 @@ from bench import data as datasets
 from bench.core.files import check_name
 from models import samplers
 from models.base import TrainConfig
-from models.fields import Range, check_fields, value_problem
+from models.fields import FieldConflict, Range, check_fields, type_hints, value_problem
 from models.samplers import Sampler
 
 
@@ -71,11 +71,30 @@ class ConfigError(ValueError):
 
 
 class _KeyError(Exception):
-    """Internal: a problem at a dotted key, before the source file is known."""
+    """Internal: a problem at a dotted key, before the source file is known.
 
-    def __init__(self, key: str, msg: str):
+    ``alternatives``: the same problem seen from the other keys involved (a :class:`~models.fields.FieldConflict`),
+    as (key, message) pairs; :func:`load_suite` reports the key that the last layer to set any of them set.
+    """
+
+    def __init__(self, key: str, msg: str, alternatives: list[tuple[str, str]] | tuple = ()):
         super().__init__(f"{key}: {msg}" if key else msg)
-        self.key, self.msg = key, msg
+        self.key, self.msg, self.alternatives = key, msg, list(alternatives)
+
+    def options(self) -> list[tuple[str, str]]:
+        """Every (key, message) of this problem, the primary one first."""
+        return [(self.key, self.msg), *self.alternatives]
+
+    def rekey(self, fn) -> _KeyError:
+        """The same problem with every key mapped by ``fn(key) -> key``."""
+        (key, msg), *rest = [(fn(k), m) for k, m in self.options()]
+        return _KeyError(key, msg, rest)
+
+
+def _conflict(e: FieldConflict, key: str) -> _KeyError:
+    """A :class:`~models.fields.FieldConflict` of the dataclass at ``key`` as a problem at each field's key."""
+    (first, msg), *rest = [(_join(key, k), m) for k, m in e.problems.items()]
+    return _KeyError(first, msg, rest)
 
 
 def _join(key: str, sub: str | int) -> str:
@@ -183,7 +202,7 @@ def fill(cls: type, data: Any, key: str = "") -> Any:
         data = {}
     if not isinstance(data, Mapping):
         raise _KeyError(key, f"expected a mapping, got {type(data).__name__} {data!r}")
-    hints = typing.get_type_hints(cls, include_extras=True)
+    hints = type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     kwargs = {}
     for k, v in data.items():
@@ -192,6 +211,8 @@ def fill(cls: type, data: Any, key: str = "") -> Any:
         kwargs[k] = _coerce(hints[k], v, _join(key, k))
     try:
         return cls(**kwargs)
+    except FieldConflict as e:  # a whole-config check: every field involved has a key
+        raise _conflict(e, key) from None
     except (TypeError, ValueError) as e:  # __post_init__: "<field>: <problem>" names the field's key
         m = re.fullmatch(r"(\w+)((?:\[\d+\])*): (.*)", str(e))
         if m and m.group(1) in names:
@@ -543,11 +564,12 @@ def _parse_families(fams: Mapping, suite_train: Mapping, modality: str,
         try:
             train_cfg = fill(TrainConfig, train_raw, f"{key}.train")
         except _KeyError as e:  # a bad key in the suite-wide 'train' block: name that block
-            sub = e.key[len(f"{key}.train."):] if e.key.startswith(f"{key}.train.") else ""
-            bad = re.split(r"[.\[]", sub)[0]
-            if bad in suite_train and bad not in (entry.get("train") or {}):
-                raise _KeyError(f"train.{sub}", e.msg) from None
-            raise
+            def suite_wide(k: str, key: str = key, own: Mapping = entry.get("train") or {}) -> str:
+                sub = k[len(f"{key}.train."):] if k.startswith(f"{key}.train.") else ""
+                bad = re.split(r"[.\[]", sub)[0]
+                return f"train.{sub}" if bad in suite_train and bad not in own else k
+
+            raise e.rekey(suite_wide) from None
         own = entry.get("resources") or {}
         if not isinstance(own, Mapping):
             raise _KeyError(f"{key}.resources", f"expected a mapping, got {own!r}")
@@ -582,11 +604,14 @@ def _fill_samplers(cls: type, model_cfg: Any, given: Any, key: str) -> dict[str,
                                        f"{', '.join(sorted(kinds))})")
             swept = {k: v for k, v in entry.items() if isinstance(v, (list, tuple))} if full != name else {}
             sampler = fill(samplers.KINDS[kind], {k: v for k, v in settings.items()}, where)
+            sampler.name = str(full)
             try:
                 sampler.check(model_cfg)
+            except FieldConflict as e:  # "model.<field>" keys are the model config's, the others the sampler's
+                model_key, sampler_key = f"{key.rsplit('.', 1)[0]}.model.", f"{where}.model."
+                raise _conflict(e, where).rekey(lambda k, a=sampler_key, b=model_key: k.replace(a, b)) from None
             except ValueError as e:
                 raise _KeyError(_join(where, str(e).split(":")[0]), str(e).split(": ", 1)[-1]) from None
-            sampler.name = str(full)
             if full in out:
                 raise _KeyError(where, f"sampler name {full!r} is given twice{' (by a sweep)' if swept else ''}")
             out[str(full)] = sampler
@@ -682,22 +707,43 @@ def _parse(raw: Mapping) -> Suite:
         try:
             dataset_families[n] = _parse_families(_deep_merge(dict(fams), over), suite_train, modality,
                                                   suite_resources)
-        except _KeyError as e:
-            if _has_path({"families": over}, e.key):
-                raise _KeyError(f"{key}.{e.key}", e.msg) from None
-            raise
+        except _KeyError as e:  # keys the dataset's block sets are its own, and the more specific: named first
+            opts = [(f"{key}.{k}", m) if _has_path({"families": over}, k) else (k, m) for k, m in e.options()]
+            opts.sort(key=lambda o, key=key: not o[0].startswith(f"{key}."))
+            raise _KeyError(*opts[0], opts[1:]) from None
+    data = fill(DataConfig, raw.get("data"), "data")
+    _check_data_shapes(names, data, families, dataset_families, ds_overrides, modality)
     return Suite(
         name=_check_suite_name(_coerce(str, raw["name"], "name")),
         description=_coerce(str, raw.get("description", ""), "description"),
         datasets=_distinct(names, "datasets"),
         seeds=_distinct(_coerce(list[_Seed], raw.get("seeds", [0]), "seeds"), "seeds"),
         device=_check_device(_coerce(str, raw.get("device", "auto"), "device")),
-        data=fill(DataConfig, raw.get("data"), "data"),
+        data=data,
         eval=fill(EvalConfig, raw.get("eval"), "eval"),
         families=families,
         modality=modality,
         dataset_families=dataset_families,
     )
+
+
+def _check_data_shapes(names: list[str], data: DataConfig, families: dict[str, FamilyEntry],
+                       dataset_families: dict[str, dict[str, FamilyEntry]], ds_overrides: dict[str, tuple],
+                       modality: str) -> None:
+    """Every family's model config against the shape of every dataset it runs on
+    (:meth:`models.base.GenerativeModel.check_data_shape`), before any network is built."""
+    for n in names:
+        shape = datasets.layout(n, data).shape
+        for f, entry in families.items():
+            model_cfg = dataset_families.get(n, {}).get(f, entry).model
+            try:
+                models.get(f, modality).check_data_shape(model_cfg, shape)
+            except ValueError as e:
+                m = re.fullmatch(r"(\w+): (.*)", str(e))
+                key = f"families.{f}.model" + (f".{m.group(1)}" if m else "")
+                if n in ds_overrides and _has_path({"families": ds_overrides[n][1]}, key):
+                    key = f"{ds_overrides[n][0]}.{key}"
+                raise _KeyError(key, m.group(2) if m else str(e)) from None
 
 
 MAX_SUITE_BYTES = 1 << 20
@@ -800,8 +846,9 @@ def load_suite(path: str | Path, *, profile: str | None = None, overrides: list[
         suite = _parse(merged)
     except RecursionError:
         raise ConfigError(f"{src}: nested too deeply to be a suite") from None
-    except _KeyError as e:
-        source = next((s for s, layer in reversed(layers) if e.key and _has_path(layer, e.key)), src)
-        raise ConfigError(f"{source}: {e}") from None
+    except _KeyError as e:  # the layer that set the key last (of every key involved, for a conflict)
+        found = next(((s, k, m) for s, layer in reversed(layers) for k, m in e.options() if k and _has_path(layer, k)),
+                     (src, e.key, e.msg))
+        raise ConfigError(f"{found[0]}: {_KeyError(found[1], found[2])}") from None
     suite.source, suite.profile = src, profile or DEFAULT_PROFILE
     return suite
