@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from models import register
-from models.base import Capabilities, GenerativeModel, Textbook
+from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig
 from models.imaging import DiscretizedLogisticMixture, ResBlock, check_divisible, dmol_param_count, to_centered
 from models.nets import mlp
 
@@ -77,6 +77,11 @@ class GaussianVAE(GenerativeModel):
     Config = VAEConfig
     capabilities = Capabilities(sample=True, bound=True, latent="amortized")
     train_defaults = {"lr": 2e-3}
+
+    def schedule_steps(self, train: TrainConfig) -> dict[str, int]:
+        """The loop's schedules (:meth:`models.base.GenerativeModel.schedule_steps`) and the KL warm-up: the
+        KL weight reaches 1 at step ``kl_warmup_steps``."""
+        return {**super().schedule_steps(train), "KL warm-up": max(1, self.config.kl_warmup_steps)}
 
     def __init__(self, config: VAEConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
@@ -197,6 +202,11 @@ class ConvVAE(GenerativeModel):
     Config = ConvVAEConfig
     capabilities = Capabilities(sample=True, bound=True, latent="amortized")
     train_defaults = {"lr": 1e-3}
+
+    def schedule_steps(self, train: TrainConfig) -> dict[str, int]:
+        """The loop's schedules (:meth:`models.base.GenerativeModel.schedule_steps`) and the KL warm-up: the
+        KL weight reaches 1 at step ``kl_warmup_steps``."""
+        return {**super().schedule_steps(train), "KL warm-up": max(1, self.config.kl_warmup_steps)}
 
     def __init__(self, config: ConvVAEConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
