@@ -26,6 +26,17 @@ Cost model ``genbench.cost/2``. Every rate is measured on this device by a probe
   the square root of each reference covariance (an F x F eigendecomposition, F = 2048). Each is
   charged to the first cell that needs it.
 
+**Parallelism** (:mod:`bench.execution.parallel`). On a CPU every probe above runs twice, at 1 thread and
+at all the cores (each cached under its thread count). Each split of the cores into ``jobs`` cells at a
+time of ``threads`` threads (jobs x threads <= cores; other thread counts by Amdahl's law through the two
+measured points) is scheduled on paper: the cells go, longest first, to the worker that frees first, and
+every worker pays the per-process one-offs (Inception, a 2D dataset's reference metrics) of the datasets
+it sees. The split of shortest makespan is chosen (``--jobs``/``--threads`` fix it instead); its makespan
+is the printed wall time, each cell's slot (worker, start, end) is in ``plan.json``, and the records get
+the chosen thread count (``device.torch_threads``). The probes run alone, so the estimate of two cells at
+once assumes they do not slow each other down (shared caches and memory bandwidth do, a little: the
+measured error is in docs/parallel-runs.md).
+
 Cells that are already done (a resumed run) cost nothing. The report stage (a few seconds) is not
 estimated. Probes cost a few seconds per family; their results are cached per device and
 configuration under ``<data root>/cache/plan/`` (delete that folder to measure again), so a second
@@ -790,9 +801,6 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
             by_threads[t] = _estimate_cells(suite, specs, loaded, device, stages, done, cache)
     first = by_threads[counts[0]]
     n_pending = sum(1 for c in first.cells if not c.done)
-    for e in by_threads.values():  # whether this process holds Inception now (a probe at either count loaded it)
-        for o in e.one_offs:
-            o.paid = o.paid or (o.label == INCEPTION_LOAD and evalimg.inception_loaded(device))
     options = (splits(cores, jobs=jobs, threads=threads, max_jobs=max_jobs, cells=n_pending) if cpu
                else [(jobs or 1, counts[0])])
     walls: dict[tuple[int, int], float] = {}
