@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 # Test-only families that fail at their 6th training step, beyond the plan's 4 probe steps: one raises in its
 # loss (the cell records the exception), one ends its worker process (the driver records it).
 FAILING = '''\
+import errno
 import os
 from dataclasses import dataclass
 
@@ -69,6 +70,12 @@ class Raises(_Base):
 class Dies(_Base):
     def fail(self):
         os._exit(3)
+
+
+@register("disk_full_in_worker", modality="vector")
+class DiskFull(_Base):
+    def fail(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
 '''
 
 TINY = """\
@@ -92,7 +99,7 @@ def failing_families(tmp_path, monkeypatch):
     monkeypatch.setenv("GENBENCH_FAMILIES", str(folder))
     models.discover(folder)
     yield
-    for name in ("raises_in_worker", "dies_in_worker"):
+    for name in ("raises_in_worker", "dies_in_worker", "disk_full_in_worker"):
         models.unregister(name, modality="vector")
 
 
@@ -215,3 +222,19 @@ def test_a_killed_driver_takes_its_workers_with_it_and_resumes_with_every_cell_o
     for cid, rec in before.items():  # the cells finished before the kill were kept, not redone
         if rec["status"] == "ok":
             assert json.loads((run / cid / "record.json").read_text()) == rec
+
+
+def test_a_full_disk_stops_the_run_with_exit_3_and_the_other_running_cell_is_recorded_interrupted(
+        tmp_path, failing_families, capsys):
+    # the GAN (600 s budget) goes first, longest first; the cell that finds the disk full runs beside it
+    (tmp_path / "s.yaml").write_text(TINY % (tmp_path / "data", f"gan: {LONG}\n"
+                                                                "  disk_full_in_worker: {train: {steps: 10}}"))
+    code = _main(str(tmp_path / "s.yaml"), "--results", str(tmp_path / "res"), "--run-id", "d", "--jobs", "2",
+                 "--threads", "1", "--families", "gan,disk_full_in_worker")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3
+    assert err[-1].startswith("run_bench.py: error: the results cannot be written: no space left on device")
+    recs = _records(tmp_path / "res" / "tiny" / "d")
+    assert recs["8gaussians__disk_full_in_worker__s0"]["status"] == "failed"
+    assert recs["8gaussians__gan__s0"]["status"] == "interrupted"
+    assert not (tmp_path / "res" / "tiny" / "d" / "summary.csv").exists()  # the run stopped before its summary

@@ -96,7 +96,8 @@ def worker_main(conn: Connection, parent: int, threads: int, device_type: str) -
     Messages in: ``("dataset", name, pickled Dataset)``, ``("cell", suite, dataset, family, seed, results root,
     run id, stages, estimate)``, ``("stop",)``. Messages out, one per cell: ``("done", headline)``,
     ``("error", reason)`` (raised outside the cell's own handling), ``("interrupted", None)`` or
-    ``("storage", StorageError)``; after the last two the worker exits.
+    ``("storage", (reason, path, errno))`` (a :class:`~bench.core.files.StorageError`); after the last two the
+    worker exits.
     """
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver forwards Ctrl-C, once, as SIGTERM
@@ -122,8 +123,8 @@ def worker_main(conn: Connection, parent: int, threads: int, device_type: str) -
         except KeyboardInterrupt:
             conn.send(("interrupted", None))
             return
-        except StorageError as e:
-            conn.send(("storage", e))
+        except StorageError as e:  # sent as its fields: the exception's own pickle loses them
+            conn.send(("storage", (e.reason, None if e.path is None else str(e.path), e.errno)))
             return
         except Exception as e:  # outside run_cell's own handling (it records its exceptions itself)
             conn.send(("error", (f"{type(e).__name__}: {e}".splitlines() or [""])[0]))
@@ -252,8 +253,9 @@ def run_workers(suite: Suite, run: RunDir, cells: list[Cell], total: int, device
                     raise KeyboardInterrupt
                 else:  # "storage": the disk is full or read-only
                     workers.remove(w)
-                    log(f"[{j + 1}/{total}] {cell.cid}: FAILED ({value}); stopping: the results cannot be written")
-                    raise value
+                    error = StorageError(*value)
+                    log(f"[{j + 1}/{total}] {cell.cid}: FAILED ({error}); stopping: the results cannot be written")
+                    raise error
     except BaseException:
         _stop(workers, suite, run, loaded, device, threads)
         raise
