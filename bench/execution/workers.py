@@ -269,6 +269,8 @@ def _receive(w: _Worker) -> tuple[str, Any] | None:
         return w.conn.recv() if w.conn.poll() else None
     except (EOFError, OSError):  # the process ended: its end of the pipe is closed
         return None
+    except Exception:  # a message cut short (the worker was stopped while sending it): no answer
+        return None
 
 
 def _stop(workers: list[_Worker], suite: Suite, run: RunDir, loaded: dict[str, Any], device: torch.device,
