@@ -181,3 +181,35 @@ def test_jobs_are_for_the_local_launcher(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("run_bench.py: error: --jobs is for the local launcher") and err.count("\n") == 1
     assert not (tmp_path / "res").exists()
+
+
+def test_a_dead_workers_cell_is_recorded_with_how_the_process_ended():
+    from bench.execution.workers import death_reason
+
+    assert death_reason(3) == "its worker process exited with code 3 before the cell finished"
+    assert death_reason(-9) == ("its worker process was killed by signal SIGKILL (the kernel's out-of-memory killer "
+                                "sends it)")
+    assert death_reason(-11) == "its worker process was killed by signal SIGSEGV"
+    assert death_reason(None) == "its worker process stopped answering"
+
+
+def test_a_stopped_cell_keeps_the_stages_its_own_record_finished_and_an_ok_record_stays(tmp_path):
+    import dataclasses
+
+    from bench.execution.cell import record_stopped
+    from bench.store.runs import RunDir
+
+    (tmp_path / "s.yaml").write_text(SUITE % (tmp_path / "data"))
+    suite = load_suite(tmp_path / "s.yaml")
+    ds = datasets.load("8gaussians", suite.data, 10**6)
+    run = RunDir(tmp_path / "res", suite.name, "r")
+    device = torch.device("cpu")
+    r = record_stopped(suite, run, ds, "gan", 0, device, "its worker process was killed by signal SIGKILL", threads=1)
+    assert (r.status, r.stages_done, r.device["torch_threads"]) == ("failed", [], 1)
+    partial = dataclasses.replace(r, status="partial", stages_done=["train"], reason=None)
+    run.write_record(partial)
+    r = record_stopped(suite, run, ds, "gan", 0, device, "interrupted", status="interrupted")
+    assert (r.status, r.stages_done, r.reason) == ("interrupted", ["train"], "interrupted")
+    run.write_record(dataclasses.replace(r, status="ok", reason=None))
+    assert record_stopped(suite, run, ds, "gan", 0, device, "late").status == "ok"  # it finished first: kept
+    assert run.read_record("8gaussians__gan__s0").status == "ok"
