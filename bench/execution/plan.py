@@ -528,8 +528,9 @@ class Plan:
         """The plan as printed before the first cell (and by ``--dry-run``)."""
         out = [f"genbench: plan of suite {self.suite!r}, profile {self.profile!r} ({self.profile_reason}), "
                f"{len(self.cells)} cells on {self.device}"]
+        many = self.jobs > 1  # then each cell's worker and start in the schedule
         head = f"  {'cell':<34}{'train':>9}{'sample':>9}{'density':>9}{'evaluate':>9}{'one-off':>9}{'total':>10}"
-        out.append(head)
+        out.append(head + (f"{'worker':>8}{'start':>9}" if many else ""))
         for c in self.cells:
             e = c.estimate
             if c.done:
@@ -538,7 +539,8 @@ class Plan:
             parts = [e.est_train_seconds, e.est_sample_seconds, e.est_density_seconds, e.est_evaluate_seconds,
                      e.est_one_off_seconds]
             out.append(f"  {c.cell:<34}" + "".join(f"{duration(v):>9}" for v in parts)
-                       + f"{duration(e.est_total_seconds):>10}")
+                       + f"{duration(e.est_total_seconds):>10}"
+                       + (f"{c.slot.worker:>8}{duration(c.slot.start):>9}" if many and c.slot else ""))
         unknown = " + cells without an estimate" if self.probe_failures else ""
         if self.jobs > 1:
             out.append(f"  {'sum over cells':<79}{duration(self.total_seconds):>10}")
