@@ -197,6 +197,8 @@ def run_workers(suite: Suite, run: RunDir, cells: list[Cell], total: int, device
         log(f"[{j}/{total}] {cell.cid}: {line}")
 
     try:
+        # start the workers at once: each takes seconds to load torch, and the first send to one waits for that
+        workers += [_start(i, threads, device.type) for i in range(min(jobs, len(queue)))]
         while True:
             while queue and (len(workers) < jobs or any(w.cell is None for w in workers)):
                 cell = queue.popleft()
