@@ -53,6 +53,7 @@ from typing import Any
 
 import torch
 
+import models
 from bench import data as datasets
 from bench.config.suite import Suite
 from bench.core.files import StorageError
@@ -90,8 +91,11 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def worker_main(conn: Connection, parent: int, threads: int, device_type: str) -> None:
+def worker_main(conn: Connection, parent: int, threads: int, device_type: str, families: list[str]) -> None:
     """The body of a worker process: run the cells the driver sends over ``conn`` until told to stop.
+
+    ``families``: folders of family files the driver imported (:func:`models.discovered_folders`; those of
+    ``GENBENCH_FAMILIES`` the worker finds itself), imported first so that the suites it receives unpickle.
 
     Messages in: ``("dataset", name, pickled Dataset)``, ``("cell", suite, dataset, family, seed, results root,
     run id, stages, estimate)``, ``("stop",)``. Messages out, one per cell: ``("done", headline)``,
@@ -103,6 +107,7 @@ def worker_main(conn: Connection, parent: int, threads: int, device_type: str) -
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver forwards Ctrl-C, once, as SIGTERM
     signal.signal(signal.SIGTERM, _interrupt)
     set_threads(threads)
+    models.discover(*[f for f in families if os.path.isdir(f)])
     device = torch.device("cuda" if device_type == "cuda" and torch.cuda.is_available() else "cpu")
     loaded: dict[str, datasets.Dataset] = {}
     while True:
@@ -147,7 +152,8 @@ def _start(index: int, threads: int, device_type: str) -> _Worker:
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # inherited by the new interpreter, read when it loads NumPy and torch
     try:
-        p = SPAWN.Process(target=worker_main, args=(theirs, os.getpid(), threads, device_type),
+        folders = [str(f) for f in models.discovered_folders()]
+        p = SPAWN.Process(target=worker_main, args=(theirs, os.getpid(), threads, device_type, folders),
                           name=f"genbench-worker-{index}", daemon=True)
         p.start()
     finally:
