@@ -105,11 +105,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where the cells run: local (this machine, --jobs cells at a time) or ray (each cell a Ray "
                         "task, in parallel, with the suite's resources; needs pip install -e \".[ray]\")")
     p.add_argument("--jobs", type=_positive, metavar="N",
-                   help="local launcher: cells at a time, each in a worker process (default: the plan's choice "
-                        "from probes at 1 thread and at all cores, within the available memory)")
+                   help="local launcher: cells at a time, each in a worker process (default: $GENBENCH_JOBS, else "
+                        "the plan's choice from probes at 1 thread and at all cores, within the available memory)")
     p.add_argument("--threads", type=_positive, metavar="N",
-                   help="local launcher: torch threads per cell (default: the plan's choice); results are "
-                        "bitwise reproducible only at the same thread count")
+                   help="local launcher: torch threads per cell (default: $GENBENCH_THREADS, else the plan's "
+                        "choice); results are bitwise reproducible only at the same thread count")
     p.add_argument("--ray-address", metavar="ADDRESS",
                    help="with --launcher ray: the cluster to use (auto: the one `ray start` made on this node); "
                         "default: a new local Ray on this machine's CPUs and GPUs")
@@ -133,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         if value and args.launcher == "ray":
             return error(f"{flag} is for the local launcher; with --launcher ray each cell is a task with the "
                          "suite's resources (num_cpus: its threads)")
+    if args.launcher == "local":  # the environment's defaults (e.g. GENBENCH_JOBS=1 on a shared machine or in tests)
+        for name, attr in (("GENBENCH_JOBS", "jobs"), ("GENBENCH_THREADS", "threads")):
+            if getattr(args, attr) is None and os.environ.get(name):
+                try:
+                    setattr(args, attr, _positive(os.environ[name]))
+                except argparse.ArgumentTypeError as e:
+                    return error(f"${name}: {e}")
     if args.launcher == "ray":
         from bench.execution.ray_launcher import ray_missing
 

@@ -213,3 +213,14 @@ def test_a_stopped_cell_keeps_the_stages_its_own_record_finished_and_an_ok_recor
     run.write_record(dataclasses.replace(r, status="ok", reason=None))
     assert record_stopped(suite, run, ds, "gan", 0, device, "late").status == "ok"  # it finished first: kept
     assert run.read_record("8gaussians__gan__s0").status == "ok"
+
+
+def test_the_environment_gives_jobs_and_threads_their_defaults_and_a_bad_value_is_one_line(tmp_path, capsys,
+                                                                                             monkeypatch):
+    monkeypatch.setenv("GENBENCH_JOBS", "zero")
+    assert run_bench.main(["--results", str(tmp_path / "res")]) == 2
+    assert capsys.readouterr().err == ("run_bench.py: error: $GENBENCH_JOBS: 'zero' is not allowed (must be an "
+                                       "integer in [1, 1024])\n")
+    assert not (tmp_path / "res").exists()
+    args = run_bench.parse_args(["--jobs", "3"])
+    assert (args.jobs, args.threads) == (3, None)  # the command line's value; the environment fills only gaps
