@@ -16,7 +16,7 @@ import torch
 import models
 import run_bench
 from bench.store.schema import metric_info
-from tests.helpers import start_run_bench, wait_for
+from tests.helpers import start_run_bench, wait_for, write_tiny_suite
 
 pytestmark = pytest.mark.slow
 
@@ -78,16 +78,14 @@ class DiskFull(_Base):
         raise OSError(errno.ENOSPC, "No space left on device")
 '''
 
-TINY = """\
-name: tiny
-datasets: [8gaussians]
-data: {n_train: 2000, n_val: 200, n_test: 500, root: %s}
-eval: {n_samples: 300, bound_n: 100, throughput_batch: 300, quadrature_grid: 64, density_grid: 16, monitor_points: 0}
-families:
-  autoregressive: {model: {hidden: 16, components: 4}, train: {steps: 30}}
-  %s
-"""
-LONG = "{model: {hidden: 16}, train: {steps: 100000000, max_seconds: 600}}"  # runs until stopped
+AR = {"autoregressive": {"model": {"hidden": 16, "components": 4}, "train": {"steps": 30}}}
+LONG = {"model": {"hidden": 16}, "train": {"steps": 100000000, "max_seconds": 600}}  # runs until stopped
+SHORT = {"train": {"steps": 10}}
+
+
+def _suite(tmp_path, **families) -> str:
+    """The tiny 2D suite (tests/helpers.write_tiny_suite): a 30-step autoregressive cell, then ``families``."""
+    return str(write_tiny_suite(tmp_path, {**AR, **families}, eval={"monitor_points": 0}))
 
 
 @pytest.fixture
@@ -150,9 +148,8 @@ def test_two_jobs_give_one_jobs_summary_at_the_same_thread_count(tmp_path):
 
 
 def test_a_cell_whose_process_dies_is_recorded_failed_and_the_others_finish(tmp_path, failing_families):
-    (tmp_path / "s.yaml").write_text(TINY % (tmp_path / "data", "raises_in_worker: {train: {steps: 10}}\n"
-                                                                "  dies_in_worker: {train: {steps: 10}}"))
-    code = _main(str(tmp_path / "s.yaml"), "--results", str(tmp_path / "res"), "--run-id", "r", "--jobs", "2",
+    suite = _suite(tmp_path, raises_in_worker=SHORT, dies_in_worker=SHORT)
+    code = _main(suite, "--results", str(tmp_path / "res"), "--run-id", "r", "--jobs", "2",
                  "--threads", "1")
     assert code == 1
     run = tmp_path / "res" / "tiny" / "r"
@@ -168,8 +165,7 @@ def test_a_cell_whose_process_dies_is_recorded_failed_and_the_others_finish(tmp_
 
 
 def test_ctrl_c_records_every_running_cell_interrupted_and_prints_the_resume_command(tmp_path):
-    suite = tmp_path / "s.yaml"
-    suite.write_text(TINY % (tmp_path / "data", f"gan: {LONG}\n  energy: {LONG}"))
+    suite = _suite(tmp_path, gan=LONG, energy=LONG)
     run = tmp_path / "res" / "tiny" / "c"
     proc = start_run_bench(suite, tmp_path / "res", "c", "--jobs", "2", "--threads", "1", new_session=True)
     try:  # the two long cells go first (longest first) and are both training when Ctrl-C arrives
@@ -195,8 +191,7 @@ def test_ctrl_c_records_every_running_cell_interrupted_and_prints_the_resume_com
 
 
 def test_a_killed_driver_takes_its_workers_with_it_and_resumes_with_every_cell_once(tmp_path):
-    suite = tmp_path / "s.yaml"
-    suite.write_text(TINY % (tmp_path / "data", f"gan: {LONG}\n  flow: {{train: {{steps: 30}}}}"))
+    suite = _suite(tmp_path, gan=LONG, flow={"train": {"steps": 30}})
     run = tmp_path / "res" / "tiny" / "k"
     proc = start_run_bench(suite, tmp_path / "res", "k", "--jobs", "2", "--threads", "1", new_session=True)
     try:  # the GAN (600 s budget) trains on one worker while the other finishes the two short cells
@@ -213,7 +208,7 @@ def test_a_killed_driver_takes_its_workers_with_it_and_resumes_with_every_cell_o
             os.killpg(proc.pid, signal.SIGKILL)
     before = _records(run)
     assert before.get("8gaussians__gan__s0", {}).get("status") != "ok"
-    code = _main(str(suite), "--results", str(tmp_path / "res"), "--run-id", "k", "--jobs", "2", "--threads", "1",
+    code = _main(suite, "--results", str(tmp_path / "res"), "--run-id", "k", "--jobs", "2", "--threads", "1",
                  "--set", "families.gan.train.max_seconds=1")
     assert code == 0
     summary = pd.read_csv(run / "summary.csv")
@@ -227,9 +222,8 @@ def test_a_killed_driver_takes_its_workers_with_it_and_resumes_with_every_cell_o
 def test_a_full_disk_stops_the_run_with_exit_3_and_the_other_running_cell_is_recorded_interrupted(
         tmp_path, failing_families, capsys):
     # the GAN (600 s budget) goes first, longest first; the cell that finds the disk full runs beside it
-    (tmp_path / "s.yaml").write_text(TINY % (tmp_path / "data", f"gan: {LONG}\n"
-                                                                "  disk_full_in_worker: {train: {steps: 10}}"))
-    code = _main(str(tmp_path / "s.yaml"), "--results", str(tmp_path / "res"), "--run-id", "d", "--jobs", "2",
+    suite = _suite(tmp_path, gan=LONG, disk_full_in_worker=SHORT)
+    code = _main(suite, "--results", str(tmp_path / "res"), "--run-id", "d", "--jobs", "2",
                  "--threads", "1", "--families", "gan,disk_full_in_worker")
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 3
