@@ -6,11 +6,13 @@
     python run_bench.py suites/toy2d.yaml --families flow,gan --set families.gan.train.steps=500
     python run_bench.py suites/toy2d.yaml --resume   # finish the latest run of the suite
     python run_bench.py suites/toy2d.yaml --dry-run  # print the resolved config and the plan
+    python run_bench.py suites/toy2d.yaml --jobs 1 --threads 2   # one cell at a time, on 2 threads
     python run_bench.py suites/cifar.yaml --launcher ray                     # cells in parallel (local Ray)
     python run_bench.py suites/cifar.yaml --launcher ray --ray-address auto  # on an existing Ray cluster
 
 Before the first cell the command checks the run (device, memory, datasets, packages, disk;
-bench/preflight.py) and prints the plan: cells, estimated wall time and disk (bench/plan.py).
+bench/execution/preflight.py) and prints the plan: cells, estimated wall time and disk, and how many
+cells run at once on how many threads (bench/execution/plan.py; docs/parallel-runs.md).
 Without --profile it runs the suite's default profile, or its fallback where the default's
 needs (e.g. CUDA) are not met here (bench/profiles.py).
 
@@ -77,6 +79,12 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1024:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (must be an integer in [1, 1024])")
+    return int(text)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors as one line (``run_bench.py: error: ...``) and exit code 2."""
 
@@ -107,8 +115,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", help="override the suite's device (auto, cpu, cuda)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--launcher", choices=["local", "ray"], default="local",
-                   help="where the cells run: local (here, one after another) or ray (each cell a Ray task, in "
-                        "parallel, with the suite's resources; needs pip install -e \".[ray]\")")
+                   help="where the cells run: local (this machine, --jobs cells at a time) or ray (each cell a Ray "
+                        "task, in parallel, with the suite's resources; needs pip install -e \".[ray]\")")
+    p.add_argument("--jobs", type=_positive, metavar="N",
+                   help="local launcher: cells at a time, each in a worker process (default: $GENBENCH_JOBS, else "
+                        "the plan's choice from probes at 1 thread and at all cores, within the available memory)")
+    p.add_argument("--threads", type=_positive, metavar="N",
+                   help="local launcher: torch threads per cell (default: $GENBENCH_THREADS, else the plan's "
+                        "choice); results are bitwise reproducible only at the same thread count")
     p.add_argument("--ray-address", metavar="ADDRESS",
                    help="with --launcher ray: the cluster to use (auto: the one `ray start` made on this node); "
                         "default: a new local Ray on this machine's CPUs and GPUs")
@@ -128,6 +142,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.ray_address and args.launcher != "ray":
         return error("--ray-address needs --launcher ray")
+    for flag, value in (("--jobs", args.jobs), ("--threads", args.threads)):
+        if value and args.launcher == "ray":
+            return error(f"{flag} is for the local launcher; with --launcher ray each cell is a task with the "
+                         "suite's resources (num_cpus: its threads)")
+    if args.launcher == "local":  # the environment's defaults (e.g. GENBENCH_JOBS=1 on a shared machine or in tests)
+        for name, attr in (("GENBENCH_JOBS", "jobs"), ("GENBENCH_THREADS", "threads")):
+            if getattr(args, attr) is None and os.environ.get(name):
+                try:
+                    setattr(args, attr, _positive(os.environ[name]))
+                except argparse.ArgumentTypeError as e:
+                    return error(f"${name}: {e}")
     if args.launcher == "ray":
         from bench.execution.ray_launcher import ray_missing
 
@@ -183,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
             log(choice.notice)
         ready = preflight.run(suite, dataset_names=names, families=families, stages=stages,
                               results_root=Path(args.results), done=done,
+                              # Ray's cells take their threads from the suite's resources: nothing to choose
+                              jobs=1 if args.launcher == "ray" else args.jobs,
+                              threads=torch.get_num_threads() if args.launcher == "ray" else args.threads,
                               progress=lambda what: log(f"genbench: cost model: {what} (cached afterwards)"))
     except preflight.PreflightError as e:
         print(f"run_bench.py: error: {e}", file=sys.stderr)
@@ -190,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log("genbench: interrupted before the first cell; nothing was written to the results")
         return 130
+    if args.launcher == "ray":
+        ready.plan.choice = None  # the plan's parallelism line is the local launcher's
     if args.dry_run:
         print(yaml.safe_dump(suite.resolved(), sort_keys=False), end="")
         print(f"# {len(cells)} cells: " + ", ".join(cells))
@@ -218,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
             return error(f"the results cannot be written: {e}", code=3)
     opts = RunOptions(root=Path(args.results), run_id=run_id, families=args.families, datasets=args.datasets,
                       force=args.force, progress=not args.no_progress, stages=stages, launcher=args.launcher,
-                      ray_address=args.ray_address, ray_retries=args.ray_retries)
+                      ray_address=args.ray_address, ray_retries=args.ray_retries,
+                      jobs=ready.plan.jobs if args.launcher == "local" else None,
+                      threads=ready.plan.threads if args.launcher == "local" else None)
     return run_and_report(suite, opts, ready, resume=lambda: resume_command(args, suite, run_id))
 
 
@@ -274,6 +306,8 @@ def resume_command(args: argparse.Namespace, suite, run_id: str) -> str:
                         ("--datasets", ",".join(args.datasets or [])),
                         ("--stage", args.stage if args.stage != "all" else None),
                         ("--launcher", args.launcher if args.launcher != "local" else None),
+                        ("--jobs", str(args.jobs) if args.jobs else None),
+                        ("--threads", str(args.threads) if args.threads else None),
                         ("--ray-address", args.ray_address),
                         ("--ray-retries", str(args.ray_retries) if args.launcher == "ray" and args.ray_retries != 1
                          else None)):

@@ -344,4 +344,10 @@ def discover(*paths: str | Path) -> list[str]:
     return done
 
 
+def discovered_folders() -> list[Path]:
+    """The folders whose family files :func:`discover` has imported in this process (sorted), so that another
+    process (a launcher's worker) can import the same families before it reads a suite that uses them."""
+    return sorted({f.parent for f in _LOADED_PATHS})
+
+
 discover(*[p for p in os.environ.get("GENBENCH_FAMILIES", "").split(os.pathsep) if p])

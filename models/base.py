@@ -38,6 +38,7 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
@@ -189,6 +190,18 @@ class TrainConfig:
         check_fields(self)
 
 
+def ladder_steps(levels: int, batch_size: int, miss: float = 1e-6) -> int:
+    """Training steps after which each of ``levels`` noise levels, drawn uniformly ``batch_size`` times a step,
+    has been drawn at least once with probability >= 1 - ``miss``: the first n draws with
+    levels (1 - 1/levels)^n <= miss (a union bound), in steps. Example: 100 levels at batch 512: 1833 draws,
+    4 steps.
+    """
+    if levels <= 1:
+        return 1
+    draws = math.log(miss / levels) / math.log1p(-1 / levels)
+    return max(1, math.ceil(draws / batch_size))
+
+
 # --------------------------------------------------------------------------- autograd of the public API
 # no autograd graph unless asked for
 PUBLIC_CALLS = ("sample", "log_prob", "log_prob_bounds", "energy", "to_latent", "from_latent")
@@ -331,6 +344,24 @@ class GenerativeModel(nn.Module, abc.ABC):
             nn.utils.clip_grad_norm_(self.parameters(), train.grad_clip)
         opt.step()
         return {"loss": loss.detach()}
+
+    def schedule_steps(self, train: TrainConfig) -> dict[str, int]:
+        """Training steps after which each step-dependent schedule of this model has reached its end, by name.
+
+        A regression gate sees a schedule's end (and what follows it) only when its budget runs that far
+        (``tests/test_schedules.py`` checks the 2D ci profile). The base class counts the training loop's
+        own: the learning-rate warm-up (``train.warmup_steps``) and the warm-up of the EMA decay
+        (:class:`bench.execution.train.EMA`: ``min(ema, (1 + n) / (10 + n))`` at update n reaches ``ema`` at
+        n = ceil((10 ema - 1) / (1 - ema)), training step n + 1: step 81 for 0.9, 1791 for 0.995). A
+        cosine learning-rate decay ends with the step budget itself and is not listed. Families add theirs
+        (KL warm-up, replay buffer, noise ladders, critic steps).
+        """
+        out = {}
+        if train.warmup_steps:
+            out["learning-rate warm-up"] = train.warmup_steps
+        if train.ema:
+            out["EMA decay warm-up"] = max(1, math.ceil((10 * train.ema - 1) / (1 - train.ema) - 1e-9)) + 1
+        return out
 
     # ----------------------------------------------------------------- sampling
     # The family's samplers, by name: settings as suites write them (``families.<name>.samplers``), each

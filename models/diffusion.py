@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from models import register
-from models.base import Capabilities, GenerativeModel, Textbook
+from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig, ladder_steps
 from models.fields import Range, check_fields, check_order
 from models.imaging import (
     UNetChannels,
@@ -155,6 +155,13 @@ class GaussianDiffusion(GenerativeModel):
         """The DDIM sampler (deterministic, eta = 0) started at x_T = z (N, D): data of the modality."""
         ddim = self.inversion_sampler(sampler)
         return self.decode_data(ddim.denoise(self, z.reshape(-1, *self.data_shape)))
+
+    def schedule_steps(self, train: TrainConfig) -> dict[str, int]:
+        """The loop's schedules (:meth:`models.base.GenerativeModel.schedule_steps`) and the noise ladder:
+        every one of the ladder's T levels has been drawn for training (levels are drawn
+        uniformly, ``batch_size`` per step) with probability at least 1 - 1e-6: after
+        ceil(L ln(L / 1e-6) / batch_size) steps, L the number of levels (a union bound)."""
+        return {**super().schedule_steps(train), "noise ladder covered": ladder_steps(self.config.T, train.batch_size)}
 
     # ------------------------------------------------------------------ variational bound
     def density_nfe(self) -> int:

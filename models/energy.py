@@ -16,6 +16,7 @@ clip; and in the box (the data's bounding square; the centered pixel range [-1, 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -23,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from models import register
-from models.base import Capabilities, GenerativeModel, Textbook
+from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig
 from models.fields import Length, Range, check_fields
 from models.imaging import ResBlock, from_centered, to_centered
 from models.nets import mlp
@@ -63,6 +64,13 @@ class ContrastiveDivergenceEBM(GenerativeModel):
     def __init__(self, config, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
         self.register_buffer("replay", torch.empty(0, *self.data_shape), persistent=False)
+
+    def schedule_steps(self, train: TrainConfig) -> dict[str, int]:
+        """The loop's schedules (:meth:`models.base.GenerativeModel.schedule_steps`) and the replay buffer's
+        filling: chains restart from noise until it holds a batch, and it evicts its oldest chains only once
+        it holds ``buffer_size``, after ceil(buffer_size / batch_size) steps."""
+        return {**super().schedule_steps(train),
+                "replay buffer full": math.ceil(self.config.buffer_size / train.batch_size)}
 
     # ------------------------------------------------------------------ hooks
     def encode_data(self, x: Tensor) -> Tensor:

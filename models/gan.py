@@ -112,6 +112,12 @@ class AdversarialNetwork(GenerativeModel):
         opt_g.step()
         return {"loss_d": d_loss.detach(), "loss_g": g_loss.detach()}
 
+    def schedule_steps(self, train: TrainConfig) -> dict[str, int]:
+        """The loop's schedules (:meth:`models.base.GenerativeModel.schedule_steps`) and the critic steps: every
+        training step runs its ``critic_steps`` discriminator updates, then the generator's, so the cycle
+        ends with each step."""
+        return {**super().schedule_steps(train), f"{self.config.critic_steps} critic step(s) per generator step": 1}
+
     def generate(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """(n, *data_shape) samples G(z), z ~ N(0, I): one generator pass (differentiable in G's
         parameters inside :func:`models.gradients`; no autograd graph otherwise)."""

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from models import register
-from models.base import Capabilities, GenerativeModel, Textbook
+from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig, ladder_steps
 from models.fields import Range, check_fields, check_order
 from models.imaging import UNetChannels, check_norm_groups, check_unet_shape, from_unit, to_unit, unet
 from models.nets import ConditionalMLP
@@ -77,6 +77,14 @@ class NoiseConditionalScore(GenerativeModel):
     def initial(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """The sampler's start x_0, (n, *data_shape) in the working space; the default is N(0, sigma_1^2 I)."""
         return self.sigmas[0] * torch.randn(n, *self.data_shape, device=self.device, generator=generator)
+
+    def schedule_steps(self, train: TrainConfig) -> dict[str, int]:
+        """The loop's schedules (:meth:`models.base.GenerativeModel.schedule_steps`) and the sigma ladder:
+        every one of the ladder's n_sigmas levels has been drawn for training (levels are drawn
+        uniformly, ``batch_size`` per step) with probability at least 1 - 1e-6: after
+        ceil(L ln(L / 1e-6) / batch_size) steps, L the number of levels (a union bound)."""
+        return {**super().schedule_steps(train),
+                "noise ladder covered": ladder_steps(self.config.n_sigmas, train.batch_size)}
 
     # ------------------------------------------------------------------ the math
     def prepare(self, x_train: Tensor) -> None:

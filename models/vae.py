@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from models import register
-from models.base import Capabilities, GenerativeModel, Textbook
+from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig
 from models.fields import Length, Range, check_fields
 from models.imaging import DiscretizedLogisticMixture, ResBlock, check_halvings, dmol_param_count, to_centered
 from models.nets import mlp
@@ -81,6 +81,11 @@ class GaussianVAE(GenerativeModel):
     Config = VAEConfig
     capabilities = Capabilities(sample=True, bound=True, latent="amortized")
     train_defaults = {"lr": 2e-3}
+
+    def schedule_steps(self, train: TrainConfig) -> dict[str, int]:
+        """The loop's schedules (:meth:`models.base.GenerativeModel.schedule_steps`) and the KL warm-up: the
+        KL weight reaches 1 at step ``kl_warmup_steps``."""
+        return {**super().schedule_steps(train), "KL warm-up": max(1, self.config.kl_warmup_steps)}
 
     def __init__(self, config: VAEConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
@@ -212,6 +217,11 @@ class ConvVAE(GenerativeModel):
     def check_data_shape(cls, config: ConvVAEConfig, data_shape: tuple[int, ...]) -> None:
         """Each level halves H and W: they must be divisible by 2 ** len(channels)."""
         check_halvings(data_shape, len(config.channels), "channels", config.channels)
+
+    def schedule_steps(self, train: TrainConfig) -> dict[str, int]:
+        """The loop's schedules (:meth:`models.base.GenerativeModel.schedule_steps`) and the KL warm-up: the
+        KL weight reaches 1 at step ``kl_warmup_steps``."""
+        return {**super().schedule_steps(train), "KL warm-up": max(1, self.config.kl_warmup_steps)}
 
     def __init__(self, config: ConvVAEConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)

@@ -15,7 +15,6 @@ import subprocess
 
 import pandas as pd
 import pytest
-import torch
 
 import models
 import run_bench
@@ -123,12 +122,12 @@ def _non_timing(summary: pd.DataFrame) -> pd.DataFrame:
 
 def test_ray_gives_the_local_launchers_summary_on_the_smoke_profile(local_ray, tmp_path):
     # the 2D smoke profile's 7 cells of 8gaussians, once in this process, once as Ray tasks (2 at a time, each of
-    # num_cpus 1, so on one torch thread). The local run gets one thread too: CPU kernels reduce in another order
-    # on another thread count, and training turns those last bits into visible differences (the flow's test NLL
-    # moved by 2.5e-5 relative between 2 threads and 1), so equality is a claim about equal thread counts.
+    # num_cpus 1, so on one torch thread). The local run gets one thread too (--threads 1): CPU kernels reduce in
+    # another order on another thread count, and training turns those last bits into visible differences (the
+    # flow's test NLL moved by 2.5e-5 relative between 2 threads and 1), so equality is a claim about equal thread
+    # counts.
     common = ["--profile", "smoke", "--datasets", "8gaussians", "--results", str(tmp_path)]
-    torch.set_num_threads(1)
-    assert _main(*common, "--run-id", "local") == 0
+    assert _main(*common, "--run-id", "local", "--threads", "1") == 0
     assert _main(*common, "--run-id", "ray", "--launcher", "ray") == 0
     local = pd.read_csv(tmp_path / "toy2d" / "local" / "summary.csv")
     on_ray = pd.read_csv(tmp_path / "toy2d" / "ray" / "summary.csv")

@@ -104,7 +104,7 @@ def test_a_plan_charges_the_probes_to_each_cell_and_caches_them(tmp_path, tiny_s
 
     loaded = {"8gaussians": datasets.load("8gaussians", suite.data, 10**6)}
     p = plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate", "report"),
-                       results_dir=tmp_path / "res")
+                       results_dir=tmp_path / "res", jobs=1, threads=1)
     assert calls == ["autoregressive", "gan"] and p.probes_run == 2 and p.probe_seconds == 1.0
     ar, gan = (c.estimate for c in p.cells)
     # the training monitor: 5 of ~50 history entries + the last step = 6 checkpoints of 250 samples each,
@@ -121,7 +121,7 @@ def test_a_plan_charges_the_probes_to_each_cell_and_caches_them(tmp_path, tiny_s
                                                  + ar.est_density_seconds + 0.25 + 0.25)
     # a second plan (another process) reads the probes from <data root>/cache/plan
     cached = plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate"),
-                            done={"8gaussians__gan__s0"})
+                            done={"8gaussians__gan__s0"}, jobs=1, threads=1)
     assert calls == ["autoregressive", "gan"] and cached.probes_cached == 1 and cached.probes_run == 0
     assert cached.cells[1].done and cached.cells[1].estimate.est_total_seconds == 0.0
     assert cached.cells[0].estimate.est_train_seconds == pytest.approx(0.5 + ar_monitor)
@@ -197,7 +197,8 @@ def test_probes_taken_under_load_are_flagged_and_measured_again_next_time(tiny_s
     loaded = {"8gaussians": datasets.load("8gaussians", suite.data, 10**6)}
 
     def make():
-        return plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate"))
+        return plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate"),
+                              jobs=1, threads=1)
 
     busy = make()
     assert calls == ["gan"] and list(busy.probes_contended.values()) == [1.0]

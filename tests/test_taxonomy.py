@@ -17,12 +17,13 @@ RESTRICTED = {"likelihood": "exact", "sampling": "fast", "training": "stable", "
 
 def rec(family: str, seed: int, *, kl: float | None = None, mmd2: float | None = None, coverage: float = 1.0,
         textbook: dict | None = None, status: str = "ok", reason: str | None = None, history=(),
-        parameters: int = 1000, dataset: str = "8gaussians") -> CellRecord:
+        parameters: int = 1000, dataset: str = "8gaussians", steps: int | None = None) -> CellRecord:
     return CellRecord(suite="toy2d", run_id="r", dataset=dataset, family=family, seed=seed, status=status,
                       reason=reason, modality="vector", textbook=textbook,
                       density=DensityResult(kl_nats=kl),
                       samplers={"default": SamplerResult(mmd2=mmd2, mode_coverage=coverage)},
-                      train=TrainResult(train_seconds=10.0, train_history=list(history), parameters=parameters))
+                      train=TrainResult(train_seconds=10.0, train_history=list(history), parameters=parameters,
+                                        train_steps=steps))
 
 
 def curve(values: list[float], key: str = "val_mmd2", step: int = 100, seconds: float = 1.0) -> list[dict]:
@@ -147,6 +148,24 @@ def test_expressiveness_verdicts():
     big = [rec("flow", s, kl=v, textbook=RESTRICTED, parameters=40_000) for s, v in enumerate([0.30, 0.31, 0.32])]
     v = verdicts.expressiveness(big, ar)
     assert v.verdict == verdicts.INCONCLUSIVE and "sizes not matched" in v.measured  # 40k / 24.6k − 1 > 0.2
+
+
+def test_expressiveness_compares_equal_training_steps():
+    # equal compute is equal steps at matched parameters: 1000 steps each is judged and said; a time budget that
+    # fitted 899 steps for the flow and 1169 for the autoregressive model is not equal compute
+    ar = [rec("autoregressive", s, kl=v, textbook=STABLE, parameters=24_636, steps=1000)
+          for s, v in enumerate([0.10, 0.11, 0.12])]
+    flow = [rec("flow", s, kl=v, textbook=RESTRICTED, parameters=24_580, steps=1000)
+            for s, v in enumerate([0.30, 0.31, 0.32])]
+    v = verdicts.expressiveness(flow, ar)
+    assert v.verdict == verdicts.AGREES and "24,580 vs 24,636 parameters, 1000 training steps each" in v.measured
+    timed = [rec("flow", s, kl=v, textbook=RESTRICTED, parameters=24_580, steps=899)
+             for s, v in enumerate([0.30, 0.31, 0.32])]
+    ar_timed = [rec("autoregressive", s, kl=v, textbook=STABLE, parameters=24_636, steps=1169)
+                for s, v in enumerate([0.10, 0.11, 0.12])]
+    v = verdicts.expressiveness(timed, ar_timed)
+    assert v.verdict == verdicts.INCONCLUSIVE and v.measured == \
+        "compute not matched (24,580 vs 24,636 parameters, 899 vs 1169 training steps)"
 
 
 # --------------------------------------------------------------------------- the training monitor

@@ -228,8 +228,11 @@ def expressiveness(flow: list[CellRecord], reference: list[CellRecord]) -> Verdi
 
     ``flow`` and ``reference`` are the two families' ok records of one dataset (all seeds).
     ``value`` is the flow's mean KL minus the reference's (nats; > 0: the flow fits worse).
-    Inconclusive when the parameter counts differ by more than :data:`MATCH_TOLERANCE`, when
-    either lacks an exact KL, or when the difference is within the seed spread.
+    Equal compute is equal training steps at matched parameter counts (the 2D suite's step budgets,
+    docs/parallel-runs.md). Inconclusive when the parameter counts differ by more than
+    :data:`MATCH_TOLERANCE`, when the records' training steps differ (e.g. a time budget, ``train.max_seconds``,
+    fits a different number of steps per family), when either lacks an exact KL, or when the difference is
+    within the seed spread.
     """
     claimed = _claim_of(flow[0], "expressiveness") if flow else None
     kl_f = [r.density.kl_nats for r in flow if r.ok and r.density and r.density.kl_nats is not None]
@@ -240,10 +243,17 @@ def expressiveness(flow: list[CellRecord], reference: list[CellRecord]) -> Verdi
         reference[0].train.parameters if reference[0].train else None
     diff = sum(kl_f) / len(kl_f) - sum(kl_r) / len(kl_r)
     size = f"{p_f:,} vs {p_r:,} parameters" if p_f and p_r else "parameters unknown"
+    steps_f, steps_r = ({r.train.train_steps for r in side if r.ok and r.train and r.train.train_steps is not None}
+                        for side in (flow, reference))
+    if steps_f and steps_r:
+        size += (f", {max(steps_f)} training steps each" if steps_f == steps_r and len(steps_f) == 1 else
+                 f", {'/'.join(map(str, sorted(steps_f)))} vs {'/'.join(map(str, sorted(steps_r)))} training steps")
     if claimed is None:
         return Verdict(NO_CLAIM, "", f"ΔKL {diff:+.3g} nats ({size})", diff)
     if not p_f or not p_r or abs(p_f / p_r - 1) > MATCH_TOLERANCE:
         return Verdict(INCONCLUSIVE, claimed, f"sizes not matched ({size})", diff)
+    if steps_f and steps_r and (steps_f != steps_r or len(steps_f) != 1):
+        return Verdict(INCONCLUSIVE, claimed, f"compute not matched ({size})", diff)
     se_f, se_r = _se(kl_f), _se(kl_r)
     if se_f is None or se_r is None:
         return Verdict(INCONCLUSIVE, claimed, f"ΔKL {diff:+.3g} nats, one seed ({size})", diff)

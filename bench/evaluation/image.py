@@ -80,9 +80,15 @@ _EXTRACTORS: dict = {}
 INCEPTION_BATCH = 16  # CPU: the fast path's best batch here; features do not depend on it (tested to 1e-5)
 
 
+def _extractor_key(device: torch.device | str) -> tuple[str, int]:
+    # the thread count too: ONNX Runtime fixes its intra-op threads when the session is made
+    # (bench.evaluation.inception.backends), and a run may choose another count than the plan's probe
+    return str(device), torch.get_num_threads()
+
+
 def inception(device: torch.device | str = "cpu"):
-    """The shared Inception feature extractor, loaded once per process and device."""
-    key = str(device)
+    """The shared Inception feature extractor, loaded once per process, device and torch thread count."""
+    key = _extractor_key(device)
     if key not in _EXTRACTORS:
         batch = INCEPTION_BATCH if torch.device(device).type == "cpu" else 200
         _EXTRACTORS[key] = InceptionExtractor(device=device, batch_size=batch)
@@ -90,8 +96,9 @@ def inception(device: torch.device | str = "cpu"):
 
 
 def inception_loaded(device: torch.device | str = "cpu") -> bool:
-    """Whether this process already holds the extractor for ``device`` (its load is then paid)."""
-    return str(device) in _EXTRACTORS
+    """Whether this process already holds the extractor for ``device`` at the current thread count (its load is
+    then paid)."""
+    return _extractor_key(device) in _EXTRACTORS
 
 
 def extractor_fingerprint(device: torch.device | str = "cpu") -> dict:

@@ -316,6 +316,20 @@ def model_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalCon
             latent)
 
 
+@dataclass
+class Cell:
+    """One pending cell: its place in the run's list (1-based ``k``), dataset, family and seed."""
+
+    k: int
+    dataset: str
+    family: str
+    seed: int
+
+    @property
+    def cid(self) -> str:
+        return cell_id(self.dataset, self.family, self.seed)
+
+
 def new_record(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: RunDir,
                 device: torch.device) -> CellRecord:
     cls = models.get(family, suite.modality)
@@ -334,6 +348,25 @@ def dataset_failed(suite: Suite, run: RunDir, dataset: str, family: str, seed: i
     ``dataset: <error>``): a missing dataset fails its cells, not the suite."""
     r = CellRecord(suite=suite.name, run_id=run.run_id, dataset=dataset, family=family, seed=seed,
                    modality=suite.modality, status="failed", reason=f"dataset: {type(error).__name__}: {error}")
+    run.write_record(r)
+    return r
+
+
+def record_stopped(suite: Suite, run: RunDir, ds: datasets.Dataset, family: str, seed: int, device: torch.device,
+                   reason: str, status: str = "failed", threads: int | None = None) -> CellRecord:
+    """Write and return the record of a cell that its launcher saw stop without recording why (its worker
+    process died, its Ray task was lost, it did not answer Ctrl-C in time): ``status`` (``"failed"`` or
+    ``"interrupted"``) with ``reason``, keeping the stages its own last record says it finished. A cell
+    whose own record already says ``ok`` (it finished just before) is returned as it is. ``threads``: the
+    worker's torch threads, recorded in ``device.torch_threads`` (default: this process's)."""
+    own = run.read_record(cell_id(ds.name, family, seed))
+    if own is not None and own.ok:
+        return own
+    r = dataclasses.replace(new_record(suite, ds, family, seed, run, device), status=status, reason=reason,
+                            stages_done=list(own.stages_done) if own is not None else [])
+    if threads is not None and r.device is not None:
+        r.device = {**r.device, "torch_threads": threads}
+    r.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     run.write_record(r)
     return r
 

@@ -26,6 +26,17 @@ Cost model ``genbench.cost/2``. Every rate is measured on this device by a probe
   the square root of each reference covariance (an F x F eigendecomposition, F = 2048). Each is
   charged to the first cell that needs it.
 
+**Parallelism** (:mod:`bench.execution.parallel`). On a CPU every probe above runs twice, at 1 thread and
+at all the cores (each cached under its thread count). Each split of the cores into ``jobs`` cells at a
+time of ``threads`` threads (jobs x threads <= cores; other thread counts by Amdahl's law through the two
+measured points) is scheduled on paper: the cells go, longest first, to the worker that frees first, and
+every worker pays the per-process one-offs (Inception, a 2D dataset's reference metrics) of the datasets
+it sees. The split of shortest makespan is chosen (``--jobs``/``--threads`` fix it instead); its makespan
+is the printed wall time, each cell's slot (worker, start, end) is in ``plan.json``, and the records get
+the chosen thread count (``device.torch_threads``). The probes run alone, so the estimate of two cells at
+once assumes they do not slow each other down (shared caches and memory bandwidth do, a little: the
+measured error is in docs/parallel-runs.md).
+
 Cells that are already done (a resumed run) cost nothing. The report stage (a few seconds) is not
 estimated. Probes cost a few seconds per family; their results are cached per device and
 configuration under ``<data root>/cache/plan/`` (delete that folder to measure again), so a second
@@ -71,6 +82,18 @@ from bench.evaluation.metrics import classifier as clf
 from bench.evaluation.metrics.classifier import LeNet
 from bench.evaluation.modality import IMAGE
 from bench.evaluation.modality import modality as get_modality
+from bench.execution.parallel import (
+    Choice,
+    OneOff,
+    Slot,
+    Task,
+    at_threads,
+    choose,
+    simulate,
+    splits,
+    thread_limit,
+    usable_cores,
+)
 from bench.execution.train import train
 from bench.store.runs import cell_id
 from bench.store.schema import CellEstimate
@@ -81,6 +104,7 @@ PROBE_TRAIN_STEPS = 4  # 1 warm-up + 3 timed
 PROBE_CALL_MAX_S = 60.0  # a probe times the real batch when that call should take at most this long
 CKPT_OVERHEAD_BYTES = 64 * 1024
 JSON_BYTES = 256 * 1024  # record.json, model_eval.json (training history included)
+INCEPTION_LOAD = "Inception load"
 
 
 # --------------------------------------------------------------------------- what each cell runs
@@ -290,8 +314,8 @@ class ProbeCache:
     def __init__(self, folder: Path, device: torch.device, progress=None):
         self.folder, self.progress = folder, progress
         info = env.device_info(device)
-        self.device_key = {"device": info.get("name"), "type": device.type, "threads": torch.get_num_threads(),
-                           "torch": torch.__version__, "cost_model": COST_MODEL}
+        self.device_key = {"device": info.get("name"), "type": device.type, "torch": torch.__version__,
+                           "cost_model": COST_MODEL}
         self.hits = self.misses = 0
         self.seconds = 0.0
         self.remeasured: dict[str, str] = {}  # label -> why the cached probe was not reused
@@ -300,7 +324,8 @@ class ProbeCache:
 
     def get(self, kind: str, key: Any, compute, label: str = "") -> dict:
         """The cached probe for ``key`` on this device, or ``compute()``'s result, cached (``label`` is shown)."""
-        name = f"{kind}_{_json_key({'key': key, **self.device_key})}.json"
+        # the thread count at the call: the plan probes at 1 thread and at all the cores
+        name = f"{kind}_{_json_key({'key': key, **self.device_key, 'threads': torch.get_num_threads()})}.json"
         if name in self._memo:
             return self._memo[name]
         path, label = self.folder / name, label or kind
@@ -409,7 +434,8 @@ def _image_metric_seconds(ev: EvalConfig, lay: datasets.Layout, rates: dict, n_r
 
 @dataclass
 class CellPlan:
-    """One cell of the plan: what it runs, its estimate, and the bytes it writes."""
+    """One cell of the plan: what it runs, its estimate, the bytes it writes, and where and when the schedule
+    runs it (``slot``: worker, start, end; ``None`` for a cell done before)."""
 
     cell: str
     dataset: str
@@ -419,6 +445,7 @@ class CellPlan:
     estimate: CellEstimate
     disk_bytes: int
     done: bool = False
+    slot: Slot | None = None
 
 
 @dataclass
@@ -442,10 +469,35 @@ class Plan:
     probe_failures: dict[str, str] = field(default_factory=dict)
     probes_remeasured: dict[str, str] = field(default_factory=dict)
     probes_contended: dict[str, float] = field(default_factory=dict)
+    cores: int = 1
+    choice: Choice | None = None
+    threads_probed: list[int] = field(default_factory=list)
+
+    @property
+    def jobs(self) -> int:
+        """Cells that run at once."""
+        return self.choice.jobs if self.choice is not None else 1
+
+    @property
+    def threads(self) -> int | None:
+        """torch threads per cell (``None``: a plan made without a choice, e.g. by hand in a test)."""
+        return self.choice.threads if self.choice is not None else None
 
     @property
     def total_seconds(self) -> float:
+        """The cells' estimates summed (cell-seconds; the wall time with one job)."""
         return sum(c.estimate.est_total_seconds or 0.0 for c in self.cells)
+
+    @property
+    def wall_seconds(self) -> float:
+        """The estimated wall time of the cells: the schedule's makespan on :attr:`jobs` workers."""
+        ends = [c.slot.end for c in self.cells if c.slot is not None]
+        return max(ends) if ends else self.total_seconds
+
+    def order(self) -> list[str]:
+        """Pending cell ids in the order the launcher hands them out (the schedule's start times)."""
+        timed = [c for c in self.cells if c.slot is not None]
+        return [c.cell for c in sorted(timed, key=lambda c: (c.slot.start, c.slot.worker))]
 
     @property
     def results_bytes(self) -> int:
@@ -458,21 +510,27 @@ class Plan:
         """Plain data for ``plan.json``."""
         return {"cost_model": COST_MODEL, "suite": self.suite, "profile": self.profile,
                 "profile_reason": self.profile_reason, "device": self.device,
-                "total_seconds": self.total_seconds, "results_bytes": self.results_bytes,
+                "total_seconds": self.total_seconds, "wall_seconds": self.wall_seconds, "cores": self.cores,
+                "jobs": self.jobs, "threads": self.threads, "threads_probed": self.threads_probed,
+                "candidates": self.choice.candidates if self.choice else [],
+                "given": list(self.choice.given) if self.choice else [], "results_bytes": self.results_bytes,
                 "cache_bytes": self.cache_bytes, "cache_items": self.cache_items, "one_off": self.one_off,
                 "probe_seconds": self.probe_seconds, "probes_run": self.probes_run,
                 "probes_cached": self.probes_cached, "preflight_seconds": self.preflight_seconds,
                 "probe_failures": self.probe_failures, "probes_remeasured": self.probes_remeasured,
                 "probes_contended": self.probes_contended,
                 "cells": [{"cell": c.cell, "done": c.done, "params": c.spec.params, "samplers": c.spec.samplers,
-                           "disk_bytes": c.disk_bytes, **dataclasses.asdict(c.estimate)} for c in self.cells]}
+                           "disk_bytes": c.disk_bytes, **dataclasses.asdict(c.estimate),
+                           **({"worker": c.slot.worker, "est_start_seconds": c.slot.start,
+                               "est_end_seconds": c.slot.end} if c.slot else {})} for c in self.cells]}
 
     def lines(self) -> list[str]:
         """The plan as printed before the first cell (and by ``--dry-run``)."""
         out = [f"genbench: plan of suite {self.suite!r}, profile {self.profile!r} ({self.profile_reason}), "
                f"{len(self.cells)} cells on {self.device}"]
+        many = self.jobs > 1  # then each cell's worker and start in the schedule
         head = f"  {'cell':<34}{'train':>9}{'sample':>9}{'density':>9}{'evaluate':>9}{'one-off':>9}{'total':>10}"
-        out.append(head)
+        out.append(head + (f"{'worker':>8}{'start':>9}" if many else ""))
         for c in self.cells:
             e = c.estimate
             if c.done:
@@ -481,13 +539,22 @@ class Plan:
             parts = [e.est_train_seconds, e.est_sample_seconds, e.est_density_seconds, e.est_evaluate_seconds,
                      e.est_one_off_seconds]
             out.append(f"  {c.cell:<34}" + "".join(f"{duration(v):>9}" for v in parts)
-                       + f"{duration(e.est_total_seconds):>10}")
-        out.append(f"  {'total (estimated wall time)':<79}{duration(self.total_seconds):>10}"
-                   + (" + cells without an estimate" if self.probe_failures else ""))
+                       + f"{duration(e.est_total_seconds):>10}"
+                       + (f"{c.slot.worker:>8}{duration(c.slot.start):>9}" if many and c.slot else ""))
+        unknown = " + cells without an estimate" if self.probe_failures else ""
+        if self.jobs > 1:
+            out.append(f"  {'sum over cells':<79}{duration(self.total_seconds):>10}")
+            out.append(f"  {f'total (estimated wall time, {self.jobs} cells at a time)':<79}"
+                       f"{duration(self.wall_seconds):>10}{unknown}")
+        else:
+            out.append(f"  {'total (estimated wall time)':<79}{duration(self.wall_seconds):>10}{unknown}")
+        if self.choice is not None:
+            out.append("  " + self.parallelism_line())
         for what, why in self.probe_failures.items():
             out.append(f"  no estimate for {what}: its probe failed ({why}); the cell will run and record the error")
         if self.one_off:
-            out.append("  one-off builds included: " + ", ".join(f"{k} {duration(v)}" for k, v in self.one_off.items()))
+            out.append("  one-off builds and loads included: "
+                       + ", ".join(f"{k} {duration(v)}" for k, v in self.one_off.items()))
         out.append(f"  disk: {size(self.results_bytes)} of results under {self.results_dir}"
                    + (f", {size(self.cache_bytes)} under {self.data_dir} ({', '.join(self.cache_items)})"
                       if self.cache_bytes else ""))
@@ -503,6 +570,21 @@ class Plan:
             out.append(f"  warning: other processes kept up to {worst:.2f} cores busy during {n} "
                        "probe(s); the estimate assumes that load goes on, and those probes will be measured again")
         return out
+
+
+    def parallelism_line(self) -> str:
+        """One line: the chosen split, why, and the others' estimates."""
+        c = self.choice
+        split = (f"{c.jobs} cell{'s' if c.jobs > 1 else ''} at a time x {c.threads} torch "
+                 f"thread{'s' if c.threads > 1 else ''} each")
+        if len(c.candidates) == 1:
+            why = f"as given ({' and '.join(c.given)})" if c.given else "the only split"
+        else:
+            others = ", ".join(f"{o['jobs']} x {o['threads']}: {duration(o['wall_seconds'])}" for o in c.candidates[1:])
+            fixed = f" with {' and '.join(c.given)} as given" if c.given else ""
+            why = f"the shortest estimate{fixed} (others: {others})"
+        probed = "/".join(str(t) for t in self.threads_probed)
+        return f"parallelism: {split} on {self.cores} cores; {why}; probes at {probed} thread(s)"
 
 
 def duration(seconds: float | None) -> str:
@@ -540,57 +622,59 @@ def _cell_disk_bytes(suite: Suite, spec: FamilySpec, lay: datasets.Layout, stage
 
 
 def _image_one_offs(suite: Suite, names: list[str], loaded: dict, rates: dict,
-                    device: torch.device) -> tuple[list[tuple[str, str, float]], int, list[str]]:
-    """What an image run still has to build, as (dataset or "*", label, seconds) charged to the first cell
-    of that dataset (any dataset for "*"), with the bytes those builds write and their names."""
+                    device: torch.device) -> tuple[list[OneOff], int, list[str]]:
+    """What an image run still has to build or load, as :class:`~bench.execution.parallel.OneOff` items (the
+    dataset or "*", label, seconds, whether every worker process pays it), with the bytes those builds write
+    and their names."""
     ev = suite.eval
-    pending: list[tuple[str, str, float]] = []
+    pending: list[OneOff] = [OneOff("*", INCEPTION_LOAD, rates["inception_load_s"], per_process=True,
+                                    paid=evalimg.inception_loaded(device))]  # the probe, when it ran, loaded it
     cache_bytes, cache_items = 0, []
-    if not evalimg.inception_loaded(device):  # the probe, when it ran, loaded it for the run
-        pending.append(("*", "Inception load", rates["inception_load_s"]))
     cdir = evalimg.cache_dir(suite.data)
     for name in names:
         ds, lay = loaded[name], datasets.layout(name, suite.data)
         for split in ev.fid_reference:
             # FID's reference side: the covariance's square root, an F x F eigendecomposition per split and
             # process (bench.evaluation.metrics.fid.FIDReference), whether or not the statistics are cached
-            pending.append((name, f"{name} {split} FID reference square root",
-                            rates["eigh_1024_s"] * (FEATURE_DIM / 1024) ** 3
-                            + 2 * FEATURE_DIM**3 / (rates["numpy_gflops64"] * 1e9)))
+            pending.append(OneOff(name, f"{name} {split} FID reference square root",
+                                  rates["eigh_1024_s"] * (FEATURE_DIM / 1024) ** 3
+                                  + 2 * FEATURE_DIM**3 / (rates["numpy_gflops64"] * 1e9), per_process=True))
             n_ref, hit = evalimg.reference_cached(ds, split, ev, cdir, device)
             if not hit:
-                pending.append((name, f"{name} {split} reference statistics (N = {n_ref})",
-                                n_ref / rates["inception_img_per_s"]))
+                pending.append(OneOff(name, f"{name} {split} reference statistics (N = {n_ref})",
+                                      n_ref / rates["inception_img_per_s"], per_process=False))
                 cache_bytes += 4 * n_ref * FEATURE_DIM + 8 * FEATURE_DIM * (FEATURE_DIM + 1)
                 cache_items.append(f"{split} reference statistics")
         n_nov = evalimg.novelty_test_n(ds, ev)
         if not evalimg.novelty_cache_path(ds, cdir, n_nov).exists():
-            pending.append((name, f"{name} novelty distances of {n_nov} test images",
-                            2 * n_nov * lay.n_train * lay.dims / (rates["gflops32"] * 1e9)))
+            pending.append(OneOff(name, f"{name} novelty distances of {n_nov} test images",
+                                  2 * n_nov * lay.n_train * lay.dims / (rates["gflops32"] * 1e9), per_process=False))
             cache_bytes += 8 * n_nov
         if name == "mnist" and ev.fd_classifier and not clf.cache_path(ds, cdir).exists():
             steps = 3 * math.ceil(lay.n_train / 128)
-            pending.append((name, "MNIST classifier (3 epochs)", steps * rates["classifier_step_s"]))
+            pending.append(OneOff(name, "MNIST classifier (3 epochs)", steps * rates["classifier_step_s"],
+                                  per_process=False))
             cache_bytes += 2 * 1024**2
             cache_items.append("MNIST classifier")
     return pending, cache_bytes, cache_items
 
 
-def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: dict[str, datasets.Dataset],
-              device: torch.device, *, stages: tuple[str, ...], done: set[str] = frozenset(),
-              results_dir: Path | str = "", progress=None) -> Plan:
-    """Probe (or read the cached probes of) every family and the evaluation, and estimate every cell.
+@dataclass
+class _Estimates:
+    """The cells' estimates at one thread count, before the schedule charges the one-off costs."""
 
-    Args:
-        specs: from :func:`describe`.
-        loaded: the datasets, loaded by the preflight (fingerprints tell what is cached).
-        stages: the stages that will run.
-        done: cell ids whose record already says ok (cost nothing).
-        progress: ``callable(str)`` told what is being probed, or ``None``.
-    """
+    cells: list[CellPlan]
+    one_offs: list[OneOff]
+    failed: dict[str, str]
+    cache_bytes: int = 0
+    cache_items: list[str] = field(default_factory=list)
+
+
+def _estimate_cells(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: dict[str, datasets.Dataset],
+                    device: torch.device, stages: tuple[str, ...], done: set[str], cache: ProbeCache) -> _Estimates:
+    """Every cell's train, sample, density and evaluate seconds on this process's current thread count (the
+    probes run, or are read from the cache, at that count), and the one-off costs."""
     ev = suite.eval
-    droot = data_root(suite.data.root)
-    cache = ProbeCache(droot / "cache" / "plan", device, progress)
     run_model = bool({"train", "sample"} & set(stages))
     evaluate = "evaluate" in stages
     names = list(dict.fromkeys(d for d, _ in specs))
@@ -601,9 +685,8 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
         rates = cache.get("evaluate", {"inception": True, "classifier": want_classifier},
                           lambda: probe_evaluation(device, inception=True, classifier=want_classifier),
                           "the evaluation (matmul rates, Inception images/s)")
-    one_off: dict[str, float] = {}
-    pending, cache_bytes, cache_items = (_image_one_offs(suite, names, loaded, rates, device)
-                                         if evaluate and images and rates else ([], 0, []))
+    one_offs, cache_bytes, cache_items = (_image_one_offs(suite, names, loaded, rates, device)
+                                          if evaluate and images and rates else ([], 0, []))
     for name in names:
         lay = datasets.layout(name, suite.data)
         if not lay.prepared:
@@ -611,7 +694,6 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
             cache_items.append(f"{name} files")
     cells = []
     failed: dict[str, str] = {}  # probes that raised: no estimate for their cells
-    seen_2d: set[str] = set()
     for (name, family), spec in specs.items():
         lay = datasets.layout(name, suite.data)
         entry = suite.family(name, family)
@@ -619,9 +701,16 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
         if run_model and any(cell_id(name, family, s) not in done for s in suite.seeds):
             try:
                 probe = cache.get("family", {"config": spec.config_key, "eval": dataclasses.asdict(ev)},
-                                  lambda spec=spec: probe_family(spec, suite, device), f"{name}/{family}")
+                                  lambda spec=spec: probe_family(spec, suite, device),
+                                  f"{name}/{family} at {torch.get_num_threads()} thread(s)")
             except Exception as e:  # the family's own code failed on synthetic data: its cell will say why
                 probe, failed[f"{name}/{family}"] = None, f"{type(e).__name__}: {e}".splitlines()[0]
+        per_2d = None
+        if evaluate and not images:
+            per_2d = _metric2d_seconds(suite, loaded[name])
+            label = f"{name} true-mixture reference metrics"  # once per process (bench.evaluation.vector)
+            if not any(o.label == label for o in one_offs):
+                one_offs.append(OneOff(name, label, per_2d, per_process=True))
         for seed in suite.seeds:
             cid = cell_id(name, family, seed)
             disk = _cell_disk_bytes(suite, spec, lay, stages)
@@ -629,10 +718,10 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
                 cells.append(CellPlan(cid, name, family, seed, spec, CellEstimate(cost_model=COST_MODEL,
                                                                                  est_total_seconds=0.0), 0, True))
                 continue
-            est = dict(train=0.0, sample=0.0, density=0.0, evaluate=0.0)
             if f"{name}/{family}" in failed:
                 cells.append(CellPlan(cid, name, family, seed, spec, CellEstimate(cost_model=COST_MODEL), disk))
                 continue
+            est = dict(train=0.0, sample=0.0, density=0.0, evaluate=0.0)
             if probe is not None:
                 est["train"] = train_seconds(entry.train, probe["train_step_s"])
                 if get_modality(suite.modality).closed_form_density:  # the 2D training monitor
@@ -642,31 +731,107 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
                                         for k in spec.samplers)
                     dens = Linear(*probe["density"]) if probe["density"] else None
                     est["density"] = _density_seconds(suite, spec, lay, dens)
-            charged: dict[str, float] = {}
             if evaluate:
                 if images and rates:
                     n_ref = min(lay.n_test if ev.fid_reference[0] == "test" else lay.n_train,
                                 ev.fid_reference_n or 10**12)
                     est["evaluate"] = len(spec.samplers) * _image_metric_seconds(ev, lay, rates, n_ref)
-                    for item in [p for p in pending if p[0] in ("*", name)]:
-                        charged[item[1]] = item[2]
-                        pending.remove(item)
-                elif not images:
-                    per = _metric2d_seconds(suite, loaded[name])
-                    est["evaluate"] = len(spec.samplers) * per
-                    if name not in seen_2d:
-                        seen_2d.add(name)
-                        charged[f"{name} true-mixture reference metrics"] = per
-            one_off.update(charged)
+                elif per_2d is not None:
+                    est["evaluate"] = len(spec.samplers) * per_2d
             estimate = CellEstimate(cost_model=COST_MODEL, est_train_seconds=est["train"],
                                     est_sample_seconds=est["sample"], est_density_seconds=est["density"],
-                                    est_evaluate_seconds=est["evaluate"], est_one_off_seconds=sum(charged.values()),
-                                    est_total_seconds=sum(est.values()) + sum(charged.values()), one_off=charged)
+                                    est_evaluate_seconds=est["evaluate"], est_one_off_seconds=0.0,
+                                    est_total_seconds=sum(est.values()), one_off={})
             cells.append(CellPlan(cid, name, family, seed, spec, estimate, disk))
+    return _Estimates(cells, one_offs, failed, cache_bytes, cache_items)
+
+
+_PARTS = ("est_train_seconds", "est_sample_seconds", "est_density_seconds", "est_evaluate_seconds",
+          "est_total_seconds")
+
+
+def _interpolate(one: _Estimates, all_: _Estimates, cores: int, t: int) -> _Estimates:
+    """Estimates at ``t`` threads from those at 1 and at ``cores`` threads (:func:`parallel.at_threads`, per part)."""
+    cells = []
+    for a, b in zip(one.cells, all_.cells):
+        if a.done or a.estimate.est_total_seconds is None:
+            cells.append(a)
+            continue
+        parts = {k: at_threads(getattr(a.estimate, k) or 0.0, getattr(b.estimate, k) or 0.0, cores, t)
+                 for k in _PARTS}
+        cells.append(dataclasses.replace(a, estimate=dataclasses.replace(a.estimate, **parts)))
+    offs = [dataclasses.replace(o, seconds=at_threads(o.seconds, p.seconds, cores, t))
+            for o, p in zip(one.one_offs, all_.one_offs)]
+    return _Estimates(cells, offs, one.failed, one.cache_bytes, one.cache_items)
+
+
+def _tasks(est: _Estimates) -> list[Task]:
+    return [Task(c.cell, c.dataset, c.estimate.est_total_seconds, c.estimate.est_evaluate_seconds or 0.0)
+            for c in est.cells if not c.done]
+
+
+def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: dict[str, datasets.Dataset],
+              device: torch.device, *, stages: tuple[str, ...], done: set[str] = frozenset(),
+              results_dir: Path | str = "", progress=None, jobs: int | None = None, threads: int | None = None,
+              cores: int | None = None, max_jobs: int | None = None) -> Plan:
+    """Probe (or read the cached probes of) every family and the evaluation, estimate every cell, and choose
+    how many cells run at once on how many threads (:mod:`bench.execution.parallel`).
+
+    On a CPU every probe runs at 1 thread and at all ``cores`` threads (unless ``threads`` fixes the count),
+    and each (jobs, threads) split with jobs x threads <= cores is scheduled on paper; the one with the
+    shortest estimated wall time is chosen. On CUDA, ``jobs`` (default 1) cells share the GPU, at this
+    process's thread count.
+
+    Args:
+        specs: from :func:`describe`.
+        loaded: the datasets, loaded by the preflight (fingerprints tell what is cached).
+        stages: the stages that will run.
+        done: cell ids whose record already says ok (cost nothing).
+        progress: ``callable(str)`` told what is being probed, or ``None``.
+        jobs, threads: fixed by the command line (``--jobs``, ``--threads``), else chosen here.
+        cores: the cores to share (default :func:`parallel.usable_cores`).
+        max_jobs: at most this many jobs when ``jobs`` is not given (memory, the modality's default).
+    """
+    droot = data_root(suite.data.root)
+    cache = ProbeCache(droot / "cache" / "plan", device, progress)
+    cores = cores or usable_cores()
+    cpu = device.type == "cpu"
+    counts = [threads] if threads else sorted({1, cores}) if cpu else [torch.get_num_threads()]
+    by_threads: dict[int, _Estimates] = {}
+    for t in counts:
+        with thread_limit(t):
+            by_threads[t] = _estimate_cells(suite, specs, loaded, device, stages, done, cache)
+    first = by_threads[counts[0]]
+    n_pending = sum(1 for c in first.cells if not c.done)
+    options = (splits(cores, jobs=jobs, threads=threads, max_jobs=max_jobs, cells=n_pending) if cpu
+               else [(jobs or 1, counts[0])])
+    walls: dict[tuple[int, int], float] = {}
+    for j, t in options:
+        est = by_threads.get(t) or _interpolate(by_threads[1], by_threads[cores], cores, t)
+        walls[(j, t)] = simulate(_tasks(est), j, est.one_offs)[1]
+    given = tuple(k for k, v in (("--jobs", jobs), ("--threads", threads)) if v)
+    choice = choose(walls, given)
+    est = by_threads.get(choice.threads) or _interpolate(by_threads[1], by_threads[cores], cores, choice.threads)
+    slots, _ = simulate(_tasks(est), choice.jobs, est.one_offs)
+    cells, one_off = [], {}
+    for c in est.cells:
+        slot = slots.get(c.cell)
+        if slot is not None and c.estimate.est_total_seconds is None:  # its probe failed: no estimate
+            c = dataclasses.replace(c, slot=slot)
+        elif slot is not None:
+            e = c.estimate
+            c = dataclasses.replace(c, estimate=dataclasses.replace(
+                e, est_one_off_seconds=sum(slot.one_off.values()), one_off=dict(slot.one_off),
+                est_total_seconds=(e.est_total_seconds or 0.0) + sum(slot.one_off.values())), slot=slot)
+            for k, v in slot.one_off.items():
+                one_off[k] = one_off.get(k, 0.0) + v
+        cells.append(c)
     return Plan(suite.name, suite.profile or "default", suite.profile_reason, str(device), cells,
-                cache_bytes=cache_bytes, cache_items=cache_items, one_off=one_off, probe_seconds=cache.seconds,
-                probes_run=cache.misses, probes_cached=cache.hits, results_dir=str(results_dir), data_dir=str(droot),
-                probe_failures=failed, probes_remeasured=cache.remeasured, probes_contended=cache.contended)
+                cache_bytes=first.cache_bytes, cache_items=first.cache_items, one_off=one_off,
+                probe_seconds=cache.seconds, probes_run=cache.misses, probes_cached=cache.hits,
+                results_dir=str(results_dir), data_dir=str(droot), probe_failures=first.failed,
+                probes_remeasured=cache.remeasured, probes_contended=cache.contended, cores=cores, choice=choice,
+                threads_probed=counts)
 
 
 def _all_cells(suite: Suite, specs) -> list[str]:
@@ -680,7 +845,7 @@ def _metric2d_seconds(suite: Suite, ds: datasets.Dataset) -> float:
     """Seconds of :func:`bench.evaluation.vector.sample_metrics` at ``n_samples``: timed at n <= 1000, scaled as n²."""
     ev = suite.eval
     n = min(ev.n_samples, 1000)
-    key = (ds.name, n, ev.n_samples, ev.pr_k, ev.dc_k)
+    key = (ds.name, n, ev.n_samples, ev.pr_k, ev.dc_k, torch.get_num_threads())
     if key not in _METRIC2D:
         x, _ = ds.true.sample(n, 0)
         small = dataclasses.replace(ev, n_samples=n)

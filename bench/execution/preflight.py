@@ -4,7 +4,8 @@ In order, each failure being one line (:class:`PreflightError`) and exit status 
 anything is written to the results folder:
 
 1. the device exists (``--device cuda`` on a machine without CUDA);
-2. the memory that ``eval.n_samples`` and the data sizes imply fits in this machine's available memory;
+2. the memory that ``eval.n_samples`` and the data sizes imply fits in this machine's available memory,
+   ``--jobs`` cells at once (each in a worker process with its own interpreter and torch);
 3. the Inception weights (image suites that evaluate) and the report's packages are there;
 4. every family builds with its configuration (an optional package it needs is installed);
 5. every dataset loads, once (a missing one names where the harness looked and how to provide it:
@@ -36,6 +37,8 @@ from models.base import MissingDependencyError
 
 MEMORY_HEADROOM = 2**29  # the interpreter, torch and the models beside the data-sized arrays (0.5 GiB)
 DISK_MARGIN = 1.05
+# The most cells at once the plan may choose by modality (None: as many as the cores; --jobs overrides).
+DEFAULT_MAX_JOBS: dict[str, int | None] = {"vector": None, "image": None}
 
 
 class PreflightError(RuntimeError):
@@ -102,20 +105,45 @@ def memory_needed(suite: Suite, names: list[str]) -> dict[str, int]:
     return worst
 
 
-def check_memory(suite: Suite, names: list[str]) -> None:
-    """Refuse a run whose data-sized arrays cannot fit in this machine's available memory.
+def check_memory(suite: Suite, names: list[str], jobs: int = 1) -> None:
+    """Refuse a run whose data-sized arrays cannot fit in this machine's available memory, ``jobs`` cells at once.
+
+    With several jobs each worker process holds a cell's arrays and its own interpreter and torch
+    (:data:`MEMORY_HEADROOM`), and the driver keeps its copy of the datasets besides.
 
     Raises:
-        PreflightError: naming ``eval.n_samples`` (or the part that dominates), the need and what is available.
+        PreflightError: naming ``eval.n_samples`` (or the part that dominates), or ``--jobs``, the need and
+            what is available.
     """
     parts = memory_needed(suite, names)
-    need, have = sum(parts.values()), available_memory()
-    if need + MEMORY_HEADROOM > have:
+    per, have = sum(parts.values()) + MEMORY_HEADROOM, available_memory()
+    if per > have:
         top = max(parts, key=parts.get)
         key = "the datasets" if top == "dataset" else f"eval.n_samples = {suite.eval.n_samples}"
         detail = ", ".join(f"{k} {size(v)}" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
-        raise PreflightError(f"{suite.source}: {key}: a cell needs about {size(need)} of memory ({detail}), and this "
-                             f"machine has {size(have)} available; lower eval.n_samples (or fid_reference_n)")
+        raise PreflightError(f"{suite.source}: {key}: a cell needs about {size(per - MEMORY_HEADROOM)} of memory "
+                             f"({detail}), and this machine has {size(have)} available; lower eval.n_samples (or "
+                             "fid_reference_n)")
+    if jobs > 1 and jobs_memory(parts, jobs) > have:
+        fit = max_jobs_in_memory(parts, have)
+        raise PreflightError(f"--jobs {jobs}: {jobs} cells at once need about {size(jobs_memory(parts, jobs))} of "
+                             f"memory ({size(per)} per worker process, the driver's datasets besides), and this "
+                             f"machine has {size(have)} available; use --jobs {fit} or fewer")
+
+
+def jobs_memory(parts: dict[str, int], jobs: int) -> int:
+    """Bytes ``jobs`` cells at once need: per worker process the cell's arrays (``parts``, from
+    :func:`memory_needed`) and :data:`MEMORY_HEADROOM`; with more than one job, the driver's process too."""
+    per = sum(parts.values()) + MEMORY_HEADROOM
+    return per if jobs <= 1 else jobs * per + parts.get("dataset", 0) + MEMORY_HEADROOM
+
+
+def max_jobs_in_memory(parts: dict[str, int], have: int) -> int:
+    """The most jobs whose memory (:func:`jobs_memory`) fits in ``have`` bytes (at least 1)."""
+    jobs = 1
+    while jobs < 4096 and jobs_memory(parts, jobs + 1) <= have:
+        jobs += 1
+    return jobs
 
 
 def load_datasets(suite: Suite, names: list[str]) -> dict[str, datasets.Dataset]:
@@ -171,15 +199,22 @@ def check_disk(plan: Plan, results_root: Path, data_dir: Path) -> None:
 
 
 def run(suite: Suite, *, dataset_names: list[str], families: list[str], stages: tuple[str, ...],
-        results_root: Path, done: set[str] = frozenset(), progress=None) -> Ready:
+        results_root: Path, done: set[str] = frozenset(), progress=None, jobs: int | None = None,
+        threads: int | None = None) -> Ready:
     """All checks, in order, then the plan (see the module docstring).
+
+    ``jobs`` and ``threads`` (``--jobs``, ``--threads``) fix the parallelism; without them the plan chooses
+    it (:func:`bench.execution.plan.make_plan`), at most as many jobs as fit in the available memory and
+    the modality's default allows (:data:`DEFAULT_MAX_JOBS`).
 
     Raises:
         PreflightError: the first check that fails.
     """
     with Stopwatch() as clock:
         device = check_device(suite)
-        check_memory(suite, dataset_names)
+        check_memory(suite, dataset_names, jobs or 1)
+        max_jobs = min(DEFAULT_MAX_JOBS.get(suite.modality) or 4096,
+                       max_jobs_in_memory(memory_needed(suite, dataset_names), available_memory()))
         check_packages(suite, stages)
         model_stages = bool({"train", "sample", "evaluate"} & set(stages))
         try:
@@ -193,7 +228,8 @@ def run(suite: Suite, *, dataset_names: list[str], families: list[str], stages: 
                                  f"only {size(free)} is free there; free space, or point data.root elsewhere")
         loaded = load_datasets(suite, dataset_names) if model_stages else {}
     plan = make_plan(suite, specs, loaded, device, stages=stages, done=done,
-                     results_dir=results_root / suite.name, progress=progress)
+                     results_dir=results_root / suite.name, progress=progress, jobs=jobs, threads=threads,
+                     max_jobs=max_jobs)
     plan.preflight_seconds = clock.seconds
     check_disk(plan, results_root, data_root(suite.data.root))
     for name, n in prepare.items():  # written by the loads above (and checked before them): shown in the plan

@@ -33,17 +33,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import Any
 
 from bench import data as datasets
 from bench.config.suite import Suite, TaskResources
 from bench.core import env
 from bench.core.files import StorageError
-from bench.execution.cell import dataset_failed, headline, new_record, run_cell
-from bench.store.runs import RunDir, cell_id
+from bench.execution.cell import Cell, dataset_failed, headline, record_stopped, run_cell
+from bench.store.runs import RunDir
 
 LAUNCHERS = ("local", "ray")
 RAY_INSTALL = 'pip install -e ".[ray]"'
@@ -115,20 +113,6 @@ def resource_problem(suite: Suite, families: list[str], dataset_names: list[str]
                             f"largest: {largest['CPU']:g} CPUs, {largest['GPU']:g} GPUs); lower it in the suite "
                             "or with --set")
     return None
-
-
-@dataclass
-class Cell:
-    """One pending cell: its place in the run's list (1-based ``k``), dataset, family and seed."""
-
-    k: int
-    dataset: str
-    family: str
-    seed: int
-
-    @property
-    def cid(self) -> str:
-        return cell_id(self.dataset, self.family, self.seed)
 
 
 def _cell_task(suite: Suite, ds: Any, family: str, seed: int, root: str, run_id: str, stages: tuple[str, ...],
@@ -245,15 +229,8 @@ def run_ray(suite: Suite, run: RunDir, cells: list[Cell], total: int, device: An
 
 def _failed(run: RunDir, cell: Cell, suite: Suite, loaded: dict[str, Any], device: Any, reason: str) -> Any:
     """Record ``cell`` failed with ``reason`` (keeping what its own record says it finished), unless its
-    worker wrote an ok record before Ray lost it."""
-    own = run.read_record(cell.cid)
-    if own is not None and own.ok:
-        return own
-    r = replace(new_record(suite, loaded[cell.dataset], cell.family, cell.seed, run, device), status="failed",
-                reason=reason, stages_done=list(own.stages_done) if own is not None else [])
-    r.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    run.write_record(r)
-    return r
+    worker wrote an ok record before Ray lost it (:func:`bench.execution.cell.record_stopped`)."""
+    return record_stopped(suite, run, loaded[cell.dataset], cell.family, cell.seed, device, reason)
 
 
 def _cancel(ray: Any, refs: list) -> None:
