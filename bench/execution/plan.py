@@ -114,11 +114,11 @@ def describe(suite: Suite, dataset_names: list[str], families: list[str]) -> dic
         lay = datasets.layout(name, suite.data)
         for family in families:
             entry = suite.family(name, family)
-            model = models.build(family, suite.modality, entry.model, lay.shape)
+            model = models.build(entry.family or family, suite.modality, entry.model, lay.shape)
             caps = model.capabilities
             call = ("log_prob" if caps.log_prob else "log_prob_bounds" if caps.bound
                     else "energy" if caps.energy else None)
-            key = _json_key({"family": family, "modality": suite.modality, "shape": lay.shape,
+            key = _json_key({"family": entry.family or family, "modality": suite.modality, "shape": lay.shape,
                              "model": dataclasses.asdict(entry.model), "train": dataclasses.asdict(entry.train),
                              "samplers": sampler_settings(entry.samplers)})
             out[(name, family)] = FamilySpec(name, family, lay.shape, sum(p.numel() for p in model.parameters()),
@@ -194,7 +194,7 @@ def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[s
     ev = suite.eval
     with Stopwatch(device) as clock:
         torch.manual_seed(0)
-        model = models.build(spec.family, suite.modality, entry.model, spec.shape)
+        model = models.build(entry.family or spec.family, suite.modality, entry.model, spec.shape)
         x = get_modality(suite.modality).synthetic(spec.shape, max(4 * entry.train.batch_size, 512))
         cfg = dataclasses.replace(entry.train, steps=PROBE_TRAIN_STEPS, max_seconds=None)
         stats = train(model, x, cfg, device=device, seed=0, progress=False)
