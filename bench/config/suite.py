@@ -596,8 +596,9 @@ def _parse_families(fams: Mapping, suite_train: Mapping, modality: str,
             try:
                 train_cfg = dataclasses.replace(train_cfg, lr=train_cfg.lr * lr_scale)
             except ValueError as e:
+                why = str(e).split(": ", 1)[-1]
                 raise _KeyError(f"{key}.lr_scale", f"{lr_scale!r} makes the learning rate "
-                                                   f"{train_cfg.lr * lr_scale:g}: {str(e).split(': ', 1)[-1]}") from None
+                                                   f"{train_cfg.lr * lr_scale:g}: {why}") from None
         own = entry.get("resources") or {}
         if not isinstance(own, Mapping):
             raise _KeyError(f"{key}.resources", f"expected a mapping, got {own!r}")

@@ -211,8 +211,8 @@ def cache_path(ds, cache_dir: Path) -> Path:
 
 
 def _cached(path: Path, meta_path: Path, spec: Spec | None = None) -> tuple[Classifier, dict] | None:
-    """The cached classifier of ``spec`` (default: MNIST's) if its weights' SHA-256 is the one its record holds and they load
-    (``weights_only=True``); else ``None``, saying why on stderr when a cache was there."""
+    """The cached classifier of ``spec`` (default: MNIST's) if its weights' SHA-256 is the one its record
+    holds and they load (``weights_only=True``); else ``None``, saying why on stderr when a cache was there."""
     try:
         meta = json.loads(meta_path.read_text())
         data = path.read_bytes()
