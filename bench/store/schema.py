@@ -336,7 +336,7 @@ class CellRecord:
     capabilities: dict[str, bool] = field(default_factory=dict)
     model_class: str | None = None
     reference: str | None = None
-    textbook: dict[str, str] | None = None
+    textbook: dict[str, Any] | None = None
     config: CellConfig = field(default_factory=CellConfig)
     git_sha: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
