@@ -300,3 +300,42 @@ families:
     assert run_bench.main(args) == 0  # resumed: every cell done, nothing retrained
     again = json.loads((run / "8gaussians__gan_lr2__s1" / "record.json").read_text())
     assert again["finished_at"] == rec["finished_at"]
+
+
+# --------------------------------------------------------------------------- images: classifier metrics and monitor
+def test_the_image_monitor_reads_fd_and_classes_in_the_classifier_features(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from bench.config.suite import DataConfig, EvalConfig
+    from bench.evaluation import image
+    from bench.evaluation.metrics import classifier as clf
+    from tests.helpers import example_batch, tiny_model
+
+    torch.manual_seed(0)
+    net = clf.LeNet().eval()  # untrained: the numbers are arbitrary, their form is not
+    monkeypatch.setattr(clf, "load_or_train", lambda ds, cache: (net, {"name": "untrained"}))
+    ds = SimpleNamespace(name="mnist", test=example_batch("image", 64, shape=(1, 28, 28)))
+    ev = EvalConfig(n_samples=10, monitor_points=2, monitor_n=32)
+    mon = image.training_monitor(ds, ev, torch.device("cpu"), None, DataConfig(root=str(tmp_path)))
+    out = mon(tiny_model("gan", "image", data_shape=(1, 28, 28)))
+    assert set(out) == {"val_fd_classifier", "val_fd_classifier_se", "val_mode_kl_nats", "val_modes_hit"}
+    assert out["val_fd_classifier"] > 0 and out["val_fd_classifier_se"] > 0 and 1 <= out["val_modes_hit"] <= 10
+    assert out == mon(tiny_model("gan", "image", data_shape=(1, 28, 28)))  # one fixed seed per checkpoint
+    off = EvalConfig(n_samples=10, monitor_points=2, monitor_n=32, fd_classifier=False)
+    assert image.training_monitor(ds, off, torch.device("cpu"), None, DataConfig(root=str(tmp_path))) is None
+
+
+def test_class_coverage_of_real_test_subsets_is_not_collapse():
+    from bench.evaluation import image
+
+    rng = np.random.default_rng(0)
+    pred = rng.choice(10, size=10_000, p=np.r_[np.full(9, 0.1), 0.1])
+    test = image.ClassifierTest(pred, modes.shares(pred, 10))
+    real = image.class_coverage(pred[rng.integers(0, 10_000, 1000)], test, 0.5)
+    r = CellRecord(suite="s", run_id="r", dataset="mnist", family="truth", seed=0, status="ok",
+                   samplers={"default": SamplerResult(**real)})
+    assert taxonomy.collapsed(r) is False and real["modes_hit"] == 10 and real["modes_hit_real_q01"] == 10
+    gan = image.class_coverage(np.r_[np.zeros(900, int), np.arange(100) % 10], test, 0.5)  # 9 classes starved
+    assert gan["modes_hit"] == 1 and gan["mode_kl_nats"] > 1.5

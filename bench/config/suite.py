@@ -273,15 +273,21 @@ class EvalConfig:
             images) from the first this-many test images; ``None`` uses the whole test
             set (a one-off of ~10 s on MNIST, ~30 s on CIFAR-10 on a 2-core CPU, then cached).
             Recorded in the protocol.
-        fd_classifier: compute ``fd_classifier`` on MNIST; its classifier is trained once
-            (about 90 s on a 2-core CPU, then cached). ``false`` (smoke profiles) records
-            why it is missing.
-        monitor_points: checkpoints of the training monitor (2D): about this many evenly spaced
+        fd_classifier: use the dataset's small classifier (MNIST, CIFAR-10;
+            :mod:`bench.evaluation.metrics.classifier`): ``fd_classifier``, the class histogram
+            (``mode_kl_nats``, ``modes_hit``) and the image training monitor. It is trained once
+            (about 90 s for MNIST, a few minutes for CIFAR-10 on a 2-core CPU, then cached).
+            ``false`` (smoke profiles) records why they are missing; it is an evaluation setting,
+            so turning it on later does not retrain, and such runs have no image monitor.
+        monitor_points: checkpoints of the training monitor: about this many evenly spaced
             points of the training history (and the last step) get a validation quality
-            (``val_kl_nats`` for exact densities, ``val_mmd2`` for all), the input of the
-            time-to-quality statistics (:mod:`bench.analysis.taxonomy`); 0 disables it. Its time is kept
-            out of the training time.
-        monitor_n: validation points, and samples, of each monitor checkpoint.
+            (2D: ``val_sample_nll_nats`` and ``val_mode_kl_nats`` against the true mixture,
+            ``val_mmd2``, ``val_kl_nats`` for exact densities; images: ``val_fd_classifier`` with
+            its bootstrap SE and the class histogram's ``val_mode_kl_nats``), the input of the
+            time-to-quality statistics (:mod:`bench.analysis.taxonomy`), the oscillation index and
+            the convergence guard (:mod:`bench.analysis.training_verdicts`); 0 disables it. Its time
+            is kept out of the training time.
+        monitor_n: samples of each monitor checkpoint (2D: and validation points).
 
     Each numeric field declares its allowed values (:class:`~models.fields.Range`) with its type.
 

@@ -250,22 +250,30 @@ class ClassifierTest:
     weights: np.ndarray
 
 
+def _per_classifier(kind: str, ds, model, make):
+    """``make()`` computed once per process for this dataset and this classifier object (held with the value, so
+    that a new classifier is never served another's numbers)."""
+    key = (kind, ds.name, len(ds.test))
+    held = _CACHE.get(key)
+    if held is None or held[0] is not model:
+        _CACHE[key] = held = (model, make())
+    return held[1]
+
+
 def _classifier_test(ds, model) -> ClassifierTest:
     """The classifier's predictions on ``ds.test`` and their histogram (computed once per process and dataset)."""
-    key = ("clf_test", ds.name, id(model))
-    if key not in _CACHE:
+    def make():
         pred = clf.predict(model, ds.test)
-        _CACHE[key] = ClassifierTest(pred, modes.shares(pred, 10))
-    return _CACHE[key]
+        return ClassifierTest(pred, modes.shares(pred, 10))
+
+    return _per_classifier("clf_test", ds, model, make)
 
 
 def _classifier_reference(ds, model):
     """A :class:`~bench.evaluation.metrics.fid.FIDReference` of the classifier's test-set features (once per
     process)."""
-    key = ("clf_ref", ds.name, id(model))
-    if key not in _CACHE:
-        _CACHE[key] = FIDReference(*feature_statistics(clf.features(model, ds.test)))
-    return _CACHE[key]
+    return _per_classifier("clf_ref", ds, model,
+                           lambda: FIDReference(*feature_statistics(clf.features(model, ds.test))))
 
 
 def class_coverage(predicted: np.ndarray, test: ClassifierTest, tolerance: float) -> dict[str, Any]:
