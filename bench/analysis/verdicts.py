@@ -243,7 +243,7 @@ def _claim_verdict(claim: str, v: Verdict, rule: str, scope: str, family: str) -
 def judge_taxonomy(by_dataset: dict[str, list[CellRecord]]) -> list[ClaimVerdict]:
     """The taxonomy's rules above, each cited by its claim: the likelihood kind (T1-T4), sampling speed (T7-T10,
     T12, T13), diffusion's sample quality (T19) and the flow's expressiveness against the autoregressive model
-    (T21), per dataset (ok records only)."""
+    (T21), per dataset (ok records only; a family's learning-rate variants are left to the training verdicts)."""
     out: list[ClaimVerdict] = []
     for ds, recs in by_dataset.items():
         recs = [r for r in recs if r.ok]
@@ -253,6 +253,8 @@ def judge_taxonomy(by_dataset: dict[str, list[CellRecord]]) -> list[ClaimVerdict
         seed = min(r.seed for r in recs)
         first = [r for r in recs if r.seed == seed]
         for r in first:
+            if r.family != r.base_family:  # a variant (another learning rate) of a family judged under its own name
+                continue
             tb = textbook(r)
             if tb and tb.get("likelihood") in LIKELIHOOD_CLAIM:
                 out += _claim_verdict(LIKELIHOOD_CLAIM[tb["likelihood"]], likelihood(r), LIKELIHOOD_RULE, ds, r.family)

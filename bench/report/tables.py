@@ -116,7 +116,10 @@ def _kl_text(d: DensityResult) -> str:
 def _sample_cells_2d(m: SamplerResult) -> dict[str, str]:
     return {"MMD²": fmt(m.mmd2), "precision": fmt(m.precision), "recall": fmt(m.recall),
             "high-quality": fmt(m.high_quality_fraction),
-            "modes": f"{m.modes_covered}/{m.n_modes}" if m.n_modes else "–"}
+            "modes": f"{m.modes_covered}/{m.n_modes}" if m.n_modes else "–",
+            "−log p_data (nats)": pm(m.sample_nll_data_nats, m.sample_nll_data_se_nats),
+            "mode KL (nats)": fmt(m.mode_kl_nats),
+            "modes hit": f"{m.modes_hit}/{m.n_modes}" if m.modes_hit is not None else "–"}
 
 
 def metrics_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
@@ -188,6 +191,8 @@ def image_metrics_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
                 "IS": (f"{fmt(is_['inception_score_mean'])} ± {fmt(is_['inception_score_std'], 2)}"
                        if is_.get("available") else "n/a"),
                 "FD_classifier": fmt(m.fd_classifier, 4),
+                "mode KL (classes)": fmt(m.mode_kl_nats),
+                "classes hit": f"{m.modes_hit}/{m.n_modes}" if m.modes_hit is not None else "–",
                 "novelty": fmt(m.novelty_ratio), "copies": fmt(m.copy_fraction),
                 "NFE": fmt(m.sample_nfe), "samples/s": fmt(m.sample_throughput_per_s),
                 "ms/sample": fmt(1e-3 * m.sample_us_per_sample) if m.sample_us_per_sample else "–",
@@ -273,13 +278,14 @@ HEADLINE = {
     "vector": (Column("NLL", ("test_nll_nats", "test_nll_bound_nats"), mix=True),
                Column("KL", ("kl_nats", "kl_bound_nats"), mix=True), Column("MMD²", ("mmd2",)),
                Column("precision", ("precision",)), Column("recall", ("recall",)),
-               Column("mode coverage", ("mode_coverage",)), Column("NFE", ("sample_nfe",)), _COST,
+               Column("mode coverage", ("mode_coverage",)), Column("−log p_data", ("sample_nll_data_nats",)),
+               Column("mode KL", ("mode_kl_nats",)), Column("NFE", ("sample_nfe",)), _COST,
                Column("samples/s", ("sample_throughput_per_s",)), Column("train", ("train_seconds",))),
     "image": (Column("bits/dim", ("test_bpd", "test_bpd_bound"), mix=True), Column("FID", ("fid_test", "fid_train")),
               Column("KID", ("kid_test_mean", "kid_train_mean")), Column("precision", ("precision",)),
               Column("recall", ("recall",)), Column("density", ("density",)), Column("coverage", ("coverage",)),
-              Column("NFE", ("sample_nfe",)), _COST, Column("samples/s", ("sample_throughput_per_s",)),
-              Column("train", ("train_seconds",))),
+              Column("mode KL", ("mode_kl_nats",)), Column("NFE", ("sample_nfe",)), _COST,
+              Column("samples/s", ("sample_throughput_per_s",)), Column("train", ("train_seconds",))),
 }
 
 
