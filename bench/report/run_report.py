@@ -222,9 +222,9 @@ def build_report(run: RunDir) -> Document:
     if mod is not None and mod.closed_form_density:  # the truth each dataset is scored against
         doc.add(Heading("Datasets"), Table(tables.dataset_rows_2d(by_ds)))
     doc.add(*claims_blocks(by_ds, failed))
-    doc.add(*training_blocks(by_ds, failed))
     doc.add(*_taxonomy(by_ds))
     doc.add(*_taxonomy_rest(by_ds, failed))
+    doc.add(*training_blocks(by_ds, failed))
     for ds, rs in by_ds.items():
         doc.add(Heading(f"All metrics: `{ds}`"), *headline_blocks(rs, ds, modality, stats))
         if mod is not None and mod.inception:  # metrics of Inception features, with their protocol
