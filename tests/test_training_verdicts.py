@@ -339,3 +339,20 @@ def test_class_coverage_of_real_test_subsets_is_not_collapse():
     assert taxonomy.collapsed(r) is False and real["modes_hit"] == 10 and real["modes_hit_real_q01"] == 10
     gan = image.class_coverage(np.r_[np.zeros(900, int), np.arange(100) % 10], test, 0.5)  # 9 classes starved
     assert gan["modes_hit"] == 1 and gan["mode_kl_nats"] > 1.5
+
+
+def test_the_new_metrics_are_declared_for_the_gate_and_records_keep_the_variant():
+    from bench.store import schema
+
+    assert schema.metric_info("sample_nll_data_nats").better == "lower"
+    assert schema.metric_info("sample_nll_data_nats").se == "sample_nll_data_se_nats"
+    assert schema.metric_info("mode_kl_nats").better == "lower" and schema.metric_info("mode_kl_nats").unit == "nats"
+    assert schema.metric_info("modes_hit").better == "higher"
+    assert schema.metric_info("modes_hit_real_q01").better is None  # calibration: a fact, not a score
+    r = rec("gan_lr2", 0, lr_scale=2.0, base="gan")
+    back = schema.record_from_dict(json.loads(json.dumps(schema.record_to_dict(r))))
+    assert (back.family, back.base_family, back.lr_scale) == ("gan_lr2", "gan", 2.0)
+    old = schema.record_to_dict(rec("gan", 0))
+    del old["registered_family"], old["lr_scale"]
+    old["schema"] = "genbench.cell/4"
+    assert schema.record_from_dict(old).base_family == "gan"  # records before cell/5: the entry is the family
