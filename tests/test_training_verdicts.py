@@ -320,7 +320,8 @@ def test_the_image_monitor_reads_fd_and_classes_in_the_classifier_features(monke
     ev = EvalConfig(n_samples=10, monitor_points=2, monitor_n=32)
     mon = image.training_monitor(ds, ev, torch.device("cpu"), None, DataConfig(root=str(tmp_path)))
     out = mon(tiny_model("gan", "image", data_shape=(1, 28, 28)))
-    assert set(out) == {"val_fd_classifier", "val_fd_classifier_se", "val_mode_kl_nats", "val_modes_hit"}
+    assert set(out) == {"val_fd_classifier", "val_fd_classifier_se", "val_mode_kl_nats", "val_modes_hit",
+                        "val_mode_kl_real_nats"}
     assert out["val_fd_classifier"] > 0 and out["val_fd_classifier_se"] > 0 and 1 <= out["val_modes_hit"] <= 10
     assert out == mon(tiny_model("gan", "image", data_shape=(1, 28, 28)))  # one fixed seed per checkpoint
     off = EvalConfig(n_samples=10, monitor_points=2, monitor_n=32, fd_classifier=False)
@@ -356,3 +357,8 @@ def test_the_new_metrics_are_declared_for_the_gate_and_records_keep_the_variant(
     del old["registered_family"], old["lr_scale"]
     old["schema"] = "genbench.cell/4"
     assert schema.record_from_dict(old).base_family == "gan"  # records before cell/5: the entry is the family
+
+
+def test_the_oscillation_index_divides_by_at_least_the_noise_of_real_samples():
+    h = [{"val_mode_kl_nats": q, "val_mode_kl_real_nats": 0.05} for q in (0.06, 0.05, 0.07, 0.05)]
+    assert tv.oscillation_index(h) == pytest.approx(0.04 / 0.05)  # not 0.04 / 0.01 = 4

@@ -19,7 +19,8 @@ the sensitivity of the outcome to hyperparameters and seeds under a fixed budget
   learning rate (the default profile) the best setting is the only one, and a collapse in every seed still
   counts as a failure in every seed.
 * **oscillation index** (:func:`oscillation_index`): after the best checkpoint of the monitored mode KL,
-  Σ|Δq| / (q_first − q_best): 0 for a curve that stays at its best, 1 when it gives back as much as it gained.
+  Σ|Δq| / (q_first − q_best) (the gain at least the mode KL of real samples of the monitor's size, its noise):
+  0 for a curve that stays at its best, 1 when it gives back as much as it gained.
 * **T14** (the GAN is more fragile than the autoregressive, VAE and diffusion models, the families T15 calls
   stable): the GAN's fraction of failed runs exceeds each of theirs by Fisher's exact test, one-sided, Holm-
   adjusted over the three at α = :data:`ALPHA`; its oscillation indices exceed theirs by Mann–Whitney, likewise.
@@ -54,6 +55,7 @@ MARGIN_ABS = {"nats": 1.0, "fd": 1.0, "coverage": 0.1}  # ... or by this, whiche
 NONFINITE_DIVERGED = 0.5  # a run with at least this fraction of non-finite samples has diverged
 CONVERGENCE_Z = 2.0  # still improving: the last monitor step improves by more than 2 standard errors
 OSCILLATION_KEY = "val_mode_kl_nats"  # the monitored curve of the oscillation index (coverage: mode hopping)
+OSCILLATION_NOISE_KEY = "val_mode_kl_real_nats"  # its noise level: real sample sets of the monitor's size
 #: the monitored quality and its standard error behind the convergence guard, in order of preference
 MONITOR_KEYS = (("val_fd_classifier", "val_fd_classifier_se", "FD_classifier"),
                 ("val_sample_nll_nats", "val_sample_nll_se_nats", "−log p_data (nats)"))
@@ -114,11 +116,14 @@ def coverage(m: SamplerResult) -> float | None:
     return m.mode_kl_nats - m.mode_kl_real_mean_nats
 
 
-def oscillation_index(history: list[dict[str, float]], key: str = OSCILLATION_KEY) -> float | None:
-    """Σ_{j > k*} |q_{j+1} − q_j| / (q_0 − q_{k*}) over the monitored curve ``key`` of a training history, k* its
-    best (lowest) checkpoint: how much of its gain the run gives back, and back again, after its best.
+def oscillation_index(history: list[dict[str, float]], key: str = OSCILLATION_KEY,
+                      noise_key: str = OSCILLATION_NOISE_KEY) -> float | None:
+    """Σ_{j > k*} |q_{j+1} − q_j| / max(q_0 − q_{k*}, ε) over the monitored curve ``key`` of a training history,
+    k* its best (lowest) checkpoint: how much of its gain the run gives back, and back again, after its best.
 
-    ``None`` with fewer than 3 finite checkpoints or no gain (the first checkpoint is the best).
+    ε is the curve's noise level where the history has it (``noise_key``: the mean mode KL of real sample sets of
+    the monitor's size), so that a run that barely improved is not divided by almost nothing. ``None`` with
+    fewer than 3 finite checkpoints or no gain (the first checkpoint is the best).
     """
     q = [h[key] for h in history if key in h and math.isfinite(h[key])]
     if len(q) < 3:
@@ -127,7 +132,8 @@ def oscillation_index(history: list[dict[str, float]], key: str = OSCILLATION_KE
     gain = q[0] - q[best]
     if gain <= 0:
         return None
-    return sum(abs(b - a) for a, b in zip(q[best:], q[best + 1:])) / gain
+    noise = next((h[noise_key] for h in history if noise_key in h), 0.0)
+    return sum(abs(b - a) for a, b in zip(q[best:], q[best + 1:])) / max(gain, noise)
 
 
 @dataclass

@@ -294,7 +294,8 @@ def training_monitor(ds, ev: EvalConfig, device, samplers: dict[str, Sampler] | 
     draws ``ev.monitor_n`` samples of the cheapest of ``samplers`` (fewest NFE; one fixed seed) and gives
     ``val_fd_classifier``, their Fréchet distance to the test set in the classifier's features (not FID),
     ``val_fd_classifier_se``, its standard error by a bootstrap of the samples (:data:`MONITOR_BOOTSTRAP`
-    resamples), and the class histogram's ``val_mode_kl_nats`` and ``val_modes_hit``. The classifier runs on
+    resamples), and the class histogram's ``val_mode_kl_nats`` and ``val_modes_hit`` (with
+    ``val_mode_kl_real_nats``, the mean mode KL of real test subsets of the same size). The classifier runs on
     the CPU; the caller keeps the monitor's time out of the training time.
     """
     if not (ev.monitor_points and ev.fd_classifier and clf.available(ds.name)):
@@ -302,6 +303,8 @@ def training_monitor(ds, ev: EvalConfig, device, samplers: dict[str, Sampler] | 
     classifier, _ = clf.load_or_train(ds, cache_dir(data))
     reference, test = _classifier_reference(ds, classifier), _classifier_test(ds, classifier)
     weights = np.maximum(test.weights, 1e-12)
+    real_kl = modes.calibration(modes.bootstrap_labels(test.predicted, ev.monitor_n), weights,
+                                ev.mode_tolerance)["mode_kl_real_mean_nats"]
 
     @torch.no_grad()
     def monitor(model) -> dict[str, float]:
@@ -313,7 +316,8 @@ def training_monitor(ds, ev: EvalConfig, device, samplers: dict[str, Sampler] | 
         boot = [reference.fid(feats[rng.integers(0, len(feats), len(feats))]) for _ in range(MONITOR_BOOTSTRAP)]
         cov = modes.coverage(pred, weights, ev.mode_tolerance)
         return {"val_fd_classifier": fd, "val_fd_classifier_se": float(np.std(boot, ddof=1)),
-                "val_mode_kl_nats": cov["mode_kl_nats"], "val_modes_hit": cov["modes_hit"]}
+                "val_mode_kl_nats": cov["mode_kl_nats"], "val_modes_hit": cov["modes_hit"],
+                "val_mode_kl_real_nats": real_kl}
 
     return monitor
 

@@ -135,13 +135,15 @@ def training_monitor(ds, ev: EvalConfig, device: torch.device, samplers: dict[st
     NFE, the first on a tie; default: the family's; one fixed seed at every checkpoint) and the
     first ``ev.monitor_n`` validation points, for every family; the samples' fidelity and coverage
     (:func:`fidelity_coverage`: ``val_sample_nll_nats`` with ``val_sample_nll_se_nats``,
-    ``val_mode_kl_nats``, ``val_modes_hit``; infinite fidelity and no coverage when a sample is not
+    ``val_mode_kl_nats``, ``val_modes_hit``, and ``val_mode_kl_real_nats``, the mean mode KL of real sample
+    sets of the same size, its noise level; infinite fidelity and no coverage when a sample is not
     finite); and, for exact densities, KL = mean validation NLL − H(p_data) in nats on the same points.
     Non-finite samples make ``val_mmd2`` infinite.
     """
     val = ds.val[: ev.monitor_n]
     val_np = val.double().numpy()
     h = ds.info["true_entropy_nats"]
+    real_kl = real_calibration(ds, ev.monitor_n, ev.mode_tolerance)["mode_kl_real_mean_nats"]
 
     @torch.no_grad()
     def monitor(model) -> dict[str, float]:
@@ -153,7 +155,8 @@ def training_monitor(ds, ev: EvalConfig, device: torch.device, samplers: dict[st
         if finite:
             fc = fidelity_coverage(ds.true, x, ev.mode_tolerance)
             out.update(val_sample_nll_nats=fc["sample_nll_data_nats"], val_sample_nll_se_nats=fc[
-                "sample_nll_data_se_nats"], val_mode_kl_nats=fc["mode_kl_nats"], val_modes_hit=fc["modes_hit"])
+                "sample_nll_data_se_nats"], val_mode_kl_nats=fc["mode_kl_nats"], val_modes_hit=fc["modes_hit"],
+                val_mode_kl_real_nats=real_kl)
         else:
             out["val_sample_nll_nats"] = math.inf
         if model.capabilities.log_prob:
