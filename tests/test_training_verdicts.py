@@ -269,22 +269,13 @@ families:
 
 
 @pytest.mark.slow
-def test_a_variant_runs_resumes_and_is_reported(tmp_path):
+def test_a_variant_runs_resumes_and_is_reported(tiny_suite, tmp_path):
     import run_bench
 
-    suite = """\
-name: tiny
-datasets: [8gaussians]
-seeds: [0, 1]
-data: {n_train: 2000, n_val: 200, n_test: 500}
-eval: {n_samples: 300, bound_n: 50, throughput_batch: 300, quadrature_grid: 32, density_grid: 8, monitor_points: 3,
-       monitor_n: 100}
-families:
-  gan: {model: {latent: 4, hidden: 16}, train: {steps: 30, lr: 1.0e-3}}
-  gan_lr2: {family: gan, lr_scale: 2}
-"""
-    (tmp_path / "s.yaml").write_text(suite)
-    args = [str(tmp_path / "s.yaml"), "--results", str(tmp_path / "res"), "--no-progress", "--run-id", "r"]
+    suite = tiny_suite({"gan": {"model": {"latent": 4, "hidden": 16}, "train": {"steps": 30, "lr": 1.0e-3}},
+                        "gan_lr2": {"family": "gan", "lr_scale": 2}},
+                       seeds=[0, 1], eval={"monitor_points": 3, "monitor_n": 100})
+    args = [str(suite), "--results", str(tmp_path / "res"), "--no-progress", "--run-id", "r"]
     assert run_bench.main(args) == 0
     run = tmp_path / "res" / "tiny" / "r"
     rec = json.loads((run / "8gaussians__gan_lr2__s1" / "record.json").read_text())
