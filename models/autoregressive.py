@@ -28,7 +28,7 @@ from models.imaging import BINS, DiscretizedLogisticMixture, dmol_param_count, t
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
 TEXTBOOK = Textbook(likelihood="exact", sampling="slow", sampling_text="slow (sequential)",
-                    training="stable")
+                    training="stable", claims=("T1", "T5", "T7", "T15"))
 
 
 @dataclass

@@ -113,13 +113,20 @@ class Textbook:
         sampling: ``"fast"`` or ``"slow"``.
         likelihood_text: the table's wording (default: ``likelihood``), e.g. ``"ELBO bound"``.
         sampling_text: the table's wording (default: ``sampling``), e.g. ``"slow (sequential)"``.
-        training: ``"stable"`` or ``"fragile"`` (e.g. GANs), or ``None`` (no claim).
+        training: ``"stable"`` or ``"fragile"`` where the texts say so (T14: GANs fragile; T15: autoregressive,
+            VAE and diffusion training stable), else ``None``: no text makes a training claim about flows,
+            score-based or energy-based models.
         sample_quality: ``"excellent"`` where the taxonomy singles the family out (diffusion), else ``None``.
         expressiveness: ``"restricted"`` where the taxonomy says the architecture pays for its
             tractability (flows: invertible maps with tractable Jacobians), else ``None``.
+        claims: the numbered claims of ``shared/claims.md`` (``"T1"`` ... ``"T30"``,
+            :data:`bench.analysis.claims.CLAIMS`) the texts make about this family, in order; every field
+            above is one of them (the likelihood kind T1-T4, the sampling speed T7-T13, training T14/T15,
+            sample quality T19, expressiveness T21).
 
     Raises:
-        ValueError: a kind, speed or claim outside the allowed values.
+        ValueError: a kind, speed or claim outside the allowed values, or a claim id not of the form ``T<n>``,
+            1 <= n <= 30.
     """
 
     likelihood: str
@@ -129,8 +136,12 @@ class Textbook:
     training: str | None = None
     sample_quality: str | None = None
     expressiveness: str | None = None
+    claims: tuple[str, ...] = ()
 
     def __post_init__(self):
+        for c in self.claims:
+            if not (isinstance(c, str) and c[:1] == "T" and c[1:].isdigit() and 1 <= int(c[1:]) <= 30):
+                raise ValueError(f"claims: {c!r} is not a claim id T1-T30 (shared/claims.md)")
         if self.likelihood not in LIKELIHOOD_KINDS:
             raise ValueError(f"likelihood must be one of {LIKELIHOOD_KINDS}, got {self.likelihood!r}")
         if self.sampling not in SAMPLING_SPEEDS:

@@ -38,7 +38,8 @@ LOG_2PI = math.log(2 * math.pi)
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
 TEXTBOOK = Textbook(likelihood="bound", sampling="slow", likelihood_text="ELBO bound", sampling_text="slow (iterative)",
-                    training="stable", sample_quality="excellent")
+                    training="stable", sample_quality="excellent",
+                    claims=("T2", "T10", "T11", "T15", "T19", "T20"))
 
 
 class GaussianDiffusion(GenerativeModel):

@@ -32,7 +32,7 @@ from models.samplers import langevin
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
 TEXTBOOK = Textbook(likelihood="unnormalized", sampling="slow", sampling_text="slow (MCMC)",
-                    training="fragile")
+                    claims=("T4", "T12"))
 
 
 class ContrastiveDivergenceEBM(GenerativeModel):

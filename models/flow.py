@@ -22,7 +22,8 @@ from models.base import Capabilities, GenerativeModel, Textbook, require
 from models.fields import Range, check_fields
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
-TEXTBOOK = Textbook(likelihood="exact", sampling="fast", training="stable", expressiveness="restricted")
+TEXTBOOK = Textbook(likelihood="exact", sampling="fast", expressiveness="restricted",
+                    claims=("T1", "T9", "T21", "T22"))
 
 
 @dataclass

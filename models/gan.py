@@ -24,7 +24,8 @@ from models.imaging import check_divisible, from_centered, to_centered
 from models.nets import mlp
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
-TEXTBOOK = Textbook(likelihood="none", sampling="fast", training="fragile")
+TEXTBOOK = Textbook(likelihood="none", sampling="fast", training="fragile",
+                    claims=("T3", "T8", "T14", "T17", "T18", "T19", "T20"))
 
 
 class AdversarialNetwork(GenerativeModel):

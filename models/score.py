@@ -28,7 +28,7 @@ from models.nets import ConditionalMLP
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
 TEXTBOOK = Textbook(likelihood="none", sampling="slow", likelihood_text="none explicit", sampling_text="slow (SDE/ODE)",
-                    training="stable")
+                    claims=("T3", "T13"))
 
 
 class NoiseConditionalScore(GenerativeModel):

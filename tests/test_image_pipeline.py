@@ -25,7 +25,7 @@ datasets: [cifar10]
 device: cpu
 data: {root: "%s"}
 eval: {n_samples: 12, fid_reference: [train, test], fid_reference_n: 16, bound_n: 8, density_n: 16,
-       throughput_batch: 6, density_batch: 8}
+       throughput_batch: 6, density_batch: 8, fd_classifier: false}
 train: {steps: 2, batch_size: 8}
 families:
   gan: {model: {latent: 8, channels: 8}}

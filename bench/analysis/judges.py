@@ -3,6 +3,8 @@
 A judge is ``fn(by_dataset) -> list[ClaimVerdict]``: ``by_dataset`` maps each dataset to the run's ok records
 on it (every family and seed), and each :class:`~bench.analysis.claims.ClaimVerdict` cites its claim (T1-T30,
 :data:`bench.analysis.claims.CLAIMS`), states its rule in one sentence and gives the numbers that decided it.
+A judge that counts failed cells too (a diverged training run is a failed run of its family) sets
+``fn.takes_failed = True`` and is called ``fn(by_dataset, failed)`` with the run's failed records.
 A rule module adds its judge to :data:`JUDGES`.
 """
 
@@ -10,19 +12,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.analysis import verdicts
+from bench.analysis import training_verdicts, verdicts
 from bench.analysis.claims import CLAIMS, ClaimVerdict
 from bench.store.schema import CellRecord
 
 Judge = Callable[[dict[str, list[CellRecord]]], list[ClaimVerdict]]
 
 JUDGES: list[Judge] = [
-    verdicts.judge_taxonomy,  # T1-T4 likelihood kinds, T7-T10, T12, T13 sampling speed, T14/T15, T19, T21
+    verdicts.judge_taxonomy,  # T1-T4 likelihood kinds, T7-T10, T12, T13 sampling speed, T19, T21
+    training_verdicts.judge_training,  # T14, T15 fragility (failed runs, oscillation), T20 collapse and coverage
 ]
 
 
-def verdicts_for(by_dataset: dict[str, list[CellRecord]]) -> list[ClaimVerdict]:
-    """Every judge's verdicts on a run's records, in claim order (T1 first), then by scope."""
+def verdicts_for(by_dataset: dict[str, list[CellRecord]],
+                 failed: list[CellRecord] | tuple = ()) -> list[ClaimVerdict]:
+    """Every judge's verdicts on a run's ok records (``by_dataset``) and, for judges that take them, its failed
+    records; in claim order (T1 first), then by scope."""
     order = list(CLAIMS)
-    out = [v for judge in JUDGES for v in judge(by_dataset)]
+    out = [v for judge in JUDGES
+           for v in (judge(by_dataset, failed) if getattr(judge, "takes_failed", False) else judge(by_dataset))]
     return sorted(out, key=lambda v: (order.index(v.claim), v.scope, v.family or ""))

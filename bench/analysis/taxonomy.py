@@ -10,11 +10,12 @@ run's seeds:
 * **stability** (:func:`stability`): the coefficient of variation (CV = sample std / |mean|,
   ddof = 1) of the final quality over the seeds that did not diverge; the fraction of seeds
   that **diverged** (training raised on a NaN/inf loss, or the final quality is not
-  finite); the fraction that **collapsed** (2D: the default sampler covers fewer than all
-  modes, ``mode_coverage < 1``; images: recall below :data:`RECALL_FLOOR`).
+  finite); the fraction that **collapsed** (:func:`collapsed`: the default sampler hits fewer
+  modes, 2D components or image classes, than 99% of real sample sets of the same N do).
 * **time to quality** (:func:`time_to_quality`): from the training history's monitored
-  validation quality (``val_kl_nats`` where present, else ``val_mmd2``; see
-  :func:`bench.evaluation.vector.training_monitor`), the first checkpoint from which every later one
+  validation quality (``val_kl_nats`` where present, else ``val_mmd2`` (2D), else
+  ``val_fd_classifier`` (images); see :func:`bench.evaluation.vector.training_monitor` and
+  :func:`bench.evaluation.image.training_monitor`), the first checkpoint from which every later one
   stays within a tolerance of the final value, tol = max(:data:`SETTLE_REL` × |final|,
   :data:`SETTLE_ABS` of the metric): steps and training seconds to get there, and the
   quality gain per training second, (first − final) / seconds.
@@ -28,12 +29,13 @@ from statistics import mean, stdev
 
 from bench.store.schema import CellRecord, DensityResult
 
-RECALL_FLOOR = 0.1  # images: a seed whose default sampler's recall is below this has collapsed
 SETTLE_REL = 0.1  # time to quality: within 10% of the final value ...
 SETTLE_ABS = {"val_kl_nats": 0.02, "val_mmd2": 0.01}  # ... or this floor (MMD² of 200 vs 200 points: ~0.007 noise)
+HISTORY_METRICS = ("val_kl_nats", "val_mmd2", "val_fd_classifier")  # the monitored quality, in order of preference
 CONVERGED_BY = 0.8  # a run is converged when its quality settled by this fraction of its steps
 QUALITY_LABELS = {"kl_nats": "KL (nats)", "kl_bound_nats": "KL bound (nats)", "mmd2": "MMD²",
                   "test_bpd": "bits/dim", "test_bpd_bound": "bits/dim bound", "fid": "FID"}
+MONITOR_LABELS = {"val_kl_nats": "KL", "val_mmd2": "MMD²", "val_fd_classifier": "FD_classifier"}
 
 
 def final_quality_metric(rec: CellRecord) -> str | None:
@@ -82,14 +84,15 @@ def diverged(rec: CellRecord, metric: str | None) -> bool:
 
 
 def collapsed(rec: CellRecord) -> bool | None:
-    """Whether an ok seed collapsed: 2D, its default sampler covers fewer than all modes; images, its recall
-    is below :data:`RECALL_FLOOR`. ``None`` when neither was measured."""
+    """Whether an ok seed collapsed: its default sampler hits fewer modes (2D mixture components, image classes;
+    at least half their share, no σ gate) than 99% of real sample sets of the same N reach
+    (``modes_hit < modes_hit_real_q01``, :mod:`bench.evaluation.metrics.modes`). A real sample set counts as
+    collapsed at most 1% of the time. ``None`` when not measured (records before ``genbench.cell/5``, image runs
+    without the classifier)."""
     _, m = rec.primary()
-    if m.mode_coverage is not None:
-        return m.mode_coverage < 1
-    if m.recall is not None and rec.modality == "image":
-        return m.recall < RECALL_FLOOR
-    return None
+    if m.modes_hit is None or m.modes_hit_real_q01 is None:
+        return None
+    return m.modes_hit < m.modes_hit_real_q01
 
 
 @dataclass
@@ -178,9 +181,10 @@ class TimeToQuality:
 
 
 def history_metric(history: list[dict[str, float]]) -> str | None:
-    """The monitored quality key of a training history: ``val_kl_nats`` if present, else ``val_mmd2``."""
+    """The monitored quality key of a training history: the first of :data:`HISTORY_METRICS` it holds
+    (``val_kl_nats``, ``val_mmd2``, ``val_fd_classifier``)."""
     keys = {k for h in history for k in h}
-    return next((k for k in ("val_kl_nats", "val_mmd2") if k in keys), None)
+    return next((k for k in HISTORY_METRICS if k in keys), None)
 
 
 def time_to_quality(history: list[dict[str, float]], metric: str | None = None) -> TimeToQuality | None:

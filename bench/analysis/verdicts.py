@@ -15,12 +15,8 @@ Rules:
 * **sampling**: a family samples *slow* when its cost per sample at the throughput
   batch is at least :data:`SLOW_RATIO` times that of the fastest family on the same
   dataset.
-* **training stability** (:func:`training_stability`): *fragile* when some seed diverged,
-  when the seeds disagree on collapse (some collapsed, some not), or when the CV of the
-  final quality over seeds exceeds :data:`CV_FRAGILE` (for MMD², the std over
-  max(|mean|, :data:`CV_FLOOR`), its noise level); *stable* otherwise, given at least
-  :data:`MIN_SEEDS` seeds (fewer: inconclusive). A collapse in every seed is reported but
-  is a shortfall of quality under the budget, not a seed-to-seed instability.
+* **training** (T14, T15) and **mode collapse** (T20) are judged in :mod:`bench.analysis.training_verdicts`
+  (failed runs against the family's best learning rate, calibrated collapse, oscillation, convergence).
 * **sample quality** (:func:`sample_quality`): "excellent" agrees when the family's mean
   sample metric (2D MMD², images FID) is the best on the dataset by more than
   :data:`SEPARATION` combined standard errors of the seed means; it disagrees when another
@@ -44,9 +40,6 @@ from bench.analysis.claims import ClaimVerdict
 from bench.store.schema import CellRecord, DensityResult
 
 SLOW_RATIO = 10.0  # a family samples "slow" when its cost per sample is >= 10x the fastest family's
-CV_FRAGILE = 0.5  # training is "fragile" when the final quality varies over seeds with CV above this
-CV_FLOOR = {"mmd2": 0.005}  # the CV's denominator is at least this: MMD² of 1000 samples is ~0.003 noisy near 0
-MIN_SEEDS = 3  # seeds needed for a "stable" verdict
 SEPARATION = 2.0  # a difference of means counts when it exceeds 2 combined standard errors of the seed means
 MATCH_TOLERANCE = 0.2  # parameter counts are "matched" when within 20% of each other
 AGREES, DISAGREES, INCONCLUSIVE, NO_CLAIM = "agrees", "disagrees", "inconclusive", "no textbook claim"
@@ -152,37 +145,6 @@ def _se(values: list[float]) -> float | None:
     return math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1) / n)
 
 
-def training_stability(recs: list[CellRecord]) -> Verdict:
-    """The textbook training claim ("stable"/"fragile") of one (dataset, family) against its seeds.
-
-    Fragile when any seed diverged, the seeds disagree on collapse (:mod:`bench.analysis.taxonomy`), or the
-    CV of the final quality exceeds :data:`CV_FRAGILE` (MMD²: std / max(|mean|, :data:`CV_FLOOR`));
-    stable otherwise with at least :data:`MIN_SEEDS` seeds; inconclusive with fewer. ``value`` is
-    the CV used (``None`` without two values); ``measured`` says what decided it.
-    """
-    st = taxonomy.stability(recs)
-    claimed = _claim_of(recs[0], "training")
-    cv = None
-    if st.std is not None:
-        denominator = max(abs(st.mean), CV_FLOOR.get(st.metric, 0.0))
-        cv = st.std / denominator if denominator > 0 else math.inf
-    reasons = []
-    if st.diverged_fraction > 0:
-        reasons.append(f"{st.diverged_fraction:.0%} of seeds diverged")
-    if st.collapsed_fraction is not None and 0 < st.collapsed_fraction < 1:
-        reasons.append(f"{st.collapsed_fraction:.0%} of seeds collapsed")
-    if cv is not None and cv > CV_FRAGILE:
-        reasons.append(f"CV {cv:.2g} > {CV_FRAGILE:g}")
-    if reasons:
-        return _compare(claimed, claimed == "fragile", claimed or "", "fragile (" + "; ".join(reasons) + ")", cv)
-    if len(st.values) < MIN_SEEDS:
-        return Verdict(INCONCLUSIVE if claimed else NO_CLAIM, claimed or "",
-                       f"{len(st.values)} seed(s) < {MIN_SEEDS}", cv)
-    every = "; collapsed in every seed" if st.collapsed_fraction == 1 else ""
-    return _compare(claimed, claimed == "stable", claimed or "",
-                    f"stable (CV {cv:.2g} ≤ {CV_FRAGILE:g}, none diverged{every})", cv)
-
-
 def sample_quality(family: str, recs: list[CellRecord]) -> Verdict:
     """The textbook sample-quality claim of ``family`` ("excellent") against the other families on one dataset.
 
@@ -270,13 +232,10 @@ def expressiveness(flow: list[CellRecord], reference: list[CellRecord]) -> Verdi
 LIKELIHOOD_CLAIM = {"exact": "T1", "bound": "T2", "none": "T3", "unnormalized": "T4"}  # by the family's claimed kind
 SAMPLING_CLAIM = {"autoregressive": "T7", "vae": "T8", "gan": "T8", "flow": "T9", "diffusion": "T10",
                   "energy": "T12", "score": "T13"}
-TRAINING_CLAIM = {"gan": "T14", "autoregressive": "T15", "vae": "T15", "diffusion": "T15"}  # no text claims others
 SAMPLING_RULE = (f"slow when the default sampler's cost per sample at the throughput batch is ≥ {SLOW_RATIO:g}× the "
                  "fastest family's on the dataset (first seed)")
 LIKELIHOOD_RULE = ("the density kind the family exposes; in 2D the measured normalization decides: an exact density "
                    "integrates to 1, exp(bound) to less than 1, exp(−E) to Z ≠ 1 (first seed)")
-STABILITY_RULE = (f"fragile when a seed diverged, the seeds disagree on collapse, or the final quality's CV exceeds "
-                  f"{CV_FRAGILE:g}; stable with ≥ {MIN_SEEDS} seeds otherwise")
 QUALITY_RULE = (f"the family's mean sample metric is the best of all families by more than {SEPARATION:g} combined "
                 "standard errors of the seed means, and its quality had settled by the end of training")
 EXPRESSIVENESS_RULE = (f"the flow's mean KL exceeds the autoregressive model's by more than {SEPARATION:g} combined "
@@ -293,22 +252,24 @@ def _claim_verdict(claim: str, v: Verdict, rule: str, scope: str, family: str) -
 
 def judge_taxonomy(by_dataset: dict[str, list[CellRecord]]) -> list[ClaimVerdict]:
     """The taxonomy's rules above, each cited by its claim: the likelihood kind (T1-T4), sampling speed (T7-T10,
-    T12, T13), training stability (T14, T15: the families the texts name), diffusion's sample quality (T19) and
-    the flow's expressiveness against the autoregressive model (T21), per dataset."""
+    T12, T13), diffusion's sample quality (T19) and the flow's expressiveness against the autoregressive model
+    (T21), per dataset (ok records only; a family's learning-rate variants are left to the training verdicts)."""
     out: list[ClaimVerdict] = []
     for ds, recs in by_dataset.items():
+        recs = [r for r in recs if r.ok]
+        if not recs:
+            continue
         groups = taxonomy.by_family(recs)
         seed = min(r.seed for r in recs)
         first = [r for r in recs if r.seed == seed]
         for r in first:
+            if r.family != r.base_family:  # a variant (another learning rate) of a family judged under its own name
+                continue
             tb = textbook(r)
             if tb and tb.get("likelihood") in LIKELIHOOD_CLAIM:
                 out += _claim_verdict(LIKELIHOOD_CLAIM[tb["likelihood"]], likelihood(r), LIKELIHOOD_RULE, ds, r.family)
             if r.family in SAMPLING_CLAIM:
                 out += _claim_verdict(SAMPLING_CLAIM[r.family], sampling(r, first), SAMPLING_RULE, ds, r.family)
-        for family, rs in groups.items():
-            if family in TRAINING_CLAIM:
-                out += _claim_verdict(TRAINING_CLAIM[family], training_stability(rs), STABILITY_RULE, ds, family)
         if "diffusion" in groups:
             out += _claim_verdict("T19", sample_quality("diffusion", recs), QUALITY_RULE, ds, "diffusion")
         if "flow" in groups and "autoregressive" in groups:

@@ -26,6 +26,14 @@ only (merged over ``families``)::
       - name: 25gaussians
         families: {energy: {model: {sgld_step_size: 1.0e-4}}}
 
+A family entry may run another registered family under its own name, a *variant*: it starts from the
+suite's entry of that family and ``lr_scale`` multiplies its resolved learning rate (the stability
+profile's sweep; each variant is its own row in records, ``seeds.csv``, the report and the gate)::
+
+    families:
+      gan: {train: {steps: 400}}
+      gan_lr2: {family: gan, lr_scale: 2}     # gan's settings, learning rate x 2
+
 PyYAML reads ``1e-3`` (no dot) as a string, so numeric strings are accepted where
 a number is expected.
 """
@@ -286,15 +294,21 @@ class EvalConfig:
             images) from the first this-many test images; ``None`` uses the whole test
             set (a one-off of ~10 s on MNIST, ~30 s on CIFAR-10 on a 2-core CPU, then cached).
             Recorded in the protocol.
-        fd_classifier: compute ``fd_classifier`` on MNIST; its classifier is trained once
-            (about 90 s on a 2-core CPU, then cached). ``false`` (smoke profiles) records
-            why it is missing.
-        monitor_points: checkpoints of the training monitor (2D): about this many evenly spaced
+        fd_classifier: use the dataset's small classifier (MNIST, CIFAR-10;
+            :mod:`bench.evaluation.metrics.classifier`): ``fd_classifier``, the class histogram
+            (``mode_kl_nats``, ``modes_hit``) and the image training monitor. It is trained once
+            (about 90 s for MNIST, a few minutes for CIFAR-10 on a 2-core CPU, then cached).
+            ``false`` (smoke profiles) records why they are missing; it is an evaluation setting,
+            so turning it on later does not retrain, and such runs have no image monitor.
+        monitor_points: checkpoints of the training monitor: about this many evenly spaced
             points of the training history (and the last step) get a validation quality
-            (``val_kl_nats`` for exact densities, ``val_mmd2`` for all), the input of the
-            time-to-quality statistics (:mod:`bench.analysis.taxonomy`); 0 disables it. Its time is kept
-            out of the training time.
-        monitor_n: validation points, and samples, of each monitor checkpoint.
+            (2D: ``val_sample_nll_nats`` and ``val_mode_kl_nats`` against the true mixture,
+            ``val_mmd2``, ``val_kl_nats`` for exact densities; images: ``val_fd_classifier`` with
+            its bootstrap SE and the class histogram's ``val_mode_kl_nats``), the input of the
+            time-to-quality statistics (:mod:`bench.analysis.taxonomy`), the oscillation index and
+            the convergence guard (:mod:`bench.analysis.training_verdicts`); 0 disables it. Its time
+            is kept out of the training time.
+        monitor_n: samples of each monitor checkpoint (2D: and validation points).
 
     Each numeric field declares its allowed values (:class:`~models.fields.Range`) with its type.
 
@@ -434,12 +448,20 @@ class FamilyEntry:
     """One family of a suite: its model config (the family's own dataclass), training, its samplers
     (:class:`models.samplers.Sampler` objects by name, in order; the first is the default), and the
     resources its cells ask a Ray cluster for. Samplers are not model settings: changing them redoes a
-    cell's sample stage, never its training (:mod:`bench.execution.resume`)."""
+    cell's sample stage, never its training (:mod:`bench.execution.resume`).
+
+    An entry is a row of every table (records, ``seeds.csv``, the report, the gate) under its own name; it
+    runs the registered family ``family`` (the entry's name unless it says ``family: <registered>``: a
+    *variant*, e.g. ``gan_lr2: {family: gan, lr_scale: 2}``), with ``train.lr`` already multiplied by
+    ``lr_scale`` (the stability profile's learning-rate sweep).
+    """
 
     model: Any
     train: TrainConfig
     resources: Resources = field(default_factory=Resources)
     samplers: dict[str, Sampler] = field(default_factory=dict)
+    family: str = ""
+    lr_scale: float = 1.0
 
 
 @dataclass
@@ -491,7 +513,7 @@ DEFAULT_PROFILE = "default"
 PROFILE_META_KEYS = ("requires", "fallback")
 _TOP_KEYS = ["name", "description", "datasets", "seeds", "device", "data", "eval", "train", "resources", "families",
              "profiles"]
-_FAMILY_KEYS = ["model", "train", "samplers", "resources"]
+_FAMILY_KEYS = ["family", "lr_scale", "model", "train", "samplers", "resources"]
 
 
 def _deep_merge(base: dict, over: Mapping) -> dict:
@@ -541,23 +563,51 @@ def parse_override(text: str) -> dict:
     return out
 
 
+def _variant_entry(fams: Mapping, name: str, entry: Mapping, key: str) -> tuple[str, Mapping]:
+    """(the registered family an entry runs, the entry with the suite's entry of that family under it).
+
+    An entry ``families.<name>`` runs the registered family ``<name>`` unless it says ``family: <registered>``;
+    such a *variant* starts from the suite's own entry of that family (its model, train, samplers and
+    resources, and a dataset's overrides of it) when the suite has one, its own keys merged over.
+    """
+    base = entry.get("family", name)
+    if not isinstance(base, str) or not base:
+        raise _KeyError(f"{key}.family", f"expected the name of a registered family, got {base!r}")
+    if base == name or base not in fams:
+        return base, entry
+    parent = fams[base] or {}
+    if not isinstance(parent, Mapping):
+        return base, entry  # reported at the parent's own key
+    if parent.get("family", base) != base:
+        raise _KeyError(f"{key}.family", f"{base!r} is itself a variant (of {parent['family']!r}); name the "
+                                         "registered family")
+    inherited = {k: v for k, v in parent.items() if k not in ("family", "lr_scale")}
+    return base, _deep_merge(inherited, entry)
+
+
 def _parse_families(fams: Mapping, suite_train: Mapping, modality: str,
                     suite_resources: Mapping | None = None) -> dict[str, FamilyEntry]:
-    """Fill every family entry of ``fams`` (name -> {model, train, resources}) for ``modality``; the
-    suite's ``train`` and ``resources`` blocks lie under each family's own."""
+    """Fill every family entry of ``fams`` (name -> {family, lr_scale, model, train, samplers, resources}) for
+    ``modality``; the suite's ``train`` and ``resources`` blocks lie under each family's own, and a variant's
+    (``family: <registered>``) the suite's entry of that family (:func:`_variant_entry`)."""
     families = {}
     for name, entry in fams.items():
         key = f"families.{name}"
-        try:
-            cls = models.get(str(name), modality)
-        except models.RegistryError as e:
-            raise _KeyError(key, str(e)) from None
         entry = entry or {}
         if not isinstance(entry, Mapping):
             raise _KeyError(key, f"expected a mapping with 'model', 'train' and/or 'resources', got {entry!r}")
         for k in entry:
             if k not in _FAMILY_KEYS:
                 raise _KeyError(_join(key, str(k)), f"unknown key{_suggest(str(k), _FAMILY_KEYS)}")
+        problem = check_name(str(name))
+        if problem:  # the name is a folder of every cell of this entry
+            raise _KeyError(key, problem)
+        registered, entry = _variant_entry(fams, str(name), entry, key)
+        try:
+            cls = models.get(registered, modality)
+        except models.RegistryError as e:
+            raise _KeyError(f"{key}.family" if "family" in entry else key, str(e)) from None
+        lr_scale = _coerce(Annotated[float, Range(gt=0, le=100)], entry.get("lr_scale", 1.0), f"{key}.lr_scale")
         model_cfg = fill(cls.Config, entry.get("model"), f"{key}.model")
         train_raw = _deep_merge(dict(cls.train_defaults), suite_train)
         train_raw = _deep_merge(train_raw, entry.get("train") or {})
@@ -570,12 +620,20 @@ def _parse_families(fams: Mapping, suite_train: Mapping, modality: str,
                 return f"train.{sub}" if bad in suite_train and bad not in own else k
 
             raise e.rekey(suite_wide) from None
+        if lr_scale != 1.0:
+            try:
+                train_cfg = dataclasses.replace(train_cfg, lr=train_cfg.lr * lr_scale)
+            except ValueError as e:
+                why = str(e).split(": ", 1)[-1]
+                raise _KeyError(f"{key}.lr_scale", f"{lr_scale!r} makes the learning rate "
+                                                   f"{train_cfg.lr * lr_scale:g}: {why}") from None
         own = entry.get("resources") or {}
         if not isinstance(own, Mapping):
             raise _KeyError(f"{key}.resources", f"expected a mapping, got {own!r}")
         resources = fill(Resources, _deep_merge(dict(suite_resources or {}), own), f"{key}.resources")
         samplers = _fill_samplers(cls, model_cfg, entry.get("samplers"), f"{key}.samplers")
-        families[str(name)] = FamilyEntry(model=model_cfg, train=train_cfg, resources=resources, samplers=samplers)
+        families[str(name)] = FamilyEntry(model=model_cfg, train=train_cfg, resources=resources, samplers=samplers,
+                                          family=registered, lr_scale=lr_scale)
     return families
 
 

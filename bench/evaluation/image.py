@@ -6,8 +6,11 @@ metric reads them from there:
 * Inception pool3 features (TF-Inception 2015-12-05): FID and KID against the
   reference split(s), k-NN precision/recall (k = 3) and density/coverage (k = 5)
   against an equal number of real reference images;
-* classifier features (MNIST only): ``fd_classifier``, a Fréchet distance in the
-  feature space of a small MNIST classifier, which is not FID;
+* a small classifier of the dataset (MNIST, CIFAR-10; :mod:`bench.evaluation.metrics.classifier`):
+  ``fd_classifier``, a Fréchet distance in its feature space, which is not FID; and the class
+  histogram of the samples against the test set's (``mode_kl_nats``, ``modes_hit``, with real
+  test subsets of the same N as calibration; :mod:`bench.evaluation.metrics.modes`). The same
+  classifier drives the training monitor (:func:`training_monitor`);
 * raw pixels: novelty, the distance to the nearest training image relative to
   the test set's.
 
@@ -34,13 +37,14 @@ from bench.evaluation import protocol
 from bench.evaluation.inception.extractor import InceptionExtractor, fingerprint
 from bench.evaluation.inception.score import classifier_status, inception_score
 from bench.evaluation.metrics import classifier as clf
-from bench.evaluation.metrics import stats_cache
-from bench.evaluation.metrics.fid import FIDReference, fid_from_features
+from bench.evaluation.metrics import modes, stats_cache
+from bench.evaluation.metrics.fid import FIDReference, feature_statistics
 from bench.evaluation.metrics.kid import kid
 from bench.evaluation.metrics.novelty import nearest_distances, novelty
 from bench.evaluation.metrics.prdc import prdc
 from bench.store.runs import load_samples
 from bench.store.schema import CellRecord, DensityResult
+from models.samplers import Sampler
 
 LN2 = math.log(2.0)
 
@@ -202,11 +206,13 @@ def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, 
             m = min(len(real), len(fake))
             out.update(prdc(real[:m], fake[:m], k_pr=ev.pr_k, k_dc=ev.dc_k))
             out["prdc_n"] = m
-    if ds.name == "mnist" and ev.fd_classifier:
+    if clf.available(ds.name) and ev.fd_classifier:
         model, meta = clf.load_or_train(ds, cache)
-        out["fd_classifier"] = fid_from_features(clf.features(model, samples), _classifier_test(ds, model))
+        test = _classifier_test(ds, model)
+        out["fd_classifier"] = _classifier_reference(ds, model).fid(clf.features(model, samples))
         out["classifier"] = meta
-    elif ds.name == "mnist":
+        out.update(class_coverage(clf.predict(model, samples), test, ev.mode_tolerance))
+    elif clf.available(ds.name):
         out["classifier"] = {"available": False, "reason": "eval.fd_classifier is false (smoke profiles skip the "
                                                           "classifier's one-off training)"}
     d_test = _nn_test(ds, cache, novelty_test_n(ds, ev))
@@ -243,11 +249,87 @@ def _fid_reference(stats):
     return _CACHE[key]
 
 
-def _classifier_test(ds, model) -> np.ndarray:
-    key = ("clf", ds.name)
-    if key not in _CACHE:
-        _CACHE[key] = clf.features(model, ds.test)
-    return _CACHE[key]
+@dataclasses.dataclass(frozen=True)
+class ClassifierTest:
+    """The dataset classifier on the test set: its predicted classes (N,) and their histogram (10,) float64."""
+
+    predicted: np.ndarray
+    weights: np.ndarray
+
+
+def _per_classifier(kind: str, ds, model, make):
+    """``make()`` computed once per process for this dataset and this classifier object (held with the value, so
+    that a new classifier is never served another's numbers)."""
+    key = (kind, ds.name, len(ds.test))
+    held = _CACHE.get(key)
+    if held is None or held[0] is not model:
+        _CACHE[key] = held = (model, make())
+    return held[1]
+
+
+def _classifier_test(ds, model) -> ClassifierTest:
+    """The classifier's predictions on ``ds.test`` and their histogram (computed once per process and dataset)."""
+    def make():
+        pred = clf.predict(model, ds.test)
+        return ClassifierTest(pred, modes.shares(pred, 10))
+
+    return _per_classifier("clf_test", ds, model, make)
+
+
+def _classifier_reference(ds, model):
+    """A :class:`~bench.evaluation.metrics.fid.FIDReference` of the classifier's test-set features (once per
+    process)."""
+    return _per_classifier("clf_ref", ds, model,
+                           lambda: FIDReference(*feature_statistics(clf.features(model, ds.test))))
+
+
+def class_coverage(predicted: np.ndarray, test: ClassifierTest, tolerance: float) -> dict[str, Any]:
+    """Class histogram of a sample set (its predicted classes (N,)) against the test set's: ``mode_kl_nats``,
+    ``modes_hit``, ``n_modes``, and the calibration of :data:`~bench.evaluation.metrics.modes.CALIBRATION_DRAWS`
+    real test subsets of the same N drawn with replacement (:func:`bench.evaluation.metrics.modes.calibration`)."""
+    real = modes.bootstrap_labels(test.predicted, len(predicted))
+    # the test histogram gives every class > 0 on real data; a class absent from it cannot be scored
+    weights = np.maximum(test.weights, 1e-12)
+    return {**modes.coverage(predicted, weights, tolerance), **modes.calibration(real, weights, tolerance)}
+
+
+def training_monitor(ds, ev: EvalConfig, device, samplers: dict[str, Sampler] | None, data: DataConfig):
+    """The image training monitor (:func:`bench.execution.train.train`), in the dataset classifier's features.
+
+    Returns ``monitor(model) -> {...}`` or ``None`` where the dataset has no classifier or
+    ``ev.fd_classifier`` is false (smoke profiles: the classifier is not trained). At each checkpoint it
+    draws ``ev.monitor_n`` samples of the cheapest of ``samplers`` (fewest NFE; one fixed seed) and gives
+    ``val_fd_classifier``, their Fréchet distance to the test set in the classifier's features (not FID),
+    ``val_fd_classifier_se``, its standard error by a bootstrap of the samples (:data:`MONITOR_BOOTSTRAP`
+    resamples), and the class histogram's ``val_mode_kl_nats`` and ``val_modes_hit`` (with
+    ``val_mode_kl_real_nats``, the mean mode KL of real test subsets of the same size). The classifier runs on
+    the CPU; the caller keeps the monitor's time out of the training time.
+    """
+    if not (ev.monitor_points and ev.fd_classifier and clf.available(ds.name)):
+        return None
+    classifier, _ = clf.load_or_train(ds, cache_dir(data))
+    reference, test = _classifier_reference(ds, classifier), _classifier_test(ds, classifier)
+    weights = np.maximum(test.weights, 1e-12)
+    real_kl = modes.calibration(modes.bootstrap_labels(test.predicted, ev.monitor_n), weights,
+                                ev.mode_tolerance)["mode_kl_real_mean_nats"]
+
+    @torch.no_grad()
+    def monitor(model) -> dict[str, float]:
+        cheapest = min((samplers or model.default_samplers()).values(), key=lambda s: s.nfe(model))
+        x = model.sample(ev.monitor_n, generator=torch.Generator(device).manual_seed(ev.seed), sampler=cheapest).cpu()
+        feats, pred = clf.features(classifier, x), clf.predict(classifier, x)
+        fd = reference.fid(feats)
+        rng = np.random.default_rng(ev.seed)
+        boot = [reference.fid(feats[rng.integers(0, len(feats), len(feats))]) for _ in range(MONITOR_BOOTSTRAP)]
+        cov = modes.coverage(pred, weights, ev.mode_tolerance)
+        return {"val_fd_classifier": fd, "val_fd_classifier_se": float(np.std(boot, ddof=1)),
+                "val_mode_kl_nats": cov["mode_kl_nats"], "val_modes_hit": cov["modes_hit"],
+                "val_mode_kl_real_nats": real_kl}
+
+    return monitor
+
+
+MONITOR_BOOTSTRAP = 20  # bootstrap resamples behind the monitor's FD standard error
 
 
 def _nn_test(ds, cache: Path, n: int) -> np.ndarray:
@@ -297,9 +379,14 @@ def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir:
         "precision_recall": f"k-NN manifolds, k = {ev.pr_k}, on Inception features, vs the first N real reference "
                             "images",
         "density_coverage": f"Naeem et al. 2020, k = {ev.dc_k}, same features",
-        **({"fd_classifier": "Frechet distance in the 128-d features of a small MNIST classifier (>= 99% test "
-                             "accuracy); not FID" if ev.fd_classifier else "not computed (eval.fd_classifier: false)"}
-           if ds.name == "mnist" else {}),
+        **({"fd_classifier": (f"Frechet distance in the features of a small {ds.name} classifier "
+                              f"({clf.SPECS[ds.name].name}, >= {clf.SPECS[ds.name].min_accuracy:.0%} test accuracy); "
+                              "not FID") if ev.fd_classifier else "not computed (eval.fd_classifier: false)",
+            "mode_kl": (f"KL(histogram of the samples' predicted classes || the test set's), nats; classes hit: share "
+                        f">= {ev.mode_tolerance} x the test share; real-vs-real: {modes.CALIBRATION_DRAWS} test "
+                        "subsets of N drawn with replacement (mean and 99th percentile of the KL, the classes hit "
+                        "by 99% of them)") if ev.fd_classifier else "not computed (eval.fd_classifier: false)"}
+           if clf.available(ds.name) else {}),
         "novelty": "median nearest-training-image distance of samples / that of the first "
                    f"{novelty_test_n(ds, ev)} test images; copy fraction below the test set's 1st percentile",
         "seed": ev.seed,

@@ -6,10 +6,11 @@ the plan's probes use, the memory a cell's evaluation needs, and the facts the r
 likelihood column and its label, the quality metric of the sampler sweeps).
 
 * :data:`VECTOR`: the data density is known in closed form (:mod:`bench.evaluation.vector`): training is
-  monitored against it, densities are normalized by quadrature and drawn on grids, and samples are scored on
-  their coordinates.
+  monitored against it (fidelity, mode coverage, MMD², KL), densities are normalized by quadrature and
+  drawn on grids, and samples are scored on their coordinates.
 * :data:`IMAGE`: 8-bit images (:mod:`bench.evaluation.image`): samples are scored through Inception features
-  (FID, KID, precision/recall, density/coverage), likelihoods are in bits/dim, and sample grids are saved.
+  (FID, KID, precision/recall, density/coverage) and a small dataset classifier (its Fréchet distance and
+  class histogram, which also monitor training), likelihoods are in bits/dim, and sample grids are saved.
 """
 
 from __future__ import annotations
@@ -64,8 +65,11 @@ class Modality:
         raise NotImplementedError
 
     def training_monitor(self, ds: Any, ev: EvalConfig, device: torch.device,
-                         samplers: dict[str, Sampler] | None = None):
-        """The training monitor's callable (validation quality at checkpoints), or ``None`` where there is none."""
+                         samplers: dict[str, Sampler] | None = None, data: DataConfig | None = None):
+        """The training monitor's callable (validation quality at checkpoints), or ``None`` where there is none.
+
+        ``data`` locates the data root's cache (the image classifier); the 2D monitor needs none.
+        """
         return None
 
     def model_extras(self, model: Any, ds: Any, ev: EvalConfig, density: DensityResult, cell_dir: Path,
@@ -92,7 +96,7 @@ class _Vector(Modality):
     def synthetic(self, shape: tuple[int, ...], n: int) -> torch.Tensor:
         return 2 * torch.randn(n, *shape, generator=torch.Generator().manual_seed(0))
 
-    def training_monitor(self, ds, ev, device, samplers=None):
+    def training_monitor(self, ds, ev, device, samplers=None, data=None):
         if not ev.monitor_points or len(ds.val) <= 1:
             return None
         return vectors.training_monitor(ds, ev, device, samplers)
@@ -112,6 +116,9 @@ class _Vector(Modality):
 class _Image(Modality):
     def synthetic(self, shape: tuple[int, ...], n: int) -> torch.Tensor:
         return torch.randint(0, 256, (n, *shape), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+
+    def training_monitor(self, ds, ev, device, samplers=None, data=None):
+        return images.training_monitor(ds, ev, device, samplers, data or DataConfig())
 
     def evaluate(self, ds, ev, data, record, cell_dir, device):
         return images.evaluate(ds, ev, data, record, cell_dir, device)

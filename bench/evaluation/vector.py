@@ -5,7 +5,11 @@ Returns the parts of the record it computes (the runner assembles them):
 * KL(p_data || p_model) = NLL - H(p_data) with its standard error (exact models);
   an upper bound on it for bound models; for energies, log Z by quadrature first;
 * per sampler: MMD^2 (RBF, median bandwidth), k-NN precision/recall, the
-  high-quality fraction and mode coverage;
+  high-quality fraction and mode coverage (3 sigma gate); and the one yardstick every
+  family is judged by: **fidelity**, the mean -log p_data of the samples under the true
+  mixture (nats; real samples give H(p_data)), and **coverage**, the mode KL of the samples'
+  most-probable-component histogram against the mixture weights with the modes hit
+  (:mod:`bench.evaluation.metrics.modes`), each beside real-vs-real values of the same N;
 * a density grid for the figures (``density_grid.npz``);
 * the measured normalization: log of the integral of p(x) (exact), exp(bound) (bounds)
   or exp(-E) (energies) over a box holding the data, by the midpoint rule. Exact
@@ -25,6 +29,7 @@ import torch
 from bench.config.suite import EvalConfig
 from bench.core.files import save_npz
 from bench.core.timing import Stopwatch
+from bench.evaluation.metrics import modes
 from bench.evaluation.metrics.mmd import mmd2_rbf
 from bench.evaluation.metrics.prdc import prdc
 from bench.evaluation.metrics.toy2d import sample_quality
@@ -42,8 +47,52 @@ def figure_box(ds) -> tuple[float, float]:
     return -m, m
 
 
+def nll_and_modes(mix, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(-log p_data(x) in nats (N,), the most probable component of each point (N,) int) for finite ``x`` (N, 2)."""
+    from scipy.special import logsumexp
+
+    x = np.asarray(x, dtype=np.float64)
+    nll, labels = [], []
+    for chunk in np.array_split(x, max(1, len(x) // 100_000)):  # (chunk, K, 2) blocks of at most ~40 MB
+        lp = mix.component_log_prob(chunk)
+        nll.append(-logsumexp(lp, axis=1))
+        labels.append(lp.argmax(1))
+    return np.concatenate(nll), np.concatenate(labels)
+
+
+def fidelity_coverage(mix, x: np.ndarray, tolerance: float) -> dict[str, Any]:
+    """Fidelity and coverage of finite points ``x`` (N, 2) under the mixture ``mix``: ``sample_nll_data_nats``
+    (mean -log p_data) with its standard error (std / sqrt(N)), ``mode_kl_nats``, ``modes_hit`` and ``n_modes``
+    (:func:`bench.evaluation.metrics.modes.coverage`)."""
+    nll, labels = nll_and_modes(mix, x)
+    return {"sample_nll_data_nats": float(nll.mean()),
+            "sample_nll_data_se_nats": float(nll.std(ddof=1) / math.sqrt(len(nll))) if len(nll) > 1 else None,
+            **modes.coverage(labels, mix.weights, tolerance)}
+
+
+_CALIBRATION: dict[tuple, dict[str, Any]] = {}
+
+
+def real_calibration(ds, n: int, tolerance: float) -> dict[str, Any]:
+    """Fidelity and coverage of :data:`~bench.evaluation.metrics.modes.CALIBRATION_DRAWS` sets of ``n`` fresh
+    samples of the true mixture (seeded): the mean and 99th percentile of their mean -log p_data
+    (``sample_nll_data_real_nats``, ``sample_nll_data_real_q99_nats``) and the mode calibration
+    (:func:`bench.evaluation.metrics.modes.calibration`). Computed once per (dataset, n, tolerance) in a process."""
+    key = (ds.name, n, tolerance)
+    if key not in _CALIBRATION:
+        b = modes.CALIBRATION_DRAWS
+        x, _ = ds.true.sample(b * n, modes.CALIBRATION_SEED)
+        nll, labels = nll_and_modes(ds.true, x)
+        per_set = nll.reshape(b, n).mean(1)
+        _CALIBRATION[key] = {"sample_nll_data_real_nats": float(per_set.mean()),
+                             "sample_nll_data_real_q99_nats": float(np.quantile(per_set, 0.99)),
+                             **modes.calibration(labels.reshape(b, n), ds.true.weights, tolerance)}
+    return _CALIBRATION[key]
+
+
 def sample_metrics(ds, samples: np.ndarray, ev: EvalConfig) -> dict[str, Any]:
-    """MMD^2, precision/recall (k = ``ev.pr_k``) against the test set, and mixture quality.
+    """MMD^2, precision/recall (k = ``ev.pr_k``) against the test set, mixture quality, and fidelity and
+    coverage under the true mixture with their real-vs-real calibration at the same N (finite samples).
 
     Returns the :class:`~bench.store.schema.SamplerResult` fields it computes, by name.
     """
@@ -59,6 +108,7 @@ def sample_metrics(ds, samples: np.ndarray, ev: EvalConfig) -> dict[str, Any]:
     out.update(precision=pr["precision"], recall=pr["recall"])
     q = sample_quality(ds.true, np.asarray(samples, dtype=np.float64), tolerance=ev.mode_tolerance)
     out.update(q)
+    out.update(fidelity_coverage(ds.true, x, ev.mode_tolerance), **real_calibration(ds, len(x), ev.mode_tolerance))
     return out
 
 
@@ -80,23 +130,35 @@ def reference_metrics(ds, ev: EvalConfig) -> SamplerResult:
 def training_monitor(ds, ev: EvalConfig, device: torch.device, samplers: dict[str, Sampler] | None = None):
     """The 2D training monitor (:func:`bench.execution.train.train`): validation quality of a model during training.
 
-    Returns ``monitor(model) -> {"val_mmd2": ..., "val_kl_nats": ...}``: unbiased MMD² (RBF,
+    Returns ``monitor(model) -> {"val_mmd2": ..., "val_kl_nats": ..., ...}``: unbiased MMD² (RBF,
     median bandwidth) between ``ev.monitor_n`` samples of the cheapest of ``samplers`` (fewest
     NFE, the first on a tie; default: the family's; one fixed seed at every checkpoint) and the
-    first ``ev.monitor_n`` validation points,
-    for every family; and, for exact densities, KL = mean validation NLL − H(p_data) in nats
-    on the same points. Non-finite samples make ``val_mmd2`` infinite.
+    first ``ev.monitor_n`` validation points, for every family; the samples' fidelity and coverage
+    (:func:`fidelity_coverage`: ``val_sample_nll_nats`` with ``val_sample_nll_se_nats``,
+    ``val_mode_kl_nats``, ``val_modes_hit``, and ``val_mode_kl_real_nats``, the mean mode KL of real sample
+    sets of the same size, its noise level; infinite fidelity and no coverage when a sample is not
+    finite); and, for exact densities, KL = mean validation NLL − H(p_data) in nats on the same points.
+    Non-finite samples make ``val_mmd2`` infinite.
     """
     val = ds.val[: ev.monitor_n]
     val_np = val.double().numpy()
     h = ds.info["true_entropy_nats"]
+    real_kl = real_calibration(ds, ev.monitor_n, ev.mode_tolerance)["mode_kl_real_mean_nats"]
 
     @torch.no_grad()
     def monitor(model) -> dict[str, float]:
         cheapest = min((samplers or model.default_samplers()).values(), key=lambda s: s.nfe(model))
         x = model.sample(ev.monitor_n, generator=torch.Generator(device).manual_seed(ev.seed), sampler=cheapest)
         x = x.double().cpu().numpy()
-        out = {"val_mmd2": mmd2_rbf(val_np, x)[0] if np.isfinite(x).all() else math.inf}
+        finite = bool(np.isfinite(x).all())
+        out = {"val_mmd2": mmd2_rbf(val_np, x)[0] if finite else math.inf}
+        if finite:
+            fc = fidelity_coverage(ds.true, x, ev.mode_tolerance)
+            out.update(val_sample_nll_nats=fc["sample_nll_data_nats"], val_sample_nll_se_nats=fc[
+                "sample_nll_data_se_nats"], val_mode_kl_nats=fc["mode_kl_nats"], val_modes_hit=fc["modes_hit"],
+                val_mode_kl_real_nats=real_kl)
+        else:
+            out["val_sample_nll_nats"] = math.inf
         if model.capabilities.log_prob:
             out["val_kl_nats"] = float(-model.log_prob(val.to(device)).double().mean()) - h
         return out
@@ -198,6 +260,12 @@ def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path) -> dict[str
         "high_quality": "Mahalanobis distance <= 3 to some component",
         "mode_coverage": f"component covered if its share of samples (within 3 sigma) >= {ev.mode_tolerance} "
                          "x its weight",
+        "fidelity": "mean -log p_data of the finite samples under the true mixture, nats, SE = std/sqrt(N); "
+                    f"real-vs-real: {modes.CALIBRATION_DRAWS} sets of N fresh mixture samples (mean, 99th percentile)",
+        "mode_kl": "KL(histogram of each finite sample's most probable component || mixture weights), nats, no sigma "
+                   f"gate; modes hit: share >= {ev.mode_tolerance} x weight; real-vs-real: "
+                   f"{modes.CALIBRATION_DRAWS} sets of N fresh mixture samples (mean and 99th percentile of the KL, "
+                   "the modes hit by 99% of them)",
         "normalization": "log of the integral of p(x), exp(bound) or exp(-E) over a box holding the data "
                          "(midpoint rule; grid and error recorded): 0 for a normalized density",
         "timing": ev.timing_protocol(),

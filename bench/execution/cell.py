@@ -37,7 +37,7 @@ import torch
 
 import models
 from bench import data as datasets
-from bench.config.suite import EvalConfig, FamilyEntry, Suite
+from bench.config.suite import DataConfig, EvalConfig, FamilyEntry, Suite
 from bench.core import env
 from bench.core.files import StorageError, save_npz, storage_error, write_json
 from bench.core.timing import Stopwatch, Timing, measure
@@ -71,23 +71,27 @@ def _timing_ms(t: Timing) -> tuple[float, float, float | None]:
 def train_stage(entry: FamilyEntry, family: str, modality: str, ds: datasets.Dataset, seed: int, cell_dir: Path,
                 device: torch.device, progress: bool,
                 config: dict[str, Any] | None = None,
-                ev: EvalConfig | None = None) -> tuple[models.GenerativeModel, TrainResult]:
+                ev: EvalConfig | None = None,
+                data: DataConfig | None = None) -> tuple[models.GenerativeModel, TrainResult]:
     """Train (or load the checkpoint of) one cell's model; returns it and its training facts.
 
-    ``config`` (the cell's model, train and data settings) is stored in the checkpoint,
-    so that a re-run with other settings is noticed (:mod:`bench.execution.resume`). With ``ev`` and
-    2D data, the training history gets validation quality at ``ev.monitor_points``
-    checkpoints (:func:`bench.evaluation.vector.training_monitor`).
+    ``family`` is the suite's entry name (a variant's, e.g. ``gan_lr2``); the model is the registered
+    family ``entry.family`` (``family`` where unset). ``config`` (the cell's model, train and data settings)
+    is stored in the checkpoint, so that a re-run with other settings is noticed
+    (:mod:`bench.execution.resume`). With ``ev``, the training history gets validation quality at
+    ``ev.monitor_points`` checkpoints where the modality has a monitor (:meth:`Modality.training_monitor`:
+    2D against the true density; images in the dataset classifier's features, with ``data`` locating its cache).
     """
     ckpt = cell_dir / "model.pt"
     if ckpt.exists():
         model = models.load_checkpoint(ckpt, device)
         return model, part_from_dict(TrainResult, model.checkpoint_extra["train"], "model.pt: train.")
     torch.manual_seed(seed)
-    model = models.build(family, modality, entry.model, ds.shape)
+    model = models.build(entry.family or family, modality, entry.model, ds.shape)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    monitor = get_modality(modality).training_monitor(ds, ev, device, entry.samplers) if ev is not None else None
+    monitor = (get_modality(modality).training_monitor(ds, ev, device, entry.samplers, data)
+               if ev is not None else None)
     stats = train(model, ds.train, entry.train, device=device, seed=seed, desc=f"{ds.name}/{family} s{seed}",
                   progress=progress, monitor=monitor, monitor_points=ev.monitor_points if ev else 0)
     info = TrainResult(
@@ -332,9 +336,11 @@ class Cell:
 
 def new_record(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: RunDir,
                 device: torch.device) -> CellRecord:
-    cls = models.get(family, suite.modality)
+    entry = suite.family(ds.name, family)
+    cls = models.get(entry.family or family, suite.modality)
     return CellRecord(
         suite=suite.name, run_id=run.run_id, dataset=ds.name, family=family, seed=seed, modality=suite.modality,
+        registered_family=cls.family, lr_scale=entry.lr_scale,
         likelihood_kind=cls.capabilities.likelihood, capabilities=dataclasses.asdict(cls.capabilities),
         model_class=f"{cls.__module__}.{cls.__qualname__}", reference=cls.reference,
         textbook=dataclasses.asdict(cls.textbook) if cls.textbook else None,
@@ -407,7 +413,7 @@ def run_cell(suite: Suite, ds: datasets.Dataset, family: str, seed: int, run: Ru
                     model, train_info = train_stage(suite.family(ds.name, family), family, suite.modality, ds, seed,
                                                     cell_dir, device, progress,
                                                     config={k: settings[k] for k in ("model", "train", "data")},
-                                                    ev=suite.eval)
+                                                    ev=suite.eval, data=suite.data)
                 done.append("train")
                 seconds["train"] = clock.seconds
                 model_eval = ModelEval(train=train_info)

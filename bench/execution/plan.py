@@ -21,7 +21,7 @@ Cost model ``genbench.cost/2``. Every rate is measured on this device by a probe
   matmul rates (float32 torch, float64 torch, float64 NumPy) plus a measured symmetric
   eigendecomposition scaled as F³. 2D: the sample metrics timed on min(N, 1000) points, scaled as N².
 * **one-off**: what a fresh data root still has to build: reference statistics (N_ref images
-  through Inception per split), the MNIST classifier (its epochs of measured steps), the test
+  through Inception per split), the dataset classifier (MNIST, CIFAR-10: its epochs of measured steps), the test
   set's nearest-training distances; and, once per process, loading the Inception extractor and
   the square root of each reference covariance (an F x F eigendecomposition, F = 2048). Each is
   charged to the first cell that needs it.
@@ -79,7 +79,6 @@ from bench.evaluation import image as evalimg
 from bench.evaluation import vector as eval2d
 from bench.evaluation.inception.extractor import FEATURE_DIM
 from bench.evaluation.metrics import classifier as clf
-from bench.evaluation.metrics.classifier import LeNet
 from bench.evaluation.modality import IMAGE
 from bench.evaluation.modality import modality as get_modality
 from bench.execution.parallel import (
@@ -138,11 +137,11 @@ def describe(suite: Suite, dataset_names: list[str], families: list[str]) -> dic
         lay = datasets.layout(name, suite.data)
         for family in families:
             entry = suite.family(name, family)
-            model = models.build(family, suite.modality, entry.model, lay.shape)
+            model = models.build(entry.family or family, suite.modality, entry.model, lay.shape)
             caps = model.capabilities
             call = ("log_prob" if caps.log_prob else "log_prob_bounds" if caps.bound
                     else "energy" if caps.energy else None)
-            key = _json_key({"family": family, "modality": suite.modality, "shape": lay.shape,
+            key = _json_key({"family": entry.family or family, "modality": suite.modality, "shape": lay.shape,
                              "model": dataclasses.asdict(entry.model), "train": dataclasses.asdict(entry.train),
                              "samplers": sampler_settings(entry.samplers)})
             out[(name, family)] = FamilySpec(name, family, lay.shape, sum(p.numel() for p in model.parameters()),
@@ -218,7 +217,7 @@ def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[s
     ev = suite.eval
     with Stopwatch(device) as clock:
         torch.manual_seed(0)
-        model = models.build(spec.family, suite.modality, entry.model, spec.shape)
+        model = models.build(entry.family or spec.family, suite.modality, entry.model, spec.shape)
         x = get_modality(suite.modality).synthetic(spec.shape, max(4 * entry.train.batch_size, 512))
         cfg = dataclasses.replace(entry.train, steps=PROBE_TRAIN_STEPS, max_seconds=None)
         stats = train(model, x, cfg, device=device, seed=0, progress=False)
@@ -241,10 +240,11 @@ def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[s
     return {"train_step_s": train_step_s, "samplers": samplers, "density": density, "probe_seconds": clock.seconds}
 
 
-def probe_evaluation(device: torch.device, *, inception: bool, classifier: bool) -> dict[str, Any]:
+def probe_evaluation(device: torch.device, *, inception: bool, classifier: bool | tuple[str, ...]) -> dict[str, Any]:
     """Measure the evaluate stage's rates on this device: matmul GFLOP/s (float32, float64, NumPy float64),
     a 1024 x 1024 symmetric eigendecomposition, and where asked Inception images/s (and its load time)
-    and the MNIST classifier's training step."""
+    and the training step of the classifier of each dataset in ``classifier`` (``True``: MNIST's), as
+    ``classifier_step_s`` (MNIST) and ``classifier_step_s_<dataset>``."""
     out: dict[str, Any] = {}
     with Stopwatch(device) as clock:
         for key, dtype in (("gflops32", torch.float32), ("gflops64", torch.float64)):
@@ -260,17 +260,9 @@ def probe_evaluation(device: torch.device, *, inception: bool, classifier: bool)
             imgs = IMAGE.synthetic((3, 32, 32), ext.batch_size)
             t = measure(lambda: ext(imgs), device=device, warmup=1, repeats=1).median_s
             out.update(inception_load_s=load.seconds, inception_img_per_s=len(imgs) / t)
-        if classifier:
-            net = LeNet()
-            opt = torch.optim.Adam(net.parameters())
-            xb, yb = IMAGE.synthetic((1, 28, 28), 128), torch.randint(0, 10, (128,))
-
-            def step():
-                opt.zero_grad()
-                torch.nn.functional.cross_entropy(net(xb), yb).backward()
-                opt.step()
-
-            out["classifier_step_s"] = measure(step, warmup=1, repeats=3).median_s
+        for name in (("mnist",) if classifier is True else classifier or ()):
+            out["classifier_step_s" if name == "mnist" else f"classifier_step_s_{name}"] = \
+                clf.training_step_seconds(name)
     out["probe_seconds"] = clock.seconds
     return out
 
@@ -367,9 +359,10 @@ def train_seconds(train: Any, t_step: float) -> float:
 
 
 def monitor_seconds(ev: EvalConfig, samplers: dict[str, int], probe: dict[str, Any], exact: bool) -> float:
-    """The 2D training monitor (:func:`bench.evaluation.vector.training_monitor`): about ``monitor_points`` of the ~50
-    history entries plus the last step, each drawing ``monitor_n`` samples from the sampler of fewest NFE
-    (and, for an exact density, as many log-densities)."""
+    """The training monitor (2D: :func:`bench.evaluation.vector.training_monitor`; images:
+    :func:`bench.evaluation.image.training_monitor`): about ``monitor_points`` of the ~50 history entries plus
+    the last step, each drawing ``monitor_n`` samples from the sampler of fewest NFE (and, for an exact 2D
+    density, as many log-densities; the image monitor's small classifier is not counted)."""
     if not ev.monitor_points or not samplers:
         return 0.0
     checks = len(range(0, 50, max(1, 50 // ev.monitor_points))) + 1
@@ -650,12 +643,13 @@ def _image_one_offs(suite: Suite, names: list[str], loaded: dict, rates: dict,
             pending.append(OneOff(name, f"{name} novelty distances of {n_nov} test images",
                                   2 * n_nov * lay.n_train * lay.dims / (rates["gflops32"] * 1e9), per_process=False))
             cache_bytes += 8 * n_nov
-        if name == "mnist" and ev.fd_classifier and not clf.cache_path(ds, cdir).exists():
-            steps = 3 * math.ceil(lay.n_train / 128)
-            pending.append(OneOff(name, "MNIST classifier (3 epochs)", steps * rates["classifier_step_s"],
+        if clf.available(name) and ev.fd_classifier and not clf.cache_path(ds, cdir).exists():
+            steps = clf.training_steps(name, lay.n_train)
+            rate = rates.get("classifier_step_s" if name == "mnist" else f"classifier_step_s_{name}", 0.0)
+            pending.append(OneOff(name, f"{name} classifier ({clf.SPECS[name].epochs} epochs)", steps * rate,
                                   per_process=False))
             cache_bytes += 2 * 1024**2
-            cache_items.append("MNIST classifier")
+            cache_items.append(f"{name} classifier")
     return pending, cache_bytes, cache_items
 
 
@@ -681,8 +675,8 @@ def _estimate_cells(suite: Suite, specs: dict[tuple[str, str], FamilySpec], load
     images = get_modality(suite.modality).inception  # the evaluation's cost follows Inception's measured rate
     rates = {}
     if evaluate and images and any(c not in done for c in _all_cells(suite, specs)):
-        want_classifier = "mnist" in names and ev.fd_classifier
-        rates = cache.get("evaluate", {"inception": True, "classifier": want_classifier},
+        want_classifier = tuple(n for n in names if clf.available(n)) if ev.fd_classifier else ()
+        rates = cache.get("evaluate", {"inception": True, "classifier": list(want_classifier)},
                           lambda: probe_evaluation(device, inception=True, classifier=want_classifier),
                           "the evaluation (matmul rates, Inception images/s)")
     one_offs, cache_bytes, cache_items = (_image_one_offs(suite, names, loaded, rates, device)
@@ -726,6 +720,8 @@ def _estimate_cells(suite: Suite, specs: dict[tuple[str, str], FamilySpec], load
                 est["train"] = train_seconds(entry.train, probe["train_step_s"])
                 if get_modality(suite.modality).closed_form_density:  # the 2D training monitor
                     est["train"] += monitor_seconds(ev, spec.samplers, probe, spec.density_call == "log_prob")
+                elif ev.fd_classifier and clf.available(name):  # the image monitor, in the classifier's features
+                    est["train"] += monitor_seconds(ev, spec.samplers, probe, False)
                 if "sample" in stages:
                     est["sample"] = sum(sample_seconds(ev, spec.samplers[k], Linear(*probe["samplers"][k]))
                                         for k in spec.samplers)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.analysis import judges, verdicts
+from bench.analysis import judges, training_verdicts, verdicts
 from bench.analysis.aggregate import seed_stats
 from bench.analysis.claims import claims_table
 from bench.analysis.history import record_run
@@ -51,10 +51,11 @@ def order_records(records: list[CellRecord], info: dict) -> tuple[dict[str, list
     return by_ds, families
 
 
-def claims_blocks(by_ds: dict[str, list[CellRecord]]) -> list:
+def claims_blocks(by_ds: dict[str, list[CellRecord]], failed: list[CellRecord] | tuple = ()) -> list:
     """The textbook's claims T1-T30 (``bench.analysis.claims``): one row per claim with every verdict given on
-    it or "not measured", then each verdict with its rule and the numbers that decided it."""
-    given = judges.verdicts_for(by_ds)
+    it or "not measured", then each verdict with its rule and the numbers that decided it. ``failed``: the run's
+    failed cells, for the judges that count them (a diverged run is a failed run)."""
+    given = judges.verdicts_for(by_ds, failed)
     blocks = [Heading("Textbook claims T1–T30"),
               Paragraph("Each claim in our words, the texts that make it (`shared/seeds/`, by number), and the "
                         "verdict of each rule that judges it, per scope; a claim no rule judges says *not measured*. "
@@ -64,6 +65,44 @@ def claims_blocks(by_ds: dict[str, list[CellRecord]]) -> list:
         blocks += [Paragraph("**How each verdict was reached** (rule in one sentence; the numbers that decided it):"),
                    Table([{"claim": v.claim, "scope": v.scope, "family": v.family or "–", "verdict": v.verdict,
                            "rule": v.rule, "evidence": v.evidence or "–"} for v in given])]
+    return blocks
+
+
+def training_blocks(by_ds: dict[str, list[CellRecord]], failed: list[CellRecord] | tuple = ()) -> list:
+    """The training verdicts' evidence (:mod:`bench.analysis.training_verdicts`): the rules in one sentence each,
+    failed runs per family (per learning rate), the collapse table (modes or classes covered against real sample
+    sets of the same N) and the convergence guard per dataset and family."""
+    groups = training_verdicts.family_runs(by_ds, failed)
+    rows = tables.training_rows(groups) if any(r.failed is not None for rs in groups.values() for r in rs) else []
+    collapse = tables.collapse_rows(by_ds)
+    if not rows and not collapse:
+        return []
+    tv = training_verdicts
+    blocks = [Heading("Training verdicts: fragility, mode collapse, convergence"),
+              Bullets([
+                  f"*Failed run*: {tv.FAILURE_RULE}; the floors are {tv.MARGIN_ABS['nats']:g} nat of fidelity (2D: "
+                  f"mean −log p_data beyond real samples'), {tv.MARGIN_ABS['fd']:g} of FD_classifier (images) and "
+                  f"{tv.MARGIN_ABS['coverage']:g} nat of mode KL beyond real samples'.",
+                  f"*T14*: {tv.T14_RULE}. *Oscillation*: {tv.T14_OSC_RULE}.",
+                  f"*T15*: {tv.T15_RULE}.",
+                  f"*T20*: {tv.T20_COLLAPSE_RULE}; and {tv.T20_COVERAGE_RULE}.",
+                  f"*Convergence guard*: a verdict is inconclusive while a compared family's runs at its own learning "
+                  f"rate still improve over the monitor's last step by more than {tv.CONVERGENCE_Z:g} standard errors "
+                  "(FD_classifier with its bootstrap SE on images, −log p_data of the samples with its SE in 2D).",
+                  "Runs are pooled over the run's datasets (and learning rates): every family runs the same cells. "
+                  "Families without a training claim in the texts (flows, score-based and energy-based models) are "
+                  "listed but not judged."])]
+    if rows:
+        blocks += [Paragraph("**Failed runs per family** (the yardstick: fidelity and coverage on the true density "
+                             "in 2D, the dataset classifier on images):"), Table(rows)]
+    if collapse:
+        blocks += [Paragraph("**Mode collapse**, per dataset and family (default sampler): modes (2D components) or "
+                             "classes (images, the dataset classifier's predictions) that receive at least half "
+                             "their share, against the count that 99% of real sample sets of the same N reach:"),
+                   Table(collapse)]
+    conv = tables.convergence_rows(by_ds)
+    if conv:
+        blocks += [Paragraph("**Convergence guard**, per dataset and family:"), Table(conv)]
     return blocks
 
 
@@ -182,9 +221,10 @@ def build_report(run: RunDir) -> Document:
         doc.add(Heading("Trade-offs at a glance"), *[Figure(f"figures/{p.name}", p.stem, cap) for p in paths])
     if mod is not None and mod.closed_form_density:  # the truth each dataset is scored against
         doc.add(Heading("Datasets"), Table(tables.dataset_rows_2d(by_ds)))
-    doc.add(*claims_blocks(by_ds))
+    doc.add(*claims_blocks(by_ds, failed))
     doc.add(*_taxonomy(by_ds))
     doc.add(*_taxonomy_rest(by_ds, failed))
+    doc.add(*training_blocks(by_ds, failed))
     for ds, rs in by_ds.items():
         doc.add(Heading(f"All metrics: `{ds}`"), *headline_blocks(rs, ds, modality, stats))
         if mod is not None and mod.inception:  # metrics of Inception features, with their protocol

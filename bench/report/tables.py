@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass
 
-from bench.analysis import taxonomy, verdicts
+from bench.analysis import taxonomy, training_verdicts, verdicts
 from bench.analysis.aggregate import CELL
 from bench.evaluation import protocol
 from bench.report.fmt import count, fmt, pm
@@ -115,7 +116,10 @@ def _kl_text(d: DensityResult) -> str:
 def _sample_cells_2d(m: SamplerResult) -> dict[str, str]:
     return {"MMD²": fmt(m.mmd2), "precision": fmt(m.precision), "recall": fmt(m.recall),
             "high-quality": fmt(m.high_quality_fraction),
-            "modes": f"{m.modes_covered}/{m.n_modes}" if m.n_modes else "–"}
+            "modes": f"{m.modes_covered}/{m.n_modes}" if m.n_modes else "–",
+            "−log p_data (nats)": pm(m.sample_nll_data_nats, m.sample_nll_data_se_nats),
+            "mode KL (nats)": fmt(m.mode_kl_nats),
+            "modes hit": f"{m.modes_hit}/{m.n_modes}" if m.modes_hit is not None else "–"}
 
 
 def metrics_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
@@ -187,6 +191,8 @@ def image_metrics_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
                 "IS": (f"{fmt(is_['inception_score_mean'])} ± {fmt(is_['inception_score_std'], 2)}"
                        if is_.get("available") else "n/a"),
                 "FD_classifier": fmt(m.fd_classifier, 4),
+                "mode KL (classes)": fmt(m.mode_kl_nats),
+                "classes hit": f"{m.modes_hit}/{m.n_modes}" if m.modes_hit is not None else "–",
                 "novelty": fmt(m.novelty_ratio), "copies": fmt(m.copy_fraction),
                 "NFE": fmt(m.sample_nfe), "samples/s": fmt(m.sample_throughput_per_s),
                 "ms/sample": fmt(1e-3 * m.sample_us_per_sample) if m.sample_us_per_sample else "–",
@@ -272,13 +278,14 @@ HEADLINE = {
     "vector": (Column("NLL", ("test_nll_nats", "test_nll_bound_nats"), mix=True),
                Column("KL", ("kl_nats", "kl_bound_nats"), mix=True), Column("MMD²", ("mmd2",)),
                Column("precision", ("precision",)), Column("recall", ("recall",)),
-               Column("mode coverage", ("mode_coverage",)), Column("NFE", ("sample_nfe",)), _COST,
+               Column("mode coverage", ("mode_coverage",)), Column("−log p_data", ("sample_nll_data_nats",)),
+               Column("mode KL", ("mode_kl_nats",)), Column("NFE", ("sample_nfe",)), _COST,
                Column("samples/s", ("sample_throughput_per_s",)), Column("train", ("train_seconds",))),
     "image": (Column("bits/dim", ("test_bpd", "test_bpd_bound"), mix=True), Column("FID", ("fid_test", "fid_train")),
               Column("KID", ("kid_test_mean", "kid_train_mean")), Column("precision", ("precision",)),
               Column("recall", ("recall",)), Column("density", ("density",)), Column("coverage", ("coverage",)),
-              Column("NFE", ("sample_nfe",)), _COST, Column("samples/s", ("sample_throughput_per_s",)),
-              Column("train", ("train_seconds",))),
+              Column("mode KL", ("mode_kl_nats",)), Column("NFE", ("sample_nfe",)), _COST,
+              Column("samples/s", ("sample_throughput_per_s",)), Column("train", ("train_seconds",))),
 }
 
 
@@ -400,14 +407,12 @@ def estimate_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
 TAXONOMY_REST_RULES = [
     "*Final quality*: KL(p_data‖p_model) in nats where the density is normalized, else its upper bound from the "
     "NLL bound, else the default sampler's MMD²; mean ± sample std over seeds, CV = std / |mean|.",
-    f"*Training claim*: fragile when any seed diverged (NaN/inf loss or quality), the seeds disagree on collapse "
-    f"(mode coverage < 1; images: recall < {{recall_floor:g}}), or the CV exceeds {verdicts.CV_FRAGILE:g} (MMD²: std "
-    f"over max(|mean|, {verdicts.CV_FLOOR['mmd2']:g}), its noise); stable otherwise with at least "
-    f"{verdicts.MIN_SEEDS} seeds, inconclusive with fewer; a collapse in every seed is a shortfall under the budget, "
-    "not an instability.",
+    "*Diverged*: a NaN/inf loss or final quality. *Collapsed*: the default sampler hits fewer modes (2D components, "
+    "image classes; at least half their share, no σ gate) than 99% of real sample sets of the same N. The training "
+    "claims (T14, T15) and collapse (T20) are judged in the training verdicts section.",
     "*Time to quality*: training steps and seconds until the monitored validation quality (KL for exact densities, "
-    "else MMD² of the cheapest sampler) stays within max({rel:g} × |final value|, an absolute floor: "
-    "{abs_kl:g} nats, MMD² {abs_mmd:g}) of its final value; gain/s = (first − final) / training seconds.",
+    "else MMD² of the cheapest sampler; images: FD_classifier) stays within max({rel:g} × |final value|, an absolute "
+    "floor: {abs_kl:g} nats, MMD² {abs_mmd:g}) of its final value; gain/s = (first − final) / training seconds.",
     "*Latent inference* x → z: `to_latent` timed like sampling (median over repeats), NFE per call, and the "
     "reconstruction x → z → x in data units (RMSE per coordinate); families without it say none and are not timed.",
     f"*Sample quality claim* (diffusion, \"excellent\"): agrees when its mean sample metric (MMD²) is the best on the "
@@ -445,7 +450,7 @@ def _latent_text(recs: list[CellRecord]) -> tuple[str, str, str]:
 
 def taxonomy_rest_rows(recs: list[CellRecord]) -> tuple[list[dict[str, str]], list[str]]:
     """The remaining taxonomy columns for one dataset's records (all seeds, failed ones included): final
-    quality and its spread, divergence and collapse, time to quality, latent inference, and the training,
+    quality and its spread, divergence and collapse, time to quality, latent inference, and the
     sample-quality and expressiveness verdicts; and the rules, one sentence each."""
     groups = taxonomy.by_family(recs)
     ok_all = [r for r in recs if r.ok]
@@ -453,9 +458,8 @@ def taxonomy_rest_rows(recs: list[CellRecord]) -> tuple[list[dict[str, str]], li
     for family, rs in groups.items():
         st = taxonomy.stability(rs)
         cost = taxonomy.training_cost(rs)
-        train_v = verdicts.training_stability(rs)
         kind, timing, recon = _latent_text([r for r in rs if r.ok])
-        tb = {k: verdicts._claim_of(rs[0], k) for k in ("training", "sample_quality", "expressiveness")}
+        tb = {k: verdicts._claim_of(rs[0], k) for k in ("sample_quality", "expressiveness")}
         row = {
             "family": family,
             "seeds": str(len(st.seeds)),
@@ -465,10 +469,9 @@ def taxonomy_rest_rows(recs: list[CellRecord]) -> tuple[list[dict[str, str]], li
             "diverged": fmt(st.diverged_fraction, 2),
             "collapsed": fmt(st.collapsed_fraction, 2),
             "time to quality": (f"{fmt(cost.steps, 3)} steps, {fmt(cost.seconds, 2)} s "
-                                f"({'KL' if cost.metric == 'val_kl_nats' else 'MMD²'})" if cost.n else "–"),
+                                f"({taxonomy.MONITOR_LABELS.get(cost.metric, cost.metric)})" if cost.n else "–"),
             "train (s)": fmt(cost.train_seconds, 3),
             "gain/s": fmt(cost.gain_per_s, 2),
-            "training claim": (f"{tb['training']}: {_claim(train_v)}" if tb.get("training") else _claim(train_v)),
             "latent": kind,
             "latent cost": timing,
             "recon RMSE": recon,
@@ -481,7 +484,90 @@ def taxonomy_rest_rows(recs: list[CellRecord]) -> tuple[list[dict[str, str]], li
             ex = verdicts.expressiveness([r for r in rs if r.ok], [r for r in groups["autoregressive"] if r.ok])
             row["expressiveness"] = f"{tb['expressiveness']}: {ex.verdict} ({ex.measured})"
         rows.append(row)
-    rules = [s.format(recall_floor=taxonomy.RECALL_FLOOR, rel=taxonomy.SETTLE_REL,
+    rules = [s.format(rel=taxonomy.SETTLE_REL,
                       abs_kl=taxonomy.SETTLE_ABS["val_kl_nats"], abs_mmd=taxonomy.SETTLE_ABS["val_mmd2"])
              for s in TAXONOMY_REST_RULES]
     return rows, rules
+
+
+# --------------------------------------------------------------------------- issue 23: the training verdicts' tables
+def _lr(scale: float) -> str:
+    return f"lr ×{scale:g}"
+
+
+def _count_text(k: int, n: int) -> str:
+    return f"{k}/{n} ({k / n:.0%})" if n else "–"
+
+
+def training_rows(groups: dict[str, list[training_verdicts.Run]]) -> list[dict[str, str]]:
+    """One row per registered family (:func:`bench.analysis.training_verdicts.family_runs`, failures marked): its
+    runs and failed runs (per learning rate where there are several), why they failed, collapsed runs, the
+    oscillation index, the convergence guard at its own learning rate, and the texts' training claim."""
+    scales = sorted({r.lr_scale for rs in groups.values() for r in rs})
+    rows = []
+    for family, runs in groups.items():
+        judged = [r for r in runs if r.failed is not None]
+        row = {"family": family, "runs": str(len(judged)),
+               "failed": _count_text(sum(bool(r.failed) for r in judged), len(judged))}
+        if len(scales) > 1:
+            for s in scales:
+                at = [r for r in judged if r.lr_scale == s]
+                row[f"failed at {_lr(s)}"] = f"{sum(bool(r.failed) for r in at)}/{len(at)}" if at else "–"
+        col = [r for r in runs if r.collapsed is not None]
+        reasons = [x for r in judged for x in r.reasons]
+        osc = sorted(r.oscillation for r in runs if r.oscillation is not None)
+        own = [r.record for r in runs if r.lr_scale == 1.0 and r.record.ok] or [r.record for r in runs if r.record.ok]
+        ok, why = training_verdicts.converged(own)
+        tb = runs[0].record.textbook or {}
+        claims = [c for c in training_verdicts.claims_of(runs[0].record) if c in ("T14", "T15", "T20")]
+        row.update({
+            "diverged": str(sum(r.diverged for r in runs)),
+            "collapsed": _count_text(sum(bool(r.collapsed) for r in col), len(col)),
+            "worse fidelity": str(sum(x.startswith("fidelity") for x in reasons)),
+            "worse coverage": str(sum(x.startswith("coverage") for x in reasons)),
+            "oscillation index (median [IQR])": (f"{fmt(statistics.median(osc), 2)} [{fmt(osc[len(osc) // 4], 2)}, "
+                                                 f"{fmt(osc[(3 * len(osc)) // 4], 2)}]" if osc else "–"),
+            "converged (own lr)": ("yes" if ok else "no") + f": {why}",
+            "texts' claim": (f"{tb.get('training') or '–'} ({', '.join(claims)})" if claims else "no training claim"),
+        })
+        rows.append(row)
+    return rows
+
+
+def collapse_rows(by_ds: dict[str, list[CellRecord]]) -> list[dict[str, str]]:
+    """Per dataset and family (a variant is its own row): the default sampler's modes hit (2D components, image
+    classes: at least half their share) per seed against the count 99% of real sample sets of the same N reach,
+    the mode KL against real sets', and the collapsed seeds."""
+    rows = []
+    for ds, recs in by_ds.items():
+        for family, rs in taxonomy.by_family([r for r in recs if r.ok]).items():
+            ms = [r.primary()[1] for r in sorted(rs, key=lambda r: r.seed)]
+            ms = [m for m in ms if m.modes_hit is not None]
+            if not ms:
+                continue
+            what = "classes" if rs[0].modality == "image" else "modes"
+            col = [taxonomy.collapsed(r) for r in rs]
+            col = [c for c in col if c is not None]
+            kl = [m.mode_kl_nats for m in ms]
+            rows.append({
+                "dataset": ds, "family": family, "seeds": str(len(ms)),
+                f"{what} covered (per seed)": f"{', '.join(str(m.modes_hit) for m in ms)} of {ms[0].n_modes}",
+                "real sets of the same N reach (99%)": str(ms[0].modes_hit_real_q01),
+                "mode KL (nats, median)": fmt(statistics.median(kl), 3),
+                "real: mean / 99th pct.": (f"{fmt(ms[0].mode_kl_real_mean_nats, 2)} / "
+                                           f"{fmt(ms[0].mode_kl_real_q99_nats, 2)}"),
+                "collapsed": f"{sum(col)}/{len(col)}",
+            })
+    return rows
+
+
+def convergence_rows(by_ds: dict[str, list[CellRecord]]) -> list[dict[str, str]]:
+    """Per dataset and family: the convergence guard's reading (:func:`bench.analysis.training_verdicts.converged`)
+    on its ok runs."""
+    rows = []
+    for ds, recs in by_ds.items():
+        for family, rs in taxonomy.by_family([r for r in recs if r.ok]).items():
+            ok, why = training_verdicts.converged(rs)
+            rows.append({"dataset": ds, "family": family, "runs": str(len(rs)), "converged": "yes" if ok else "no",
+                         "monitor's last step": why})
+    return rows

@@ -20,7 +20,10 @@ the profile's ``profile_reason`` and each sampler's timing warm-up and repeats, 
 optional ``latent`` part (:class:`LatentResult`; absent in older records); version 4 adds the
 config's ``samplers`` section (samplers stopped being model settings) and each timing's standard
 error of the median (``*_median_se_ms``; older records gave only the IQR, which is a spread, not an
-error). An unknown version or key raises :class:`SchemaError` naming it.
+error); version 5 adds the registered family a cell ran (``registered_family``: a suite entry may be a
+*variant* of one, e.g. ``gan_lr2``) and its ``lr_scale``, the samples' fidelity and mode coverage judged on
+the true density or a classifier (``sample_nll_data_nats``, ``mode_kl_nats``, ``modes_hit``) with their
+real-vs-real calibration at the same N. An unknown version or key raises :class:`SchemaError` naming it.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA = "genbench.cell/4"
-READABLE = ("genbench.cell/1", "genbench.cell/2", "genbench.cell/3", SCHEMA)
+SCHEMA = "genbench.cell/5"
+READABLE = ("genbench.cell/1", "genbench.cell/2", "genbench.cell/3", "genbench.cell/4", SCHEMA)
 
 
 class SchemaError(ValueError):
@@ -141,6 +144,27 @@ class SamplerResult:
     n_modes: int | None = metric("modes", doc="components of the mixture")
     mode_coverage: float | None = metric("fraction", "higher", doc="modes_covered / n_modes")
     mode_shares: list[float] | None = None
+    sample_nll_data_nats: float | None = metric("nats", "lower", se="sample_nll_data_se_nats",
+                                                doc="fidelity: mean -log p_data of the samples under the true "
+                                                    "mixture (2D); real samples give H(p_data)")
+    sample_nll_data_se_nats: float | None = metric("nats", doc="its standard error (std / sqrt(N))")
+    sample_nll_data_real_nats: float | None = metric("nats", doc="the same for real samples of the same N: mean "
+                                                             "over the calibration draws (about H(p_data))")
+    sample_nll_data_real_q99_nats: float | None = metric("nats", doc="its 99th percentile over the calibration "
+                                                                 "draws")
+    # ---- evaluate stage, both: mode coverage (2D: mixture components; images: the dataset classifier's classes)
+    mode_kl_nats: float | None = metric("nats", "lower",
+                                        doc="coverage: KL(mode histogram of the samples || the data's) in nats; 2D: "
+                                            "most probable component vs the mixture weights (no sigma gate); "
+                                            "images: predicted class vs the test set's predicted classes")
+    modes_hit: int | None = metric("modes", "higher", doc="modes (2D components, image classes) receiving at least "
+                                                          "mode_tolerance x their share of the samples (no sigma gate)")
+    mode_kl_real_mean_nats: float | None = metric("nats", doc="mode_kl_nats of real samples of the same N: mean over "
+                                                              "the calibration draws")
+    mode_kl_real_q99_nats: float | None = metric("nats", doc="its 99th percentile over the calibration draws")
+    modes_hit_real_q01: int | None = metric("modes", doc="modes_hit that 99% of real samples of the same N reach "
+                                                         "(1st percentile over the calibration draws)")
+    mode_calibration_draws: int | None = metric("draws", doc="real sample sets of the same N in the calibration")
     # ---- evaluate stage, both
     precision: float | None = metric("fraction", "higher", doc="k-NN manifold precision (Kynkäänniemi et al. 2019)")
     recall: float | None = metric("fraction", "higher", doc="k-NN manifold recall (Kynkäänniemi et al. 2019)")
@@ -154,7 +178,8 @@ class SamplerResult:
     coverage: float | None = metric("fraction", "higher", doc="coverage (Naeem et al. 2020, k = 5)")
     prdc_n: int | None = metric("samples", doc="real and fake samples used by precision/recall/density/coverage")
     fd_classifier: float | None = metric("", "lower",
-                                         doc="Fréchet distance in an MNIST classifier's features (not FID)")
+                                         doc="Fréchet distance in the dataset classifier's features (MNIST, "
+                                             "CIFAR-10; not FID)")
     classifier: dict[str, Any] | None = None
     novelty_ratio: float | None = metric("", doc="median nearest-train distance of samples / of test images")
     copy_fraction: float | None = metric("fraction", "lower", doc="samples closer to a training image than 99% of test")
@@ -302,6 +327,8 @@ class CellRecord:
     family: str
     seed: int
     status: str = "running"  # running, partial, ok, failed, interrupted (Ctrl-C; resumable)
+    registered_family: str | None = None  # the models registry's family the cell ran; None before cell/5: family
+    lr_scale: float | None = None  # the entry's learning-rate multiplier (a variant's); None before cell/5: 1
     reason: str | None = None
     traceback: str | None = None
     modality: str | None = None
@@ -309,7 +336,7 @@ class CellRecord:
     capabilities: dict[str, bool] = field(default_factory=dict)
     model_class: str | None = None
     reference: str | None = None
-    textbook: dict[str, str] | None = None
+    textbook: dict[str, Any] | None = None
     config: CellConfig = field(default_factory=CellConfig)
     git_sha: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
@@ -339,6 +366,12 @@ class CellRecord:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def base_family(self) -> str:
+        """The registered family the cell ran: ``registered_family``, else (records before ``genbench.cell/5``)
+        ``family``."""
+        return self.registered_family or self.family
 
     def primary(self) -> tuple[str | None, SamplerResult]:
         """(name, result) of the family's default sampler (the first one), or (None, empty)."""
