@@ -795,7 +795,7 @@ def _check_data_shapes(names: list[str], data: DataConfig, families: dict[str, F
         for f, entry in families.items():
             model_cfg = dataset_families.get(n, {}).get(f, entry).model
             try:
-                models.get(f, modality).check_data_shape(model_cfg, shape)
+                models.get(entry.family or f, modality).check_data_shape(model_cfg, shape)
             except ValueError as e:
                 m = re.fullmatch(r"(\w+): (.*)", str(e))
                 key = f"families.{f}.model" + (f".{m.group(1)}" if m else "")
