@@ -113,6 +113,9 @@ class _Image(Modality):
     def synthetic(self, shape: tuple[int, ...], n: int) -> torch.Tensor:
         return torch.randint(0, 256, (n, *shape), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
 
+    def model_extras(self, model, ds, ev, density, cell_dir, device):
+        return images.model_extras(model, ds, ev, density, device)
+
     def evaluate(self, ds, ev, data, record, cell_dir, device):
         return images.evaluate(ds, ev, data, record, cell_dir, device)
 
