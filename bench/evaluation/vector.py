@@ -221,7 +221,7 @@ def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path) -> dict[str
     """
     d = record.density
     h, h_se = ds.info["true_entropy_nats"], ds.info["true_entropy_se_nats"]
-    kl = {"true_entropy_nats": h, "true_entropy_se_nats": h_se}
+    kl = {"true_entropy_nats": h, "true_entropy_se_nats": h_se, "dims": int(np.prod(ds.shape))}
     if d.ode_test_nll_nats is not None:
         kl.update(ode_kl_nats=d.ode_test_nll_nats - h,
                   ode_kl_se_nats=math.hypot(d.ode_test_nll_se_nats or 0.0, h_se))

@@ -122,7 +122,7 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path, 
     count. Returns per sampler: NFE, throughput (samples/s) at the large batch, latency
     (ms) at ``ev.latency_batch``, and the cost of one NFE (ms), each a median over the
     timed calls, and the sweep the sampler belongs to. The first (default) sampler is also timed at each batch
-    of ``ev.batch_sweep`` (samples/s against batch size, the same warm-up and repeats).
+    of ``ev.batch_sweep`` (samples/s against batch size; the same warm-up, at most 3 timed calls).
     """
     out = {}
     for k, (name, sampler) in enumerate((samplers or model.default_samplers()).items()):
@@ -148,7 +148,7 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path, 
         sweep = {}
         for b in (ev.batch_sweep if k == 0 else []):
             t = measure(lambda b=b, sampler=sampler: model.sample(b, sampler=sampler), device=device,
-                        warmup=ev.timing_warmup, repeats=repeats)
+                        warmup=ev.timing_warmup, repeats=min(3, repeats))
             sweep[str(b)] = b / t.median_s
         batch_ms, batch_iqr_ms, batch_se_ms = _timing_ms(big)
         lat_ms, lat_iqr_ms, lat_se_ms = _timing_ms(small)

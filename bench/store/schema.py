@@ -238,7 +238,7 @@ class DensityResult:
     true_entropy_nats: float | None = metric("nats", doc="H(p_data) by Monte Carlo")
     true_entropy_se_nats: float | None = metric("nats", doc="its standard error")
     # ---- images: evaluate stage
-    dims: int | None = metric("dimensions", doc="C·H·W")
+    dims: int | None = metric("dimensions", doc="the data's dimension D (images: C·H·W)")
     test_bpd: float | None = metric("bits/dim", "lower", se="test_bpd_se", doc="exact test bits/dim")
     test_bpd_se: float | None = metric("bits/dim", doc="its standard error")
     bounds_bpd: dict[str, float] = metric("bits/dim", "lower", flat="test_bpd_bound_{}", se="test_bpd_bound_{}_se",

@@ -7,7 +7,7 @@ real test images, so that 1 means "as sharp as the data", below 1 blurrier, abov
   arXiv:2003.01826, who compare the power spectra of real and generated images): the fraction of an
   image's spectral energy, DC excluded, at radial frequencies above half the Nyquist frequency
   (|f| > 1/4 cycle per pixel), from the 2D DFT of the grey image (the channel mean) in [0, 1];
-* **variance of the Laplacian** (Pech-Pacheco et al. 2000, the usual focus measure): the variance over
+* **variance of the Laplacian** (Pech-Pacheco et al. 2000, the usual focus measure): the variance (ddof = 0) over
   pixels of the 3x3 Laplacian [[0, 1, 0], [1, -4, 1], [0, 1, 0]] of the grey image in [0, 1] (valid
   convolution), in (pixels/255)² units.
 
@@ -80,7 +80,7 @@ def laplacian_variance(images, batch: int = 1024) -> np.ndarray:
     if min(g.shape[1:]) < 3:
         raise ValueError(f"images must be at least 3x3, got {tuple(g.shape[1:])}")
     k = LAPLACIAN.double()[None, None]
-    return torch.cat([F.conv2d(c[:, None], k)[:, 0].flatten(1).var(1) for c in g.split(batch)]).numpy()
+    return torch.cat([F.conv2d(c[:, None], k)[:, 0].flatten(1).var(1, correction=0) for c in g.split(batch)]).numpy()
 
 
 def _log_ratio(samples: np.ndarray, reference: np.ndarray) -> tuple[float, float, float]:
