@@ -239,9 +239,9 @@ def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path) -> dict[str
         "energy_nll": f"log Z by the midpoint rule on a {ev.quadrature_grid}^2 grid over the EBM's box; "
                       "error = |log Z(n) - log Z(n/2)|",
         "mmd": "unbiased MMD^2, RBF kernel, bandwidth = median pairwise distance of the pooled samples",
-        "mmd_multiscale": f"unbiased MMD^2, mean of RBF kernels at 6 bandwidths geometric from the test set's median "
-                          f"nearest-neighbour distance to its median pairwise distance; {ev.kid_subsets} random "
-                          "subsets as KID (mean, std)",
+        "mmd_multiscale": f"unbiased MMD^2, RBF kernels at 6 bandwidths geometric from the test set's median "
+                          f"nearest-neighbour distance to its median pairwise distance, weighted by 1/bandwidth; "
+                          f"{ev.kid_subsets} random subsets as KID (mean, std)",
         "ode": "probability-flow ODE likelihood on the first bound_n test points (the cell's first pf_ode sampler: "
                "steps, Euler/Heun, exact trace in 2D); its integral on a (quadrature_grid/4)^2 grid",
         "reference_estimates": f"one Gaussian (ML) and a Gaussian KDE on the first {simple.FIT_N} training points, "

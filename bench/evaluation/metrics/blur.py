@@ -47,7 +47,7 @@ def hf_energy_fraction(images, cutoff: float = CUTOFF, batch: int = 1024) -> np.
         cutoff: radial frequency in cycles per pixel (Nyquist = 0.5); default half the Nyquist frequency.
 
     Returns:
-        (N,) float64 in [0, 1]; a constant image (no energy outside DC) gives NaN.
+        (N,) float64 in [0, 1]; a constant image (no energy outside DC beyond rounding) gives NaN.
 
     Raises:
         ValueError: not a batch of images.
@@ -62,8 +62,9 @@ def hf_energy_fraction(images, cutoff: float = CUTOFF, batch: int = 1024) -> np.
     for chunk in g.split(batch):
         power = torch.fft.fft2(chunk).abs() ** 2
         total = (power * ac).sum((1, 2))
-        out.append(torch.where(total > 0, (power * high).sum((1, 2)) / total.clamp_min(1e-300),
-                               torch.full_like(total, math.nan)))
+        flat = total <= 1e-12 * power[:, 0, 0]  # no energy beyond rounding outside DC: a constant image
+        out.append(torch.where(flat, torch.full_like(total, math.nan),
+                               (power * high).sum((1, 2)) / total.clamp_min(1e-300)))
     return torch.cat(out).numpy()
 
 

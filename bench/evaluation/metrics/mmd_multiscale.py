@@ -2,12 +2,14 @@
 
 MMD² with one RBF kernel at the median pairwise distance (:func:`bench.evaluation.metrics.mmd.mmd2_rbf`) is
 nearly blind to what happens inside the modes of a mixture: on ``25gaussians`` (component std 0.018, modes
-2/2.828 apart) a sample set that misses the modes by several of their widths scores as well as the data. This
-kernel sums RBF kernels at ``scales`` bandwidths spaced geometrically from the data's mode scale (the median
+2/2.828 apart) samples blurred to 3 mode widths score MMD² 0.0015 against the data's own 0.0009. This
+kernel mixes RBF kernels at ``scales`` bandwidths spaced geometrically from the data's mode scale (the median
 distance of a test point to its nearest test neighbour) up to its global scale (the median pairwise test
-distance), k(x, y) = (1/S) sum_s exp(-||x - y||² / (2 h_s²)), so blur within a mode counts as much as a
-missing mode. The bandwidths are computed from the reference (test) points alone, so every family is scored
-with the same kernel.
+distance), each weighted by h_1 / h_s: k(x, y) = sum_s w_s exp(-||x - y||² / (2 h_s²)) / sum_s w_s. The
+weights keep the fine scales, where blur within a mode shows, from drowning in the coarse scales' noise:
+on 1000 vs 1000 points, blur to 3 mode widths moves it by 14 subset standard deviations on 25gaussians and 13 on
+8gaussians (equal weights: 4 and 9), and dropping 1/8 of the modes by 4-5 (equal weights: 5). The bandwidths
+come from the reference (test) points alone, so every family is scored with the same kernel.
 
 The estimator is KID's (Bińkowski et al. 2018, arXiv:1801.01401): the unbiased MMD² U-statistic on
 ``subsets`` random pairs of subsets of ``subset_size`` points (drawn without replacement, seeded), reported as
@@ -35,8 +37,10 @@ def bandwidths(reference, scales: int = 6, max_points: int = 2000) -> np.ndarray
 
 
 def _kernel(a: torch.Tensor, b: torch.Tensor, h: np.ndarray) -> torch.Tensor:
+    """The multi-scale kernel matrix (len(a), len(b)), weights h_1 / h_s (see the module docstring)."""
     d2 = torch.cdist(a, b).square_()
-    return sum(torch.exp(-d2 / (2 * float(s) ** 2)) for s in h) / len(h)
+    w = float(h[0]) / np.asarray(h, dtype=np.float64)
+    return sum(float(wi) * torch.exp(-d2 / (2 * float(s) ** 2)) for wi, s in zip(w, h)) / float(w.sum())
 
 
 def mmd2_multiscale(reference, samples, *, h: np.ndarray | None = None, subsets: int = 100,
