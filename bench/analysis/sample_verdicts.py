@@ -208,7 +208,7 @@ def likelihood(rec: CellRecord) -> tuple[float | None, float | None, str, str]:
     return None, None, "", ""
 
 
-def _ok_groups(recs: list[CellRecord]) -> dict[str, list[CellRecord]]:
+def ok_groups(recs: list[CellRecord]) -> dict[str, list[CellRecord]]:
     """ok records by registered family (:func:`family_kind`), first-seen order."""
     out: dict[str, list[CellRecord]] = {}
     for r in recs:
@@ -607,7 +607,7 @@ def rival_tests(by_dataset: dict[str, list[CellRecord]]) -> list[_Rival]:
     """T19's non-inferiority tests, one per dataset with diffusion and GAN records, before Holm."""
     tests = []
     for ds, recs in by_dataset.items():
-        groups = _ok_groups(recs)
+        groups = ok_groups(recs)
         if "diffusion" not in groups or "gan" not in groups:
             continue
         d = _by_seed(groups["diffusion"], lambda r: quality(r.primary()[1])[:2])
@@ -767,7 +767,7 @@ def judge_samples(by_dataset: dict[str, list[CellRecord]]) -> list[ClaimVerdict]
     """Every rule of this module on a run's records: T3, T5, T6, T7-T11, T17-T19, T21 and T30 per dataset."""
     out: list[ClaimVerdict] = []
     for ds, recs in by_dataset.items():
-        groups = _ok_groups(recs)
+        groups = ok_groups(recs)
         if not groups:
             continue
         out += ode_likelihood_verdicts(ds, groups)
