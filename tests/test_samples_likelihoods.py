@@ -264,3 +264,18 @@ def test_the_gaussian_and_the_kde_are_normalized_densities():
     assert kde.sample(10, 0).shape == (10, 2)
     deq = simple.dequantized(np.array([[[[0, 255]]]], dtype=np.uint8), seed=0)
     assert deq.shape == (1, 2) and 0 <= deq[0, 0] < 1 and 255 <= deq[0, 1] < 256
+
+
+def test_the_image_ode_likelihood_is_of_dequantized_pixels_with_hutchinsons_trace():
+    from models.diffusion import ImageDDPM, ImageDDPMConfig
+
+    torch.manual_seed(0)
+    model = ImageDDPM(ImageDDPMConfig(T=10, channels=(8, 16), norm_groups=4, attention=False), (1, 8, 8))
+    ode = model.resolve_sampler(ProbabilityFlow(steps=2))
+    assert ode.trace_kind(model) == "hutchinson"  # D = 64 > 16
+    x = torch.randint(0, 256, (3, 1, 8, 8), dtype=torch.uint8)
+    y, log_det = model.pf_from_data(x, torch.Generator().manual_seed(0))
+    assert torch.allclose(log_det, torch.full((3,), -64 * math.log(127.5) + 32 * -math.log(float(model.alpha_bar[0]))))
+    assert (y * model.alpha_bar[0].sqrt() - ((x.float() - 0.5) / 127.5 - 1)).abs().max() <= 1 / 127.5 + 1e-6
+    lp = ode.log_prob(model, x, torch.Generator().manual_seed(1))
+    assert lp.shape == (3,) and torch.isfinite(lp).all()
