@@ -73,10 +73,10 @@ def test_estimate_uses_the_seed_spread_and_falls_back_to_the_own_se():
 
 
 # --------------------------------------------------------------------------- T3
-def score(nfe: int, log_integral: float | None = 0.002) -> CellRecord:
+def score(nfe: int, log_integral: float | None = 0.002, error: float = 1e-5) -> CellRecord:
     return rec("score", density={"ode_test_nll_nats": 2.0, "ode_test_nll_se_nats": 0.01, "ode_test_n": 100,
                                  "ode_nfe": nfe, "ode_trace": "exact", "ode_ms_per_example": 3.0,
-                                 "ode_log_integral_nats": log_integral, "ode_log_integral_error_nats": 1e-5,
+                                 "ode_log_integral_nats": log_integral, "ode_log_integral_error_nats": error,
                                  "ode_integral_grid": 64})
 
 
@@ -85,6 +85,8 @@ def test_t3_the_score_models_likelihood_costs_the_ode():
     assert only(judge(score(4)), "T3").verdict == DISAGREES  # 4 NFE: as cheap as an explicit density
     v = only(judge(score(100, log_integral=0.05)), "T3")  # integrates to 1.05: not a density at this step count
     assert v.verdict == INCONCLUSIVE and "1.0513" in v.evidence
+    coarse = only(judge(score(100, log_integral=0.3, error=0.2)), "T3")  # the grid cannot resolve the modes
+    assert coarse.verdict == AGREES and "not resolved by the 64² grid" in coarse.evidence
 
 
 def test_t3_of_a_score_model_with_the_ode_is_judged_once():

@@ -265,10 +265,15 @@ def ode_likelihood_verdicts(ds: str, groups: dict[str, list[CellRecord]]) -> lis
         ok_norm = True
         integrals = [(d.ode_log_integral_nats, d.ode_log_integral_error_nats or 0.0) for d in ds_
                      if d.ode_log_integral_nats is not None]
-        if integrals:
-            li, err = max(integrals, key=lambda p: abs(p[0]))
-            ok_norm = abs(li) <= max(INTEGRAL_TOLERANCE, 3 * err)
-            norm = f"; ∫p = {math.exp(li):.4f} (largest over seeds, {d0.ode_integral_grid}² grid, error {err:.2g})"
+        resolved = [(li, err) for li, err in integrals if err <= INTEGRAL_TOLERANCE]
+        if resolved:
+            li, err = max(resolved, key=lambda p: abs(p[0]))
+            ok_norm = abs(li) <= INTEGRAL_TOLERANCE + 3 * err
+            norm = (f"; ∫p = {math.exp(li):.4f} (farthest from 1 over seeds, {d0.ode_integral_grid}² grid, "
+                    f"error {err:.2g})")
+        elif integrals:
+            err = min(e for _, e in integrals)
+            norm = f"; ∫p not resolved by the {d0.ode_integral_grid}² grid (quadrature error {err:.2g} nats)"
         evidence = (f"ODE NLL {nll.text()} {unit} on N = {d0.ode_test_n} test points, {nll.n} seeds ({nll.how}); "
                     f"{cost}{norm}")
         if not ok_norm:
