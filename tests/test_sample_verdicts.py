@@ -158,8 +158,11 @@ def test_t7_t8_t9_by_sequential_passes():
     assert only(v, "T8").verdict == AGREES and only(v, "T9").verdict == AGREES
     assert "1,100 vs 1,000 parameters, matched" in only(v, "T9").evidence
     two_d = judge(rec("autoregressive", samplers={"default": sampler(2, 30.0)}),
-                  rec("vae", samplers={"default": sampler(1, 10.0)}))
-    assert only(two_d, "T7").verdict == DISAGREES  # 2 passes at D = 2: not slow
+                  rec("vae", samplers={"default": sampler(1, 10.0)}, parameters=5000),
+                  rec("coupling_flow", samplers={"default": sampler(1, 15.0)}, parameters=990))
+    t7 = only(two_d, "T7")
+    assert t7.verdict == DISAGREES  # 2 passes at D = 2: not slow
+    assert "at matched parameters (1,000 vs 990) 2x the wall clock of coupling_flow (NFE 1)" in t7.evidence
 
 
 def test_t10_slow_and_parallelizable():

@@ -445,6 +445,12 @@ def sampling_verdicts(ds: str, groups: dict[str, list[CellRecord]]) -> list[Clai
             size = f" ({pf:,} vs {pb:,} parameters, {match})" if pf and pb and fam != fastest else ""
             parts.append("fastest by wall clock" if fam == fastest else
                          f"wall clock {costs[fam] / costs[fastest]:.3g}x {fastest}'s per sample{size}")
+            twins = [f for f in cheap_fams if f != fam and f in costs and params.get(f) and params.get(fam)
+                     and abs(params[f] / params[fam] - 1) <= MATCH_TOLERANCE]
+            if twins and fam not in cheap_fams:
+                f = min(twins, key=lambda f: abs(params[f] - params[fam]))
+                parts.append(f"at matched parameters ({params[fam]:,} vs {params[f]:,}) {costs[fam] / costs[f]:.3g}x "
+                             f"the wall clock of {f} (NFE {cheapest})")
         measured_slow = slow
         verdict = AGREES if (tb["sampling"] == "slow") == measured_slow else DISAGREES
         rule = PASSES_RULE
