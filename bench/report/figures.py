@@ -32,11 +32,13 @@ QUALITY = {"vector": ("mmd2",), "image": ("fid_test", "fid_train")}
 
 @dataclass(frozen=True)
 class Point:
-    """One (dataset, family, sampler) metric over seeds: mean, std (0 for one seed) and n."""
+    """One (dataset, family, sampler) metric over seeds: mean, std (0 for one seed), n, and the metric's own
+    standard error of the mean where it has one (NaN otherwise)."""
 
     mean: float
     std: float
     n: int
+    se: float = float("nan")
 
 
 class Stats:
@@ -45,7 +47,8 @@ class Stats:
     def __init__(self, frame):
         self.frame = frame
         self._d = {(r.dataset, r.family, r.sampler, r.metric): Point(float(r.mean), float(r.std)
-                                                                       if r.n > 1 else 0.0, int(r.n))
+                                                                       if r.n > 1 else 0.0, int(r.n),
+                                                                       float(getattr(r, "se", float("nan"))))
                    for r in frame.itertuples()}
 
     def get(self, dataset: str, family: str, sampler: str, metric: str) -> Point | None:
@@ -274,7 +277,8 @@ def quality_vs_nfe(stats: Stats, datasets: list[str], families: list[str], modal
     """fid_vs_nfe.png (images) or mmd_vs_nfe.png (2D): quality against NFE (log x) for each family
     with several samplers. Samplers of one sweep (declared by the family, e.g. DDIM at several step
     counts) are joined by a line; a sampler outside any sweep (ancestral sampling) is a square.
-    ``metric`` and ``name`` draw another quality metric into another file (the DDIM claim's KID).
+    ``metric`` and ``name`` draw another quality metric into another file (the DDIM claim's KID), its error
+    bars ±1 std over seeds, or with one seed the metric's own standard error (KID's subset std).
     ``None`` when no family has two samplers with the quality metric."""
     metric = metric or _quality_metric(stats, modality)
     if metric is None or not stats.has(metric):
@@ -294,13 +298,18 @@ def quality_vs_nfe(stats: Stats, datasets: list[str], families: list[str], modal
             if len(pts) < 2:
                 continue
             drawn = True
+            def bar(q: Point) -> float | None:  # the named metric's figure: its own SE where one seed ran
+                if name is not None and q.n == 1 and q.se == q.se:
+                    return q.se
+                return _err(q)
+
             for sweep in sorted({p[3] for p in pts if p[3]}):
                 line = sorted((p for p in pts if p[3] == sweep), key=lambda p: p[0])
-                ax.errorbar([p[0] for p in line], [p[1].mean for p in line], yerr=[p[1].std for p in line],
+                ax.errorbar([p[0] for p in line], [p[1].mean for p in line], yerr=[bar(p[1]) or 0.0 for p in line],
                             fmt="o-", color=colour[fam], capsize=2, label=f"{fam}: {sweep}")
             for nfe, q, smp, sweep in pts:
                 if not sweep:
-                    ax.errorbar(nfe, q.mean, yerr=_err(q), fmt="s", ms=7, color=colour[fam], capsize=2,
+                    ax.errorbar(nfe, q.mean, yerr=bar(q), fmt="s", ms=7, color=colour[fam], capsize=2,
                                 label=f"{fam}: {smp}")
                 marks.append((nfe, q.mean))
                 texts.append(f"{smp} (NFE {nfe:.0f})")
