@@ -123,6 +123,8 @@ def test_t6_the_noise_mixture():
     v = only(judge(theis(0.0085, 1.0)), "T6", "autoregressive")  # +0.0085 bits/dim; FID +280 = 280 SE
     assert v.verdict == AGREES and "280 SE" in v.evidence
     assert only(judge(theis(0.02, 1.0)), "T6", "autoregressive").verdict == DISAGREES  # bits/dim noticed it
+    # a model worse than the noise itself: the mixture's bits/dim fall by 0.28, the likelihood moved
+    assert only(judge(theis(-0.28, 1.0)), "T6", "autoregressive").verdict == DISAGREES
     assert only(judge(theis(0.0085, None)), "T6", "autoregressive").verdict == INCONCLUSIVE
 
 

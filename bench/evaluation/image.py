@@ -114,7 +114,7 @@ def model_extras(model, ds, ev: EvalConfig, density: DensityResult, device) -> D
     lp = torch.cat([model.log_prob(c, generator=gen) for c in xs.split(ev.density_batch)]).double().cpu()
     mix = noise_mixture_log_prob(lp, dims)
     bpd_model, bpd_mix = float(-lp.mean()) / (dims * LN2), float(-mix.mean()) / (dims * LN2)
-    return dataclasses.replace(density, theis_weight=THEIS_WEIGHT, theis_test_bpd=bpd_mix,
+    return dataclasses.replace(density, theis_weight=THEIS_WEIGHT, theis_test_n=len(lp), theis_test_bpd=bpd_mix,
                                theis_bpd_shift=bpd_mix - bpd_model)
 
 

@@ -269,6 +269,7 @@ class DensityResult:
     ode_test_bpd_se: float | None = metric("bits/dim", doc="its standard error")
     # ---- Theis et al. 2016's mixture 0.01 p_model + 0.99 uniform noise (exact image likelihoods)
     theis_weight: float | None = metric("fraction", doc="weight of the model in the noise mixture")
+    theis_test_n: int | None = metric("examples", doc="test images of the mixture's bits/dim")
     theis_test_bpd: float | None = metric("bits/dim", doc="test bits/dim of the mixture, exact (logsumexp)")
     theis_bpd_shift: float | None = metric("bits/dim", doc="theis_test_bpd - test_bpd (at most log2(1/weight)/D)")
     theis_fid: float | None = metric("", doc="FID of the mixture's samples (the default sampler's, all but the "
