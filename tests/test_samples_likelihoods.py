@@ -181,9 +181,10 @@ def test_blur_statistics_of_images_a_reader_can_draw():
     flat = np.full((1, 1, 28, 28), 128, dtype=np.uint8)
     ramp = np.tile(np.arange(28, dtype=np.uint8) * 9, (28, 1))[None, None]
     wave = (127.5 + 127 * np.cos(2 * np.pi * np.arange(28) / 28))[None, None, None, :].repeat(28, 2).astype(np.uint8)
-    assert blur.hf_energy_fraction(checker)[0] == pytest.approx(1.0)  # all its energy at (1/2, 1/2) cycles/pixel
-    assert blur.hf_energy_fraction(wave)[0] < 1e-3  # one cycle per image: far below 1/4 cycle per pixel
-    assert math.isnan(blur.hf_energy_fraction(flat)[0])
+    # a 0/1 checkerboard is 0.5 +- 0.5 at (1/2, 1/2) cycles per pixel: its high-pass part has mean square 0.25
+    assert blur.hf_energy(checker)[0] == pytest.approx(0.25)
+    assert blur.hf_energy(wave)[0] < 1e-6  # one cycle per image: far below 1/4 cycle per pixel
+    assert blur.hf_energy(flat)[0] == pytest.approx(0.0, abs=1e-20)
     assert blur.laplacian_variance(checker)[0] == pytest.approx(16.0)  # the Laplacian is +-4 on a 0/1 checkerboard
     assert blur.laplacian_variance(flat)[0] == 0 and blur.laplacian_variance(ramp)[0] == pytest.approx(0.0, abs=1e-12)
 
@@ -191,7 +192,7 @@ def test_blur_statistics_of_images_a_reader_can_draw():
 def test_blur_ratios_against_the_reference_and_their_errors():
     rng = np.random.default_rng(0)
     real = rng.integers(0, 256, size=(200, 1, 8, 8), dtype=np.uint8)
-    hf, lap = blur.hf_energy_fraction(real), blur.laplacian_variance(real)
+    hf, lap = blur.hf_energy(real), blur.laplacian_variance(real)
     same = blur.blur_metrics(real, hf, lap)
     assert same["hf_energy_ratio"] == pytest.approx(1.0) and same["hf_energy_abs_log_ratio"] == pytest.approx(0.0)
     assert same["laplacian_var_ratio"] == pytest.approx(1.0) and same["laplacian_log_ratio_se"] > 0

@@ -49,7 +49,7 @@ from bench.evaluation.inception.extractor import InceptionExtractor, fingerprint
 from bench.evaluation.inception.score import classifier_status, inception_score
 from bench.evaluation.metrics import classifier as clf
 from bench.evaluation.metrics import stats_cache
-from bench.evaluation.metrics.blur import blur_metrics, hf_energy_fraction, laplacian_variance
+from bench.evaluation.metrics.blur import blur_metrics, hf_energy, laplacian_variance
 from bench.evaluation.metrics.fid import FIDReference, fid_from_features
 from bench.evaluation.metrics.kid import kid
 from bench.evaluation.metrics.novelty import nearest_distances, novelty
@@ -352,7 +352,7 @@ def _blur_reference(ds, n: int) -> tuple[np.ndarray, np.ndarray]:
     key = ("blur", ds.name, n)
     if key not in _CACHE:
         real = ds.test[:n]
-        _CACHE[key] = (hf_energy_fraction(real), laplacian_variance(real))
+        _CACHE[key] = (hf_energy(real), laplacian_variance(real))
     return _CACHE[key]
 
 
@@ -416,9 +416,9 @@ def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir:
            if ds.name == "mnist" else {}),
         "novelty": "median nearest-training-image distance of samples / that of the first "
                    f"{novelty_test_n(ds, ev)} test images; copy fraction below the test set's 1st percentile",
-        "blur": "high-frequency energy: fraction of the DFT energy (DC excluded) above half Nyquist (1/4 cycle per "
-                "pixel) of the grey image; variance of the 3x3 Laplacian; each a mean over images divided by the same "
-                "over the first N test images; SE of the log ratio by the delta method",
+        "blur": "high-frequency energy: the DFT energy above half Nyquist (1/4 cycle per pixel) of the grey image, "
+                "as the mean square of its high-pass part; variance of the 3x3 Laplacian; each a mean over images "
+                "divided by the same over the first N test images; SE of the log ratio by the delta method",
         "noise_mixture": f"Theis et al. 2016: {THEIS_WEIGHT:g} p_model + {1 - THEIS_WEIGHT:g} uniform noise; bits/dim "
                          "exact by logsumexp on the first bound_n test images; FID/KID of the default sampler's "
                          f"samples with all but {THEIS_WEIGHT:.0%} replaced by noise; the model's FID SE by a "

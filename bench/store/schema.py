@@ -170,10 +170,10 @@ class SamplerResult:
     copy_fraction: float | None = metric("fraction", "lower", doc="samples closer to a training image than 99% of test")
     nn_train_distance_median: float | None = metric("pixels/255", doc="median nearest-train distance of the samples")
     nn_train_distance_median_test: float | None = metric("pixels/255", doc="the same for the test images")
-    hf_energy_fraction: float | None = metric("fraction", doc="mean fraction of an image's spectral energy (DC "
-                                                              "excluded) above half the Nyquist frequency")
-    hf_energy_ratio: float | None = metric("", doc="hf_energy_fraction of the samples / of the test images (< 1: "
-                                                   "blurrier; > 1: sharper or noisier)")
+    hf_energy: float | None = metric("(pixels/255)²", doc="mean spectral energy of an image above half the Nyquist "
+                                                         "frequency (the mean square of its high-pass part)")
+    hf_energy_ratio: float | None = metric("", doc="hf_energy of the samples / of the test images (< 1: blurrier; "
+                                                   "> 1: sharper or noisier)")
     hf_energy_log_ratio_se: float | None = metric("", doc="standard error of log hf_energy_ratio (delta method)")
     hf_energy_abs_log_ratio: float | None = metric("", "lower", se="hf_energy_log_ratio_se",
                                                    doc="|log hf_energy_ratio|: distance from the test set's "

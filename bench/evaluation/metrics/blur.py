@@ -4,9 +4,11 @@ Two per-image statistics, each averaged over a sample set and divided by the sam
 real test images, so that 1 means "as sharp as the data", below 1 blurrier, above 1 sharper or noisier:
 
 * **high-frequency energy** (after Durall et al., "Watch your Up-Convolution", CVPR 2020,
-  arXiv:2003.01826, who compare the power spectra of real and generated images): the fraction of an
-  image's spectral energy, DC excluded, at radial frequencies above half the Nyquist frequency
-  (|f| > 1/4 cycle per pixel), from the 2D DFT of the grey image (the channel mean) in [0, 1];
+  arXiv:2003.01826, who compare the power spectra of real and generated images): the spectral energy of an
+  image above half the Nyquist frequency (radial frequency |f| > 1/4 cycle per pixel), from the 2D DFT of the
+  grey image (the channel mean) in [0, 1], as the mean square of that high-pass part of the image (Parseval:
+  sum over those frequencies of |F|² / (H W)²), in (pixels/255)². An absolute energy, not a fraction of the
+  image's own: a blank image has none, however its residual noise is distributed;
 * **variance of the Laplacian** (Pech-Pacheco et al. 2000, the usual focus measure): the variance (ddof = 0) over
   pixels of the 3x3 Laplacian [[0, 1, 0], [1, -4, 1], [0, 1, 0]] of the grey image in [0, 1] (valid
   convolution), in (pixels/255)² units.
@@ -39,15 +41,15 @@ def _grey(images) -> torch.Tensor:
     return x.double().mean(1) / 255.0
 
 
-def hf_energy_fraction(images, cutoff: float = CUTOFF, batch: int = 1024) -> np.ndarray:
-    """Per image, the fraction of its spectral energy (DC excluded) above ``cutoff`` cycles per pixel.
+def hf_energy(images, cutoff: float = CUTOFF, batch: int = 1024) -> np.ndarray:
+    """Per image, the energy of its spectrum above ``cutoff`` cycles per pixel: the mean square of its high-pass part.
 
     Args:
         images: uint8 (N, C, H, W), values 0..255.
         cutoff: radial frequency in cycles per pixel (Nyquist = 0.5); default half the Nyquist frequency.
 
     Returns:
-        (N,) float64 in [0, 1]; a constant image (no energy outside DC beyond rounding) gives NaN.
+        (N,) float64 >= 0, in (pixels/255)² (a 0/255 checkerboard: 0.25; a constant image: 0).
 
     Raises:
         ValueError: not a batch of images.
@@ -56,15 +58,8 @@ def hf_energy_fraction(images, cutoff: float = CUTOFF, batch: int = 1024) -> np.
     h, w = g.shape[1:]
     fy, fx = torch.meshgrid(torch.fft.fftfreq(h, dtype=torch.float64), torch.fft.fftfreq(w, dtype=torch.float64),
                             indexing="ij")
-    radius = torch.sqrt(fx**2 + fy**2)
-    high, ac = radius > cutoff, radius > 0
-    out = []
-    for chunk in g.split(batch):
-        power = torch.fft.fft2(chunk).abs() ** 2
-        total = (power * ac).sum((1, 2))
-        flat = total <= 1e-12 * power[:, 0, 0]  # no energy beyond rounding outside DC: a constant image
-        out.append(torch.where(flat, torch.full_like(total, math.nan),
-                               (power * high).sum((1, 2)) / total.clamp_min(1e-300)))
+    high = torch.sqrt(fx**2 + fy**2) > cutoff
+    out = [((torch.fft.fft2(c).abs() ** 2) * high).sum((1, 2)) / (h * w) ** 2 for c in g.split(batch)]
     return torch.cat(out).numpy()
 
 
@@ -99,17 +94,17 @@ def blur_metrics(samples, reference_hf: np.ndarray, reference_lap: np.ndarray) -
 
     Args:
         samples: the generated images.
-        reference_hf, reference_lap: :func:`hf_energy_fraction` and :func:`laplacian_variance` of the real
+        reference_hf, reference_lap: :func:`hf_energy` and :func:`laplacian_variance` of the real
             reference images (e.g. the first N test images).
 
     Returns:
-        The :class:`~bench.store.schema.SamplerResult` fields: ``hf_energy_fraction``, ``hf_energy_ratio``,
+        The :class:`~bench.store.schema.SamplerResult` fields: ``hf_energy``, ``hf_energy_ratio``,
         ``hf_energy_log_ratio_se``, ``hf_energy_abs_log_ratio``, ``laplacian_var``, ``laplacian_var_ratio``,
         ``laplacian_log_ratio_se``, ``laplacian_abs_log_ratio`` (ratios NaN when a mean is 0, e.g. blank samples).
     """
     out = {}
     for name, values, ref, prefix, log_name in (
-            ("hf_energy_fraction", hf_energy_fraction(samples), reference_hf, "hf_energy", "hf_energy_log_ratio_se"),
+            ("hf_energy", hf_energy(samples), reference_hf, "hf_energy", "hf_energy_log_ratio_se"),
             ("laplacian_var", laplacian_variance(samples), reference_lap, "laplacian", "laplacian_log_ratio_se")):
         mean, ratio, se = _log_ratio(values, ref)
         ratio_key = "hf_energy_ratio" if prefix == "hf_energy" else "laplacian_var_ratio"
