@@ -58,6 +58,7 @@ class ExactMixtureVE:
         return x.float(), torch.zeros(len(x))
 
 
+@pytest.mark.slow
 def test_the_ode_density_of_an_exact_score_integrates_to_one_and_does_not_beat_the_entropy():
     """The issue's 2D check: with the exact score of 8gaussians, 50 Heun steps (100 NFE, exact trace) give a
     density that integrates to 1 ± 1% over a box holding the data (midpoint rule, 32² cells of width 0.28 for
@@ -218,6 +219,7 @@ def test_the_multiscale_mmd_is_kids_estimator_with_its_kernel():
     assert len(h) == 6 and h[0] < h[-1]
 
 
+@pytest.mark.slow
 def test_the_multiscale_mmd_sees_blur_inside_the_modes_of_25gaussians():
     """Samples blurred to 3x the mode width: the single median-bandwidth kernel barely moves (0.0015 against the
     data's own 0.0009), the multi-scale one moves by more than 10 subset standard deviations."""
@@ -249,6 +251,7 @@ def test_the_noise_mixture_changes_bits_per_dim_by_at_most_log2_100_over_d():
 
 
 # --------------------------------------------------------------------------- the simple estimators
+@pytest.mark.slow
 def test_the_gaussian_and_the_kde_are_normalized_densities():
     from scipy.stats import multivariate_normal
 
@@ -267,6 +270,7 @@ def test_the_gaussian_and_the_kde_are_normalized_densities():
     assert deq.shape == (1, 2) and 0 <= deq[0, 0] < 1 and 255 <= deq[0, 1] < 256
 
 
+@pytest.mark.slow
 def test_the_image_ode_likelihood_is_of_dequantized_pixels_with_hutchinsons_trace():
     from models.diffusion import ImageDDPM, ImageDDPMConfig
 
