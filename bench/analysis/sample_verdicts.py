@@ -228,7 +228,9 @@ def converged(recs: list[CellRecord]) -> tuple[bool | None, str]:
 
     TODO(issue 23): replace with ``bench.analysis.training_verdicts.converged`` (the image convergence monitor)
     once it lands on main; this stand-in has its contract, reading the 2D training monitor's time to quality
-    (:func:`bench.analysis.taxonomy.training_cost`: settled by 80% of the steps in every seed).
+    (:func:`bench.analysis.taxonomy.training_cost`: settled by 80% of the steps in every seed). Issue 23's branch
+    returns ``(False, why)`` where no monitor says; its callers here test ``ok is True``, so both forms leave
+    the verdict inconclusive.
     """
     cost = taxonomy.training_cost(recs)
     if cost.n == 0 or cost.converged_fraction is None:
