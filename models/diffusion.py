@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Annotated
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -56,13 +57,15 @@ class GaussianDiffusion(GenerativeModel):
     ``eps_net(x_t, t)`` with t of shape (N,)), call :meth:`_init_schedule`, and define
     the data maps :meth:`encode_data`, :meth:`decode_data` and the decoder term
     :meth:`decoder_log_prob`. Sampling is the samplers' (:class:`models.samplers.Ancestral`, T steps,
-    the default; :class:`models.samplers.DDIM`); latent inference is DDIM inversion (:meth:`to_latent`).
+    the default; :class:`models.samplers.DDIM`; :class:`models.samplers.ProbabilityFlow`, whose ODE also gives
+    an exact likelihood beside the ELBO); latent inference is DDIM inversion (:meth:`to_latent`).
     With ``clip_x0`` the predicted x_0 is clipped to [-1, 1] before it forms the reverse mean, in
     sampling and in the bound alike.
     """
 
     capabilities = Capabilities(sample=True, bound=True, latent="inversion")
-    samplers = {"ancestral": {}, "ddim": {"steps": [50]}}  # ancestral (T steps) first: the default
+    # ancestral (T steps) first: the default; pf_ode: the probability-flow ODE (Heun), also the exact likelihood
+    samplers = {"ancestral": {}, "ddim": {"steps": [50]}, "pf_ode": {"steps": 25, "method": "heun"}}
     legacy_config_keys = ("ddim_steps",)
     clip_x0: bool = False
 
@@ -164,6 +167,57 @@ class GaussianDiffusion(GenerativeModel):
         ceil(L ln(L / 1e-6) / batch_size) steps, L the number of levels (a union bound)."""
         return {**super().schedule_steps(train), "noise ladder covered": ladder_steps(self.config.T, train.batch_size)}
 
+    # ------------------------------------------------------------------ probability-flow ODE
+    # The hooks of models.samplers.ProbabilityFlow. The state is y = x_t / sqrt(alpha_bar_t) at the noise
+    # level sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t), where the ODE reads dy/dsigma = eps(x_t, t) (DDIM's
+    # ODE, Song et al. 2021, arXiv:2010.02502, Eq. 14); t(sigma) interpolates the discrete schedule linearly in
+    # log sigma, so the network is evaluated at fractional timesteps between the ones it was trained on.
+    def _sigma_table(self) -> np.ndarray:
+        ab = self.alpha_bar.double().cpu().numpy()
+        return np.sqrt((1 - ab) / ab)
+
+    def pf_sigma_range(self) -> tuple[float, float]:
+        """(sigma at t = 0, sigma at t = T - 1): the ODE runs between the first and the last noise level."""
+        table = self._sigma_table()
+        return float(table[0]), float(table[-1])
+
+    def pf_timestep(self, sigma: float) -> float:
+        """The fractional timestep t in [0, T - 1] whose sigma_t is ``sigma`` (linear in log sigma)."""
+        table = self._sigma_table()
+        return float(np.interp(np.log(sigma), np.log(table), np.arange(len(table))))
+
+    def pf_drift(self, y: Tensor, sigma: float) -> Tensor:
+        """dy/dsigma = eps_theta(y / sqrt(1 + sigma^2), t(sigma)), y's shape, float32."""
+        t = torch.full((y.shape[0],), self.pf_timestep(sigma), device=y.device)
+        return self._eps(y / math.sqrt(1 + sigma**2), t)
+
+    def pf_prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """y at sigma_max from the DDPM prior x_T ~ N(0, I): N(0, (1 + sigma_max^2) I), (n, *data_shape)."""
+        s = math.sqrt(1 + self.pf_sigma_range()[1] ** 2)
+        return s * torch.randn(n, *self.data_shape, device=self.device, generator=generator)
+
+    def pf_prior_log_prob(self, y: Tensor) -> Tensor:
+        """log N(y; 0, (1 + sigma_max^2) I) in nats, (N,)."""
+        var = 1 + self.pf_sigma_range()[1] ** 2
+        return -0.5 * (LOG_2PI + math.log(var) + y.double() ** 2 / var).flatten(1).sum(1).float()
+
+    def continuous_data(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Data -> the diffusion's float space as a continuous variable, and log|d(float)/d(data)| per example
+        (nats, (N,)). Vectors: themselves, 0."""
+        return self.encode_data(x).float(), torch.zeros(x.shape[0], device=x.device)
+
+    def pf_from_data(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(y at sigma_min, log|dy/dx| per example in nats): y = x_0 / sqrt(alpha_bar_0), the model's density
+        being that of x_{t=0}."""
+        x0, log_det = self.continuous_data(x, generator)
+        ab0 = float(self.alpha_bar[0])
+        d = x0[0].numel()
+        return x0 / math.sqrt(ab0), log_det - 0.5 * d * math.log(ab0)
+
+    def pf_to_data(self, y: Tensor) -> Tensor:
+        """y at sigma_min -> data: x_0 = sqrt(alpha_bar_0) y, decoded."""
+        return self.decode_data(y * math.sqrt(float(self.alpha_bar[0])))
+
     # ------------------------------------------------------------------ variational bound
     def density_nfe(self) -> int:
         return self.config.T  # the ELBO sums T terms, one network pass each
@@ -249,7 +303,7 @@ class DDPM(GaussianDiffusion):
     textbook = TEXTBOOK
     # test size (tests/test_contract.py)
     tiny = {"T": 20, "hidden": 16}
-    tiny_samplers = {"ddim": {"steps": [5]}}
+    tiny_samplers = {"ddim": {"steps": [5]}, "pf_ode": {"steps": 2}}
     Config = DDPMConfig
     train_defaults = {"lr": 2e-3, "ema": 0.995}
 
@@ -340,8 +394,8 @@ class ImageDDPM(GaussianDiffusion):
     textbook = TEXTBOOK
     # test size (tests/test_contract.py)
     tiny = {"T": 20, "channels": (8, 16), "layers_per_block": 1, "norm_groups": 4}
-    tiny_samplers = {"ddim": {"steps": [5]}}
-    samplers = {"ancestral": {}, "ddim": {"steps": [10, 20, 50, 100]}}
+    tiny_samplers = {"ddim": {"steps": [5]}, "pf_ode": {"steps": 2}}
+    samplers = {"ancestral": {}, "ddim": {"steps": [10, 20, 50, 100]}, "pf_ode": {"steps": 25, "method": "heun"}}
     Config = ImageDDPMConfig
     train_defaults = {"lr": 2e-4, "ema": 0.999, "warmup_steps": 200, "grad_clip": 1.0}
 
@@ -362,6 +416,12 @@ class ImageDDPM(GaussianDiffusion):
     def decode_data(self, x0: Tensor) -> Tensor:
         """[-1, 1] -> uint8 pixels, nearest value."""
         return from_centered(x0)
+
+    def continuous_data(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """uint8 pixels k -> k + u, u ~ U[0, 1) (``generator``), mapped to [-1, 1] by (v - 0.5) / 127.5 - 1 (pixel k
+        at the centre of its bin, as :func:`to_centered`), and the log-Jacobian -D log 127.5 per example."""
+        v = x.float() + torch.rand(x.shape, device=x.device, generator=generator)
+        return (v - 0.5) / 127.5 - 1.0, torch.full((x.shape[0],), -x[0].numel() * math.log(127.5), device=x.device)
 
     def decoder_log_prob(self, x: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
         """log P(x | x_1) of the uint8 image under the discretized Gaussian, nats, (N,)."""

@@ -1,7 +1,9 @@
 """Score-based family: a noise-conditional score network (NCSN), an MLP (vectors) or a U-Net (images).
 
 Trained by denoising score matching over a geometric ladder of noise levels and
-sampled by annealed Langevin dynamics. It gives no explicit likelihood.
+sampled by annealed Langevin dynamics. It gives no explicit likelihood; its probability-flow
+ODE (:class:`models.samplers.ProbabilityFlow`) gives an exact one at the cost of integrating
+the ODE (its NFE, each with a backward pass for the divergence), and samples too.
 
 Both forms share the math in :class:`NoiseConditionalScore`: the sigma ladder and
 its data-set sigma_max, the sigma^2-weighted denoising score-matching loss,
@@ -49,9 +51,11 @@ class NoiseConditionalScore(GenerativeModel):
     """
 
     capabilities = Capabilities(sample=True)
-    samplers = {"default": {"kind": "annealed_langevin", "steps_per_sigma": 100, "step_eps": 2e-5, "denoise": True}}
+    samplers = {"default": {"kind": "annealed_langevin", "steps_per_sigma": 100, "step_eps": 2e-5, "denoise": True},
+                "pf_ode": {"steps": 25, "method": "heun"}}
     legacy_config_keys = ("steps_per_sigma", "step_eps", "denoise")
     loss_per_dimension: bool = False  # DSM loss summed over dimensions (False) or averaged (True)
+    pf_prior_mean: float = 0.0  # the probability-flow ODE's prior N(pf_prior_mean, sigma_max^2 I) at sigma_max
 
     def _init_sigmas(self, placeholder_sigma_max: float) -> None:
         """Register the ladder ``sigmas`` from ``config.sigma_max``, or the placeholder until :meth:`prepare`."""
@@ -100,6 +104,39 @@ class NoiseConditionalScore(GenerativeModel):
     def score(self, x: Tensor, sigma: Tensor) -> Tensor:
         """Score estimate s(x, sigma) = u(x, sigma) / sigma ≈ grad_x log p_sigma(x), x's shape, for sigma (N,)."""
         return self.score_net(x, sigma) / sigma.reshape(-1, *[1] * (x.dim() - 1))
+
+    # ------------------------------------------------------------------ probability-flow ODE
+    # The hooks of models.samplers.ProbabilityFlow: the variance-exploding ODE dy/dsigma = -sigma s(y, sigma)
+    # (Song et al. 2021, arXiv:2011.13456, Eq. 13 with g^2 = d sigma^2 / dt) in the working space, between the
+    # ladder's ends; the network, trained on the ladder, is evaluated at the noise levels in between.
+    def pf_sigma_range(self) -> tuple[float, float]:
+        """(sigma_min, sigma_max): the ends of the ladder."""
+        return float(self.sigmas[-1]), float(self.sigmas[0])
+
+    def pf_drift(self, y: Tensor, sigma: float) -> Tensor:
+        """dy/dsigma = -sigma s(y, sigma), y's shape, float32."""
+        s = torch.full((y.shape[0],), sigma, device=y.device)
+        return -sigma * self.score(y, s)
+
+    def pf_prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """N(pf_prior_mean, sigma_max^2 I), (n, *data_shape): the data blurred at sigma_max, its spread neglected."""
+        sigma_max = self.pf_sigma_range()[1]
+        return self.pf_prior_mean + sigma_max * torch.randn(n, *self.data_shape, device=self.device,
+                                                            generator=generator)
+
+    def pf_prior_log_prob(self, y: Tensor) -> Tensor:
+        """log N(y; pf_prior_mean, sigma_max^2 I) in nats, (N,)."""
+        var = self.pf_sigma_range()[1] ** 2
+        z2 = (y.double() - self.pf_prior_mean) ** 2 / var
+        return -0.5 * (math.log(2 * math.pi) + math.log(var) + z2).flatten(1).sum(1).float()
+
+    def pf_from_data(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(y at sigma_min, log|dy/dx| per example, nats): vectors are themselves (0)."""
+        return self.encode_data(x).float(), torch.zeros(x.shape[0], device=x.device)
+
+    def pf_to_data(self, y: Tensor) -> Tensor:
+        """y at sigma_min -> data (:meth:`decode_data`)."""
+        return self.decode_data(y)
 
     def loss(self, x: Tensor) -> Tensor:
         """Denoising score matching weighted by sigma^2 (Song & Ermon 2019, Eq. 5-6), batch mean.
@@ -173,7 +210,7 @@ class NCSN(NoiseConditionalScore):
     reference = "Song & Ermon 2019, arXiv:1907.05600; Song & Ermon 2020, arXiv:2006.09011"
     textbook = TEXTBOOK
     tiny = {"hidden": 16, "n_sigmas": 3}  # test size (tests/test_contract.py)
-    tiny_samplers = {"default": {"steps_per_sigma": 2}}
+    tiny_samplers = {"default": {"steps_per_sigma": 2}, "pf_ode": {"steps": 2}}
     Config = NCSNConfig
     train_defaults = {"lr": 2e-3, "ema": 0.995}
 
@@ -255,11 +292,13 @@ class ImageNCSN(NoiseConditionalScore):
     textbook = TEXTBOOK
     # test size (tests/test_contract.py)
     tiny = {"n_sigmas": 3, "channels": (8, 16), "layers_per_block": 1, "norm_groups": 4}
-    tiny_samplers = {"default": {"steps_per_sigma": 2}}
-    samplers = {"default": {"kind": "annealed_langevin", "steps_per_sigma": 5, "step_eps": 1e-5, "denoise": True}}
+    tiny_samplers = {"default": {"steps_per_sigma": 2}, "pf_ode": {"steps": 2}}
+    samplers = {"default": {"kind": "annealed_langevin", "steps_per_sigma": 5, "step_eps": 1e-5, "denoise": True},
+                "pf_ode": {"steps": 25, "method": "heun"}}
     Config = ImageNCSNConfig
     train_defaults = {"lr": 2e-4, "ema": 0.999, "warmup_steps": 200, "grad_clip": 1.0}
     loss_per_dimension = True  # a loss per dimension, like the image DDPM's, so learning rates carry over
+    pf_prior_mean = 0.5  # the middle of [0, 1]
 
     @classmethod
     def check_data_shape(cls, config: ImageNCSNConfig, data_shape: tuple[int, ...]) -> None:
@@ -278,6 +317,12 @@ class ImageNCSN(NoiseConditionalScore):
     def decode_data(self, x: Tensor) -> Tensor:
         """[0, 1] -> uint8 pixels, nearest value."""
         return from_unit(x)
+
+    def pf_from_data(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """uint8 pixels k -> k + u, u ~ U[0, 1) (``generator``), mapped to [0, 1] by (v - 0.5) / 255 (pixel k at
+        k / 255, as :func:`to_unit`), and the log-Jacobian -D log 255 per example (nats)."""
+        v = x.float() + torch.rand(x.shape, device=x.device, generator=generator)
+        return (v - 0.5) / 255.0, torch.full((x.shape[0],), -x[0].numel() * math.log(255.0), device=x.device)
 
     def score_net(self, x: Tensor, sigma: Tensor) -> Tensor:
         """U-Net u(x, c(sigma)) in float32, (N, C, H, W)."""

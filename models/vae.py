@@ -3,6 +3,11 @@
 The likelihood is bounded, not exact: the ELBO, and the tighter importance-weighted
 bound (IWAE) with k samples. The image decoder gives a discretized logistic mixture
 over the 256 pixel values, so its bounds are on the discrete log P(x).
+
+Two samplers read the same model: ``default`` (kind ``native``) draws x ~ p(x|z), the
+observation noise included, which is a sample of the model's density; ``decoder_mean``
+(kind ``decoder_mean``) shows E[x|z], which is what papers show as VAE samples and what
+"VAE samples are blurry" refers to. With one seed both start from the same z.
 """
 
 from __future__ import annotations
@@ -17,7 +22,14 @@ from torch import Tensor, nn
 from models import register
 from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig
 from models.fields import Length, Range, check_fields
-from models.imaging import DiscretizedLogisticMixture, ResBlock, check_halvings, dmol_param_count, to_centered
+from models.imaging import (
+    DiscretizedLogisticMixture,
+    ResBlock,
+    check_halvings,
+    dmol_param_count,
+    from_centered,
+    to_centered,
+)
 from models.nets import mlp
 
 LOG_2PI = math.log(2 * math.pi)
@@ -81,6 +93,7 @@ class GaussianVAE(GenerativeModel):
     tiny = {"hidden": 16, "iwae_k": 8}
     Config = VAEConfig
     capabilities = Capabilities(sample=True, bound=True, latent="amortized")
+    samplers = {"default": {"kind": "native"}, "decoder_mean": {}}  # the full draw first: the model's density
     train_defaults = {"lr": 2e-3}
 
     def schedule_steps(self, train: TrainConfig) -> dict[str, int]:
@@ -147,6 +160,11 @@ class GaussianVAE(GenerativeModel):
         mean, log_var = self._decode(z)
         return mean + torch.exp(0.5 * log_var) * torch.randn(mean.shape, device=mean.device, generator=generator)
 
+    def generate_mean(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """(n, D) decoder means E[x|z], z ~ N(0, I) (the ``decoder_mean`` sampler; same z as :meth:`generate`)."""
+        z = torch.randn(n, self.config.latent, device=self.device, generator=generator)
+        return self._decode(z)[0]
+
 
 # =========================================================================== images
 @dataclass
@@ -212,6 +230,7 @@ class ConvVAE(GenerativeModel):
     tiny = {"latent": 4, "channels": (8, 16), "components": 2, "iwae_k": 8, "iwae_chunk": 4}
     Config = ConvVAEConfig
     capabilities = Capabilities(sample=True, bound=True, latent="amortized")
+    samplers = {"default": {"kind": "native"}, "decoder_mean": {}}  # the full draw first: the model's density
     train_defaults = {"lr": 1e-3}
 
     @classmethod
@@ -306,3 +325,29 @@ class ConvVAE(GenerativeModel):
         """(n, C, H, W) uint8 samples x ~ p(x|z), z ~ N(0, I): one decoder pass."""
         z = torch.randn(n, self.config.latent, device=self.device, generator=generator)
         return self.decode(z).sample(generator)
+
+    def generate_mean(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """(n, C, H, W) uint8 decoder means E[x|z], z ~ N(0, I), rounded to the nearest pixel value (the
+        ``decoder_mean`` sampler; same z as :meth:`generate`): :func:`mixture_mean`."""
+        z = torch.randn(n, self.config.latent, device=self.device, generator=generator)
+        return mixture_mean(self.decode(z))
+
+
+def mixture_mean(mix: DiscretizedLogisticMixture) -> Tensor:
+    """E[x] of a per-pixel discretized logistic mixture, uint8 (N, C, H, W), rounded to the nearest pixel value.
+
+    Per pixel sum_k pi_k m_kc with m_kc = clamp(mu_kc + sum_{c' < c} a_kcc' x_c', -1, 1) on the centered scale:
+    each component's location clamped to the pixel range (a discretized logistic's mean up to the mass its
+    tails put beyond the edge bins), earlier channels x_c' at their own mean (PixelCNN++'s coupling, Salimans
+    et al. 2017, arXiv:1701.05517; exact for one channel).
+    """
+    pi = torch.softmax(mix.logits, dim=1)  # (N, K, H, W)
+    out: list[Tensor] = []
+    j = 0
+    for c in range(mix.C):
+        m = mix.mean[:, :, c]
+        for c_prev in range(c):
+            m = m + mix.coeff[:, :, j] * out[c_prev][:, None]
+            j += 1
+        out.append((pi * m.clamp(-1, 1)).sum(1))
+    return from_centered(torch.stack(out, dim=1))

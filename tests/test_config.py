@@ -126,8 +126,8 @@ def test_dry_run_prints_the_resolved_config(tmp_path, monkeypatch, capsys):
         "density": [0.002, 2e-5] if spec.density_call else None, "probe_seconds": 0.5})
     assert run_bench.main(["--dry-run", "--profile", "smoke", "--set", f"data.root={tmp_path}"]) == 0
     out = capsys.readouterr().out
-    assert "name: toy2d" in out and "profile: smoke" in out and "# 21 cells:" in out
-    assert "# genbench: plan of suite 'toy2d', profile 'smoke' (--profile smoke), 21 cells on " in out
+    assert "name: toy2d" in out and "profile: smoke" in out and "# 24 cells:" in out
+    assert "# genbench: plan of suite 'toy2d', profile 'smoke' (--profile smoke), 24 cells on " in out
     assert "total (estimated wall time)" in out and "disk:" in out
 
 

@@ -31,7 +31,7 @@ families:
   gan: {model: {latent: 8, channels: 8}}
   vae: {model: {latent: 4, channels: [8, 8], iwae_k: 100, iwae_chunk: 50}}
   diffusion: {model: {T: 8, channels: [8, 8, 8], layers_per_block: 1, attention: false, norm_groups: 4},
-              samplers: {ddim: {steps: [2, 4]}}}
+              samplers: {ddim: {steps: [2, 4]}, pf_ode: null}}
 """
 
 

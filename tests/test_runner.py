@@ -134,7 +134,8 @@ def test_smoke_profile_runs_every_family_end_to_end(tmp_path):
     assert sorted(r["family"] for r in recs) == sorted(models.names("vector"))
     assert all(r["status"] == "ok" for r in recs)
     summary = pd.read_csv(run / "summary.csv")
-    assert len(summary) == 8  # diffusion has two samplers (ancestral, ddim10)
+    # one row per sampler: diffusion has three (ancestral, ddim10, pf_ode), VAE and score two
+    assert len(summary) == 12
     for key in ("sample_throughput_per_s", "sample_latency_ms", "sample_nfe", "train_seconds", "mmd2", "precision"):
         assert summary[key].notna().all(), key
     exact = summary[summary.likelihood_kind == "exact"]
@@ -143,7 +144,8 @@ def test_smoke_profile_runs_every_family_end_to_end(tmp_path):
     assert "Taxonomy reproduced from measurements" in report
     assert "Training, stability, latent inference and the remaining claims" in report
     latent = {r["family"]: r["latent"] for r in recs}
-    assert {f for f, lat in latent.items() if lat["latent_kind"] != "none"} == {"vae", "flow", "diffusion"}
+    assert {f for f, lat in latent.items() if lat["latent_kind"] != "none"} == {"vae", "flow", "coupling_flow",
+                                                                                "diffusion"}
     assert latent["flow"]["latent_recon_max_abs"] < 1e-4 and latent["gan"] == {"latent_kind": "none"}
     # the monitor's default 5 checkpoints (history entries 0, 10, 20, 30, 40 of 50) and the last step
     assert all(sum("val_mmd2" in h for h in r["train"]["train_history"]) == 6 for r in recs)

@@ -125,7 +125,8 @@ def test_sweeps_expand_into_named_samplers_of_one_kind():
 def test_suites_list_samplers_outside_the_model_block(tmp_path):
     suite = load_suite("suites/toy2d.yaml", profile="ci")
     diffusion = suite.families["diffusion"]
-    assert list(diffusion.samplers) == ["ancestral", "ddim10"] and diffusion.samplers["ddim10"].steps == 10
+    assert list(diffusion.samplers) == ["ancestral", "ddim10", "pf_ode"] and diffusion.samplers["ddim10"].steps == 10
+    assert diffusion.samplers["pf_ode"].steps == 10
     assert suite.families["score"].samplers["default"].steps_per_sigma == 5
     assert suite.family("25gaussians", "energy").samplers["default"].step_end == 3e-5
     cases = {"families.diffusion.samplers.ddim.steps=[500]": "families.diffusion.samplers.ddim.steps: 500 is "
@@ -164,7 +165,7 @@ def test_adding_a_sampler_to_a_finished_run_redoes_only_sampling_and_evaluation(
     after = json.loads((cell / "record.json").read_text())
     assert sha256_file(cell / "model.pt") == ckpt_sum and (cell / "model.pt").stat().st_mtime_ns == ckpt_mtime
     assert after["train"]["train_seconds"] == before["train"]["train_seconds"] and after["train"]["train_steps"] == 5
-    assert sorted(after["samplers"]) == ["ancestral", "ddim10", "ddim20"]
+    assert sorted(after["samplers"]) == ["ancestral", "ddim10", "ddim20", "pf_ode"]
     assert after["samplers"]["ddim20"]["sample_nfe"] == 20
     assert np.array_equal(np.load(cell / "samples_ddim10.npz")["samples"], ddim10)
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.analysis import training_verdicts, verdicts
+from bench.analysis import sample_verdicts, training_verdicts, verdicts
 from bench.analysis.claims import CLAIMS, ClaimVerdict
 from bench.store.schema import CellRecord
 
 Judge = Callable[[dict[str, list[CellRecord]]], list[ClaimVerdict]]
 
 JUDGES: list[Judge] = [
-    verdicts.judge_taxonomy,  # T1-T4 likelihood kinds, T7-T10, T12, T13 sampling speed, T19, T21
+    verdicts.judge_taxonomy,  # T1-T4 likelihood kinds (T3: GAN), T12, T13 sampling speed
     training_verdicts.judge_training,  # T14, T15 fragility (failed runs, oscillation), T20 collapse and coverage
+    sample_verdicts.judge_samples,  # T3 (score, by the ODE), T5, T6, T7-T11, T17-T19, T21, T30
 ]
 
 

@@ -230,8 +230,9 @@ def expressiveness(flow: list[CellRecord], reference: list[CellRecord]) -> Verdi
 
 # --------------------------------------------------------------------------- the claims (T-ids) these rules judge
 LIKELIHOOD_CLAIM = {"exact": "T1", "bound": "T2", "none": "T3", "unnormalized": "T4"}  # by the family's claimed kind
-SAMPLING_CLAIM = {"autoregressive": "T7", "vae": "T8", "gan": "T8", "flow": "T9", "diffusion": "T10",
-                  "energy": "T12", "score": "T13"}
+# T7-T10 (autoregressive, VAE, GAN, flows, diffusion) are judged by sequential passes in
+# bench.analysis.sample_verdicts; this wall-clock rule keeps the energy and score models' claims
+SAMPLING_CLAIM = {"energy": "T12", "score": "T13"}
 SAMPLING_RULE = (f"slow when the default sampler's cost per sample at the throughput batch is ≥ {SLOW_RATIO:g}× the "
                  "fastest family's on the dataset (first seed)")
 LIKELIHOOD_RULE = ("the density kind the family exposes; in 2D the measured normalization decides: an exact density "
@@ -251,28 +252,26 @@ def _claim_verdict(claim: str, v: Verdict, rule: str, scope: str, family: str) -
 
 
 def judge_taxonomy(by_dataset: dict[str, list[CellRecord]]) -> list[ClaimVerdict]:
-    """The taxonomy's rules above, each cited by its claim: the likelihood kind (T1-T4), sampling speed (T7-T10,
-    T12, T13), diffusion's sample quality (T19) and the flow's expressiveness against the autoregressive model
-    (T21), per dataset (ok records only; a family's learning-rate variants are left to the training verdicts)."""
+    """The taxonomy's rules above, each cited by its claim: the likelihood kind (T1-T4; T3 of a family whose
+    records carry the probability-flow ODE's likelihood is :mod:`bench.analysis.sample_verdicts`') and sampling
+    speed of the energy and score models (T12, T13), per dataset (ok records only; a family's learning-rate
+    variants are left to the training verdicts). Diffusion's sample quality (T19), the flows' expressiveness (T21)
+    and T7-T10 are judged in :mod:`bench.analysis.sample_verdicts`; training (T14, T15, T20) in
+    :mod:`bench.analysis.training_verdicts`."""
     out: list[ClaimVerdict] = []
     for ds, recs in by_dataset.items():
         recs = [r for r in recs if r.ok]
         if not recs:
             continue
-        groups = taxonomy.by_family(recs)
         seed = min(r.seed for r in recs)
         first = [r for r in recs if r.seed == seed]
         for r in first:
             if r.family != r.base_family:  # a variant (another learning rate) of a family judged under its own name
                 continue
             tb = textbook(r)
-            if tb and tb.get("likelihood") in LIKELIHOOD_CLAIM:
+            ode = r.density is not None and r.density.ode_test_nll_nats is not None
+            if tb and tb.get("likelihood") in LIKELIHOOD_CLAIM and not (ode and tb["likelihood"] == "none"):
                 out += _claim_verdict(LIKELIHOOD_CLAIM[tb["likelihood"]], likelihood(r), LIKELIHOOD_RULE, ds, r.family)
             if r.family in SAMPLING_CLAIM:
                 out += _claim_verdict(SAMPLING_CLAIM[r.family], sampling(r, first), SAMPLING_RULE, ds, r.family)
-        if "diffusion" in groups:
-            out += _claim_verdict("T19", sample_quality("diffusion", recs), QUALITY_RULE, ds, "diffusion")
-        if "flow" in groups and "autoregressive" in groups:
-            out += _claim_verdict("T21", expressiveness(groups["flow"], groups["autoregressive"]),
-                                  EXPRESSIVENESS_RULE, ds, "flow")
     return out

@@ -309,6 +309,8 @@ class EvalConfig:
             the convergence guard (:mod:`bench.analysis.training_verdicts`); 0 disables it. Its time
             is kept out of the training time.
         monitor_n: samples of each monitor checkpoint (2D: and validation points).
+        batch_sweep: batch sizes at which each cell's default sampler is also timed (samples/s against batch
+            size: is sampling parallel across a batch?); empty: none.
 
     Each numeric field declares its allowed values (:class:`~models.fields.Range`) with its type.
 
@@ -342,6 +344,7 @@ class EvalConfig:
     fd_classifier: bool = True
     monitor_points: Annotated[int, Range(ge=0, le=1000)] = 5
     monitor_n: Annotated[int, Range(ge=10, le=10**6)] = 250
+    batch_sweep: list[_Batch] = field(default_factory=list)
 
     # settings only the evaluate stage reads: changing them redoes the evaluation, not the samples
     evaluate_only: ClassVar[tuple[str, ...]] = ("entropy_mc", "pr_k", "dc_k", "kid_subsets", "kid_subset_size",

@@ -12,7 +12,19 @@ metric reads them from there:
   test subsets of the same N as calibration; :mod:`bench.evaluation.metrics.modes`). The same
   classifier drives the training monitor (:func:`training_monitor`);
 * raw pixels: novelty, the distance to the nearest training image relative to
-  the test set's.
+  the test set's; blur, the high-frequency spectral energy and the variance of the
+  Laplacian relative to the test set's (:mod:`bench.evaluation.metrics.blur`).
+
+Two experiments about likelihood and quality (claims T6 and T30):
+
+* Theis et al.'s noise mixture (arXiv:1511.01844, Sec. 3.2): for a family with an exact
+  likelihood, 0.01 p_model + 0.99 p_noise, p_noise uniform over the 256^D images. Its test
+  log-likelihood is computed exactly by logsumexp over the per-image log-probabilities
+  (:func:`model_extras`); it is at most log2(100)/D bits/dim worse than the model's, while
+  99% of its samples are noise, whose FID and KID are measured on the default sampler's samples
+  with all but 1% replaced by uniform noise (:func:`evaluate`).
+* the reference estimators (:mod:`bench.evaluation.simple_estimators`): one Gaussian and a KDE
+  on dequantized pixels, in bits/dim (:func:`reference_estimates`).
 
 Reference features and statistics are cached on disk under ``<data root>/cache``,
 keyed by the dataset's content fingerprint and the extractor's fingerprint.
@@ -32,21 +44,26 @@ import torch
 
 from bench.config.suite import DataConfig, EvalConfig
 from bench.core.files import atomic_write, load_npz, save_npz
+from bench.core.timing import Stopwatch
 from bench.data.images import data_root
 from bench.evaluation import protocol
+from bench.evaluation import simple_estimators as simple
 from bench.evaluation.inception.extractor import InceptionExtractor, fingerprint
 from bench.evaluation.inception.score import classifier_status, inception_score
 from bench.evaluation.metrics import classifier as clf
 from bench.evaluation.metrics import modes, stats_cache
+from bench.evaluation.metrics.blur import blur_metrics, hf_energy, laplacian_variance
 from bench.evaluation.metrics.fid import FIDReference, feature_statistics
 from bench.evaluation.metrics.kid import kid
 from bench.evaluation.metrics.novelty import nearest_distances, novelty
 from bench.evaluation.metrics.prdc import prdc
 from bench.store.runs import load_samples
-from bench.store.schema import CellRecord, DensityResult
+from bench.store.schema import CellRecord, DensityResult, ReferenceEstimate
 from models.samplers import Sampler
 
 LN2 = math.log(2.0)
+THEIS_WEIGHT = 0.01  # the model's weight in Theis et al.'s mixture with uniform noise
+THEIS_BOOTSTRAP = 20  # resamples of the bootstrap standard error of the model's FID
 
 
 def bits_per_dim(nll_nats: float, dims: int) -> float:
@@ -71,7 +88,100 @@ def add_bits_per_dim(density: DensityResult, dims: int) -> DensityResult:
             out["test_bpd_bound_se"] = bits_per_dim(d.test_nll_bound_se_nats, dims)
     out["bounds_bpd"] = {name: bits_per_dim(v, dims) for name, v in d.bounds.items()}
     out["bounds_bpd_se"] = {name: bits_per_dim(v, dims) for name, v in d.bounds_se.items()}
+    if d.ode_test_nll_nats is not None:
+        out["ode_test_bpd"] = bits_per_dim(d.ode_test_nll_nats, dims)
+        if d.ode_test_nll_se_nats is not None:
+            out["ode_test_bpd_se"] = bits_per_dim(d.ode_test_nll_se_nats, dims)
     return dataclasses.replace(d, **out)
+
+
+def noise_mixture_log_prob(log_p: torch.Tensor, dims: int, weight: float = THEIS_WEIGHT) -> torch.Tensor:
+    """log of weight p_model(x) + (1 - weight) 256^-D, exactly (logsumexp), nats, for per-image ``log_p`` (N,).
+
+    Theis et al. 2016 (arXiv:1511.01844, Sec. 3.2): since the mixture's log-density is at least
+    log(weight) + log p_model(x), its bits/dim exceed the model's by at most log2(1/weight) / D.
+    """
+    noise = torch.full_like(log_p, -dims * math.log(256.0))
+    return torch.logsumexp(torch.stack([math.log(weight) + log_p, math.log1p(-weight) + noise]), 0)
+
+
+@torch.no_grad()
+def model_extras(model, ds, ev: EvalConfig, density: DensityResult, device) -> DensityResult:
+    """Model-dependent image work: for a family with an exact likelihood, Theis et al.'s noise mixture's test
+    bits/dim on the first ``ev.bound_n`` test images (:func:`noise_mixture_log_prob`), beside the model's own
+    on the same images. Returns ``density`` with ``theis_weight``, ``theis_test_bpd`` and ``theis_bpd_shift``."""
+    if not model.capabilities.log_prob:
+        return density
+    dims = int(np.prod(ds.shape))
+    gen = torch.Generator(device).manual_seed(ev.seed)
+    xs = ds.test[: ev.bound_n].to(device)
+    lp = torch.cat([model.log_prob(c, generator=gen) for c in xs.split(ev.density_batch)]).double().cpu()
+    mix = noise_mixture_log_prob(lp, dims)
+    bpd_model, bpd_mix = float(-lp.mean()) / (dims * LN2), float(-mix.mean()) / (dims * LN2)
+    return dataclasses.replace(density, theis_weight=THEIS_WEIGHT, theis_test_n=len(lp), theis_test_bpd=bpd_mix,
+                               theis_bpd_shift=bpd_mix - bpd_model)
+
+
+def noise_mixture_samples(samples: np.ndarray, seed: int, weight: float = THEIS_WEIGHT) -> np.ndarray:
+    """The mixture's samples: ``samples`` (uint8 (N, C, H, W)) with all but the first round(weight N) replaced by
+    uniform noise images (each pixel uniform on 0..255, seeded)."""
+    keep = int(round(weight * len(samples)))
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, size=(len(samples) - keep, *samples.shape[1:]), dtype=np.uint8)
+    return np.concatenate([np.asarray(samples[:keep]), noise])
+
+
+def theis_sample_metrics(ds, record: CellRecord, cell_dir: Path, ev: EvalConfig, cache: Path, device) -> dict:
+    """FID and KID of Theis et al.'s mixture samples (:func:`noise_mixture_samples` of the default sampler's), and
+    the bootstrap standard error of the default sampler's own FID (:data:`THEIS_BOOTSTRAP` resamples), against
+    the first reference split. ``{}`` for a record without the mixture's likelihood."""
+    d = record.density
+    if d is None or d.theis_weight is None or not record.samplers:
+        return {}
+    name = next(iter(record.samplers))
+    samples = load_samples(cell_dir, name)
+    split = ev.fid_reference[0]
+    real, stats, _ = reference_features(ds, split, ev, cache, device)
+    ref = _fid_reference(stats)
+    mixed = noise_mixture_samples(samples, ev.seed)
+    fake = _features(mixed, device)
+    k = kid(real, fake, subsets=ev.kid_subsets, subset_size=ev.kid_subset_size_for(len(real), len(fake)),
+            seed=ev.seed)
+    own = sample_features(samples, cell_dir, name, device)
+    rng = np.random.default_rng(ev.seed)
+    boot = [ref.fid(own[rng.integers(0, len(own), len(own))]) for _ in range(THEIS_BOOTSTRAP)]
+    return {"theis_fid": ref.fid(fake), "theis_kid_mean": k["kid_mean"], "theis_kid_std": k["kid_std"],
+            "theis_model_fid": ref.fid(own), "theis_model_fid_se": float(np.std(boot, ddof=1))}
+
+
+_ESTIMATES: dict[tuple, dict[str, ReferenceEstimate]] = {}
+
+
+def reference_estimates(ds, ev: EvalConfig) -> dict[str, ReferenceEstimate]:
+    """Claim T30's reference rows on images: one Gaussian and a KDE on dequantized pixel levels
+    (:mod:`bench.evaluation.simple_estimators`), in bits/dim on the first ``ev.density_n`` (or 2000) test images,
+    fitted to the first 2 x ``FIT_N`` training images (the KDE to the first ``FIT_N``, its bandwidth chosen on
+    the last ones where the dataset has no validation split, as MNIST).
+    Computed once per dataset in a process."""
+    n_test = min(len(ds.test), ev.density_n or simple.VAL_N)
+    key = (ds.name, len(ds.train), n_test, ev.seed)
+    if key in _ESTIMATES:
+        return _ESTIMATES[key]
+    dims = int(np.prod(ds.shape))
+    train = simple.dequantized(ds.train[: 2 * simple.FIT_N], ev.seed)
+    test = simple.dequantized(ds.test[:n_test], ev.seed + 1)
+    val = simple.dequantized(ds.val, ev.seed + 2) if len(ds.val) else train[:0]
+    out = {}
+    for name in ("gaussian", "kde"):
+        with Stopwatch("cpu") as clock:
+            fit = simple.fit_gaussian(train) if name == "gaussian" else simple.fit_kde(train, val)
+            lp = fit.log_prob(test)
+            nll, se = float(-lp.mean()), float(lp.std() / len(lp) ** 0.5)
+        density = DensityResult(likelihood_kind="exact", test_n=len(lp), test_nll_nats=nll, test_nll_se_nats=se,
+                                dims=dims, test_bpd=bits_per_dim(nll, dims), test_bpd_se=bits_per_dim(se, dims))
+        out[name] = ReferenceEstimate(name, fit.bandwidth, fit.fit_n, clock.seconds, density)
+    _ESTIMATES[key] = out
+    return out
 
 
 def cache_dir(data: DataConfig) -> Path:
@@ -217,6 +327,7 @@ def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, 
                                                           "classifier's one-off training)"}
     d_test = _nn_test(ds, cache, novelty_test_n(ds, ev))
     out.update(novelty(nearest_distances(samples, ds.train), d_test))
+    out.update(blur_metrics(samples, *_blur_reference(ds, len(samples))))
     out["inception_score"] = _inception_score(samples)
     out["metric_protocol"] = protocol.metric_fingerprint(
         n=len(samples), seed=ev.seed, references=references, device=device, kid_subset_size=out["kid_subset_size"],
@@ -332,6 +443,15 @@ def training_monitor(ds, ev: EvalConfig, device, samplers: dict[str, Sampler] | 
 MONITOR_BOOTSTRAP = 20  # bootstrap resamples behind the monitor's FD standard error
 
 
+def _blur_reference(ds, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image high-frequency energy and Laplacian variance of the first ``n`` test images (once per process)."""
+    key = ("blur", ds.name, n)
+    if key not in _CACHE:
+        real = ds.test[:n]
+        _CACHE[key] = (hf_energy(real), laplacian_variance(real))
+    return _CACHE[key]
+
+
 def _nn_test(ds, cache: Path, n: int) -> np.ndarray:
     """Nearest-training-image distances of the first ``n`` test images, cached on disk."""
     path = novelty_cache_path(ds, cache, n)
@@ -364,6 +484,7 @@ def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir:
             f"unnormalized energy: log Z sums exp(-E) over 256^{dims} images, which no quadrature reaches; "
             "annealed importance sampling would give only an estimate"))
     cache = cache_dir(data)
+    density = dataclasses.replace(density, **theis_sample_metrics(ds, record, cell_dir, ev, cache, device))
     samplers = {}
     for name, m in record.samplers.items():
         samples = load_samples(cell_dir, name)
@@ -389,7 +510,19 @@ def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir:
            if clf.available(ds.name) else {}),
         "novelty": "median nearest-training-image distance of samples / that of the first "
                    f"{novelty_test_n(ds, ev)} test images; copy fraction below the test set's 1st percentile",
+        "blur": "high-frequency energy: the DFT energy above half Nyquist (1/4 cycle per pixel) of the grey image, "
+                "as the mean square of its high-pass part; variance of the 3x3 Laplacian; each a mean over images "
+                "divided by the same over the first N test images; SE of the log ratio by the delta method",
+        "noise_mixture": f"Theis et al. 2016: {THEIS_WEIGHT:g} p_model + {1 - THEIS_WEIGHT:g} uniform noise; bits/dim "
+                         "exact by logsumexp on the first bound_n test images; FID/KID of the default sampler's "
+                         f"samples with all but {THEIS_WEIGHT:.0%} replaced by noise; the model's FID SE by a "
+                         f"{THEIS_BOOTSTRAP}-resample bootstrap",
+        "ode": "probability-flow ODE likelihood of dequantized pixels on the first bound_n test images "
+               "(Hutchinson's trace estimator, Rademacher), an upper bound on the discrete bits/dim",
+        "reference_estimates": f"one Gaussian and a Gaussian KDE (first {simple.FIT_N} training images) on "
+                               "dequantized pixel levels, bits/dim on the first density_n test images",
         "seed": ev.seed,
         "timing": ev.timing_protocol(),
     }
-    return {"density": density, "samplers": samplers, "protocol": protocol}
+    return {"density": density, "samplers": samplers, "protocol": protocol,
+            "reference_estimates": reference_estimates(ds, ev)}

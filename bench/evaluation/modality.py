@@ -119,6 +119,8 @@ class _Image(Modality):
 
     def training_monitor(self, ds, ev, device, samplers=None, data=None):
         return images.training_monitor(ds, ev, device, samplers, data or DataConfig())
+    def model_extras(self, model, ds, ev, density, cell_dir, device):
+        return images.model_extras(model, ds, ev, density, device)
 
     def evaluate(self, ds, ev, data, record, cell_dir, device):
         return images.evaluate(ds, ev, data, record, cell_dir, device)

@@ -4,12 +4,16 @@ Returns the parts of the record it computes (the runner assembles them):
 
 * KL(p_data || p_model) = NLL - H(p_data) with its standard error (exact models);
   an upper bound on it for bound models; for energies, log Z by quadrature first;
-* per sampler: MMD^2 (RBF, median bandwidth), k-NN precision/recall, the
-  high-quality fraction and mode coverage (3 sigma gate); and the one yardstick every
+* per sampler: MMD^2 (RBF, median bandwidth), the multi-scale MMD^2 (KID's subset estimator with RBF
+  kernels from the mode scale to the data scale, :mod:`bench.evaluation.metrics.mmd_multiscale`), k-NN
+  precision/recall, the high-quality fraction and mode coverage (3 sigma gate); and the one yardstick every
   family is judged by: **fidelity**, the mean -log p_data of the samples under the true
   mixture (nats; real samples give H(p_data)), and **coverage**, the mode KL of the samples'
   most-probable-component histogram against the mixture weights with the modes hit
   (:mod:`bench.evaluation.metrics.modes`), each beside real-vs-real values of the same N;
+* the probability-flow ODE's KL where the density stage measured its NLL (diffusion, score);
+* the reference rows of claim T30: one Gaussian and a KDE fitted to the training split
+  (:mod:`bench.evaluation.simple_estimators`), with their NLL, KL and sample metrics;
 * a density grid for the figures (``density_grid.npz``);
 * the measured normalization: log of the integral of p(x) (exact), exp(bound) (bounds)
   or exp(-E) (energies) over a box holding the data, by the midpoint rule. Exact
@@ -29,13 +33,15 @@ import torch
 from bench.config.suite import EvalConfig
 from bench.core.files import save_npz
 from bench.core.timing import Stopwatch
+from bench.evaluation import simple_estimators as simple
 from bench.evaluation.metrics import modes
 from bench.evaluation.metrics.mmd import mmd2_rbf
+from bench.evaluation.metrics.mmd_multiscale import bandwidths, mmd2_multiscale
 from bench.evaluation.metrics.prdc import prdc
 from bench.evaluation.metrics.toy2d import sample_quality
 from bench.evaluation.quadrature import grid, log_partition
 from bench.store.runs import load_samples
-from bench.store.schema import CellRecord, DensityResult, SamplerResult
+from bench.store.schema import CellRecord, DensityResult, ReferenceEstimate, SamplerResult
 from models.samplers import Sampler
 
 REFERENCE_SEED = 4  # a fresh draw from the true mixture, for the metrics' noise floor
@@ -104,6 +110,9 @@ def sample_metrics(ds, samples: np.ndarray, ev: EvalConfig) -> dict[str, Any]:
     if len(x) <= max(ev.pr_k, 5):
         return out
     out["mmd2"], out["mmd_bandwidth"] = mmd2_rbf(real, x)
+    ms = mmd2_multiscale(real, x, h=_bandwidths(real), subsets=ev.kid_subsets,
+                         subset_size=ev.kid_subset_size_for(len(real), len(x)), seed=ev.seed)
+    out.update(mmd2_multiscale=ms["mmd2_multiscale"], mmd2_multiscale_std=ms["mmd2_multiscale_std"])
     pr = prdc(real, x, k_pr=ev.pr_k, k_dc=ev.dc_k)
     out.update(precision=pr["precision"], recall=pr["recall"])
     q = sample_quality(ds.true, np.asarray(samples, dtype=np.float64), tolerance=ev.mode_tolerance)
@@ -113,6 +122,39 @@ def sample_metrics(ds, samples: np.ndarray, ev: EvalConfig) -> dict[str, Any]:
 
 
 _REFERENCE: dict[tuple, SamplerResult] = {}
+_BANDWIDTHS: dict[bytes, np.ndarray] = {}
+_ESTIMATES: dict[tuple, dict[str, ReferenceEstimate]] = {}
+
+
+def _bandwidths(real: np.ndarray) -> np.ndarray:
+    """The multi-scale kernel's bandwidths of a reference set, computed once per set in a process."""
+    key = real.tobytes()[:4096] + str(real.shape).encode()
+    if key not in _BANDWIDTHS:
+        _BANDWIDTHS[key] = bandwidths(real)
+    return _BANDWIDTHS[key]
+
+
+def reference_estimates(ds, ev: EvalConfig) -> dict[str, ReferenceEstimate]:
+    """Claim T30's reference rows: one Gaussian and a KDE (:mod:`bench.evaluation.simple_estimators`) fitted
+    to the training split, with their test NLL, KL and the sample metrics of ``ev.n_samples`` of their
+    samples. Computed once per dataset and evaluation settings in a process."""
+    key = (ds.name, len(ds.train), len(ds.test), ev.n_samples, ev.pr_k, ev.dc_k, ev.mode_tolerance, ev.seed)
+    if key in _ESTIMATES:
+        return _ESTIMATES[key]
+    h, h_se = ds.info["true_entropy_nats"], ds.info["true_entropy_se_nats"]
+    out = {}
+    for name in ("gaussian", "kde"):
+        with Stopwatch("cpu") as clock:
+            fit = simple.fit_gaussian(ds.train) if name == "gaussian" else simple.fit_kde(ds.train, ds.val)
+            lp = fit.log_prob(ds.test.double())
+            nll, se = float(-lp.mean()), float(lp.std() / len(lp) ** 0.5)
+            density = DensityResult(likelihood_kind="exact", test_n=len(lp), test_nll_nats=nll, test_nll_se_nats=se,
+                                    kl_nats=nll - h, kl_se_nats=math.hypot(se, h_se), true_entropy_nats=h,
+                                    true_entropy_se_nats=h_se)
+            samples = SamplerResult(**sample_metrics(ds, fit.sample(ev.n_samples, ev.seed), ev))
+        out[name] = ReferenceEstimate(name, fit.bandwidth, fit.fit_n, clock.seconds, density, samples)
+    _ESTIMATES[key] = out
+    return out
 
 
 def reference_metrics(ds, ev: EvalConfig) -> SamplerResult:
@@ -241,7 +283,10 @@ def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path) -> dict[str
     """
     d = record.density
     h, h_se = ds.info["true_entropy_nats"], ds.info["true_entropy_se_nats"]
-    kl = {"true_entropy_nats": h, "true_entropy_se_nats": h_se}
+    kl = {"true_entropy_nats": h, "true_entropy_se_nats": h_se, "dims": int(np.prod(ds.shape))}
+    if d.ode_test_nll_nats is not None:
+        kl.update(ode_kl_nats=d.ode_test_nll_nats - h,
+                  ode_kl_se_nats=math.hypot(d.ode_test_nll_se_nats or 0.0, h_se))
     if d.test_nll_nats is not None:
         kl.update(kl_nats=d.test_nll_nats - h, kl_se_nats=math.hypot(d.test_nll_se_nats, h_se))
     if d.test_nll_bound_nats is not None:
@@ -256,6 +301,13 @@ def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path) -> dict[str
         "energy_nll": f"log Z by the midpoint rule on a {ev.quadrature_grid}^2 grid over the EBM's box; "
                       "error = |log Z(n) - log Z(n/2)|",
         "mmd": "unbiased MMD^2, RBF kernel, bandwidth = median pairwise distance of the pooled samples",
+        "mmd_multiscale": f"unbiased MMD^2, RBF kernels at 6 bandwidths geometric from the test set's median "
+                          f"nearest-neighbour distance to its median pairwise distance, weighted by 1/bandwidth; "
+                          f"{ev.kid_subsets} random subsets as KID (mean, std)",
+        "ode": "probability-flow ODE likelihood on the first bound_n test points (the cell's first pf_ode sampler: "
+               "steps, Euler/Heun, exact trace in 2D); its integral on a (quadrature_grid/4)^2 grid",
+        "reference_estimates": f"one Gaussian (ML) and a Gaussian KDE on the first {simple.FIT_N} training points, "
+                               f"bandwidth by validation likelihood on {simple.VAL_N} points; scored as the families",
         "precision_recall": f"k-NN manifolds, k = {ev.pr_k}, Euclidean on coordinates, vs {ev.n_samples} test points",
         "high_quality": "Mahalanobis distance <= 3 to some component",
         "mode_coverage": f"component covered if its share of samples (within 3 sigma) >= {ev.mode_tolerance} "
@@ -271,5 +323,5 @@ def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path) -> dict[str
         "timing": ev.timing_protocol(),
     }
     return {"density": dataclasses.replace(d, **kl), "samplers": samplers,
-            "reference_sample_metrics": reference_metrics(ds, ev), "figure_box": list(figure_box(ds)),
-            "protocol": protocol}
+            "reference_sample_metrics": reference_metrics(ds, ev), "reference_estimates": reference_estimates(ds, ev),
+            "figure_box": list(figure_box(ds)), "protocol": protocol}

@@ -42,6 +42,7 @@ from bench.core import env
 from bench.core.files import StorageError, save_npz, storage_error, write_json
 from bench.core.timing import Stopwatch, Timing, measure
 from bench.evaluation.modality import modality as get_modality
+from bench.evaluation.ode import ode_likelihood
 from bench.execution.resume import cell_config, stored_config
 from bench.execution.train import train
 from bench.store.runs import RunDir, cell_id, read_sums, update_sums
@@ -124,10 +125,11 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path, 
     ``ev.sampler_repeats(nfe)`` timed calls (fewer in smoke profiles); each records its
     count. Returns per sampler: NFE, throughput (samples/s) at the large batch, latency
     (ms) at ``ev.latency_batch``, and the cost of one NFE (ms), each a median over the
-    timed calls, and the sweep the sampler belongs to.
+    timed calls, and the sweep the sampler belongs to. The first (default) sampler is also timed at each batch
+    of ``ev.batch_sweep`` (samples/s against batch size; the same warm-up, at most 3 timed calls).
     """
     out = {}
-    for name, sampler in (samplers or model.default_samplers()).items():
+    for k, (name, sampler) in enumerate((samplers or model.default_samplers()).items()):
         sampler = model.resolve_sampler(sampler)
         gen = torch.Generator(device).manual_seed(ev.seed)
         drawn: list[torch.Tensor] = []
@@ -147,6 +149,11 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path, 
         del drawn[:]
         small = measure(lambda sampler=sampler: model.sample(ev.latency_batch, sampler=sampler), device=device,
                         warmup=ev.timing_warmup, repeats=repeats)
+        sweep = {}
+        for b in (ev.batch_sweep if k == 0 else []):
+            t = measure(lambda b=b, sampler=sampler: model.sample(b, sampler=sampler), device=device,
+                        warmup=ev.timing_warmup, repeats=min(3, repeats))
+            sweep[str(b)] = b / t.median_s
         batch_ms, batch_iqr_ms, batch_se_ms = _timing_ms(big)
         lat_ms, lat_iqr_ms, lat_se_ms = _timing_ms(small)
         out[name] = SamplerResult(
@@ -169,6 +176,7 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path, 
             sample_timing_warmup=ev.timing_warmup,
             sample_timing_repeats=repeats,
             sample_peak_gpu_mem_gb=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+            batch_sweep_per_s=sweep,
         )
     return out
 
@@ -307,14 +315,19 @@ def model_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalCon
     timings, densities, latent inference and their timings.
 
     Returns (samplers, density, model device, wall seconds of the "sample" and "density"
-    parts, latent); the latent stage counts in the "density" part. The caller writes them to
-    ``model_eval.json`` so that the evaluate stage can run elsewhere, from the samples alone.
+    parts, latent); the latent stage and the probability-flow ODE's likelihood
+    (:func:`bench.evaluation.ode.ode_likelihood`, where the cell has a ``pf_ode`` sampler) count in the
+    "density" part. The caller writes them to ``model_eval.json`` so that the evaluate stage can run
+    elsewhere, from the samples alone.
     """
     with Stopwatch(device) as sampling:
         results = sample_stage(model, ev, cell_dir, device, samplers)
     with Stopwatch(device) as densities:
         density = density_stage(model, ds, ev, device)
-        density = get_modality(model.modality).model_extras(model, ds, ev, density, cell_dir, device)
+        mod = get_modality(model.modality)
+        density = mod.model_extras(model, ds, ev, density, cell_dir, device)
+        ode = ode_likelihood(model, ds, ev, device, samplers or model.default_samplers(), mod.closed_form_density)
+        density = dataclasses.replace(density, **ode)
         latent = latent_stage(model, ds, ev, device, samplers)
     return (results, density, env.device_info(device), {"sample": sampling.seconds, "density": densities.seconds},
             latent)

@@ -5,6 +5,9 @@
 3. :func:`quality_vs_nfe`: quality against NFE for every sampler sweep.
 4. :func:`training_curves`: training losses against wall-clock seconds.
 5. :func:`precision_recall`: fidelity (precision) against diversity (recall).
+6. :func:`parallel`: samples/s against batch size (is sampling parallel across a batch?).
+7. the sampler sweep again on KID (images) or the multi-scale MMD² (2D), the metric of the DDIM claim (T11).
+8. :func:`expressiveness`: KL or bits/dim against parameter count, autoregressive model and flows (T21).
 
 Every figure is drawn from the records' seed statistics (:func:`bench.analysis.aggregate.seed_stats`):
 a point is the mean over seeds and, where a cell ran n ≥ 2 seeds, its error bar is ±1 sample
@@ -16,6 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from bench.analysis import sample_verdicts as sv
 from bench.evaluation.modality import modality as get_modality
 from bench.report.plotting import colours, plt, save
 from bench.store.schema import CellRecord
@@ -26,11 +32,13 @@ QUALITY = {"vector": ("mmd2",), "image": ("fid_test", "fid_train")}
 
 @dataclass(frozen=True)
 class Point:
-    """One (dataset, family, sampler) metric over seeds: mean, std (0 for one seed) and n."""
+    """One (dataset, family, sampler) metric over seeds: mean, std (0 for one seed), n, and the metric's own
+    standard error of the mean where it has one (NaN otherwise)."""
 
     mean: float
     std: float
     n: int
+    se: float = float("nan")
 
 
 class Stats:
@@ -39,7 +47,8 @@ class Stats:
     def __init__(self, frame):
         self.frame = frame
         self._d = {(r.dataset, r.family, r.sampler, r.metric): Point(float(r.mean), float(r.std)
-                                                                       if r.n > 1 else 0.0, int(r.n))
+                                                                       if r.n > 1 else 0.0, int(r.n),
+                                                                       float(getattr(r, "se", float("nan"))))
                    for r in frame.itertuples()}
 
     def get(self, dataset: str, family: str, sampler: str, metric: str) -> Point | None:
@@ -79,6 +88,10 @@ def _quality_metric(stats: Stats, modality: str) -> str | None:
 def _quality_label(metric: str, n: int | None) -> str:
     if metric == "mmd2":
         return "MMD² to the test set (lower is better)"
+    if metric == "mmd2_multiscale":
+        return "multi-scale MMD² to the test set (lower is better)"
+    if metric.startswith("kid_"):
+        return f"KID_{n or 'N'} vs the {metric.split('_')[1]} split (lower is better)"
     split = metric.split("_", 1)[1]
     return f"FID_{n or 'N'} vs the {split} split (lower is better)"
 
@@ -259,13 +272,16 @@ def likelihood(stats: Stats, recs: list[CellRecord], datasets: list[str], famili
 
 
 def quality_vs_nfe(stats: Stats, datasets: list[str], families: list[str], modality: str, n_samples: int | None,
-                   sweeps: dict[tuple[str, str, str], str | None], out: Path) -> Path | None:
+                   sweeps: dict[tuple[str, str, str], str | None], out: Path, metric: str | None = None,
+                   name: str | None = None) -> Path | None:
     """fid_vs_nfe.png (images) or mmd_vs_nfe.png (2D): quality against NFE (log x) for each family
     with several samplers. Samplers of one sweep (declared by the family, e.g. DDIM at several step
     counts) are joined by a line; a sampler outside any sweep (ancestral sampling) is a square.
+    ``metric`` and ``name`` draw another quality metric into another file (the DDIM claim's KID), its error
+    bars ±1 std over seeds, or with one seed the metric's own standard error (KID's subset std).
     ``None`` when no family has two samplers with the quality metric."""
-    metric = _quality_metric(stats, modality)
-    if metric is None:
+    metric = metric or _quality_metric(stats, modality)
+    if metric is None or not stats.has(metric):
         return None
     colour = colours(families)
     fig, axes = _panels(len(datasets), 5.6, 3.8)
@@ -282,13 +298,18 @@ def quality_vs_nfe(stats: Stats, datasets: list[str], families: list[str], modal
             if len(pts) < 2:
                 continue
             drawn = True
+            def bar(q: Point) -> float | None:  # the named metric's figure: its own SE where one seed ran
+                if name is not None and q.n == 1 and q.se == q.se:
+                    return q.se
+                return _err(q)
+
             for sweep in sorted({p[3] for p in pts if p[3]}):
                 line = sorted((p for p in pts if p[3] == sweep), key=lambda p: p[0])
-                ax.errorbar([p[0] for p in line], [p[1].mean for p in line], yerr=[p[1].std for p in line],
+                ax.errorbar([p[0] for p in line], [p[1].mean for p in line], yerr=[bar(p[1]) or 0.0 for p in line],
                             fmt="o-", color=colour[fam], capsize=2, label=f"{fam}: {sweep}")
             for nfe, q, smp, sweep in pts:
                 if not sweep:
-                    ax.errorbar(nfe, q.mean, yerr=_err(q), fmt="s", ms=7, color=colour[fam], capsize=2,
+                    ax.errorbar(nfe, q.mean, yerr=bar(q), fmt="s", ms=7, color=colour[fam], capsize=2,
                                 label=f"{fam}: {smp}")
                 marks.append((nfe, q.mean))
                 texts.append(f"{smp} (NFE {nfe:.0f})")
@@ -307,7 +328,83 @@ def quality_vs_nfe(stats: Stats, datasets: list[str], families: list[str], modal
     fig.suptitle("What does sampling with fewer steps cost in quality?\n(line: one sampler sweep; "
                  "square: a sampler outside any sweep)", fontsize=10)
     adjust(fig)
-    return save(fig, out / get_modality(modality).sweep_figure)
+    return save(fig, out / (name or get_modality(modality).sweep_figure))
+
+
+def parallel(stats: Stats, datasets: list[str], families: list[str], out: Path) -> Path | None:
+    """parallel.png: samples/s of each family's default sampler against the batch size (``eval.batch_sweep``),
+    log-log; the dotted diagonal is perfect parallelism (samples/s proportional to the batch). ``None`` without a
+    batch sweep."""
+    batches = sorted({int(m.rsplit("_", 1)[1]) for (_, _, _, m) in stats._d if m.startswith("sample_per_s_at_batch_")})
+    if len(batches) < 2:
+        return None
+    colour = colours(families)
+    fig, axes = _panels(len(datasets), 5.0, 4.0)
+    for ax, ds in zip(axes, datasets):
+        for fam in families:
+            smp = next(iter(stats.samplers(ds, fam)), None)
+            pts = [(b, stats.get(ds, fam, smp, f"sample_per_s_at_batch_{b}")) for b in batches] if smp else []
+            pts = [(b, p) for b, p in pts if p is not None]
+            if len(pts) < 2:
+                continue
+            ax.errorbar([b for b, _ in pts], [p.mean for _, p in pts], yerr=[_err(p) or 0.0 for _, p in pts],
+                        fmt="o-", color=colour[fam], capsize=2, label=f"{fam} ({smp})")
+            b0, p0 = pts[0]
+            ax.plot([b for b, _ in pts], [p0.mean * b / b0 for b, _ in pts], ":", color=colour[fam], lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size (log scale)")
+        ax.set_ylabel("samples per second (log scale)")
+        ax.set_title(ds, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.suptitle("Is sampling parallel across a batch?\n(samples/s against batch size; dotted: proportional "
+                 "to the batch from the smallest one)", fontsize=10)
+    adjust(fig)
+    return save(fig, out / "parallel.png")
+
+
+def expressiveness(recs: list[CellRecord], datasets: list[str], out: Path, name: str = "expressiveness.png"
+                   ) -> Path | None:
+    """expressiveness.png: each size point's KL (2D, nats) or bits/dim (images) against its parameter count for the
+    autoregressive family and the flows (claim T21), mean ± 1 std over seeds. ``None`` without both."""
+    fams = ("autoregressive", "flow", "coupling_flow")
+    fig, axes = _panels(len(datasets), 5.0, 4.0)
+    colour = colours(list(fams))
+    drawn = False
+    for ax, ds in zip(axes, datasets):
+        groups = sv.ok_groups([r for r in recs if r.dataset == ds])
+        if "autoregressive" not in groups or not any(f in groups for f in fams[1:]):
+            continue
+        unit = ""
+        for fam in fams:
+            points: dict[int, list[float]] = {}
+            for r in groups.get(fam, []):
+                v, _, unit_r, _ = sv.likelihood(r)
+                if v is not None and r.train and r.train.parameters:
+                    points.setdefault(r.train.parameters, []).append(v)
+                    unit = unit_r
+            if not points:
+                continue
+            xs = sorted(points)
+            ys = [sum(points[x]) / len(points[x]) for x in xs]
+            es = [float(np.std(points[x], ddof=1)) if len(points[x]) > 1 else 0.0 for x in xs]
+            ax.errorbar(xs, ys, yerr=es, fmt="o-", color=colour[fam], capsize=2, label=fam)
+            drawn = True
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters (log scale)")
+        ax.set_ylabel("KL (nats)" if unit == "nats" else f"test {unit}")
+        ax.set_title(ds, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    if not drawn:
+        plt.close(fig)
+        return None
+    fig.suptitle("Do flows pay for invertibility? (T21)\n(likelihood against parameter count; lower is better)",
+                 fontsize=10)
+    adjust(fig)
+    return save(fig, out / name)
 
 
 def training_curves(recs: list[CellRecord], datasets: list[str], families: list[str], out: Path) -> Path | None:
@@ -406,13 +503,18 @@ def all_figures(stats_frame, recs: list[CellRecord], datasets: list[str], famili
     """The five trade-off figures that apply to ``recs`` (a figure with nothing to draw is left out)."""
     stats = Stats(stats_frame)
     n = n_samples_of(recs)
+    sweep_metric = "kid_test_mean" if stats.has("kid_test_mean") else "mmd2_multiscale"
     paths = [pareto(stats, datasets, families, modality, n, out),
              likelihood(stats, recs, datasets, families, modality, out),
              quality_vs_nfe(stats, datasets, families, modality, n, sweeps_of(recs), out),
+             quality_vs_nfe(stats, datasets, families, modality, n, sweeps_of(recs), out, sweep_metric,
+                            f"{sweep_metric.split('_test')[0]}_vs_nfe.png"),
              training_curves(recs, datasets, families, out),
-             precision_recall(stats, recs, datasets, families, out)]
+             precision_recall(stats, recs, datasets, families, out),
+             parallel(stats, datasets, families, out),
+             expressiveness(recs, datasets, out)]
     return [p for p in paths if p is not None]
 
 
 __all__ = ["pareto_front", "pareto", "likelihood", "quality_vs_nfe", "training_curves", "precision_recall",
-           "all_figures", "Stats"]
+           "parallel", "expressiveness", "all_figures", "Stats"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass
 
-from bench.analysis import taxonomy, training_verdicts, verdicts
+from bench.analysis import sample_verdicts, taxonomy, training_verdicts, verdicts
 from bench.analysis.aggregate import CELL
 from bench.evaluation import protocol
 from bench.report.fmt import count, fmt, pm
@@ -15,7 +16,19 @@ from bench.store.schema import CellRecord, DensityResult, SamplerResult
 
 
 def likelihood_text(rec: CellRecord) -> str:
-    """The measured likelihood of a record, as text (bits/dim for images, nats in 2D)."""
+    """The measured likelihood of a record, as text (bits/dim for images, nats in 2D), and where the record has
+    one, the probability-flow ODE's exact likelihood with its cost ("exact via ODE at N NFE: ...")."""
+    text = _likelihood_text(rec)
+    d = rec.density or DensityResult()
+    if d.ode_test_nll_nats is None:
+        return text
+    value = (f"{pm(d.ode_test_bpd, d.ode_test_bpd_se)} bits/dim" if d.ode_test_bpd is not None
+             else f"NLL {pm(d.ode_test_nll_nats, d.ode_test_nll_se_nats)} nats")
+    ode = f"exact via ODE at {d.ode_nfe} NFE: {value} ({fmt(d.ode_ms_per_example)} ms per point)"
+    return ode if text == "none" else f"{text}; {ode}"
+
+
+def _likelihood_text(rec: CellRecord) -> str:
     d = rec.density or DensityResult()
     kind = rec.likelihood_kind
     if kind == "exact" and d.test_bpd is not None:
@@ -64,13 +77,25 @@ def _claim(v: verdicts.Verdict) -> str:
     return v.verdict if v.verdict == verdicts.NO_CLAIM else f"{v.verdict} (measured {v.measured})"
 
 
+def _passes_claims(recs: list[CellRecord]) -> dict[str, str]:
+    """family -> the sequential-passes verdict of T7-T10 (:func:`bench.analysis.sample_verdicts.sampling_verdicts`),
+    as the taxonomy table shows it."""
+    found = sample_verdicts.sampling_verdicts(recs[0].dataset if recs else "", sample_verdicts.ok_groups(recs))
+    return {v.family: f"{v.claim} {v.verdict} ({v.evidence.split('; ')[0]})" for v in found}
+
+
 def taxonomy_rows(recs: list[CellRecord]) -> tuple[list[dict[str, str]], list[str]]:
     """Rows of the measured taxonomy table for one dataset's ok records (one seed each), and one
-    sentence per family comparing its sampling cost with the fastest family's."""
+    sentence per family comparing its sampling cost with the fastest family's.
+
+    The sampling claim of the autoregressive, VAE, GAN, flow and diffusion families (T7-T10) is judged by
+    sequential network passes (:mod:`bench.analysis.sample_verdicts`); the energy and score models' (T12, T13)
+    by the wall-clock ratio of :func:`bench.analysis.verdicts.sampling`."""
     best = verdicts.fastest(recs)
     if best is None:
         return [], []
     best_sampler = best.primary()[1]
+    passes = _passes_claims(recs)
     rows, sentences = [], []
     for r in recs:
         tb = verdicts.textbook(r) or {}
@@ -87,11 +112,14 @@ def taxonomy_rows(recs: list[CellRecord]) -> tuple[list[dict[str, str]], list[st
             "samples/s": fmt(m.sample_throughput_per_s),
             "batch-1 latency (ms)": fmt(m.sample_latency_ms),
             "cost per sample": "fastest" if r is best else f"{fmt(samp.value)}× {best.family}",
-            "sampling claim": _claim(samp),
+            "sampling claim": passes.get(r.family, _claim(samp)),
         })
         if r is not best:
-            tail = (f"this {samp.verdict} with the textbook's \"{tb['sampling_text']}\"." if tb
-                    else "the family makes no textbook claim.")
+            if r.family in passes:
+                tail = f"by sequential passes, {passes[r.family]}."
+            else:
+                tail = (f"this {samp.verdict} with the textbook's \"{tb['sampling_text']}\"." if tb
+                        else "the family makes no textbook claim.")
             sentences.append(f"{r.family} sampling ({sampler}) is {fmt(samp.value)}× slower per sample than "
                              f"{best.family} (NFE {m.sample_nfe} vs {best_sampler.sample_nfe}); {tail}")
     return rows, sentences
@@ -114,7 +142,9 @@ def _kl_text(d: DensityResult) -> str:
 
 
 def _sample_cells_2d(m: SamplerResult) -> dict[str, str]:
-    return {"MMD²": fmt(m.mmd2), "precision": fmt(m.precision), "recall": fmt(m.recall),
+    return {"MMD²": fmt(m.mmd2),
+            "MMD² (multi-scale)": pm(m.mmd2_multiscale, m.mmd2_multiscale_std) if m.mmd2_multiscale is not None
+            else "–", "precision": fmt(m.precision), "recall": fmt(m.recall),
             "high-quality": fmt(m.high_quality_fraction),
             "modes": f"{m.modes_covered}/{m.n_modes}" if m.n_modes else "–",
             "−log p_data (nats)": pm(m.sample_nll_data_nats, m.sample_nll_data_se_nats),
@@ -130,7 +160,9 @@ def metrics_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
         for sampler, m in r.samplers.items():
             rows.append({
                 "family": r.family, "sampler": sampler, "seed": str(r.seed),
-                "NLL (nats)": _nll_text(d), "KL (nats)": _kl_text(d), **_sample_cells_2d(m),
+                "NLL (nats)": _nll_text(d), "KL (nats)": _kl_text(d),
+                "ODE KL (nats)": pm(d.ode_kl_nats, d.ode_kl_se_nats) if d.ode_kl_nats is not None else "–",
+                **_sample_cells_2d(m),
                 "NFE": fmt(m.sample_nfe), "samples/s": fmt(m.sample_throughput_per_s),
                 "latency (ms)": fmt(m.sample_latency_ms),
                 "density evals/s": fmt(d.density_throughput_per_s),
@@ -148,9 +180,24 @@ def reference_row(recs: list[CellRecord]) -> dict[str, str] | None:
             d = r.density or DensityResult()
             return {"family": "*true mixture*", "sampler": "exact draw", "seed": "–",
                     "NLL (nats)": pm(d.true_entropy_nats, d.true_entropy_se_nats) + " (H)", "KL (nats)": "0",
-                    **_sample_cells_2d(ref), "NFE": "–", "samples/s": "–", "latency (ms)": "–",
+                    "ODE KL (nats)": "–", **_sample_cells_2d(ref), "NFE": "–", "samples/s": "–", "latency (ms)": "–",
                     "density evals/s": "–", "train (s)": "–", "steps": "–"}
     return None
+
+
+def estimator_rows_2d(recs: list[CellRecord]) -> list[dict[str, str]]:
+    """2D: claim T30's reference rows, one Gaussian and a KDE fitted to the training split, scored like the families
+    (the columns of :func:`metrics_rows`)."""
+    refs = next((r.reference_estimates for r in recs if r.reference_estimates), {})
+    rows = []
+    for name, e in refs.items():
+        d, m = e.density, e.samples or SamplerResult()
+        label = sample_verdicts.ESTIMATOR_LABELS.get(name, name)
+        rows.append({"family": f"*{label}* (reference)", "sampler": "exact draw", "seed": "–",
+                     "NLL (nats)": pm(d.test_nll_nats, d.test_nll_se_nats), "KL (nats)": pm(d.kl_nats, d.kl_se_nats),
+                     "ODE KL (nats)": "–", **_sample_cells_2d(m), "NFE": "–", "samples/s": "–", "latency (ms)": "–",
+                     "density evals/s": "–", "train (s)": fmt(e.seconds), "steps": "–"})
+    return rows
 
 
 def image_bpd(rec: CellRecord) -> tuple[float | None, float | None, str]:
@@ -188,6 +235,7 @@ def image_metrics_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
             row.update({
                 "precision": fmt(m.precision), "recall": fmt(m.recall),
                 "density": fmt(m.density), "coverage": fmt(m.coverage),
+                "HF energy ratio": fmt(m.hf_energy_ratio), "Laplacian ratio": fmt(m.laplacian_var_ratio),
                 "IS": (f"{fmt(is_['inception_score_mean'])} ± {fmt(is_['inception_score_std'], 2)}"
                        if is_.get("available") else "n/a"),
                 "FD_classifier": fmt(m.fd_classifier, 4),
@@ -277,6 +325,7 @@ _COST = Column("cost", ("sample_us_per_sample",), scale=1e-3, unit="ms/sample")
 HEADLINE = {
     "vector": (Column("NLL", ("test_nll_nats", "test_nll_bound_nats"), mix=True),
                Column("KL", ("kl_nats", "kl_bound_nats"), mix=True), Column("MMD²", ("mmd2",)),
+               Column("MMD² (multi-scale)", ("mmd2_multiscale",)),
                Column("precision", ("precision",)), Column("recall", ("recall",)),
                Column("mode coverage", ("mode_coverage",)), Column("−log p_data", ("sample_nll_data_nats",)),
                Column("mode KL", ("mode_kl_nats",)), Column("NFE", ("sample_nfe",)), _COST,
@@ -415,14 +464,8 @@ TAXONOMY_REST_RULES = [
     "floor: {abs_kl:g} nats, MMD² {abs_mmd:g}) of its final value; gain/s = (first − final) / training seconds.",
     "*Latent inference* x → z: `to_latent` timed like sampling (median over repeats), NFE per call, and the "
     "reconstruction x → z → x in data units (RMSE per coordinate); families without it say none and are not timed.",
-    f"*Sample quality claim* (diffusion, \"excellent\"): agrees when its mean sample metric (MMD²) is the best on the "
-    f"dataset by more than {verdicts.SEPARATION:g} combined standard errors of the seed means, disagrees when another "
-    "family is better by that margin, and is inconclusive when the spreads overlap or its quality was still "
-    "improving at the end of training.",
-    f"*Expressiveness claim* (flows, \"restricted\"): agrees when the flow's mean KL exceeds the autoregressive "
-    f"family's by more than {verdicts.SEPARATION:g} combined standard errors at parameter counts within "
-    f"{100 * verdicts.MATCH_TOLERANCE:g}% of each other, disagrees when it is lower by that margin, and is "
-    "inconclusive otherwise.",
+    f"*Sample quality claim* (T19, diffusion rivals or exceeds GANs): {sample_verdicts.RIVAL_RULE}.",
+    f"*Expressiveness claim* (T21, flows): {sample_verdicts.EXPRESSIVE_RULE}.",
 ]
 
 
@@ -454,12 +497,15 @@ def taxonomy_rest_rows(recs: list[CellRecord]) -> tuple[list[dict[str, str]], li
     sample-quality and expressiveness verdicts; and the rules, one sentence each."""
     groups = taxonomy.by_family(recs)
     ok_all = [r for r in recs if r.ok]
+    ds = ok_all[0].dataset if ok_all else ""
+    ok_groups = sample_verdicts.ok_groups(ok_all)
+    t19 = {v.family: v for v in sample_verdicts.rival_verdicts({ds: ok_all})} if ok_all else {}
+    t21 = {v.family: v for v in sample_verdicts.expressiveness_verdicts(ds, ok_groups)} if ok_all else {}
     rows = []
     for family, rs in groups.items():
         st = taxonomy.stability(rs)
         cost = taxonomy.training_cost(rs)
         kind, timing, recon = _latent_text([r for r in rs if r.ok])
-        tb = {k: verdicts._claim_of(rs[0], k) for k in ("sample_quality", "expressiveness")}
         row = {
             "family": family,
             "seeds": str(len(st.seeds)),
@@ -476,13 +522,10 @@ def taxonomy_rest_rows(recs: list[CellRecord]) -> tuple[list[dict[str, str]], li
             "latent cost": timing,
             "recon RMSE": recon,
         }
-        sq = verdicts.sample_quality(family, ok_all)
-        row["sample quality"] = (f"{tb['sample_quality']}: {sq.verdict} ({sq.measured})" if tb.get("sample_quality")
-                                 else sq.measured)
-        row["expressiveness"] = "–"
-        if tb.get("expressiveness") and "autoregressive" in groups:
-            ex = verdicts.expressiveness([r for r in rs if r.ok], [r for r in groups["autoregressive"] if r.ok])
-            row["expressiveness"] = f"{tb['expressiveness']}: {ex.verdict} ({ex.measured})"
+        row["sample quality"] = (f"T19 {t19[family].verdict} ({t19[family].evidence.split('; margin')[0]})"
+                                 if family in t19 else "–")
+        row["expressiveness"] = (f"T21 {t21[family].verdict} ({t21[family].evidence.split('; ')[0]})"
+                                 if family in t21 else "–")
         rows.append(row)
     rules = [s.format(rel=taxonomy.SETTLE_REL,
                       abs_kl=taxonomy.SETTLE_ABS["val_kl_nats"], abs_mmd=taxonomy.SETTLE_ABS["val_mmd2"])
@@ -570,4 +613,124 @@ def convergence_rows(by_ds: dict[str, list[CellRecord]]) -> list[dict[str, str]]
             ok, why = training_verdicts.converged(rs)
             rows.append({"dataset": ds, "family": family, "runs": str(len(rs)), "converged": "yes" if ok else "no",
                          "monitor's last step": why})
+# --------------------------------------------------------------------------- issue 26: samples and likelihoods
+def _mean_se(values: list[float], own: list[float | None] | None = None) -> str:
+    e = sample_verdicts.estimate(values, own)
+    return "–" if e is None else pm(e.mean, e.se)
+
+
+def ode_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
+    """The probability-flow ODE's exact likelihood per family, beside its bound (ELBO/IWAE) where it has one, with
+    what it cost: NFE per point, the trace estimator, ms per test point, and in 2D the ODE density's integral.
+    Means ± SE over seeds (one seed: the test-set SE)."""
+    rows = []
+    for fam, rs in sample_verdicts.ok_groups(recs).items():
+        dd = [r.density for r in rs if r.density and r.density.ode_test_nll_nats is not None]
+        if not dd:
+            continue
+        image = dd[0].ode_test_bpd is not None
+        unit = "bits/dim" if image else "nats"
+        ode = _mean_se([d.ode_test_bpd if image else d.ode_test_nll_nats for d in dd],
+                       [d.ode_test_bpd_se if image else d.ode_test_nll_se_nats for d in dd])
+        bound = _mean_se([d.test_bpd_bound if image else d.test_nll_bound_nats for d in dd
+                          if (d.test_bpd_bound if image else d.test_nll_bound_nats) is not None],
+                         [d.test_bpd_bound_se if image else d.test_nll_bound_se_nats for d in dd])
+        integral = [d.ode_log_integral_nats for d in dd if d.ode_log_integral_nats is not None]
+        rows.append({
+            "family": fam, "seeds": str(len(dd)), f"ODE NLL ({unit})": ode,
+            f"bound ({unit})": "–" if bound == "–" else f"≤ {bound} ({dd[0].bound_name})",
+            "NFE per point": fmt(dd[0].ode_nfe),
+            "trace": {"exact": "exact (D backward passes)", "hutchinson": "Hutchinson (1 backward pass)"}.get(
+                dd[0].ode_trace or "", "–"),
+            "ms per point": fmt(sum(d.ode_ms_per_example for d in dd) / len(dd)),
+            "∫p dx": (", ".join(fmt(math.exp(v), 4) for v in integral) + f" ({dd[0].ode_integral_grid}² grid)"
+                      if integral else "–"),
+            "test points": fmt(dd[0].ode_test_n),
+        })
+    return rows
+
+
+def passes_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
+    """Sequential network passes per sample for every family and sampler (first seed), beside the wall clock per
+    sample, the parameter count and samples/s at each batch of the batch sweep."""
+    first = [r for r in recs if r.ok and r.seed == min(x.seed for x in recs if x.ok)]
+    if not first:
+        return []
+    fewest = min((m.sample_nfe for r in first for m in r.samplers.values() if m.sample_nfe), default=None)
+    dims = next((r.density.dims for r in first if r.density and r.density.dims), None)
+    batches = sorted({int(b) for r in first for m in r.samplers.values() for b in m.batch_sweep_per_s})
+    rows = []
+    for r in first:
+        for name, m in r.samplers.items():
+            row = {"family": r.family, "sampler": name, "NFE (sequential passes)": fmt(m.sample_nfe),
+                   "× the fewest": fmt(m.sample_nfe / fewest) if m.sample_nfe and fewest else "–",
+                   "D": fmt(dims), "parameters": f"{r.train.parameters:,}" if r.train and r.train.parameters else "–",
+                   "ms per sample": fmt(1e-3 * m.sample_us_per_sample) if m.sample_us_per_sample else "–"}
+            for b in batches:
+                row[f"samples/s at batch {b}"] = fmt(m.batch_sweep_per_s.get(str(b)))
+            rows.append(row)
+    return rows
+
+
+def blur_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
+    """Images: blur against the test set per family and sampler: the two ratios (< 1 blurrier, > 1 sharper or
+    noisier) and their |log|, means ± SE over seeds (one seed: the delta-method SE of the log)."""
+    rows = []
+    for fam, rs in sample_verdicts.ok_groups(recs).items():
+        for name in rs[0].samplers:
+            ms = [r.samplers[name] for r in rs if name in r.samplers and r.samplers[name].hf_energy_ratio is not None]
+            if not ms:
+                continue
+            row = {"family": fam, "sampler": name, "seeds": str(len(ms))}
+            for label, ratio, se in (("HF energy", "hf_energy_ratio", "hf_energy_log_ratio_se"),
+                                     ("Laplacian variance", "laplacian_var_ratio", "laplacian_log_ratio_se")):
+                logs = [math.log(getattr(m, ratio)) for m in ms if getattr(m, ratio) and getattr(m, ratio) > 0]
+                e = sample_verdicts.estimate(logs, [getattr(m, se) for m in ms])
+                row[f"{label} ratio"] = "–" if e is None else fmt(math.exp(e.mean))
+                row[f"|log| {label}"] = "–" if e is None else pm(abs(e.mean), e.se)
+            rows.append(row)
+    return rows
+
+
+def theis_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
+    """Images: Theis et al.'s mixture 0.01 p_model + 0.99 noise per family with an exact likelihood: bits/dim of the
+    model and of the mixture on the same test images, the bound log2(100)/D, and FID/KID of the model's samples and
+    of the mixture's."""
+    rows = []
+    for fam, rs in sample_verdicts.ok_groups(recs).items():
+        dd = [r.density for r in rs if r.density and r.density.theis_test_bpd is not None]
+        if not dd:
+            continue
+        d0 = dd[0]
+        model_bpd = [d.theis_test_bpd - d.theis_bpd_shift for d in dd]
+        rows.append({
+            "family": fam, "seeds": str(len(dd)), "bits/dim (model)": _mean_se(model_bpd),
+            "bits/dim (mixture)": _mean_se([d.theis_test_bpd for d in dd]),
+            "shift": fmt(sum(d.theis_bpd_shift for d in dd) / len(dd), 4),
+            "bound log2(100)/D": fmt(math.log2(1 / d0.theis_weight) / d0.dims, 4) if d0.dims else "–",
+            "FID (model)": _mean_se([d.theis_model_fid for d in dd if d.theis_model_fid is not None],
+                                    [d.theis_model_fid_se for d in dd]),
+            "FID (mixture)": _mean_se([d.theis_fid for d in dd if d.theis_fid is not None]),
+            "KID (mixture)": _mean_se([d.theis_kid_mean for d in dd if d.theis_kid_mean is not None],
+                                      [d.theis_kid_std for d in dd]),
+        })
+    return rows
+
+
+def estimator_rows_image(recs: list[CellRecord]) -> list[dict[str, str]]:
+    """Images: claim T30's reference rows (one Gaussian, a KDE on dequantized pixels) in bits/dim, beside the
+    families' bits/dim (exact, ODE, or bounds) of the first seed."""
+    refs = next((r.reference_estimates for r in recs if r.reference_estimates), {})
+    rows = []
+    for name, e in refs.items():
+        d = e.density
+        rows.append({"model": f"*{sample_verdicts.ESTIMATOR_LABELS.get(name, name)}* (reference)",
+                     "bits/dim": pm(d.test_bpd, d.test_bpd_se), "kind": "exact (dequantized: an upper bound)",
+                     "bandwidth": fmt(e.bandwidth) if e.bandwidth else "–", "fitted on": f"{e.fit_n:,}",
+                     "seconds": fmt(e.seconds)})
+    for fam, rs in sample_verdicts.ok_groups(recs).items():
+        v, se, unit, kind = sample_verdicts.likelihood(rs[0])
+        if v is not None:
+            rows.append({"model": fam, "bits/dim": ("≤ " if kind == "bound" else "") + pm(v, se), "kind": kind,
+                         "bandwidth": "–", "fitted on": "–", "seconds": "–"})
     return rows

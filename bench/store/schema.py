@@ -23,7 +23,11 @@ error of the median (``*_median_se_ms``; older records gave only the IQR, which 
 error); version 5 adds the registered family a cell ran (``registered_family``: a suite entry may be a
 *variant* of one, e.g. ``gan_lr2``) and its ``lr_scale``, the samples' fidelity and mode coverage judged on
 the true density or a classifier (``sample_nll_data_nats``, ``mode_kl_nats``, ``modes_hit``) with their
-real-vs-real calibration at the same N. An unknown version or key raises :class:`SchemaError` naming it.
+real-vs-real calibration at the same N, and the samples-and-likelihood measures: blur against the test set,
+the multi-scale 2D MMD², throughput against batch size, the probability-flow ODE likelihood
+(``ode_*``), Theis et al.'s noise mixture (``theis_*``) and the reference density estimators
+(``reference_estimates``, :class:`ReferenceEstimate`). An unknown version or key raises
+:class:`SchemaError` naming it.
 """
 
 from __future__ import annotations
@@ -133,6 +137,8 @@ class SamplerResult:
     sample_timing_warmup: int | None = metric("calls", doc="untimed calls before each sampling timing")
     sample_timing_repeats: int | None = metric("calls", doc="timed calls of each sampling timing (median, IQR)")
     sample_peak_gpu_mem_gb: float | None = metric("GiB", doc="peak CUDA memory while sampling", timing=True)
+    batch_sweep_per_s: dict[str, float] = metric("samples/s", "higher", timing=True, flat="sample_per_s_at_batch_{}",
+                                                 doc="samples per second at batch {} (eval.batch_sweep)")
     # ---- evaluate stage, 2D
     nonfinite_fraction: float | None = metric("fraction", "lower", doc="samples with a NaN or infinite coordinate")
     mmd2: float | None = metric("", "lower",
@@ -165,6 +171,10 @@ class SamplerResult:
     modes_hit_real_q01: int | None = metric("modes", doc="modes_hit that 99% of real samples of the same N reach "
                                                          "(1st percentile over the calibration draws)")
     mode_calibration_draws: int | None = metric("draws", doc="real sample sets of the same N in the calibration")
+    mmd2_multiscale: float | None = metric("", "lower", se="mmd2_multiscale_std",
+                                           doc="unbiased MMD², sum of RBF kernels from the mode scale to the data "
+                                               "scale, mean over random subsets (KID's estimator), vs the test set")
+    mmd2_multiscale_std: float | None = metric("", doc="its std over the subsets")
     # ---- evaluate stage, both
     precision: float | None = metric("fraction", "higher", doc="k-NN manifold precision (Kynkäänniemi et al. 2019)")
     recall: float | None = metric("fraction", "higher", doc="k-NN manifold recall (Kynkäänniemi et al. 2019)")
@@ -185,6 +195,19 @@ class SamplerResult:
     copy_fraction: float | None = metric("fraction", "lower", doc="samples closer to a training image than 99% of test")
     nn_train_distance_median: float | None = metric("pixels/255", doc="median nearest-train distance of the samples")
     nn_train_distance_median_test: float | None = metric("pixels/255", doc="the same for the test images")
+    hf_energy: float | None = metric("(pixels/255)²", doc="mean spectral energy of an image above half the Nyquist "
+                                                         "frequency (the mean square of its high-pass part)")
+    hf_energy_ratio: float | None = metric("", doc="hf_energy of the samples / of the test images (< 1: blurrier; "
+                                                   "> 1: sharper or noisier)")
+    hf_energy_log_ratio_se: float | None = metric("", doc="standard error of log hf_energy_ratio (delta method)")
+    hf_energy_abs_log_ratio: float | None = metric("", "lower", se="hf_energy_log_ratio_se",
+                                                   doc="|log hf_energy_ratio|: distance from the test set's "
+                                                       "sharpness, blur and noise alike")
+    laplacian_var: float | None = metric("(pixels/255)²", doc="mean variance of the 3x3 Laplacian of an image")
+    laplacian_var_ratio: float | None = metric("", doc="laplacian_var of the samples / of the test images")
+    laplacian_log_ratio_se: float | None = metric("", doc="standard error of log laplacian_var_ratio")
+    laplacian_abs_log_ratio: float | None = metric("", "lower", se="laplacian_log_ratio_se",
+                                                   doc="|log laplacian_var_ratio|")
     inception_score: dict[str, Any] | None = None
     metric_protocol: dict[str, Any] | None = None
 
@@ -240,7 +263,7 @@ class DensityResult:
     true_entropy_nats: float | None = metric("nats", doc="H(p_data) by Monte Carlo")
     true_entropy_se_nats: float | None = metric("nats", doc="its standard error")
     # ---- images: evaluate stage
-    dims: int | None = metric("dimensions", doc="C·H·W")
+    dims: int | None = metric("dimensions", doc="the data's dimension D (images: C·H·W)")
     test_bpd: float | None = metric("bits/dim", "lower", se="test_bpd_se", doc="exact test bits/dim")
     test_bpd_se: float | None = metric("bits/dim", doc="its standard error")
     bounds_bpd: dict[str, float] = metric("bits/dim", "lower", flat="test_bpd_bound_{}", se="test_bpd_bound_{}_se",
@@ -250,6 +273,36 @@ class DensityResult:
                                           doc="the tightest bits/dim bound")
     test_bpd_bound_se: float | None = metric("bits/dim", doc="its standard error")
     bpd_unavailable: str | None = metric(doc="why there is no bits/dim")
+    # ---- the probability-flow ODE's exact likelihood (diffusion, score; density stage)
+    ode_sampler: str | None = metric(doc="the pf_ode sampler whose ODE gave the likelihood")
+    ode_test_n: int | None = metric("examples", doc="test examples of the ODE likelihood")
+    ode_test_nll_nats: float | None = metric("nats", "lower", se="ode_test_nll_se_nats",
+                                             doc="mean test NLL by the probability-flow ODE (images: dequantized)")
+    ode_test_nll_se_nats: float | None = metric("nats", doc="its standard error")
+    ode_nfe: int | None = metric("NFE", doc="network evaluations per point of the ODE likelihood")
+    ode_trace: str | None = metric(doc="the divergence: 'exact' (D backward passes per NFE) or 'hutchinson' (one)")
+    ode_ms_per_example: float | None = metric("ms", "lower", timing=True,
+                                              doc="wall time of the ODE likelihood per test example")
+    ode_seconds: float | None = metric("s", timing=True, doc="wall time of the ODE likelihood on the test examples")
+    ode_log_integral_nats: float | None = metric("nats", doc="log of the integral of the ODE density over a box (2D)")
+    ode_log_integral_error_nats: float | None = metric("nats", doc="its quadrature error")
+    ode_integral_grid: int | None = metric("points/axis", doc="grid of that integral")
+    ode_kl_nats: float | None = metric("nats", "lower", se="ode_kl_se_nats", doc="ode_test_nll_nats - H(p_data) (2D)")
+    ode_kl_se_nats: float | None = metric("nats", doc="its standard error")
+    ode_test_bpd: float | None = metric("bits/dim", "lower", se="ode_test_bpd_se",
+                                        doc="test bits/dim by the ODE, dequantized (an upper bound on the discrete)")
+    ode_test_bpd_se: float | None = metric("bits/dim", doc="its standard error")
+    # ---- Theis et al. 2016's mixture 0.01 p_model + 0.99 uniform noise (exact image likelihoods)
+    theis_weight: float | None = metric("fraction", doc="weight of the model in the noise mixture")
+    theis_test_n: int | None = metric("examples", doc="test images of the mixture's bits/dim")
+    theis_test_bpd: float | None = metric("bits/dim", doc="test bits/dim of the mixture, exact (logsumexp)")
+    theis_bpd_shift: float | None = metric("bits/dim", doc="theis_test_bpd - test_bpd (at most log2(1/weight)/D)")
+    theis_fid: float | None = metric("", doc="FID of the mixture's samples (the default sampler's, all but the "
+                                             "weight's share replaced by uniform noise)")
+    theis_kid_mean: float | None = metric("", doc="KID of the mixture's samples")
+    theis_kid_std: float | None = metric("", doc="its std over subsets")
+    theis_model_fid: float | None = metric("", doc="FID of the default sampler's samples (the same split)")
+    theis_model_fid_se: float | None = metric("", doc="bootstrap standard error of theis_model_fid over its samples")
 
 
 @dataclass
@@ -281,6 +334,28 @@ class LatentResult:
                                                    doc="latent inferences per second")
     latent_timing_warmup: int | None = metric("calls", doc="untimed calls before the latent timing")
     latent_timing_repeats: int | None = metric("calls", doc="timed calls of the latent timing (median, IQR)")
+
+
+@dataclass
+class ReferenceEstimate:
+    """A density estimator without a network, fitted to the training split: claim T30's "simple density
+    estimators" (one Gaussian, a kernel density estimate), scored like the families.
+
+    Attributes:
+        method: ``"gaussian"`` (maximum likelihood mean and covariance) or ``"kde"`` (Gaussian kernels).
+        bandwidth: the KDE's bandwidth in data units (pixel levels for images), chosen by validation NLL.
+        fit_n: training examples fitted.
+        seconds: wall time of the fit and the evaluation.
+        density: test NLL (and KL in 2D, bits/dim on images), as a family's.
+        samples: sample metrics of its samples (2D), as a family sampler's.
+    """
+
+    method: str
+    bandwidth: float | None = None
+    fit_n: int | None = None
+    seconds: float | None = None
+    density: DensityResult = field(default_factory=DensityResult)
+    samples: SamplerResult | None = None
 
 
 @dataclass
@@ -354,6 +429,7 @@ class CellRecord:
     density: DensityResult | None = None
     latent: LatentResult | None = None
     reference_sample_metrics: SamplerResult | None = None
+    reference_estimates: dict[str, ReferenceEstimate] = field(default_factory=dict)
     figure_box: list[float] | None = None
     protocol: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
@@ -444,9 +520,35 @@ def record_to_dict(rec: CellRecord) -> dict[str, Any]:
             out[f.name] = None if v is None else (dataclasses.asdict(v) if f.name == "config" else part_to_dict(v))
         elif f.name == "samplers":
             out[f.name] = {name: part_to_dict(m) for name, m in v.items()}
+        elif f.name == "reference_estimates":
+            out[f.name] = {name: reference_to_dict(e) for name, e in v.items()}
         else:
             out[f.name] = v
     return out
+
+
+def reference_to_dict(e: ReferenceEstimate) -> dict[str, Any]:
+    """A :class:`ReferenceEstimate` as plain data (its density and samples as flat parts)."""
+    return {"method": e.method, "bandwidth": e.bandwidth, "fit_n": e.fit_n, "seconds": e.seconds,
+            "density": part_to_dict(e.density), "samples": None if e.samples is None else part_to_dict(e.samples)}
+
+
+def reference_from_dict(data: dict[str, Any], where: str = "") -> ReferenceEstimate:
+    """The inverse of :func:`reference_to_dict`.
+
+    Raises:
+        SchemaError: an unknown key (named with ``where``).
+    """
+    known = {"method", "bandwidth", "fit_n", "seconds", "density", "samples"}
+    unknown = set(data) - known
+    if unknown or "method" not in data:
+        raise SchemaError(f"{where}{sorted(unknown)[0] if unknown else 'method'}: not a ReferenceEstimate field "
+                          f"of {SCHEMA}" if unknown else f"{where}missing key 'method'")
+    return ReferenceEstimate(
+        method=data["method"], bandwidth=data.get("bandwidth"), fit_n=data.get("fit_n"), seconds=data.get("seconds"),
+        density=part_from_dict(DensityResult, data.get("density") or {}, f"{where}density."),
+        samples=None if data.get("samples") is None else part_from_dict(SamplerResult, data["samples"],
+                                                                         f"{where}samples."))
 
 
 def record_from_dict(data: dict[str, Any], where: str = "") -> CellRecord:
@@ -469,6 +571,8 @@ def record_from_dict(data: dict[str, Any], where: str = "") -> CellRecord:
             v = CellConfig(**v) if k == "config" else part_from_dict(_PARTS[k], v, f"{where}{k}.")
         elif k == "samplers":
             v = {name: part_from_dict(SamplerResult, m, f"{where}samplers.{name}.") for name, m in (v or {}).items()}
+        elif k == "reference_estimates":
+            v = {name: reference_from_dict(e, f"{where}reference_estimates.{name}.") for name, e in (v or {}).items()}
         kwargs[k] = v
     for k in ("suite", "run_id", "dataset", "family", "seed"):
         if k not in kwargs:
