@@ -9,20 +9,28 @@ annealed Langevin dynamics and the final Tweedie denoising step. They differ in
 the network and how it is told sigma, in the data space (raw vectors; images
 scaled to [0, 1]), in where the sampler starts, and in the loss's reduction
 (per example for vectors, per dimension for images).
+
+Class-conditional forms (``num_classes`` = K): the network also sees the label (a learned embedding
+concatenated to the MLP's input; adaptive group normalization in the U-Net), trained with the label dropped
+with probability ``p_uncond``; annealed Langevin then follows the guided score
+(1 + w) s(x, sigma, c) - w s(x, sigma, ∅) (Ho & Salimans 2021, arXiv:2207.12598).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import Tensor
 
 from models import register
 from models.base import Capabilities, GenerativeModel, Textbook
+from models.fields import Range
 from models.imaging import from_unit, to_unit, unet
 from models.nets import ConditionalMLP
+from models.samplers import guided
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
 TEXTBOOK = Textbook(likelihood="none", sampling="slow", likelihood_text="none explicit", sampling_text="slow (SDE/ODE)",
@@ -46,7 +54,7 @@ class NoiseConditionalScore(GenerativeModel):
     sampler's, not the model's.
     """
 
-    capabilities = Capabilities(sample=True)
+    capabilities = Capabilities(sample=True, conditional=True, guidance=True)
     samplers = {"default": {"kind": "annealed_langevin", "steps_per_sigma": 100, "step_eps": 2e-5, "denoise": True}}
     legacy_config_keys = ("steps_per_sigma", "step_eps", "denoise")
     loss_per_dimension: bool = False  # DSM loss summed over dimensions (False) or averaged (True)
@@ -68,8 +76,9 @@ class NoiseConditionalScore(GenerativeModel):
         """The sampler's final x -> data (dtype and range of the modality)."""
         return x
 
-    def score_net(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """The network's output u(x, sigma), float32 of x's shape, for sigma of shape (N,)."""
+    def score_net(self, x: Tensor, sigma: Tensor, y: Tensor | None = None) -> Tensor:
+        """The network's output u(x, sigma), float32 of x's shape, for sigma of shape (N,) (and, for a
+        conditional model, labels y (N,) in [0, K], K the null label)."""
         raise NotImplementedError
 
     def initial(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -87,23 +96,43 @@ class NoiseConditionalScore(GenerativeModel):
             sub = self.encode_data(x_train[:2000]).flatten(1)
             self.sigmas = self._ladder(torch.cdist(sub, sub).max().item()).to(self.sigmas.device)
 
-    def score(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """Score estimate s(x, sigma) = u(x, sigma) / sigma ≈ grad_x log p_sigma(x), x's shape, for sigma (N,)."""
-        return self.score_net(x, sigma) / sigma.reshape(-1, *[1] * (x.dim() - 1))
+    def score(self, x: Tensor, sigma: Tensor, y: Tensor | None = None, guidance: float = 0.0) -> Tensor:
+        """Score estimate s(x, sigma) = u(x, sigma) / sigma ≈ grad_x log p_sigma(x), x's shape, for sigma (N,).
 
-    def loss(self, x: Tensor) -> Tensor:
+        With labels ``y`` (int64 (N,) in [0, K)) it is s(x, sigma, y); with ``guidance`` w > 0 the classifier-free
+        guided (1 + w) s(x, sigma, y) - w s(x, sigma, ∅) (Ho & Salimans 2021, Eq. 6), one pass on a batch of 2N.
+        """
+        if y is None:
+            u = self.score_net(x, sigma)
+        elif not guidance:
+            u = self.score_net(x, sigma, y)
+        else:
+            null = torch.full_like(y, self.null_label)
+            u_c, u_u = self.score_net(torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([y, null])).chunk(2)
+            u = guided(u_c, u_u, guidance)
+        return u / sigma.reshape(-1, *[1] * (x.dim() - 1))
+
+    def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Denoising score matching weighted by sigma^2 (Song & Ermon 2019, Eq. 5-6), batch mean.
 
         0.5 * ||sigma s(x + sigma z, sigma) + z||^2 with sigma drawn uniformly from the
-        ladder, summed over dimensions, or averaged with ``loss_per_dimension``.
+        ladder, summed over dimensions, or averaged with ``loss_per_dimension``. A conditional model needs the
+        labels ``y`` (int64 (B,)), each dropped to the null label with probability ``p_uncond``.
+
+        Raises:
+            ValueError: a conditional model without labels, or bad labels.
         """
+        y = self.check_labels(y, len(x))
+        if self.conditional and y is None:
+            raise ValueError("a conditional score model trains on labels: loss(x, y)")
         x = self.encode_data(x)
         sigma = self.sigmas[torch.randint(len(self.sigmas), (x.shape[0],), device=x.device)]
         noise = torch.randn_like(x)
         sigma_x = sigma.reshape(-1, *[1] * (x.dim() - 1))
         x_tilde = x + sigma_x * noise
         # sigma * s(x~, sigma) should equal -(x~ - x) / sigma = -noise
-        sq = (sigma_x * self.score(x_tilde, sigma) + noise) ** 2
+        score = self.score(x_tilde, sigma) if y is None else self.score(x_tilde, sigma, self.drop_labels(y))
+        sq = (sigma_x * score + noise) ** 2
         return 0.5 * (sq.mean() if self.loss_per_dimension else sq.flatten(1).sum(1).mean())
 
 
@@ -119,6 +148,9 @@ class NCSNConfig:
             largest pairwise distance in the training data (Song & Ermon 2020, technique 1).
         hidden: width of the score network.
         layers: hidden layers of the score network.
+        num_classes: K for a class-conditional model (a label embedding concatenated to the network's input);
+            ``None``: unconditional.
+        p_uncond: probability that training drops a label (the null label), for classifier-free guidance.
     """
 
     n_sigmas: int = 10
@@ -126,6 +158,8 @@ class NCSNConfig:
     sigma_max: float | None = None
     hidden: int = 128
     layers: int = 3
+    num_classes: Annotated[int, Range(ge=2, le=100_000)] | None = None
+    p_uncond: Annotated[float, Range(ge=0, lt=1)] = 0.1
 
 
 @register("score", modality="vector")
@@ -152,12 +186,12 @@ class NCSN(NoiseConditionalScore):
     def __init__(self, config: NCSNConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
         (D,) = self.data_shape
-        self.net = ConditionalMLP(D, config.hidden, config.layers)
+        self.net = ConditionalMLP(D, config.hidden, config.layers, num_classes=config.num_classes)
         self._init_sigmas(1.0)
 
-    def score_net(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """MLP(x, log sigma), (N, D)."""
-        return self.net(x, torch.log(sigma))
+    def score_net(self, x: Tensor, sigma: Tensor, y: Tensor | None = None) -> Tensor:
+        """MLP(x, log sigma[, E[y]]), (N, D)."""
+        return self.net(x, torch.log(sigma)) if y is None else self.net(x, torch.log(sigma), y)
 
 
 # =========================================================================== images
@@ -178,6 +212,9 @@ class ImageNCSNConfig:
         attention: self-attention at the lowest resolution and in the middle block.
         norm_groups: GroupNorm groups (must divide every entry of ``channels``).
         dropout: dropout in the ResNet blocks.
+        num_classes: K for a class-conditional U-Net (class embedding by adaptive group normalization,
+            :func:`models.imaging.unet`); ``None``: unconditional.
+        p_uncond: probability that training drops a label (the null label), for classifier-free guidance.
 
     The sampler's defaults follow NCSNv2: 5 Langevin steps per level, step epsilon 1e-5 (technique
     4 at MNIST's ladder ratio), and the final Tweedie denoising step.
@@ -191,6 +228,8 @@ class ImageNCSNConfig:
     attention: bool = True
     norm_groups: int = 32
     dropout: float = 0.0
+    num_classes: Annotated[int, Range(ge=2, le=100_000)] | None = None
+    p_uncond: Annotated[float, Range(ge=0, lt=1)] = 0.1
 
 
 @register("score", modality="image")
@@ -228,7 +267,7 @@ class ImageNCSN(NoiseConditionalScore):
     def __init__(self, config: ImageNCSNConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
         self.net = unet(self.data_shape[0], self.data_shape, config.channels, config.layers_per_block,
-                        config.attention, config.norm_groups, config.dropout)
+                        config.attention, config.norm_groups, config.dropout, num_classes=config.num_classes)
         self._init_sigmas(50.0)
 
     def encode_data(self, x: Tensor) -> Tensor:
@@ -239,11 +278,16 @@ class ImageNCSN(NoiseConditionalScore):
         """[0, 1] -> uint8 pixels, nearest value."""
         return from_unit(x)
 
-    def score_net(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """U-Net u(x, c(sigma)) in float32, (N, C, H, W)."""
+    def score_net(self, x: Tensor, sigma: Tensor, y: Tensor | None = None) -> Tensor:
+        """U-Net u(x, c(sigma)[, y]) in float32, (N, C, H, W); a conditional U-Net takes ``y=None`` as the null
+        label."""
         s_max, s_min = self.sigmas[0], self.sigmas[-1]
         c_noise = 999 * torch.log(s_max / sigma) / torch.log(s_max / s_min)
-        return self.net(x, c_noise).sample.float()
+        if self.num_classes is None:
+            return self.net(x, c_noise).sample.float()
+        if y is None:
+            y = torch.full((x.shape[0],), self.null_label, dtype=torch.long, device=x.device)
+        return self.net(x, c_noise, class_labels=y).sample.float()
 
     def initial(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """U[0, 1]^D + sigma_max * N(0, I), (n, C, H, W)."""
