@@ -30,8 +30,13 @@ from torch import Tensor, nn
 from models import register
 from models.base import Capabilities, GenerativeModel, Textbook
 from models.fields import Range
-from models.imaging import BINS, DiscretizedLogisticMixture, dmol_param_count, discretized_logistic_log_prob, \
-    to_centered
+from models.imaging import (
+    BINS,
+    DiscretizedLogisticMixture,
+    discretized_logistic_log_prob,
+    dmol_param_count,
+    to_centered,
+)
 from models.nets import one_hot
 from models.samplers import guided
 
@@ -151,6 +156,10 @@ class MADE(GenerativeModel):
         y = self.check_labels(y, len(x))
         if self.conditional and y is None:
             return self.marginal(lambda yc: self.log_prob(x, y=yc), len(x))
+        return self._log_prob(x, y)
+
+    def _log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """log p(x | y) in nats, (N,), labels y in [0, K] unchecked (K: the null label, p(x))."""
         logits, mean, log_scale = self._params(x, y)
         return self._mixture_log_pdf(x, logits, mean, log_scale).sum(-1)
 
@@ -164,7 +173,7 @@ class MADE(GenerativeModel):
         y = self.check_labels(y, len(x))
         if self.conditional and y is None:
             raise ValueError("a conditional autoregressive model trains on labels: loss(x, y)")
-        return -self.log_prob(x).mean() if y is None else -self.log_prob(x, y=self.drop_labels(y)).mean()
+        return -self.log_prob(x).mean() if y is None else -self._log_prob(x, self.drop_labels(y)).mean()
 
     def generate_nfe(self) -> int:
         return self.data_shape[0]
@@ -408,7 +417,8 @@ class GatedPixelCNN(GenerativeModel):
         y = self.check_labels(y, len(x))
         if self.conditional and y is None:
             raise ValueError("a conditional PixelCNN trains on labels: loss(x, y)")
-        nll = -self.log_prob(x) if y is None else -self.log_prob(x, y=self.drop_labels(y))
+        nll = -self.log_prob(x) if y is None else \
+            -self._pixel_log_prob(x, self.network(to_centered(x), self.drop_labels(y))).sum((1, 2))
         return nll.mean() / x[0].numel()
 
     def generate_nfe(self) -> int:

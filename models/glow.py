@@ -429,16 +429,20 @@ class Glow(GenerativeModel):
         L = len(self.levels)
         return [(c, H >> min(lvl + 1, L), W >> min(lvl + 1, L)) for lvl, c in enumerate(self.z_channels)]
 
-    def to_latent(self, x: Tensor) -> Tensor:
+    def to_latent(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Every level's latent of the bin centres v = x + 1/2, flattened and concatenated: (N, C*H*W) float32.
 
-        x is uint8 (N, C, H, W). No dequantization noise, so the map is deterministic.
+        x is uint8 (N, C, H, W). No dequantization noise, so the map is deterministic. The bijection does not
+        depend on labels: a conditional Glow's ``y`` (checked) changes only the priors.
         """
+        self.check_labels(y, len(x))
         zs, _, _ = self.forward_flow(x.float() + 0.5)
         return torch.cat([z.float().flatten(1) for z in zs], dim=1)
 
-    def from_latent(self, z: Tensor) -> Tensor:
-        """Inverse of :meth:`to_latent`: split z (N, C*H*W) by level, invert the flow, quantize to uint8."""
+    def from_latent(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """Inverse of :meth:`to_latent`: split z (N, C*H*W) by level, invert the flow, quantize to uint8 (labels
+        ``y`` checked, unused: the bijection does not depend on them)."""
+        self.check_labels(y, len(z))
         shapes = self._latent_shapes()
         parts = z.split([c * h * w for c, h, w in shapes], dim=1)
         zs: list[Tensor | None] = [p.reshape(-1, *s) for p, s in zip(parts, shapes)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.analysis import verdicts
+from bench.analysis import guidance, verdicts
 from bench.analysis.claims import CLAIMS, ClaimVerdict
 from bench.store.schema import CellRecord
 
@@ -18,6 +18,8 @@ Judge = Callable[[dict[str, list[CellRecord]]], list[ClaimVerdict]]
 
 JUDGES: list[Judge] = [
     verdicts.judge_taxonomy,  # T1-T4 likelihood kinds, T7-T10, T12, T13 sampling speed, T14/T15, T19, T21
+    guidance.judge_t24,  # T24 every family can be conditioned (label agreement of conditional cells)
+    guidance.judge_t25,  # T25 guidance trades diversity for fidelity (the guidance sweeps)
 ]
 
 

@@ -20,7 +20,9 @@ the profile's ``profile_reason`` and each sampler's timing warm-up and repeats, 
 optional ``latent`` part (:class:`LatentResult`; absent in older records); version 4 adds the
 config's ``samplers`` section (samplers stopped being model settings) and each timing's standard
 error of the median (``*_median_se_ms``; older records gave only the IQR, which is a spread, not an
-error). An unknown version or key raises :class:`SchemaError` naming it.
+error); version 5 adds the class-conditional sample metrics (each sampler's ``guidance`` scale, label agreement,
+class-conditional precision/recall/density/coverage and MMD², per-class diversity, and the 2D tilted-target
+measure; docs/conditional.md). An unknown version or key raises :class:`SchemaError` naming it.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA = "genbench.cell/4"
-READABLE = ("genbench.cell/1", "genbench.cell/2", "genbench.cell/3", SCHEMA)
+SCHEMA = "genbench.cell/5"
+READABLE = ("genbench.cell/1", "genbench.cell/2", "genbench.cell/3", "genbench.cell/4", SCHEMA)
 
 
 class SchemaError(ValueError):
@@ -162,6 +164,37 @@ class SamplerResult:
     nn_train_distance_median_test: float | None = metric("pixels/255", doc="the same for the test images")
     inception_score: dict[str, Any] | None = None
     metric_protocol: dict[str, Any] | None = None
+    # ---- class-conditional cells (samples drawn with the labels of the first N test points; docs/conditional.md)
+    guidance: float | None = metric("", doc="the sampler's classifier-free guidance scale w (0: none)")
+    label_agreement: float | None = metric("fraction", "higher", se="label_agreement_se",
+                                           doc="samples a classifier assigns to their requested label (2D: the "
+                                               "true mixture's Bayes classifier; MNIST: the LeNet classifier)")
+    label_agreement_se: float | None = metric("fraction", doc="its binomial standard error sqrt(a (1 - a) / N)")
+    label_agreement_real: float | None = metric("fraction", doc="the same classifier's agreement on the N real "
+                                                                "reference points and their labels (the ceiling)")
+    label_agreement_unavailable: str | None = metric(doc="why there is no label agreement (no classifier)")
+    cond_precision: float | None = metric("fraction", "higher",
+                                          doc="k-NN precision of each class's samples against the class's reference "
+                                              "points, averaged over classes weighted by their counts")
+    cond_recall: float | None = metric("fraction", "higher", doc="k-NN recall, per class, averaged likewise")
+    cond_density: float | None = metric("", "higher", doc="density (Naeem et al. 2020), per class, averaged likewise")
+    cond_coverage: float | None = metric("fraction", "higher",
+                                         doc="coverage (Naeem et al. 2020), per class, averaged likewise")
+    cond_mmd2: float | None = metric("", "lower", doc="unbiased MMD² (RBF, median bandwidth) of each class's "
+                                                      "samples against its reference points, averaged likewise (2D)")
+    class_diversity: float | None = metric("", doc="mean pairwise distance of each class's samples over that of its "
+                                                   "reference points, averaged likewise (1: as diverse as the data)")
+    tilted_ce_nats: float | None = metric("nats", se="tilted_ce_se_nats",
+                                          doc="mean -log p_w(x|c) of the samples under the tilted target "
+                                              "p_w(x|c) ∝ p(x|c)^(1+w) p(x)^(-w) (2D, quadrature-normalized)")
+    tilted_ce_se_nats: float | None = metric("nats", doc="its standard error (std / sqrt(N))")
+    tilted_entropy_nats: float | None = metric("nats", doc="H(p_w), the tilted target's entropy, averaged over the "
+                                                           "samples' labels")
+    tilted_quadrature_error_nats: float | None = metric("nats", doc="largest |log Z(n) - log Z(n/2)| of the tilted "
+                                                                    "target's normalization over the classes")
+    tilted_gap_nats: float | None = metric("nats", se="tilted_ce_se_nats",
+                                           doc="tilted_ce − H(p_w): 0 when the samples are typical of p_w; > 0 "
+                                               "where p_w is lower; < 0 concentrated on its modes")
 
 
 @dataclass
