@@ -53,11 +53,17 @@ T24_RULE = (f"agrees when the unguided samples' label agreement (the dataset's c
 
 @dataclass
 class Point:
-    """One metric at one guidance scale: mean over seeds, standard error of that mean (``None`` for one seed), n."""
+    """One metric at one guidance scale: mean over seeds, standard error of that mean (sample std / sqrt(n);
+    ``None`` for one seed), n seeds."""
 
     mean: float
     se: float | None
     n: int
+
+    @property
+    def std(self) -> float | None:
+        """The sample standard deviation over seeds (ddof = 1), ``None`` for one seed."""
+        return None if self.se is None else self.se * math.sqrt(self.n)
 
 
 @dataclass
@@ -82,7 +88,8 @@ class Sweep:
     nfe: list[int | None] = field(default_factory=list)
 
 
-def _point(values: list[float]) -> Point | None:
+def point(values: list[float | None]) -> Point | None:
+    """The :class:`Point` of per-seed values (``None`` and non-finite ones left out), ``None`` when none is left."""
     vals = [v for v in values if v is not None and math.isfinite(v)]
     if not vals:
         return None
@@ -141,7 +148,7 @@ def sweeps(recs: list[CellRecord]) -> list[Sweep]:
     for key, by_w in groups.items():
         ws = sorted(by_w)
         out.append(Sweep(key[0], key[1], labels[key], ws, [names[key][w] for w in ws],
-                         {metric: [_point(by_w[w].get(metric, [])) for w in ws] for metric in METRICS},
+                         {metric: [point(by_w[w].get(metric, [])) for w in ws] for metric in METRICS},
                          [nfes[key][w] for w in ws]))
     return out
 
@@ -240,7 +247,7 @@ def t24(dataset: str, family: str, recs: list[CellRecord]) -> ClaimVerdict:
     if not a or not real:
         why = "; ".join(sorted(reasons)) or "no label agreement measured"
         return ClaimVerdict("T24", INCONCLUSIVE, T24_RULE, why, scope, family)
-    p, ceiling = _point(a), sum(real) / len(real)
+    p, ceiling = point(a), sum(real) / len(real)
     threshold = RESPECT * ceiling
     se = p.se if p.se is not None else next((m.label_agreement_se for m in ms if m.label_agreement_se is not None), 0.0)
     evidence = (f"label agreement {p.mean:.3f} ± {se:.2g} (SE, {p.n} seed(s)) vs threshold {RESPECT:g} × "
@@ -272,4 +279,4 @@ def judge_t24(by_dataset: dict[str, list[CellRecord]]) -> list[ClaimVerdict]:
 
 
 __all__ = ["FIDELITY", "DIVERSITY", "RHO", "SEPARATION", "MIN_SCALES", "RESPECT", "T24_RULE", "T25_RULE", "Point",
-           "Sweep", "Trend", "sweeps", "trend", "t25", "t24", "judge_t25", "judge_t24"]
+           "point", "Sweep", "Trend", "sweeps", "trend", "t25", "t24", "judge_t25", "judge_t24"]
