@@ -77,7 +77,8 @@ def fidelity_diversity(sweeps: list[Sweep], families: list[str], out: Path) -> P
         ax.set_ylabel("class-conditional precision (fidelity)")
         ax.set_title(ds, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="lower left")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6, loc="lower left")
     fig.suptitle("Does guidance trade diversity for fidelity? (T25)\n(points: guidance scale w along each sampler's "
                  "sweep; error bars ±1 std over seeds)", fontsize=10)
     adjust(fig, left=0.8, right=0.3, top=1.0, bottom=0.7, wspace=0.35, hspace=0.45)
@@ -110,7 +111,8 @@ def quality_vs_guidance(sweeps: list[Sweep], families: list[str], modality: str,
         ax.set_ylabel("MMD² vs the test set" if metric == "mmd2" else "FID vs the reference")
         ax.set_title(ds, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
     if not drawn:
         plt.close(fig)
         return None
