@@ -72,7 +72,7 @@ def test_a_conditional_train_step_is_finite_and_reaches_every_parameter(name, mo
 def test_conditional_sampling_takes_labels_and_they_change_the_samples(name, modality):
     m = trained(name, modality)
     for sampler in tiny_samplers(name, modality).values():
-        draw = lambda y: m.sample(6, generator=torch.Generator().manual_seed(0), sampler=sampler, y=y)  # noqa: E731
+        draw = lambda y, s=sampler: m.sample(6, generator=torch.Generator().manual_seed(0), sampler=s, y=y)  # noqa: E731
         a, b = draw(torch.zeros(6, dtype=torch.long)), draw(torch.full((6,), 2, dtype=torch.long))
         assert a.shape == b.shape == (6, *DATA_SHAPES[modality])
         assert a.dtype == (torch.uint8 if modality == "image" else torch.float32)
@@ -237,7 +237,8 @@ def test_the_dmol_guided_draw_with_equal_mixtures_draws_the_mixture_itself():
     """p^(1+w) p^(-w) = p: guiding a discretized logistic mixture with itself leaves it unchanged, whatever w, so
     its channel draws match the mixture's own sampler in distribution (channels coupled as in PixelCNN++)."""
     torch.manual_seed(0)
-    params = torch.randn(1, 20, 1, 1) * torch.tensor([1.0] * 2 + [0.5] * 6 + [-1.5] * 6 + [1.0] * 6)[None, :, None, None]
+    scale = torch.tensor([1.0] * 2 + [0.5] * 6 + [-1.5] * 6 + [1.0] * 6)  # logits, means, log-scales, coupling
+    params = torch.randn(1, 20, 1, 1) * scale[None, :, None, None]
     n = 30_000
     mix = DiscretizedLogisticMixture(params.expand(n, -1, -1, -1), 3, 2)
     a = guided_dmol_draw(mix, mix, 2.0, torch.Generator().manual_seed(1)).double()
