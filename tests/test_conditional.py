@@ -379,3 +379,21 @@ def test_t24_calibrates_label_agreement_against_the_real_points(agreement, verdi
                               "label_agreement_se": 0.01}}) for s in range(3)]
     v = guidance.t24("8gaussians", "diffusion", recs)
     assert v.verdict == verdict and "0.891" in v.evidence, v.evidence  # 0.9 x 0.99
+
+
+def test_image_conditional_metrics_compare_each_class_with_its_reference_images():
+    """On hand-made 'features': a class's samples equal to its reference images give precision = recall = 1;
+    without a classifier (CIFAR-10 here) the agreement is recorded as unavailable, with the reason."""
+    from types import SimpleNamespace
+
+    from bench.config.suite import EvalConfig
+    from bench.evaluation.image import conditional_image_metrics
+
+    rng = np.random.default_rng(0)
+    real = np.concatenate([rng.normal(0, 1, (60, 8)), rng.normal(6, 1, (60, 8))])
+    ref_y = torch.tensor([0] * 60 + [1] * 60)
+    ds = SimpleNamespace(name="cifar10", test_labels=ref_y, train_labels=ref_y)
+    out = conditional_image_metrics(ds, np.zeros((120, 3, 4, 4), np.uint8), ref_y.numpy(), real, real, "test",
+                                    EvalConfig(), None)
+    assert out["cond_precision"] == out["cond_recall"] == 1.0 and out["class_diversity"] == pytest.approx(1.0)
+    assert "no cifar10 classifier" in out["label_agreement_unavailable"] and "label_agreement" not in out
