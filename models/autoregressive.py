@@ -10,8 +10,9 @@ network pass per dimension (vectors) or per pixel (images).
   softmax or PixelCNN++'s discretized logistic mixture (Salimans et al. 2017,
   arXiv:1701.05517) per pixel.
 
-Class-conditional forms (``num_classes`` = K): MADE gets the label as an input every hidden unit of its first
-layer sees (a context input, Germain et al. 2015, Sec. 4); the PixelCNN is the conditional PixelCNN of van den
+Class-conditional forms (``num_classes`` = K): MADE gets the label as a context input of degree 0, seen by every
+hidden unit of its first layer and directly by every output (the first coordinate's conditional has no hidden
+unit to see it through; Germain et al. 2015, Sec. 4); the PixelCNN is the conditional PixelCNN of van den
 Oord et al. 2016 (Eq. 4: a class-dependent bias V^T h on every gate). Training drops the label with probability
 ``p_uncond``, so the model gives p(x_d | x_<d, c) and p(x_d | x_<d), and sampling can guide each conditional in
 log-probability ("logit") space: p~(x_d | x_<d, c) ∝ p(x_d | x_<d, c)^(1+w) p(x_d | x_<d)^(-w).
@@ -58,7 +59,7 @@ class MADEConfig:
         components: Gaussian components K per conditional.
         min_log_scale: floor on each component's log standard deviation (nats).
         num_classes: number of classes for a class-conditional model (a one-hot context input to the first
-            hidden layer); ``None``: unconditional.
+            hidden layer and to the outputs); ``None``: unconditional.
         p_uncond: probability that training drops a label (the null label), for classifier-free guidance.
         guidance_grid: points of the 1D grid on which a guided conditional
             p(x_d | x_<d, c)^(1+w) p(x_d | x_<d)^(-w) is normalized and sampled (per sample and dimension,
@@ -125,8 +126,9 @@ class MADE(GenerativeModel):
         self.net = nn.Sequential(*layers)
         with torch.no_grad():  # spread the initial means so components start apart
             self.net[-1].bias.view(D, K, 3)[..., 1].copy_(torch.linspace(-3, 3, K).expand(D, K))
-        if config.num_classes:  # the label is a context input of degree 0: every hidden unit may see it
+        if config.num_classes:  # the label is a context input of degree 0: every hidden unit and output may see it
             self.context = nn.Linear(config.num_classes + 1, H, bias=False)
+            self.context_out = nn.Linear(config.num_classes + 1, D * 3 * K, bias=False)  # x_1's output sees no unit
 
     def _params(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Mixture logits, means and log-scales, each (N, D, K); a conditional model takes labels y (N,) in
@@ -137,7 +139,8 @@ class MADE(GenerativeModel):
         else:
             if y is None:
                 y = torch.full((x.shape[0],), self.null_label, dtype=torch.long, device=x.device)
-            h = self.net[1:](self.net[0](x) + self.context(one_hot(y, self.num_classes + 1)))
+            c = one_hot(y, self.num_classes + 1)
+            h = self.net[-1](self.net[1:-1](self.net[0](x) + self.context(c))) + self.context_out(c)
         h = h.view(x.shape[0], D, self.config.components, 3)
         log_scale = h[..., 2].clamp(min=self.config.min_log_scale)
         return h[..., 0], h[..., 1], log_scale
@@ -179,12 +182,18 @@ class MADE(GenerativeModel):
         return self.data_shape[0]
 
     def _tilted_draw(self, cond: tuple[Tensor, Tensor, Tensor], uncond: tuple[Tensor, Tensor, Tensor], w: float,
-                     generator: torch.Generator | None) -> Tensor:
-        """One coordinate (n,) from p~ ∝ p_c^(1+w) p_u^(-w), each p a 1D Gaussian mixture given as (logits, mean,
-        log-scale), each (n, K): the tilted log-density on ``guidance_grid`` cells spanning the conditional
-        mixture's components (mean ± 8 standard deviations; components of weight below 1e-3 left out), a cell
-        drawn from it, then a uniform point in the cell. The span is p_c's: where p_c is negligible so is p~, since
-        the unconditional p_u (a mixture over the classes, c included) is at least of the order of p_c."""
+                     generator: torch.Generator | None, log_post: Tensor) -> tuple[Tensor, Tensor]:
+        """One coordinate (n,) from p~ ∝ p_c^(1+w) p_u'^(-w), each p a 1D Gaussian mixture given as (logits, mean,
+        log-scale), each (n, K), and the log-ratio log p_c(x_d) - log p_u'(x_d) at the drawn value (n,).
+
+        p_u' = max(p_u, P(c | x_<d) p_c) is the unconditional conditional floored at the bound the true one obeys,
+        p(x_d | x_<d) = sum_k P(k | x_<d) p(x_d | x_<d, k) >= P(c | x_<d) p(x_d | x_<d, c), with the model's own
+        posterior P(c | x_<d) (``log_post``, (n,), nats: log pi_c plus the log-ratios of the coordinates drawn so
+        far). Learned mixtures break that bound in their tails, where p_c^(1+w) / p_u^w then grows without limit and
+        draws the samples away from every class; with the floor p_c / p_u' <= 1 / P(c | x_<d). The density is
+        normalized on ``guidance_grid`` cells spanning the conditional mixture's components (mean ± 8 standard
+        deviations; components of weight below 1e-3 left out), a cell is drawn from it, then a uniform point in it.
+        """
         logits, mean, log_scale = cond
         keep = F.softmax(logits, dim=-1) > 1e-3
         r = 8 * torch.exp(log_scale)
@@ -193,29 +202,36 @@ class MADE(GenerativeModel):
         G = self.config.guidance_grid
         width = (hi - lo)[:, None]
         pts = lo[:, None] + width * (torch.arange(G, device=lo.device) + 0.5) / G  # (n, G) cell midpoints
-        log_tilted = guided(self._mixture_log_pdf(pts, *(p[:, None] for p in cond)),
-                            self._mixture_log_pdf(pts, *(p[:, None] for p in uncond)), w)
-        cell = torch.multinomial(F.softmax(log_tilted, dim=-1), 1, generator=generator)[:, 0]
+        floor = log_post.clamp(max=0.0)[:, None]
+        log_c = self._mixture_log_pdf(pts, *(p[:, None] for p in cond))
+        log_u = torch.maximum(self._mixture_log_pdf(pts, *(p[:, None] for p in uncond)), floor + log_c)
+        cell = torch.multinomial(F.softmax(guided(log_c, log_u, w), dim=-1), 1, generator=generator)[:, 0]
         u = torch.rand(len(lo), device=lo.device, generator=generator)
-        return lo + (hi - lo) * (cell + u) / G
+        x = lo + (hi - lo) * (cell + u) / G
+        at_c = self._mixture_log_pdf(x[:, None], *(p[:, None] for p in cond))[:, 0]
+        at_u = torch.maximum(self._mixture_log_pdf(x[:, None], *(p[:, None] for p in uncond))[:, 0],
+                             floor[:, 0] + at_c)
+        return x, at_c - at_u
 
     def generate(self, n: int, generator: torch.Generator | None = None, y: Tensor | None = None,
                  guidance: float = 0.0) -> Tensor:
         """(n, D) samples, drawn one dimension at a time (D sequential network passes); given labels ``y`` for a
         conditional model, and with ``guidance`` w > 0 each conditional guided in log-density space,
-        p~(x_d | x_<d, c) ∝ p(x_d | x_<d, c)^(1+w) p(x_d | x_<d)^(-w), sampled on a 1D grid
-        (:meth:`_tilted_draw`; both passes in one batch of 2n)."""
+        p~(x_d | x_<d, c) ∝ p(x_d | x_<d, c)^(1+w) p(x_d | x_<d)^(-w), sampled on a 1D grid, the unconditional
+        factor floored at P(c | x_<d) p(x_d | x_<d, c) (:meth:`_tilted_draw`; both passes in one batch of 2n)."""
         if guidance and y is None:
             raise ValueError("guidance needs labels y")
         (D,) = self.data_shape
         x = torch.zeros(n, D, device=self.device)
         rows = torch.arange(n, device=x.device)
         null = None if y is None else torch.full_like(y, self.null_label)
+        log_post = None if y is None else self.label_prior.log()[y]  # log P(c | x_<d), the model's posterior
         for d in range(D):
             if guidance:
                 both = self._params(torch.cat([x, x]), torch.cat([y, null]))
                 cond, uncond = zip(*(p[:, d].chunk(2) for p in both))
-                x[:, d] = self._tilted_draw(cond, uncond, guidance, generator)
+                x[:, d], ratio = self._tilted_draw(cond, uncond, guidance, generator, log_post)
+                log_post = log_post + ratio
                 continue
             logits, mean, log_scale = self._params(x) if y is None else self._params(x, y)
             k = torch.multinomial(F.softmax(logits[:, d], dim=-1), 1, generator=generator)[:, 0]

@@ -213,9 +213,25 @@ def test_the_autoregressive_guided_conditional_is_the_tilted_gaussian():
     n, w, s = 20_000, 1.5, 0.3
     cond = (torch.zeros(n, 1), torch.full((n, 1), 1.0), torch.full((n, 1), math.log(s)))
     uncond = (torch.zeros(n, 1), torch.full((n, 1), 0.2), torch.full((n, 1), math.log(s)))
-    x = m._tilted_draw(cond, uncond, w, torch.Generator().manual_seed(0))
+    never = torch.full((n,), -math.inf)  # P(c | x_<d) = 0: no floor on p_u
+    x, _ = m._tilted_draw(cond, uncond, w, torch.Generator().manual_seed(0), never)
     assert abs(float(x.mean()) - (1.0 + w * 0.8)) < 4 * s / math.sqrt(n)
     assert abs(float(x.std()) - s) < 0.01
+
+
+def test_the_autoregressive_guided_conditional_floors_the_unconditional_density():
+    """p_c = N(0, 1) and p_u = N(0, 0.5^2): p_c^2 / p_u ∝ exp(+x^2/2) has no normalizer, and the grid puts its draws
+    at the span's ends (±8); with p_u floored at P(c) p_c = p_c / 2 the tilt is p_c^2 / max(p_u, p_c / 2) <= 2 p_c,
+    so the draws stay where p_c is (|x| > 4 has p_c-mass 6e-5)."""
+    m = MADE(dataclasses.replace(MADE.Config(), hidden=8, components=1, num_classes=2), (2,))
+    n = 10_000
+    cond = (torch.zeros(n, 1), torch.zeros(n, 1), torch.zeros(n, 1))
+    uncond = (torch.zeros(n, 1), torch.zeros(n, 1), torch.full((n, 1), math.log(0.5)))
+    x, ratio = m._tilted_draw(cond, uncond, 1.0, torch.Generator().manual_seed(0), torch.full((n,), math.log(0.5)))
+    assert float((x.abs() > 4).double().mean()) < 1e-3
+    assert float(ratio.max()) <= math.log(2) + 1e-5  # the posterior update keeps P(c | x_<=d) <= 1
+    unfloored, _ = m._tilted_draw(cond, uncond, 1.0, torch.Generator().manual_seed(0), torch.full((n,), -math.inf))
+    assert float((unfloored.abs() > 7).double().mean()) > 0.9
 
 
 def test_the_pixelcnn_guided_softmax_draw_follows_the_tilted_categorical():
