@@ -31,6 +31,12 @@ GUIDED = [(n, m) for n, m in CONDITIONAL if models.get(n, m).capabilities.guidan
 UNGUIDED = [(n, m) for n, m in CONDITIONAL if not models.get(n, m).capabilities.guidance]
 
 
+def tiered(entries):
+    """The (family, modality) cases with the image ones in the slow tier (a U-Net or PixelCNN step takes
+    seconds on a CPU); the 2D ones run in the fast tier."""
+    return [pytest.param(n, m, marks=pytest.mark.slow) if m == "image" else (n, m) for n, m in entries]
+
+
 def labels(n: int, seed: int = 0) -> torch.Tensor:
     return torch.randint(K, (n,), generator=torch.Generator().manual_seed(seed))
 
@@ -54,7 +60,7 @@ def test_every_family_of_both_modalities_can_be_conditioned():
     assert {n for n, _ in GUIDED} == {"diffusion", "score", "autoregressive"}
 
 
-@pytest.mark.parametrize("name,modality", CONDITIONAL)
+@pytest.mark.parametrize("name,modality", tiered(CONDITIONAL))
 def test_a_conditional_train_step_is_finite_and_reaches_every_parameter(name, modality):
     m = tiny_model(name, modality, num_classes=K)
     x = example_batch(modality, 64)
@@ -68,7 +74,7 @@ def test_a_conditional_train_step_is_finite_and_reaches_every_parameter(name, mo
         assert p.grad.abs().sum() > 0, f"{k} has an all-zero gradient"
 
 
-@pytest.mark.parametrize("name,modality", CONDITIONAL)
+@pytest.mark.parametrize("name,modality", tiered(CONDITIONAL))
 def test_conditional_sampling_takes_labels_and_they_change_the_samples(name, modality):
     m = trained(name, modality)
     for sampler in tiny_samplers(name, modality).values():
@@ -82,7 +88,7 @@ def test_conditional_sampling_takes_labels_and_they_change_the_samples(name, mod
         assert x.shape == (5, *DATA_SHAPES[modality])
 
 
-@pytest.mark.parametrize("name,modality", CONDITIONAL)
+@pytest.mark.parametrize("name,modality", tiered(CONDITIONAL))
 def test_bad_labels_are_refused_with_one_clear_error(name, modality):
     m = trained(name, modality, steps=1)
     bad = {"out of range": torch.tensor([0, K]), "negative": torch.tensor([-1, 0]),
@@ -97,7 +103,7 @@ def test_bad_labels_are_refused_with_one_clear_error(name, modality):
         unconditional.sample(2, y=torch.zeros(2, dtype=torch.long))
 
 
-@pytest.mark.parametrize("name,modality", CONDITIONAL)
+@pytest.mark.parametrize("name,modality", tiered(CONDITIONAL))
 def test_conditional_densities_are_per_label_and_marginal(name, modality):
     """log p(x|y) for each label, and y=None the marginal log sum_c pi_c p(x|c) (a lower bound stays one)."""
     m = trained(name, modality)
@@ -118,7 +124,7 @@ def test_conditional_densities_are_per_label_and_marginal(name, modality):
             torch.testing.assert_close(m.energy(x), -torch.logsumexp(-per, 0))  # JEM's marginal energy
 
 
-@pytest.mark.parametrize("name,modality", CONDITIONAL)
+@pytest.mark.parametrize("name,modality", tiered(CONDITIONAL))
 def test_a_conditional_checkpoint_round_trips(name, modality, tmp_path):
     m = trained(name, modality)
     m.set_label_prior(torch.tensor([0, 0, 1, 2]))
@@ -132,7 +138,7 @@ def test_a_conditional_checkpoint_round_trips(name, modality, tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name,modality", UNGUIDED)
+@pytest.mark.parametrize("name,modality", tiered(UNGUIDED))
 def test_a_family_without_guidance_refuses_a_guided_sampler(name, modality):
     m = trained(name, modality, steps=1)
     kind = next(iter(tiny_samplers(name, modality).values())).kind
@@ -145,7 +151,7 @@ def test_a_family_without_guidance_refuses_a_guided_sampler(name, modality):
         m.sample(2, sampler=Native(guidance=2.0), y=torch.zeros(2, dtype=torch.long))
 
 
-@pytest.mark.parametrize("name,modality", GUIDED)
+@pytest.mark.parametrize("name,modality", tiered(GUIDED))
 def test_guided_sampling_runs_and_doubles_the_nfe(name, modality):
     m = trained(name, modality)
     for sampler in tiny_samplers(name, modality).values():
@@ -210,7 +216,7 @@ def test_the_autoregressive_guided_conditional_is_the_tilted_gaussian():
     """For one-component conditionals N(mu_c, s^2) and N(mu_u, s^2), p_c^(1+w) p_u^(-w) ∝ N(mu_c + w (mu_c - mu_u),
     s^2): the grid sampler's draws have that mean and standard deviation."""
     m = MADE(dataclasses.replace(MADE.Config(), hidden=8, components=1, num_classes=2), (2,))
-    n, w, s = 20_000, 1.5, 0.3
+    n, w, s = 8_000, 1.5, 0.3
     cond = (torch.zeros(n, 1), torch.full((n, 1), 1.0), torch.full((n, 1), math.log(s)))
     uncond = (torch.zeros(n, 1), torch.full((n, 1), 0.2), torch.full((n, 1), math.log(s)))
     never = torch.full((n,), -math.inf)  # P(c | x_<d) = 0: no floor on p_u
@@ -224,7 +230,7 @@ def test_the_autoregressive_guided_conditional_floors_the_unconditional_density(
     at the span's ends (±8); with p_u floored at P(c) p_c = p_c / 2 the tilt is p_c^2 / max(p_u, p_c / 2) <= 2 p_c,
     so the draws stay where p_c is (|x| > 4 has p_c-mass 6e-5)."""
     m = MADE(dataclasses.replace(MADE.Config(), hidden=8, components=1, num_classes=2), (2,))
-    n = 10_000
+    n = 5_000
     cond = (torch.zeros(n, 1), torch.zeros(n, 1), torch.zeros(n, 1))
     uncond = (torch.zeros(n, 1), torch.zeros(n, 1), torch.full((n, 1), math.log(0.5)))
     x, ratio = m._tilted_draw(cond, uncond, 1.0, torch.Generator().manual_seed(0), torch.full((n,), math.log(0.5)))
@@ -241,7 +247,7 @@ def test_the_pixelcnn_guided_softmax_draw_follows_the_tilted_categorical():
     p_u = torch.full((256,), 1e-9)
     p_c[[10, 20, 30]] = torch.tensor([0.5, 0.3, 0.2])
     p_u[[10, 20, 30]] = torch.tensor([0.2, 0.3, 0.5])
-    w, n = 1.0, 40_000
+    w, n = 1.0, 20_000
     target = p_c[[10, 20, 30]] ** 2 / p_u[[10, 20, 30]]
     target = target / target.sum()  # (0.25/0.2, 0.09/0.3, 0.04/0.5) normalized
     x = m._draw_guided(p_c.log().expand(n, 256), p_u.log().expand(n, 256), w, torch.Generator().manual_seed(0))
@@ -249,6 +255,7 @@ def test_the_pixelcnn_guided_softmax_draw_follows_the_tilted_categorical():
     assert torch.allclose(freq, target.double(), atol=4 * 0.5 / math.sqrt(n))
 
 
+@pytest.mark.slow
 def test_the_dmol_guided_draw_with_equal_mixtures_draws_the_mixture_itself():
     """p^(1+w) p^(-w) = p: guiding a discretized logistic mixture with itself leaves it unchanged, whatever w, so
     its channel draws match the mixture's own sampler in distribution (channels coupled as in PixelCNN++)."""
@@ -290,6 +297,7 @@ def test_the_tilted_target_of_separated_components_is_the_component(w):
     assert t.error < 1e-8
 
 
+@pytest.mark.slow
 def test_samples_of_p_x_given_c_are_typical_of_the_untilted_target():
     mix = MIXTURES["imbalanced"]()
     y = np.random.default_rng(0).integers(0, mix.k, 4000)
