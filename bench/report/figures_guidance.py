@@ -136,7 +136,7 @@ def tilted_panels(run: RunDir, by_ds: dict[str, list[CellRecord]], sweeps: list[
             continue
         box = tuple(recs[0].figure_box or (-4.0, 4.0))
         cols = max(len(sw.ws) for sw in sws)
-        fig, axes = plt.subplots(len(sws), cols, figsize=(2.2 * cols + 0.4, 2.3 * len(sws) + 0.7), squeeze=False)
+        fig, axes = plt.subplots(len(sws), cols, figsize=(2.2 * cols + 0.4, 2.3 * len(sws) + 0.9), squeeze=False)
         c = np.linspace(box[0], box[1], 120)
         xx, yy = np.meshgrid(c, c, indexing="ij")
         grid_pts = np.stack([xx.ravel(), yy.ravel()], 1)
@@ -166,9 +166,9 @@ def tilted_panels(run: RunDir, by_ds: dict[str, list[CellRecord]], sweeps: list[
                            alpha=0.6, linewidths=0)
                 ax.set_xlim(box)
                 ax.set_ylim(box)
-        fig.suptitle(f"{ds}: guided samples (colour: requested class) against the tilted target "
+        fig.suptitle(f"{ds}: guided samples (colour: requested class)\nagainst the tilted target "
                      "∝ p(x|c)^(1+w) p(x)^(−w) (contours)", fontsize=9)
-        adjust(fig, left=0.15, right=0.15, top=0.75, bottom=0.1, wspace=0.08, hspace=0.35)
+        adjust(fig, left=0.15, right=0.15, top=0.95, bottom=0.1, wspace=0.08, hspace=0.35)
         paths.append(save(fig, out / f"guidance_samples_{ds}.png"))
     return paths
 
