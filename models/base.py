@@ -66,6 +66,11 @@ class Capabilities:
             mean, 1 NFE), ``"exact"`` (a bijection, a flow's forward map), ``"inversion"`` (an
             iterative inversion of a deterministic sampler, e.g. DDIM, NFE = its steps); ``None``:
             the family has no latent inference (GAN, autoregressive, EBM).
+        conditional: the family can be built class-conditional (its ``Config`` has ``num_classes``):
+            ``loss(x, y)``, ``sample(n, y=...)`` and its densities take labels (docs/conditional.md).
+        guidance: its samplers take a classifier-free guidance scale (``guidance`` setting; Ho & Salimans
+            2021, arXiv:2207.12598): the family trains with the label dropped with probability
+            ``config.p_uncond`` so that one network gives both p(x|c) and p(x).
 
     Raises:
         ValueError: ``latent`` outside :data:`LATENT_KINDS` and ``None``.
@@ -76,8 +81,12 @@ class Capabilities:
     bound: bool = False
     energy: bool = False
     latent: str | None = None
+    conditional: bool = False
+    guidance: bool = False
 
     def __post_init__(self):
+        if self.guidance and not self.conditional:
+            raise ValueError("guidance needs a conditional family (conditional=True)")
         if self.latent is not None and self.latent not in LATENT_KINDS:
             raise ValueError(f"latent must be one of {LATENT_KINDS} or None, got {self.latent!r}")
 
@@ -303,6 +312,13 @@ class GenerativeModel(nn.Module, abc.ABC):
         self.data_shape = tuple(int(s) for s in data_shape)
         type(self).check_data_shape(config, self.data_shape)
         self.amp_dtype: torch.dtype | None = None  # set by the training loop
+        self.num_classes: int | None = getattr(config, "num_classes", None)
+        if self.num_classes is not None:
+            if not type(self).capabilities.conditional:
+                raise ValueError(f"num_classes: {self.num_classes} is not allowed ({type(self).__name__} cannot be "
+                                 "conditioned: its capabilities say conditional=False)")
+            # pi_c, the training labels' frequencies (set by the training loop): y=None draws from it
+            self.register_buffer("label_prior", torch.full((self.num_classes,), 1.0 / self.num_classes))
 
     @classmethod
     def check_data_shape(cls, config: Any, data_shape: tuple[int, ...]) -> None:
@@ -325,6 +341,72 @@ class GenerativeModel(nn.Module, abc.ABC):
             return contextlib.nullcontext()
         return torch.autocast(dev.type, dtype=self.amp_dtype)
 
+    # ----------------------------------------------------------------- labels (class-conditional models)
+    @property
+    def conditional(self) -> bool:
+        """Whether this model was built class-conditional (``config.num_classes`` set)."""
+        return self.num_classes is not None
+
+    @property
+    def null_label(self) -> int:
+        """K, the extra label index meaning "no label" (the unconditional model of classifier-free guidance)."""
+        if self.num_classes is None:
+            raise ValueError(f"family {self.family!r} was built unconditional (num_classes = None): it has no labels")
+        return self.num_classes
+
+    def check_labels(self, y: Tensor | None, n: int | None = None) -> Tensor | None:
+        """``y`` checked and moved to the model's device: ``None``, or int64 labels of shape (n,) in [0, K).
+
+        Raises:
+            ValueError: labels given to an unconditional model (``num_classes = None``), or labels that are not
+                an int64 tensor of shape (n,), or a label outside [0, K); the message names the problem.
+        """
+        if y is None:
+            return None
+        if self.num_classes is None:
+            raise ValueError(f"family {self.family!r} was built unconditional (num_classes = None): it takes no "
+                             "labels y; build it with num_classes = K")
+        if not isinstance(y, Tensor) or y.dtype != torch.int64 or y.dim() != 1 or (n is not None and len(y) != n):
+            what = f"{y.dtype} tensor of shape {tuple(y.shape)}" if isinstance(y, Tensor) else type(y).__name__
+            raise ValueError(f"labels y must be an int64 tensor of shape ({'n' if n is None else n},), got {what}")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+            bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
+            raise ValueError(f"label {bad} is out of range: labels y must lie in [0, {self.num_classes})")
+        return y.to(self.device)
+
+    def set_label_prior(self, y_train: Tensor) -> None:
+        """pi_c = the frequency of label c in ``y_train`` (int64 (N,)): what ``sample`` with ``y=None`` draws
+        labels from, and the weights of the marginal densities."""
+        y = self.check_labels(y_train)
+        self.label_prior = torch.bincount(y, minlength=self.num_classes).to(self.label_prior) / len(y)
+
+    def draw_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` labels drawn from :attr:`label_prior` with ``generator``: int64 (n,) on the model's device."""
+        return torch.multinomial(self.label_prior, n, replacement=True, generator=generator)
+
+    def drop_labels(self, y: Tensor) -> Tensor:
+        """``y`` with each label replaced by :attr:`null_label` with probability ``config.p_uncond`` (global RNG):
+        the label dropout of classifier-free guidance training (Ho & Salimans 2021, arXiv:2207.12598, Alg. 1)."""
+        drop = torch.rand(y.shape, device=y.device) < self.config.p_uncond
+        return torch.where(drop, torch.full_like(y, self.null_label), y)
+
+    def marginal(self, per_label: Any, n: int) -> Any:
+        """log p(x) = log sum_c pi_c exp(v_c) from per-label values v_c = ``per_label(y_c)`` (y_c the label c
+        repeated, int64 (n,)): each (n,) tensor, or a dict of them (bounds, each kept a lower bound).
+
+        What a conditional model's density calls return for ``y=None``: the marginal under the training
+        labels' frequencies :attr:`label_prior` (K network passes)."""
+        log_pi = self.label_prior.log()
+        outs = [per_label(torch.full((n,), c, dtype=torch.long, device=self.device))
+                for c in range(self.num_classes)]
+
+        def mix(values: list[Tensor]) -> Tensor:
+            return torch.logsumexp(torch.stack(values) + log_pi.to(values[0])[:, None], 0)
+
+        if isinstance(outs[0], dict):
+            return {k: mix([o[k] for o in outs]) for k in outs[0]}
+        return mix(outs)
+
     # ----------------------------------------------------------------- training
     def prepare(self, x_train: Tensor) -> None:
         """Data-dependent set-up before training (e.g. the EBM's bounding box).
@@ -334,14 +416,19 @@ class GenerativeModel(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def loss(self, x: Tensor) -> Tensor:
-        """Scalar training objective to minimise on a batch ``x`` of shape (B, *data_shape)."""
+        """Scalar training objective to minimise on a batch ``x`` of shape (B, *data_shape).
+
+        Conditional families take ``loss(x, y)`` with labels y int64 (B,) in [0, K); guided families drop
+        them with probability ``config.p_uncond`` (:meth:`drop_labels`)."""
 
     def configure_optimizers(self, train: TrainConfig) -> list[torch.optim.Optimizer]:
         """Optimisers used by :meth:`train_step`; one Adam over all parameters by default."""
         return [torch.optim.Adam(self.parameters(), lr=train.lr, betas=tuple(train.betas))]
 
-    def train_step(self, x: Tensor, optimizers: list[torch.optim.Optimizer], train: TrainConfig) -> dict[str, Tensor]:
-        """One optimisation step on batch ``x``; returns detached scalar losses by name.
+    def train_step(self, x: Tensor, optimizers: list[torch.optim.Optimizer], train: TrainConfig,
+                   y: Tensor | None = None) -> dict[str, Tensor]:
+        """One optimisation step on batch ``x`` (with its labels ``y`` for a conditional model); returns
+        detached scalar losses by name.
 
         The default minimises :meth:`loss` with the single optimiser. Adversarial
         families override it.
@@ -349,7 +436,7 @@ class GenerativeModel(nn.Module, abc.ABC):
         (opt,) = optimizers
         opt.zero_grad(set_to_none=True)
         with self.autocast():
-            loss = self.loss(x)
+            loss = self.loss(x) if y is None else self.loss(x, y)
         loss.backward()
         if train.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.parameters(), train.grad_clip)
@@ -385,19 +472,29 @@ class GenerativeModel(nn.Module, abc.ABC):
     # config); :func:`models.load_checkpoint` drops them, so old runs keep loading.
     legacy_config_keys: ClassVar[tuple[str, ...]] = ()
 
-    def sample(self, n: int, generator: torch.Generator | None = None, sampler: Any = None) -> Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, sampler: Any = None,
+               y: Tensor | None = None) -> Tensor:
         """Draw ``n`` samples of shape (n, *data_shape): float32 vectors, or uint8 images 0..255.
 
         Args:
             n: number of samples.
             generator: source of all randomness (on the model's device): a fixed seed gives the same samples.
             sampler: a :class:`models.samplers.Sampler` of one of this family's kinds; ``None`` is the
-                family's default (the first of :attr:`samplers`).
+                family's default (the first of :attr:`samplers`). Its ``guidance`` setting (where it has one)
+                is the classifier-free guidance scale w.
+            y: class labels, int64 (n,) in [0, K), for a conditional model: sample i is drawn from p(x | y_i)
+                (with guidance w > 0, from the guided sampler). ``None`` on a conditional model draws the labels
+                from :attr:`label_prior` first (the marginal p(x)); an unconditional model takes none.
 
         Raises:
-            ValueError: a sampler of a kind this family does not offer, or settings that do not fit it.
+            ValueError: a sampler of a kind this family does not offer, settings that do not fit it, guidance
+                asked of a family or model without it, or bad labels (:meth:`check_labels`).
         """
-        return self.resolve_sampler(sampler).draw(self, n, generator)
+        sampler = self.resolve_sampler(sampler)
+        y = self.check_labels(y, n)
+        if y is None and self.conditional:
+            y = self.draw_labels(n, generator)
+        return sampler.draw(self, n, generator) if y is None else sampler.draw(self, n, generator, y=y)
 
     @classmethod
     def default_samplers(cls) -> dict[str, Any]:
@@ -422,7 +519,27 @@ class GenerativeModel(nn.Module, abc.ABC):
             raise ValueError(f"family {self.family!r} has no sampler of kind {sampler.kind!r} (it offers: "
                              f"{', '.join(sorted(self.sampler_kinds()))})")
         sampler.check(self.config)
+        self.check_guidance(sampler, self.config)
         return sampler
+
+    @classmethod
+    def check_guidance(cls, sampler: Any, config: Any) -> None:
+        """Refuse a sampler with classifier-free guidance (``guidance`` > 0) where it cannot run: a family whose
+        capabilities say ``guidance=False``, or a model built unconditional (``config.num_classes`` None).
+
+        Raises:
+            ValueError: ``"guidance: <w> is not allowed (...)"``, naming the family and why.
+        """
+        w = getattr(sampler, "guidance", 0.0) or 0.0
+        if not w:
+            return
+        if not cls.capabilities.guidance:
+            raise ValueError(f"guidance: {w:g} is not allowed (family {cls.family or cls.__name__!r} has no "
+                             "classifier-free guidance: it is not trained with label dropout; only families whose "
+                             "capabilities say guidance=True take a guidance scale)")
+        if getattr(config, "num_classes", None) is None:
+            raise ValueError(f"guidance: {w:g} is not allowed (classifier-free guidance needs a class-conditional "
+                             "model: set model.num_classes, or the suite's conditional block)")
 
     def sample_nfe(self, sampler: Any = None) -> int:
         """Sequential network function evaluations (NFE) one call of ``sample`` makes with ``sampler``
@@ -431,6 +548,9 @@ class GenerativeModel(nn.Module, abc.ABC):
 
     def generate(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """The family's own sampling procedure (the ``native`` sampler): ``n`` samples of shape (n, *data_shape).
+
+        A conditional family takes ``generate(n, generator, y=labels)`` (int64 (n,), checked by :meth:`sample`);
+        one with guidance also ``guidance=w`` (logit space for the autoregressive family).
 
         Families whose samplers are all of another kind (diffusion, score, energy) leave it out;
         :func:`models.register` refuses a family that declares a ``native`` sampler without it.

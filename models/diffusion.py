@@ -7,6 +7,11 @@ fewer, and the variational bound (ELBO) in nats. They differ in the network, in 
 data space (raw vectors; images scaled to [-1, 1]) and in the decoder term of the
 bound (a Gaussian density for vectors; a discretized Gaussian over the 256 pixel
 values for images, so the image bound is on the discrete log P(x)).
+
+Class-conditional forms (``num_classes`` = K): the network also sees the label, as a learned embedding
+concatenated to its input (vectors) or through adaptive group normalization in the U-Net (images); training
+drops the label with probability ``p_uncond`` (the null label K), so one network gives epsilon(x_t, t, c) and
+epsilon(x_t, t, ∅) and the samplers can guide (Ho & Salimans 2021, arXiv:2207.12598).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from models.imaging import (
     unet,
 )
 from models.nets import ConditionalMLP
-from models.samplers import DDIM
+from models.samplers import DDIM, guided
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -54,7 +59,8 @@ class GaussianDiffusion(GenerativeModel):
     Notation follows Ho et al.: beta_t, alpha_t = 1 - beta_t, alpha_bar_t =
     prod_{s<=t} alpha_s, posterior variance beta_tilde_t. Index ``t`` runs 0..T-1 in
     code for the paper's 1..T. Subclasses set ``eps_net`` (a module called as
-    ``eps_net(x_t, t)`` with t of shape (N,)), call :meth:`_init_schedule`, and define
+    ``eps_net(x_t, t)`` with t of shape (N,), or ``eps_net(x_t, t, y)`` with labels y (N,) in [0, K] for a
+    conditional model, K being the null label), call :meth:`_init_schedule`, and define
     the data maps :meth:`encode_data`, :meth:`decode_data` and the decoder term
     :meth:`decoder_log_prob`. Sampling is the samplers' (:class:`models.samplers.Ancestral`, T steps,
     the default; :class:`models.samplers.DDIM`; :class:`models.samplers.ProbabilityFlow`, whose ODE also gives
@@ -63,7 +69,7 @@ class GaussianDiffusion(GenerativeModel):
     sampling and in the bound alike.
     """
 
-    capabilities = Capabilities(sample=True, bound=True, latent="inversion")
+    capabilities = Capabilities(sample=True, bound=True, latent="inversion", conditional=True, guidance=True)
     # ancestral (T steps) first: the default; pf_ode: the probability-flow ODE (Heun), also the exact likelihood
     samplers = {"ancestral": {}, "ddim": {"steps": [50]}, "pf_ode": {"steps": 25, "method": "heun"}}
     legacy_config_keys = ("ddim_steps",)
@@ -99,9 +105,9 @@ class GaussianDiffusion(GenerativeModel):
         """Schedule values v[t] for t (N,), shaped (N, 1, ..., 1) to broadcast against x."""
         return v[t].reshape(-1, *[1] * (x.dim() - 1))
 
-    def _eps(self, x_t: Tensor, t: Tensor) -> Tensor:
-        """The network's epsilon prediction, in float32."""
-        return self.eps_net(x_t, t).float()
+    def _eps(self, x_t: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        """The network's epsilon prediction, in float32 (given labels ``y`` in [0, K], K the null label)."""
+        return self.eps_net(x_t, t).float() if y is None else self.eps_net(x_t, t, y).float()
 
     def q_sample(self, x0: Tensor, t: Tensor, eps: Tensor) -> Tensor:
         """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (Ho et al. Eq. 4)."""
@@ -119,26 +125,49 @@ class GaussianDiffusion(GenerativeModel):
         ab, ab_prev, beta = (self._at(v, t, x_t) for v in (self.alpha_bar, self.alpha_bar_prev, self.beta))
         return (ab_prev.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - ab_prev) * x_t) / (1 - ab)
 
-    def p_mean(self, x_t: Tensor, t: Tensor) -> Tensor:
-        """Mean of p(x_{t-1} | x_t): Ho et al. Eq. 11, or mu_tilde(clip(x_0), x_t) with ``clip_x0``."""
-        eps = self._eps(x_t, t)
+    def p_mean(self, x_t: Tensor, t: Tensor, y: Tensor | None = None, guidance: float = 0.0) -> Tensor:
+        """Mean of p(x_{t-1} | x_t): Ho et al. Eq. 11, or mu_tilde(clip(x_0), x_t) with ``clip_x0``; epsilon from
+        :meth:`eps_at` (conditioned on labels ``y`` and guided with scale ``guidance``)."""
+        eps = self.eps_at(x_t, t, y, guidance)
         if self.clip_x0:
             return self.q_posterior_mean(self.predict_x0(x_t, t, eps), x_t, t)
         beta, ab = self._at(self.beta, t, x_t), self._at(self.alpha_bar, t, x_t)
         return (x_t - beta / (1 - ab).sqrt() * eps) / (1 - beta).sqrt()
 
     # ------------------------------------------------------------------ training
-    def loss(self, x: Tensor) -> Tensor:
-        """L_simple: mean squared error of the epsilon prediction per dimension (Ho et al. Eq. 14)."""
+    def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """L_simple: mean squared error of the epsilon prediction per dimension (Ho et al. Eq. 14).
+
+        A conditional model needs the labels ``y`` (int64 (B,) in [0, K)); each is replaced by the null label
+        with probability ``p_uncond`` (Ho & Salimans 2021, Alg. 1).
+
+        Raises:
+            ValueError: a conditional model without labels, or bad labels.
+        """
+        y = self.check_labels(y, len(x))
+        if self.conditional and y is None:
+            raise ValueError("a conditional diffusion model trains on labels: loss(x, y)")
         x0 = self.encode_data(x)
         t = torch.randint(0, self.config.T, (x0.shape[0],), device=x0.device)
         eps = torch.randn_like(x0)
-        return ((self._eps(self.q_sample(x0, t, eps), t) - eps) ** 2).mean()
+        if y is None:
+            return ((self._eps(self.q_sample(x0, t, eps), t) - eps) ** 2).mean()
+        return ((self._eps(self.q_sample(x0, t, eps), t, self.drop_labels(y)) - eps) ** 2).mean()
 
     # ------------------------------------------------------------------ sampling and inversion
-    def eps_at(self, x_t: Tensor, t: Tensor) -> Tensor:
-        """The network's epsilon prediction at x_t for timesteps t (N,), float32: what samplers call."""
-        return self._eps(x_t, t)
+    def eps_at(self, x_t: Tensor, t: Tensor, y: Tensor | None = None, guidance: float = 0.0) -> Tensor:
+        """The network's epsilon prediction at x_t for timesteps t (N,), float32: what samplers call.
+
+        With labels ``y`` (int64 (N,) in [0, K)) it is epsilon(x_t, t, y); with ``guidance`` w > 0 the
+        classifier-free guided (1 + w) epsilon(x_t, t, y) - w epsilon(x_t, t, ∅) (Ho & Salimans 2021, Eq. 6),
+        both from one network pass on a batch of 2N."""
+        if y is None:
+            return self._eps(x_t, t)
+        if not guidance:
+            return self._eps(x_t, t, y)
+        null = torch.full_like(y, self.null_label)
+        e_c, e_u = self._eps(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)
+        return guided(e_c, e_u, guidance)
 
     def inversion_sampler(self, sampler: DDIM | None = None) -> DDIM:
         """The DDIM sampler of latent inference: ``sampler`` if given, else the family's first DDIM sampler,
@@ -150,15 +179,27 @@ class GaussianDiffusion(GenerativeModel):
     def latent_nfe(self, sampler: DDIM | None = None) -> int:
         return self.inversion_sampler(sampler).nfe(self)
 
-    def to_latent(self, x: Tensor, sampler: DDIM | None = None) -> Tensor:
-        """x_T by DDIM inversion (:meth:`models.samplers.DDIM.invert`) with ``sampler``'s timesteps (default:
-        the family's first DDIM sampler), flattened to (N, D), float32; NFE = its steps."""
-        return self.inversion_sampler(sampler).invert(self, self.encode_data(x).float()).flatten(1)
+    def _latent_labels(self, y: Tensor | None, n: int) -> Tensor | None:
+        y = self.check_labels(y, n)
+        if self.conditional and y is None:
+            raise ValueError("latent inference of a conditional diffusion model needs the labels y")
+        return y
 
-    def from_latent(self, z: Tensor, sampler: DDIM | None = None) -> Tensor:
-        """The DDIM sampler (deterministic, eta = 0) started at x_T = z (N, D): data of the modality."""
+    def to_latent(self, x: Tensor, sampler: DDIM | None = None, y: Tensor | None = None) -> Tensor:
+        """x_T by DDIM inversion (:meth:`models.samplers.DDIM.invert`) with ``sampler``'s timesteps (default:
+        the family's first DDIM sampler), flattened to (N, D), float32; NFE = its steps. A conditional model
+        inverts given the labels ``y`` (int64 (N,))."""
+        y = self._latent_labels(y, len(x))
         ddim = self.inversion_sampler(sampler)
-        return self.decode_data(ddim.denoise(self, z.reshape(-1, *self.data_shape)))
+        x0 = self.encode_data(x).float()
+        return (ddim.invert(self, x0) if y is None else ddim.invert(self, x0, y)).flatten(1)
+
+    def from_latent(self, z: Tensor, sampler: DDIM | None = None, y: Tensor | None = None) -> Tensor:
+        """The DDIM sampler (deterministic, eta = 0) started at x_T = z (N, D): data of the modality (given the
+        labels ``y`` for a conditional model)."""
+        y = self._latent_labels(y, len(z))
+        ddim = self.inversion_sampler(sampler)
+        return self.decode_data(ddim.denoise(self, z.reshape(-1, *self.data_shape), y=y))
 
     def schedule_steps(self, train: TrainConfig) -> dict[str, int]:
         """The loop's schedules (:meth:`models.base.GenerativeModel.schedule_steps`) and the noise ladder:
@@ -222,14 +263,19 @@ class GaussianDiffusion(GenerativeModel):
     def density_nfe(self) -> int:
         return self.config.T  # the ELBO sums T terms, one network pass each
 
-    def log_prob_bounds(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def log_prob_bounds(self, x: Tensor, generator: torch.Generator | None = None,
+                        y: Tensor | None = None) -> dict[str, Tensor]:
         """``{"elbo": ...}``: the DDPM variational lower bound on log p(x), in nats, (N,).
 
         -ELBO = KL(q(x_T|x_0) || N(0, I)) + sum_{t>1} KL(q(x_{t-1}|x_t, x_0) || p(x_{t-1}|x_t))
         - log p(x_0|x_1) (Ho et al. Eq. 5), the last term from :meth:`decoder_log_prob`.
         Each KL term uses one draw of x_t (from ``generator``); all T terms are summed
-        (T network passes).
+        (T network passes). A conditional model bounds log p(x|y) given labels ``y``, and for ``y=None`` the
+        marginal log sum_c pi_c exp(ELBO_c), still a lower bound on log p(x) (:meth:`marginal`, K times T passes).
         """
+        y = self.check_labels(y, len(x))
+        if self.conditional and y is None:
+            return self.marginal(lambda yc: self.log_prob_bounds(x, generator, yc), len(x))
         x0 = self.encode_data(x)
         n = x0.shape[0]
         ab_T = self.alpha_bar[-1]
@@ -238,7 +284,7 @@ class GaussianDiffusion(GenerativeModel):
             t = torch.full((n,), i, device=x0.device, dtype=torch.long)
             eps = torch.randn(x0.shape, device=x0.device, generator=generator)
             x_t = self.q_sample(x0, t, eps)
-            mean = self.p_mean(x_t, t)
+            mean = self.p_mean(x_t, t, y)
             log_var = self.log_var[i]
             if i == 0:  # decoder term -log p(x_0 | x_1)
                 total = total - self.decoder_log_prob(x, mean, log_var)
@@ -270,6 +316,9 @@ class DDPMConfig:
             [1e-8, 0.999] with beta_start < beta_end.
         hidden: width of the epsilon-network.
         layers: hidden layers of the epsilon-network.
+        num_classes: K for a class-conditional model (a label embedding concatenated to the network's input);
+            ``None``: unconditional.
+        p_uncond: probability that training drops a label (the null label), for classifier-free guidance.
 
     Raises:
         ValueError: a value outside its declared range, or beta_start >= beta_end
@@ -281,6 +330,8 @@ class DDPMConfig:
     beta_end: _Beta = 0.02
     hidden: Annotated[int, Range(ge=1, le=4096)] = 128
     layers: Annotated[int, Range(ge=1, le=64)] = 3
+    num_classes: Annotated[int, Range(ge=2, le=100_000)] | None = None
+    p_uncond: Annotated[float, Range(ge=0, lt=1)] = 0.1
 
     def __post_init__(self):
         _check_schedule(self)
@@ -310,7 +361,7 @@ class DDPM(GaussianDiffusion):
     def __init__(self, config: DDPMConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
         (D,) = self.data_shape
-        self.eps_net = ConditionalMLP(D, config.hidden, config.layers)
+        self.eps_net = ConditionalMLP(D, config.hidden, config.layers, num_classes=config.num_classes)
         self._init_schedule(config.T, config.beta_start, config.beta_end)
 
     def decoder_log_prob(self, x: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
@@ -335,6 +386,9 @@ class ImageDDPMConfig:
         dropout: dropout probability in the ResNet blocks, in [0, 1) (Ho et al.: 0.1 on CIFAR-10).
         clip_x0: clip the predicted x_0 to [-1, 1] in sampling and in the bound
             (improved-diffusion's ``clip_denoised``).
+        num_classes: K for a class-conditional U-Net (a class embedding applied by adaptive group
+            normalization in every ResNet block, :func:`models.imaging.unet`); ``None``: unconditional.
+        p_uncond: probability that training drops a label (the null label), for classifier-free guidance.
 
     Raises:
         ValueError: a value outside its declared range, beta_start >= beta_end, or ``norm_groups``
@@ -350,6 +404,8 @@ class ImageDDPMConfig:
     norm_groups: Annotated[int, Range(ge=1, le=512)] = 32
     dropout: Annotated[float, Range(ge=0, lt=1)] = 0.0
     clip_x0: bool = True
+    num_classes: Annotated[int, Range(ge=2, le=100_000)] | None = None
+    p_uncond: Annotated[float, Range(ge=0, lt=1)] = 0.1
 
     def __post_init__(self):
         _check_schedule(self)
@@ -358,15 +414,21 @@ class ImageDDPMConfig:
 
 
 class UNetEps(nn.Module):
-    """``eps_net(x_t, t)``: a diffusers U-Net taking (N, C, H, W) and timesteps (N,)."""
+    """``eps_net(x_t, t, y=None)``: a diffusers U-Net taking (N, C, H, W), timesteps (N,) and, when
+    class-conditional, labels (N,) in [0, K] (K, the null label, for ``y=None``)."""
 
     def __init__(self, data_shape: tuple[int, ...], config: ImageDDPMConfig):
         super().__init__()
+        self.num_classes = config.num_classes
         self.unet = unet(data_shape[0], data_shape, config.channels, config.layers_per_block, config.attention,
-                         config.norm_groups, config.dropout)
+                         config.norm_groups, config.dropout, num_classes=config.num_classes)
 
-    def forward(self, x_t: Tensor, t: Tensor) -> Tensor:
-        return self.unet(x_t, t).sample
+    def forward(self, x_t: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        if self.num_classes is None:
+            return self.unet(x_t, t).sample
+        if y is None:
+            y = torch.full((x_t.shape[0],), self.num_classes, dtype=torch.long, device=x_t.device)
+        return self.unet(x_t, t, class_labels=y).sample
 
 
 @register("diffusion", modality="image")

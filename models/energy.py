@@ -12,6 +12,11 @@ the vector EBM takes exact Langevin steps (noise sqrt(eps) for a gradient step
 eps/2) with decreasing steps when sampling, the image EBM Du & Mordatch's practical
 SGLD with step and noise decoupled, a constant schedule and an optional gradient
 clip; and in the box (the data's bounding square; the centered pixel range [-1, 1]).
+
+Class-conditional forms (``num_classes`` = K): an energy E(x, c) with the one-hot label concatenated to the
+input (as K constant channel maps for images), p(x | c) ∝ exp(-E(x, c)), one partition function per class;
+training chains run given the labels (replay-buffer chains keep theirs). ``energy(x)`` without labels is the JEM
+marginal -log sum_c exp(-E(x, c)) (Grathwohl et al. 2020, arXiv:1912.03263). No guidance.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ from models import register
 from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig
 from models.fields import Length, Range, check_fields
 from models.imaging import ResBlock, from_centered, to_centered
-from models.nets import mlp
+from models.nets import mlp, one_hot
 from models.samplers import langevin
+
+_NumClasses = Annotated[int, Range(ge=2, le=100_000)]
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
 TEXTBOOK = Textbook(likelihood="unnormalized", sampling="slow", sampling_text="slow (MCMC)",
@@ -56,7 +63,7 @@ class ContrastiveDivergenceEBM(GenerativeModel):
     ``buffer_size``, ``reinit_prob`` and ``reg``.
     """
 
-    capabilities = Capabilities(sample=True, energy=True)
+    capabilities = Capabilities(sample=True, energy=True, conditional=True)
     samplers = {"default": {"kind": "sgld", "steps": 500, "step_start": 0.3, "step_end": 1e-3}}
     legacy_config_keys = ("sample_steps", "sample_step_start", "sample_step_end")
     sgld_grad_clip: float | None = None  # c: clip each entry of grad E to [-c, c] in SGLD; None: no clip
@@ -64,6 +71,8 @@ class ContrastiveDivergenceEBM(GenerativeModel):
     def __init__(self, config, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
         self.register_buffer("replay", torch.empty(0, *self.data_shape), persistent=False)
+        if self.conditional:  # each replay chain's label
+            self.register_buffer("replay_y", torch.empty(0, dtype=torch.long), persistent=False)
 
     def schedule_steps(self, train: TrainConfig) -> dict[str, int]:
         """The loop's schedules (:meth:`models.base.GenerativeModel.schedule_steps`) and the replay buffer's
@@ -81,9 +90,19 @@ class ContrastiveDivergenceEBM(GenerativeModel):
         """A chain's final state -> data (dtype and range of the modality)."""
         return x
 
-    def working_energy(self, x: Tensor) -> Tensor:
-        """E(x) in nats, (N,) float32, for x in the working space."""
+    def working_energy(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """E(x) in nats, (N,) float32, for x in the working space (E(x, y) given labels y (N,) of a conditional
+        model)."""
         raise NotImplementedError
+
+    def _labelled(self, x: Tensor, y: Tensor | None) -> Tensor:
+        """``x`` with the one-hot labels concatenated on axis 1 (as constant channel maps for images)."""
+        if y is None:
+            return x
+        c = one_hot(y, self.num_classes).to(x.dtype)
+        if x.dim() == 4:
+            c = c[:, :, None, None].expand(-1, -1, *x.shape[2:])
+        return torch.cat([x, c], dim=1)
 
     def chain_box(self) -> tuple[Tensor | float, Tensor | float]:
         """(lo, hi): the chains are clamped to [lo, hi]^D and restart from uniform noise on it."""
@@ -94,52 +113,84 @@ class ContrastiveDivergenceEBM(GenerativeModel):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ the algorithm
-    def energy(self, x: Tensor) -> Tensor:
-        """E(x) in nats, (N,), for data x (N, *data_shape); p(x) ∝ exp(-E(x)) on the box."""
-        return self.working_energy(self.encode_data(x))
+    def energy(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """E(x) in nats, (N,), for data x (N, *data_shape); p(x) ∝ exp(-E(x)) on the box.
+
+        A conditional model gives E(x, y) for labels ``y`` (int64 (N,)), p(x|y) ∝ exp(-E(x, y)); for ``y=None``
+        the JEM marginal energy -log sum_c exp(-E(x, c)) (Grathwohl et al. 2020, arXiv:1912.03263), p(x) ∝
+        sum_c exp(-E(x, c)), which is the model's p(x) when the classes' partition functions are equal.
+        """
+        y = self.check_labels(y, len(x))
+        if self.conditional and y is None:
+            xw = self.encode_data(x)
+            per = torch.stack([-self.working_energy(xw, torch.full((len(x),), c, dtype=torch.long, device=x.device))
+                               for c in range(self.num_classes)])
+            return -torch.logsumexp(per, 0)
+        return self.working_energy(self.encode_data(x)) if y is None else self.working_energy(self.encode_data(x), y)
 
     def uniform(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n draws from the uniform distribution on the box, (n, *data_shape)."""
         lo, hi = self.chain_box()
         return lo + (hi - lo) * torch.rand(n, *self.data_shape, device=self.device, generator=generator)
 
-    def energy_drift(self, x: Tensor, k: int = 0) -> Tensor:
-        """-clip(grad_x E(x), -c, c) at x (working space): the drift of the SGLD chains, x's shape, no graph."""
+    def energy_drift(self, x: Tensor, k: int = 0, y: Tensor | None = None) -> Tensor:
+        """-clip(grad_x E(x), -c, c) at x (working space): the drift of the SGLD chains, x's shape, no graph
+        (of E(x, y) given labels ``y``)."""
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.working_energy(xg).sum(), xg)
+            e = self.working_energy(xg) if y is None else self.working_energy(xg, y)
+            (grad,) = torch.autograd.grad(e.sum(), xg)
         if self.sgld_grad_clip is not None:
             grad = grad.clamp(-self.sgld_grad_clip, self.sgld_grad_clip)
         return -grad
 
     def chains(self, x: Tensor, schedule: list[tuple[float, float]],
-               generator: torch.Generator | None = None) -> Tensor:
+               generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
         """SGLD from ``x`` (working space), one step per (lambda_k, sigma_k) of ``schedule`` (class docstring),
-        by the shared integrator :func:`models.samplers.langevin`, clamped to :meth:`chain_box`."""
-        return langevin(x, self.energy_drift, schedule, generator, clamp=self.chain_box())
+        by the shared integrator :func:`models.samplers.langevin`, clamped to :meth:`chain_box` (on
+        E(x, y) given labels ``y``: chains of p(x | y))."""
+        drift = self.energy_drift if y is None else (lambda x, k: self.energy_drift(x, k, y))
+        return langevin(x, drift, schedule, generator, clamp=self.chain_box())
 
-    def loss(self, x: Tensor) -> Tensor:
+    def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Contrastive divergence E(x+) - E(x-) + alpha (E(x+)^2 + E(x-)^2), batch mean, nats.
 
         x- are ``sgld_steps`` SGLD steps from replay-buffer chains (each restarted from
         uniform noise on the box with probability ``reinit_prob``; all of them while the
         buffer holds fewer than a batch); the buffer keeps the newest ``buffer_size``.
-        The energy's parameters get no gradient from the chains.
+        The energy's parameters get no gradient from the chains. A conditional model needs the labels ``y``
+        (int64 (B,)): E(x+, y) against chains of p(x | y-), y- the label a replayed chain kept (the batch's label
+        for a fresh one).
+
+        Raises:
+            ValueError: a conditional model without labels, or bad labels.
         """
+        y = self.check_labels(y, len(x))
+        if self.conditional and y is None:
+            raise ValueError("a conditional EBM trains on labels: loss(x, y)")
         n, c = x.shape[0], self.config
+        y_neg = y
         if len(self.replay) < n:
             start = self.uniform(n)
         else:
-            start = self.replay[torch.randint(len(self.replay), (n,), device=x.device)]
+            idx = torch.randint(len(self.replay), (n,), device=x.device)
+            start = self.replay[idx]
             fresh = torch.rand(n, device=x.device) < c.reinit_prob
             start = torch.where(fresh.reshape(-1, *[1] * len(self.data_shape)), self.uniform(n), start)
+            if y is not None:
+                y_neg = torch.where(fresh, y, self.replay_y[idx])
         requires = [p.requires_grad for p in self.parameters()]
         self.requires_grad_(False)
-        x_neg = self.chains(start, self.chain_schedule(c.sgld_steps))
+        x_neg = self.chains(start, self.chain_schedule(c.sgld_steps)) if y is None else \
+            self.chains(start, self.chain_schedule(c.sgld_steps), y=y_neg)
         for p, r in zip(self.parameters(), requires):
             p.requires_grad_(r)
         self.replay = torch.cat([x_neg, self.replay])[: c.buffer_size]
-        e_pos, e_neg = self.energy(x), self.working_energy(x_neg)
+        if y is None:
+            e_pos, e_neg = self.energy(x), self.working_energy(x_neg)
+        else:
+            self.replay_y = torch.cat([y_neg, self.replay_y])[: c.buffer_size]
+            e_pos, e_neg = self.energy(x, y), self.working_energy(x_neg, y_neg)
         return (e_pos - e_neg).mean() + c.reg * (e_pos**2 + e_neg**2).mean()
 
 
@@ -166,6 +217,8 @@ class EBMConfig:
         reinit_prob: chance that a chain restarts from uniform noise on the box.
         reg: weight alpha of the energy-magnitude penalty alpha * (E(x+)^2 + E(x-)^2).
         box_margin: the box is the training data's bounding square, widened by this.
+        num_classes: number of classes for a conditional energy E(x, c) (one-hot label concatenated to the
+            input); ``None``: unconditional.
 
     Raises:
         ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
@@ -179,6 +232,7 @@ class EBMConfig:
     reinit_prob: _Probability = 0.05
     reg: _Reg = 0.1
     box_margin: Annotated[float, Range(ge=0, le=100)] = 1.0
+    num_classes: _NumClasses | None = None
 
     def __post_init__(self):
         check_fields(self)
@@ -209,7 +263,7 @@ class MLPEnergy(ContrastiveDivergenceEBM):
     def __init__(self, config: EBMConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
         (D,) = self.data_shape
-        self.net = mlp(D, config.hidden, config.layers, 1)
+        self.net = mlp(D + (config.num_classes or 0), config.hidden, config.layers, 1)
         self.register_buffer("box", torch.tensor([-4.0, 4.0]))  # [lo, hi], set from data in prepare()
 
     def prepare(self, x_train: Tensor) -> None:
@@ -221,9 +275,9 @@ class MLPEnergy(ContrastiveDivergenceEBM):
         """The box [lo, hi]^D: SGLD chains are clipped to it and p(x) = 0 outside."""
         return float(self.box[0]), float(self.box[1])
 
-    def working_energy(self, x: Tensor) -> Tensor:
-        """E(x) in nats, (N,), for x of shape (N, D); p(x) ∝ exp(-E(x)) on the box."""
-        return self.net(x)[:, 0]
+    def working_energy(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """E(x) in nats, (N,), for x of shape (N, D); p(x) ∝ exp(-E(x)) on the box (E(x, y) given labels y)."""
+        return self.net(self._labelled(x, y))[:, 0]
 
     def chain_box(self) -> tuple[Tensor, Tensor]:
         """The box from :meth:`prepare`, as 0-dim tensors."""
@@ -252,6 +306,8 @@ class ConvEBMConfig:
         buffer_size: replay-buffer capacity (chains kept between iterations).
         reinit_prob: chance that a chain restarts from uniform noise on [-1, 1]^D.
         reg: weight alpha of the energy-magnitude penalty alpha * (E(x+)^2 + E(x-)^2).
+        num_classes: number of classes for a conditional energy E(x, c) (one-hot label as K constant channel maps
+            of the input); ``None``: unconditional.
 
     Raises:
         ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
@@ -265,6 +321,7 @@ class ConvEBMConfig:
     buffer_size: _Buffer = 10_000
     reinit_prob: _Probability = 0.05
     reg: _Reg = 1.0
+    num_classes: _NumClasses | None = None
 
     def __post_init__(self):
         check_fields(self)
@@ -308,7 +365,7 @@ class ConvEnergy(ContrastiveDivergenceEBM):
     def __init__(self, config: ConvEBMConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
         ch = list(config.channels)
-        layers: list[nn.Module] = [nn.Conv2d(self.data_shape[0], ch[0], 3, padding=1)]
+        layers: list[nn.Module] = [nn.Conv2d(self.data_shape[0] + (config.num_classes or 0), ch[0], 3, padding=1)]
         for lvl, c in enumerate(ch):
             if lvl:
                 layers += [nn.SiLU(), nn.Conv2d(ch[lvl - 1], c, 3, stride=2, padding=1)]
@@ -329,9 +386,10 @@ class ConvEnergy(ContrastiveDivergenceEBM):
         """[-1, 1] -> uint8 pixels, nearest value."""
         return from_centered(x)
 
-    def working_energy(self, x: Tensor) -> Tensor:
-        """E(x) in nats, (N,) float32, for float images x (N, C, H, W) on the centered scale."""
-        return self.head(self.features(x).sum((2, 3)))[:, 0].float()
+    def working_energy(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """E(x) in nats, (N,) float32, for float images x (N, C, H, W) on the centered scale (E(x, y) given
+        labels y)."""
+        return self.head(self.features(self._labelled(x, y)).sum((2, 3)))[:, 0].float()
 
     def chain_box(self) -> tuple[float, float]:
         """The centered pixel range (-1, 1)."""

@@ -7,6 +7,10 @@ log P(x) from below (Theis et al. 2016).
 This module holds the family's textbook claims and the vector form, the neural
 spline flow; the image form, Glow and its layers, is in :mod:`models.glow`. The two
 share no code: zuko provides the spline flow whole.
+
+Class-conditional forms (``num_classes`` = K): the spline flow takes the one-hot label as zuko's context (every
+transform's hyper-network sees it, Durkan et al. 2019; zuko's ``context``); Glow's top prior and split priors
+take it (a class-conditional prior, Kingma & Dhariwal 2018, Sec. 5). No guidance.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from torch import Tensor
 from models import register
 from models.base import Capabilities, GenerativeModel, Textbook, require
 from models.fields import Range, check_fields
+from models.nets import one_hot
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
 TEXTBOOK = Textbook(likelihood="exact", sampling="fast", expressiveness="restricted",
@@ -35,6 +40,8 @@ class NSFConfig:
         bins: spline bins per transform (on [-5, 5]; identity outside).
         hidden: width of each transform's masked MLP.
         layers: hidden layers of each masked MLP.
+        num_classes: number of classes for a class-conditional flow (the one-hot label as zuko's context);
+            ``None``: unconditional.
 
     Raises:
         ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
@@ -44,6 +51,7 @@ class NSFConfig:
     bins: Annotated[int, Range(ge=1, le=256)] = 8
     hidden: Annotated[int, Range(ge=1, le=4096)] = 64
     layers: Annotated[int, Range(ge=1, le=64)] = 2
+    num_classes: Annotated[int, Range(ge=2, le=100_000)] | None = None
 
     def __post_init__(self):
         check_fields(self)
@@ -69,7 +77,7 @@ class SplineFlow(GenerativeModel):
     textbook = TEXTBOOK
     tiny = {"transforms": 2, "hidden": 16}  # test size (tests/test_contract.py)
     Config = NSFConfig
-    capabilities = Capabilities(sample=True, log_prob=True, latent="exact")
+    capabilities = Capabilities(sample=True, log_prob=True, latent="exact", conditional=True)
     train_defaults = {"lr": 3e-3}
 
     def __init__(self, config: NSFConfig, data_shape: tuple[int, ...]):
@@ -77,33 +85,47 @@ class SplineFlow(GenerativeModel):
         (D,) = self.data_shape
         zuko = require("zuko", "the 2D flow family (neural spline flow)")
         self.flow = zuko.flows.NSF(
-            D, transforms=config.transforms, bins=config.bins, hidden_features=[config.hidden] * config.layers
+            D, transforms=config.transforms, bins=config.bins, hidden_features=[config.hidden] * config.layers,
+            **({"context": config.num_classes} if config.num_classes else {}),
         )
 
-    def transform(self):
-        """The bijection x -> z (data to base); ``.inv`` maps z -> x."""
-        return self.flow().transform
+    def _context(self, y: Tensor | None, n: int, what: str) -> Tensor | None:
+        """The one-hot context (n, K) of labels ``y`` (checked), ``None`` for an unconditional flow."""
+        y = self.check_labels(y, n)
+        if self.conditional and y is None:
+            raise ValueError(f"{what} of a conditional flow needs the labels y")
+        return None if y is None else one_hot(y, self.num_classes)
 
-    def log_prob(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Exact log p(x) in nats, (N,), for x of shape (N, D)."""
-        return self.flow().log_prob(x)
+    def transform(self, context: Tensor | None = None):
+        """The bijection x -> z (data to base), given the one-hot ``context`` (N, K) of a conditional flow;
+        ``.inv`` maps z -> x."""
+        return self.flow().transform if context is None else self.flow(context).transform
 
-    def to_latent(self, x: Tensor) -> Tensor:
-        """z = f(x), (N, D): the flow's forward map to its N(0, I) base."""
-        return self.transform()(x)
+    def log_prob(self, x: Tensor, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
+        """Exact log p(x) in nats, (N,), for x of shape (N, D); log p(x|y) given labels ``y`` (int64 (N,)), and
+        for a conditional flow with ``y=None`` the marginal log sum_c pi_c p(x|c) (:meth:`marginal`)."""
+        if self.conditional and y is None:
+            return self.marginal(lambda yc: self.log_prob(x, y=yc), len(x))
+        ctx = self._context(y, len(x), "the density")
+        return self.flow().log_prob(x) if ctx is None else self.flow(ctx).log_prob(x)
 
-    def from_latent(self, z: Tensor) -> Tensor:
-        """x = f^{-1}(z), (N, D): the inverse map (D sequential passes per transform)."""
-        return self.transform().inv(z)
+    def to_latent(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """z = f(x), (N, D): the flow's forward map to its N(0, I) base (given labels ``y`` if conditional)."""
+        return self.transform(self._context(y, len(x), "latent inference"))(x)
 
-    def loss(self, x: Tensor) -> Tensor:
-        """Mean NLL in nats."""
-        return -self.log_prob(x).mean()
+    def from_latent(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """x = f^{-1}(z), (N, D): the inverse map (D sequential passes per transform; labels ``y`` if conditional)."""
+        return self.transform(self._context(y, len(z), "the inverse map")).inv(z)
+
+    def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Mean NLL in nats (of log p(x|y) given the labels ``y`` of a conditional flow, which it needs)."""
+        ctx = self._context(y, len(x), "training")
+        return -(self.flow().log_prob(x) if ctx is None else self.flow(ctx).log_prob(x)).mean()
 
     def generate_nfe(self) -> int:
         return self.data_shape[0]  # each masked transform inverts in D sequential passes
 
-    def generate(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """(n, D) samples: z ~ N(0, I) pushed through the inverse flow."""
+    def generate(self, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
+        """(n, D) samples: z ~ N(0, I) pushed through the inverse flow (given labels ``y`` if conditional)."""
         z = torch.randn(n, self.data_shape[0], device=self.device, generator=generator)
-        return self.transform().inv(z)
+        return self.transform(None if y is None else one_hot(y, self.num_classes)).inv(z)

@@ -22,6 +22,7 @@ from models.base import Capabilities, GenerativeModel
 from models.fields import Range, check_fields
 from models.flow import TEXTBOOK
 from models.imaging import BINS, ResBlock, check_halvings, dequantize, quantize
+from models.nets import one_hot
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -41,6 +42,9 @@ class GlowConfig:
             counted, so it changes the model, not the units.
         actnorm_init_examples: training examples used for actnorm's data-dependent initialisation
             (at least 2: a standard deviation over one example of a 1 x 1 level is undefined).
+        num_classes: number of classes for a class-conditional Glow (the top prior and the split priors take the
+            one-hot label: mean and log-scale shifted by a zero-initialised linear map of it, as Glow's
+            class-conditional prior); ``None``: unconditional.
 
     Raises:
         ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
@@ -52,6 +56,7 @@ class GlowConfig:
     res_blocks: Annotated[int, Range(ge=0, le=16)] = 1
     logit_alpha: Annotated[float, Range(ge=0, lt=0.5)] = 0.05
     actnorm_init_examples: Annotated[int, Range(ge=2, le=10**5)] = 512
+    num_classes: Annotated[int, Range(ge=2, le=100_000)] | None = None
 
     def __post_init__(self):
         check_fields(self)
@@ -203,17 +208,26 @@ class FlowStep(nn.Module):
 class SplitPrior(nn.Module):
     """Glow's learned prior for factored-out channels: p(z | h) = N(mu(h), diag(exp(2 log_sigma(h)))).
 
-    A zero-initialised 3x3 conv of the kept half h gives mu and log_sigma, so it starts at N(0, I).
+    A zero-initialised 3x3 conv of the kept half h gives mu and log_sigma, so it starts at N(0, I). With
+    ``num_classes`` = K a zero-initialised linear map of the one-hot label y (N, K) shifts both per channel:
+    p(z | h, y).
     """
 
-    def __init__(self, c_keep: int, c_out: int):
+    def __init__(self, c_keep: int, c_out: int, num_classes: int | None = None):
         super().__init__()
         self.conv = nn.Conv2d(c_keep, 2 * c_out, 3, padding=1)
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
+        if num_classes:
+            self.label = nn.Linear(num_classes, 2 * c_out)
+            nn.init.zeros_(self.label.weight)
+            nn.init.zeros_(self.label.bias)
 
-    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
-        mean, log_sigma = self.conv(h).to(h.dtype).chunk(2, dim=1)
+    def forward(self, h: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        out = self.conv(h)
+        if y is not None:
+            out = out + self.label(y)[:, :, None, None]
+        mean, log_sigma = out.to(h.dtype).chunk(2, dim=1)
         return mean, log_sigma
 
 
@@ -254,7 +268,7 @@ class Glow(GenerativeModel):
     textbook = TEXTBOOK
     tiny = {"levels": 2, "steps": 1, "hidden": 8}  # test size (tests/test_contract.py)
     Config = GlowConfig
-    capabilities = Capabilities(sample=True, log_prob=True, latent="exact")
+    capabilities = Capabilities(sample=True, log_prob=True, latent="exact", conditional=True)
     train_defaults = {"lr": 1e-3, "warmup_steps": 200, "grad_clip": 50.0}
 
     @classmethod
@@ -273,10 +287,24 @@ class Glow(GenerativeModel):
             self.levels.append(nn.ModuleList([FlowStep(c, config.hidden, config.res_blocks)
                                               for _ in range(config.steps)]))
             if lvl < config.levels - 1:
-                self.priors.append(SplitPrior(c - c // 2, c // 2))
+                self.priors.append(SplitPrior(c - c // 2, c // 2, config.num_classes))
                 self.z_channels.append(c // 2)
                 c -= c // 2
         self.z_channels.append(c)
+        if config.num_classes:  # the class-conditional top prior N(mu(y), sigma(y)^2), N(0, I) at initialisation
+            self.top_prior = nn.Linear(config.num_classes, 2 * c)
+            nn.init.zeros_(self.top_prior.weight)
+            nn.init.zeros_(self.top_prior.bias)
+
+    def _top(self, y: Tensor | None) -> tuple[Tensor | float, Tensor | float]:
+        """(mean, log_sigma) of the top latent's prior, per channel (N, C, 1, 1): (0, 0) without labels."""
+        if y is None:
+            return 0.0, 0.0
+        mean, log_sigma = self.top_prior(y).chunk(2, dim=1)
+        return mean[:, :, None, None], log_sigma[:, :, None, None]
+
+    def _onehot(self, y: Tensor | None) -> Tensor | None:
+        return None if y is None else one_hot(y, self.num_classes)
 
     # ------------------------------------------------------------------ pre-processing
     def preprocess(self, v: Tensor) -> tuple[Tensor, Tensor]:
@@ -293,17 +321,23 @@ class Glow(GenerativeModel):
         return (torch.sigmoid(s) - a) / (1 - 2 * a) * BINS
 
     # ------------------------------------------------------------------ the bijection
-    def forward_flow(self, v: Tensor) -> tuple[list[Tensor], Tensor, Tensor]:
-        """v (N, C, H, W) in [0, 256) -> latents, log|det dz/dv| and log p_base(z).
+    def forward_flow(self, v: Tensor, y: Tensor | None = None) -> tuple[list[Tensor], Tensor, Tensor]:
+        """v (N, C, H, W) in [0, 256) -> latents, log|det dz/dv| and log p_base(z) (given labels y (N,) for a
+        conditional prior).
 
         Returns:
             zs: the factored-out latents, level 0 first and the top last.
             logdet: (N,) nats, all Jacobian terms including the pre-processing.
             log_base: (N,) nats, split priors plus the N(0, I) top.
         """
+        zs, kept, logdet = self._bijection(v)
+        return zs, logdet, self._log_base(zs, kept, logdet, y)
+
+    def _bijection(self, v: Tensor) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        """The flow itself: latents (level 0 first, the top last), each split prior's input (the kept half) and
+        log|det dz/dv| (N,) in nats. It does not depend on labels."""
         x, logdet = self.preprocess(v)
-        log_base = torch.zeros_like(logdet)
-        zs = []
+        zs, kept = [], []
         for lvl, steps in enumerate(self.levels):
             x = squeeze(x)
             for step in steps:
@@ -311,30 +345,43 @@ class Glow(GenerativeModel):
                 logdet = logdet + ld
             if lvl < len(self.priors):
                 z, x = x[:, : self.z_channels[lvl]], x[:, self.z_channels[lvl] :]
-                log_base = log_base + _gaussian_log_prob(z, *self.priors[lvl](x))
                 zs.append(z)
+                kept.append(x)
         zs.append(x)
-        return zs, logdet, log_base + _gaussian_log_prob(x)
+        return zs, kept, logdet
+
+    def _log_base(self, zs: list[Tensor], kept: list[Tensor], like: Tensor, y: Tensor | None = None) -> Tensor:
+        """log p_base of the latents in nats, (N,): the split priors given the kept halves, then the top (given
+        labels ``y`` for a conditional prior)."""
+        c = self._onehot(y)
+        log_base = torch.zeros_like(like)
+        for lvl, (z, h) in enumerate(zip(zs, kept)):
+            log_base = log_base + _gaussian_log_prob(z, *self.priors[lvl](h, c))
+        return log_base + _gaussian_log_prob(zs[-1], *self._top(c))
 
     def inverse_flow(self, zs: list[Tensor | None], generator: torch.Generator | None = None,
-                     n: int | None = None) -> Tensor:
+                     n: int | None = None, y: Tensor | None = None) -> Tensor:
         """Latents -> v (N, C, H, W), the inverse of :meth:`forward_flow` (before quantization).
 
-        An entry ``None`` in ``zs`` is drawn from its prior (given the levels above) with
-        ``generator``; ``n`` is the batch size when the top latent is ``None``.
+        An entry ``None`` in ``zs`` is drawn from its prior (given the levels above, and the labels ``y`` of a
+        conditional prior) with ``generator``; ``n`` is the batch size when the top latent is ``None``.
         """
         C, H, W = self.data_shape
         L = len(self.levels)
+        c = self._onehot(y)
         top = zs[-1]
         if top is None:
             shape = (n, self.z_channels[-1], H >> L, W >> L)
             top = torch.randn(shape, device=self.device, generator=generator)
+            if c is not None:
+                mean, log_sigma = self._top(c)
+                top = mean + torch.exp(log_sigma) * top
         x = top
         for lvl in reversed(range(L)):
             if lvl < len(self.priors):
                 z = zs[lvl]
                 if z is None:
-                    mean, log_sigma = self.priors[lvl](x)
+                    mean, log_sigma = self.priors[lvl](x, c)
                     z = mean + torch.exp(log_sigma) * torch.randn(mean.shape, device=x.device, generator=generator)
                 x = torch.cat([z, x], dim=1)
             for step in reversed(self.levels[lvl]):
@@ -359,17 +406,31 @@ class Glow(GenerativeModel):
             for a in acts:
                 a.initializing = False
 
-    def log_prob(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def log_prob(self, x: Tensor, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
         """log p(x + u) in nats, (N,), one dequantization draw u ~ U[0, 1)^D per image (from ``generator``).
 
-        x is uint8 (N, C, H, W). A lower bound on log P(x) in expectation over u.
+        x is uint8 (N, C, H, W). A lower bound on log P(x) in expectation over u. Given labels ``y`` (int64
+        (N,)) the density of a conditional Glow is log p(x + u | y); with ``y=None`` it is the marginal
+        log sum_c pi_c p(x + u | c) (one dequantization draw shared by the classes, :meth:`marginal`).
         """
-        _, logdet, log_base = self.forward_flow(dequantize(x, generator))
+        y = self.check_labels(y, len(x))
+        if self.conditional and y is None:
+            zs, kept, logdet = self._bijection(dequantize(x, generator))
+            return self.marginal(lambda yc: self._log_base(zs, kept, logdet, yc) + logdet, len(x))
+        _, logdet, log_base = self.forward_flow(dequantize(x, generator), y)
         return log_base + logdet
 
-    def loss(self, x: Tensor) -> Tensor:
-        """Mean NLL of the dequantized data in nats per dimension (bits/dim times ln 2)."""
-        return -self.log_prob(x).mean() / x[0].numel()
+    def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Mean NLL of the dequantized data in nats per dimension (bits/dim times ln 2); of log p(x + u | y) given
+        the labels ``y`` of a conditional Glow, which it needs.
+
+        Raises:
+            ValueError: a conditional Glow without labels, or bad labels.
+        """
+        y = self.check_labels(y, len(x))
+        if self.conditional and y is None:
+            raise ValueError("a conditional Glow trains on labels: loss(x, y)")
+        return -self.log_prob(x, y=y).mean() / x[0].numel()
 
     def _latent_shapes(self) -> list[tuple[int, int, int]]:
         """(C, H, W) of each level's latent, level 0 first and the top last."""
@@ -377,22 +438,27 @@ class Glow(GenerativeModel):
         L = len(self.levels)
         return [(c, H >> min(lvl + 1, L), W >> min(lvl + 1, L)) for lvl, c in enumerate(self.z_channels)]
 
-    def to_latent(self, x: Tensor) -> Tensor:
+    def to_latent(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Every level's latent of the bin centres v = x + 1/2, flattened and concatenated: (N, C*H*W) float32.
 
-        x is uint8 (N, C, H, W). No dequantization noise, so the map is deterministic.
+        x is uint8 (N, C, H, W). No dequantization noise, so the map is deterministic. The bijection does not
+        depend on labels: a conditional Glow's ``y`` (checked) changes only the priors.
         """
+        self.check_labels(y, len(x))
         zs, _, _ = self.forward_flow(x.float() + 0.5)
         return torch.cat([z.float().flatten(1) for z in zs], dim=1)
 
-    def from_latent(self, z: Tensor) -> Tensor:
-        """Inverse of :meth:`to_latent`: split z (N, C*H*W) by level, invert the flow, quantize to uint8."""
+    def from_latent(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """Inverse of :meth:`to_latent`: split z (N, C*H*W) by level, invert the flow, quantize to uint8 (labels
+        ``y`` checked, unused: the bijection does not depend on them)."""
+        self.check_labels(y, len(z))
         shapes = self._latent_shapes()
         parts = z.split([c * h * w for c, h, w in shapes], dim=1)
         zs: list[Tensor | None] = [p.reshape(-1, *s) for p, s in zip(parts, shapes)]
         return quantize(self.inverse_flow(zs))
 
-    def generate(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """(n, C, H, W) uint8 samples: latents from the priors, inverse flow, floor clamped to 0..255."""
+    def generate(self, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
+        """(n, C, H, W) uint8 samples: latents from the priors (given labels ``y`` for a conditional Glow), inverse
+        flow, floor clamped to 0..255."""
         zs: list[Tensor | None] = [None] * len(self.z_channels)
-        return quantize(self.inverse_flow(zs, generator, n))
+        return quantize(self.inverse_flow(zs, generator, n, y))

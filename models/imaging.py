@@ -321,11 +321,18 @@ def check_unet_shape(config, data_shape: tuple[int, ...]) -> None:
 
 
 def unet(channels: int, data_shape: tuple[int, ...], block_channels: tuple[int, ...], layers_per_block: int,
-         attention: bool, norm_groups: int, dropout: float = 0.0, attention_head_dim: int = 32) -> nn.Module:
+         attention: bool, norm_groups: int, dropout: float = 0.0, attention_head_dim: int = 32,
+         num_classes: int | None = None) -> nn.Module:
     """A diffusers ``UNet2DModel`` mapping (N, C, H, W) and a timestep (N,) to (N, C, H, W).
 
     Reference: Ronneberger et al. 2015 (U-Net), in the DDPM form of Ho et al. 2020,
     arXiv:2006.11239 (ResNet blocks, GroupNorm, sinusoidal time embedding).
+
+    With ``num_classes`` = K the U-Net is class-conditional: diffusers' class embedding (K + 1 rows, row K the
+    null label of classifier-free guidance) is added to the time embedding, and every ResNet block applies it
+    by adaptive group normalization, GroupNorm(h) * (1 + scale) + shift with (scale, shift) a linear map of the
+    embedding (``resnet_time_scale_shift="scale_shift"``; FiLM, Perez et al. 2018, arXiv:1709.07871; AdaGN,
+    Dhariwal & Nichol 2021, arXiv:2105.05233). Call it with ``class_labels`` int64 (N,) in [0, K].
 
     Args:
         channels: C, input and output channels.
@@ -354,4 +361,5 @@ def unet(channels: int, data_shape: tuple[int, ...], block_channels: tuple[int, 
         block_out_channels=tuple(block_channels), layers_per_block=layers_per_block,
         down_block_types=tuple(down), up_block_types=tuple(up), add_attention=attention,
         norm_num_groups=norm_groups, dropout=dropout, attention_head_dim=min(attention_head_dim, block_channels[-1]),
+        **({"num_class_embeds": num_classes + 1, "resnet_time_scale_shift": "scale_shift"} if num_classes else {}),
     )

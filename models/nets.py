@@ -32,17 +32,37 @@ def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> T
     return emb
 
 
+def one_hot(y: Tensor, num_classes: int) -> Tensor:
+    """Labels y (N,) int64 in [0, num_classes) -> (N, num_classes) float32 one-hot rows (the label embedding that
+    families concatenate to an input or a latent)."""
+    return nn.functional.one_hot(y, num_classes).float()
+
+
 class ConditionalMLP(nn.Module):
-    """MLP on ``[x, embedding(c)]`` for a scalar condition ``c`` (a timestep or a noise level).
+    """MLP on ``[x, embedding(c)]`` for a scalar condition ``c`` (a timestep or a noise level), and, with
+    ``num_classes``, a learned class embedding concatenated too: ``[x, embedding(c), E[y]]``.
+
+    The class embedding has K + 1 rows: row K is the null label of classifier-free guidance (Ho & Salimans 2021,
+    arXiv:2207.12598), used for ``y=None``. Without ``num_classes`` the network is built exactly as before (same
+    parameters, same initialisation).
 
     Args:
-        d: data dimension D; ``forward(x, c)`` takes x (N, D) and c (N,) and returns (N, D).
+        d: data dimension D; ``forward(x, c, y=None)`` takes x (N, D), c (N,) and labels y int64 (N,) in [0, K]
+            (K: the null label) and returns (N, D).
+        num_classes: K, or ``None`` for an unconditional network.
     """
 
-    def __init__(self, d: int, hidden: int, layers: int, embed: int = 32):
+    def __init__(self, d: int, hidden: int, layers: int, embed: int = 32, num_classes: int | None = None):
         super().__init__()
         self.embed = embed
-        self.net = mlp(d + embed, hidden, layers, d)
+        self.net = mlp(d + embed + (embed if num_classes else 0), hidden, layers, d)
+        self.num_classes = num_classes
+        self.label = nn.Embedding(num_classes + 1, embed) if num_classes else None
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        return self.net(torch.cat([x, sinusoidal_embedding(c, self.embed)], dim=-1))
+    def forward(self, x: Tensor, c: Tensor, y: Tensor | None = None) -> Tensor:
+        if self.label is None:
+            return self.net(torch.cat([x, sinusoidal_embedding(c, self.embed)], dim=-1))
+        if y is None:
+            y = torch.full((x.shape[0],), self.num_classes, dtype=torch.long, device=x.device)
+        return self.net(torch.cat([x, sinusoidal_embedding(c, self.embed), self.label(y)], dim=-1))
+

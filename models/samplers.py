@@ -26,6 +26,17 @@ Kinds (:data:`KINDS`):
 
 Both Langevin samplers, and the EBM's training chains, run one integrator, :func:`langevin`. The
 probability-flow ODE (Song et al. 2021, arXiv:2011.13456) reuses :func:`odeint` (Euler or Heun).
+
+**Conditioning and classifier-free guidance.** ``draw(model, n, generator, y=labels)`` draws sample i from
+p(x | y_i) for a class-conditional model (labels int64 (n,) in [0, K); ``model.sample`` checks them). The
+samplers that can guide (``native`` for the autoregressive family, ``ancestral``, ``ddim``,
+``annealed_langevin``) take a guidance scale w (setting ``guidance``, default 0): the network's output is
+(1 + w) f(x, c) - w f(x, ∅) with ∅ the null label, for the noise prediction epsilon, the score
+(Ho & Salimans 2021, arXiv:2207.12598, Eq. 6: grad log p~(x|c) = (1 + w) grad log p(x|c) - w grad log p(x)) or
+the log-probabilities of an autoregressive conditional. Both passes run as one batch of 2n; NFE counts them
+both, so it doubles when w > 0. With w = 0 and no labels every sampler runs exactly its unconditional code.
+A suite sweeps w like DDIM's steps (``ddim: {steps: 50, guidance: [0, 1, 2]}`` gives ``ddim_w0``, ``ddim_w1``,
+``ddim_w2``).
 """
 
 from __future__ import annotations
@@ -43,7 +54,7 @@ from torch import Tensor
 from models.fields import FieldConflict, Range, check_fields, check_order
 
 __all__ = ["Sampler", "Native", "Ancestral", "DDIM", "AnnealedLangevin", "SGLD", "DecoderMean", "ProbabilityFlow",
-           "KINDS", "ddim_step", "langevin", "odeint", "divergence", "build_samplers", "expand_entries"]
+           "KINDS", "ddim_step", "langevin", "odeint", "divergence", "build_samplers", "expand_entries", "guided"]
 
 
 @dataclass
@@ -94,24 +105,45 @@ class Sampler:
         """``n`` samples of ``model``, shape (n, *data_shape): float32 vectors or uint8 images.
 
         All randomness comes from ``generator`` (on the model's device). Called through
-        ``model.sample(n, generator, sampler=self)``, which decides whether autograd records a graph.
+        ``model.sample(n, generator, sampler=self)``, which decides whether autograd records a graph; for a
+        conditional model it passes ``y=labels`` (int64 (n,), checked) too.
         """
         raise NotImplementedError
+
+
+_Guidance = Annotated[float, Range(ge=0, le=100)]
+
+
+def guided(f_cond: Tensor, f_uncond: Tensor, w: float) -> Tensor:
+    """Classifier-free guidance: (1 + w) f(x, c) - w f(x, ∅) (Ho & Salimans 2021, arXiv:2207.12598, Eq. 6), for
+    an epsilon prediction, a score or log-probabilities (any shape, the two alike); w = 0 returns ``f_cond``."""
+    return f_cond if not w else (1 + w) * f_cond - w * f_uncond
+
+
+def _guided(nfe: int, guidance: float) -> int:
+    """NFE of a sampler that makes ``nfe`` network evaluations, doubled under guidance (conditional and
+    unconditional pass)."""
+    return nfe * (2 if guidance else 1)
 
 
 # =========================================================================== native
 @dataclass
 class Native(Sampler):
     """The family's own sampling procedure, ``model.generate(n, generator)``: ancestral sampling of an
-    autoregressive model, a VAE's decoder, a GAN's generator, a flow's inverse. NFE: ``model.generate_nfe()``."""
+    autoregressive model, a VAE's decoder, a GAN's generator, a flow's inverse. NFE: ``model.generate_nfe()``,
+    doubled with ``guidance`` > 0 (only families with ``capabilities.guidance``: the autoregressive family, which
+    guides each conditional's log-probabilities)."""
 
     kind: ClassVar[str] = "native"
+    guidance: _Guidance = 0.0
 
     def nfe(self, model: Any) -> int:
-        return int(model.generate_nfe())
+        return _guided(int(model.generate_nfe()), self.guidance)
 
-    def draw(self, model: Any, n: int, generator: torch.Generator | None = None) -> Tensor:
-        return model.generate(n, generator)
+    def draw(self, model: Any, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
+        if y is None:
+            return model.generate(n, generator)
+        return model.generate(n, generator, y=y, **({"guidance": self.guidance} if self.guidance else {}))
 
 
 # =========================================================================== diffusion
@@ -121,19 +153,20 @@ class Ancestral(Sampler):
     no noise at the last (Ho et al. 2020, arXiv:2006.11239, Alg. 2; sigma_t^2 = beta-tilde_t).
 
     Needs a model with ``config.T``, ``p_mean(x_t, t)``, ``log_var`` (T,), ``data_shape`` and ``decode_data``
-    (:class:`models.diffusion.GaussianDiffusion`). NFE = T.
+    (:class:`models.diffusion.GaussianDiffusion`). NFE = T, 2T with ``guidance`` > 0 (epsilon guided).
     """
 
     kind: ClassVar[str] = "ancestral"
+    guidance: _Guidance = 0.0
 
     def nfe(self, model: Any) -> int:
-        return int(model.config.T)
+        return _guided(int(model.config.T), self.guidance)
 
-    def draw(self, model: Any, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def draw(self, model: Any, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
         x = torch.randn(n, *model.data_shape, device=model.device, generator=generator)
         for i in reversed(range(model.config.T)):
             t = torch.full((n,), i, device=x.device, dtype=torch.long)
-            x = model.p_mean(x, t)
+            x = model.p_mean(x, t) if y is None else model.p_mean(x, t, y=y, guidance=self.guidance)
             if i > 0:
                 noise = torch.randn(x.shape, device=x.device, generator=generator)
                 x = x + torch.exp(0.5 * model.log_var[i]) * noise
@@ -181,7 +214,7 @@ class DDIM(Sampler):
     each step is :func:`ddim_step` to the next timestep, the last to alpha_bar = 1. Needs a model with
     ``config.T``, ``alpha_bar`` (T,), ``eps_at(x_t, t)``, ``clip_x0``, ``encode_data`` and ``decode_data``
     (:class:`models.diffusion.GaussianDiffusion`). NFE = the number of distinct timesteps (``steps`` when
-    ``steps <= T``).
+    ``steps <= T``), twice that with ``guidance`` > 0 (epsilon guided, Ho & Salimans 2021).
 
     Raises:
         ValueError: ``steps`` above the model's T (:meth:`check`, a :class:`~models.fields.FieldConflict` naming
@@ -191,10 +224,11 @@ class DDIM(Sampler):
     kind: ClassVar[str] = "ddim"
     steps: Annotated[int, Range(ge=1, le=10**6)] = 50
     eta: Annotated[float, Range(ge=0, le=1)] = 0.0
+    guidance: _Guidance = 0.0
 
     @property
     def sweep(self) -> str:
-        return f"DDIM (η = {self.eta:g})"
+        return f"DDIM (η = {self.eta:g})" if not self.guidance else f"DDIM (η = {self.eta:g}, w = {self.guidance:g})"
 
     def check(self, config: Any) -> None:
         if self.steps > config.T:
@@ -208,10 +242,15 @@ class DDIM(Sampler):
         return np.unique(np.linspace(0, T - 1, self.steps).round().astype(int))[::-1]
 
     def nfe(self, model: Any) -> int:
-        return len(self.timesteps(model.config.T))
+        return _guided(len(self.timesteps(model.config.T)), self.guidance)
 
-    def denoise(self, model: Any, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """From x_T = ``x`` down to x_0 in the diffusion's float space."""
+    def _eps(self, model: Any, x: Tensor, t: Tensor, y: Tensor | None) -> Tensor:
+        """epsilon at x_t: unconditional without labels, else guided with this sampler's scale."""
+        return model.eps_at(x, t) if y is None else model.eps_at(x, t, y=y, guidance=self.guidance)
+
+    def denoise(self, model: Any, x: Tensor, generator: torch.Generator | None = None,
+                y: Tensor | None = None) -> Tensor:
+        """From x_T = ``x`` down to x_0 in the diffusion's float space (conditioned on labels ``y`` if given)."""
         n = x.shape[0]
         ts = self.timesteps(model.config.T)
         one = torch.ones((), device=x.device)
@@ -220,26 +259,26 @@ class DDIM(Sampler):
             ab_prev = model.alpha_bar[ts[j + 1]] if j + 1 < len(ts) else one
             noise = (torch.randn(x.shape, device=x.device, generator=generator)
                      if self.eta > 0 and j + 1 < len(ts) else None)
-            x = ddim_step(x, model.eps_at(x, t), model.alpha_bar[i], ab_prev, eta=self.eta if noise is not None
-                          else 0.0, clip=model.clip_x0, noise=noise)
+            x = ddim_step(x, self._eps(model, x, t, y), model.alpha_bar[i], ab_prev,
+                          eta=self.eta if noise is not None else 0.0, clip=model.clip_x0, noise=noise)
         return x
 
-    def draw(self, model: Any, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def draw(self, model: Any, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
         x = torch.randn(n, *model.data_shape, device=model.device, generator=generator)
-        return model.decode_data(self.denoise(model, x, generator))
+        return model.decode_data(self.denoise(model, x, generator, y))
 
-    def invert(self, model: Any, x0: Tensor) -> Tensor:
+    def invert(self, model: Any, x0: Tensor, y: Tensor | None = None) -> Tensor:
         """DDIM inversion, x_0 -> x_T, with eta = 0 (Song et al. 2021, Sec. 4.3; Dhariwal & Nichol 2021,
         arXiv:2105.05233, App. F): the deterministic step run upward through the same timesteps, epsilon
-        taken at the current point (the usual approximation). ``x0`` in the diffusion's float space; returns
-        x_T of its shape."""
+        taken at the current point (the usual approximation; with labels ``y``, guided like :meth:`denoise`).
+        ``x0`` in the diffusion's float space; returns x_T of its shape."""
         n = x0.shape[0]
         ts = self.timesteps(model.config.T)[::-1]  # ascending
         one = torch.ones((), device=x0.device)
         x = x0
         for j, i in enumerate(ts):
             cur = int(ts[max(j - 1, 0)])
-            eps = model.eps_at(x, torch.full((n,), cur, device=x.device, dtype=torch.long))
+            eps = self._eps(model, x, torch.full((n,), cur, device=x.device, dtype=torch.long), y)
             x = ddim_step(x, eps, model.alpha_bar[cur] if j > 0 else one, model.alpha_bar[i], clip=model.clip_x0)
         return x
 
@@ -283,26 +322,29 @@ class AnnealedLangevin(Sampler):
     arXiv:2009.05475).
 
     Needs a model with ``sigmas`` (L,), ``score(x, sigma)``, ``initial`` and ``decode_data``
-    (:class:`models.score.NoiseConditionalScore`). NFE = L * ``steps_per_sigma`` + ``denoise``.
+    (:class:`models.score.NoiseConditionalScore`). NFE = L * ``steps_per_sigma`` + ``denoise``, twice that with
+    ``guidance`` > 0 (the score guided, Ho & Salimans 2021, Eq. 6).
     """
 
     kind: ClassVar[str] = "annealed_langevin"
     steps_per_sigma: Annotated[int, Range(ge=1, le=1000)] = 100
     step_eps: Annotated[float, Range(gt=0, le=1)] = 2e-5
     denoise: bool = True
+    guidance: _Guidance = 0.0
 
     def nfe(self, model: Any) -> int:
-        return len(model.sigmas) * self.steps_per_sigma + int(self.denoise)
+        return _guided(len(model.sigmas) * self.steps_per_sigma + int(self.denoise), self.guidance)
 
-    def draw(self, model: Any, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def draw(self, model: Any, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
         sigmas = model.sigmas
         levels = [i for i in range(len(sigmas)) for _ in range(self.steps_per_sigma)]
         alphas = [self.step_eps * (sigma / sigmas[-1]) ** 2 for sigma in sigmas]
         schedule = [(0.5 * alphas[i], alphas[i].sqrt()) for i in levels]
-        x = langevin(model.initial(n, generator), lambda x, k: model.score(x, sigmas[levels[k]].expand(n)),
+        kw = {} if y is None else {"y": y, "guidance": self.guidance}
+        x = langevin(model.initial(n, generator), lambda x, k: model.score(x, sigmas[levels[k]].expand(n), **kw),
                      schedule, generator)
         if self.denoise:
-            x = x + sigmas[-1] ** 2 * model.score(x, sigmas[-1].expand(n))
+            x = x + sigmas[-1] ** 2 * model.score(x, sigmas[-1].expand(n), **kw)
         return model.decode_data(x)
 
 
@@ -351,8 +393,9 @@ class SGLD(Sampler):
     def nfe(self, model: Any) -> int:
         return self.steps
 
-    def draw(self, model: Any, n: int, generator: torch.Generator | None = None) -> Tensor:
-        return model.decode_data(model.chains(model.uniform(n, generator), self.schedule(model), generator))
+    def draw(self, model: Any, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
+        kw = {} if y is None else {"y": y}
+        return model.decode_data(model.chains(model.uniform(n, generator), self.schedule(model), generator, **kw))
 
 
 # =========================================================================== ODE
@@ -552,7 +595,8 @@ def expand_entries(entries: Mapping[str, Mapping[str, Any] | None]) -> dict[str,
     """Sampler entries ``{name: {kind?, setting: value}}`` with list-valued settings expanded into a sweep.
 
     ``{"ddim": {"steps": [10, 50]}}`` gives ``{"ddim10": {"kind": "ddim", "steps": 10}, "ddim50": {...}}``:
-    one sampler per value, named ``<name><value>``; ``kind`` defaults to the entry's name. A ``None`` entry is
+    one sampler per value, named ``<name><value>`` (a guidance sweep ``<name>_w<value>``: ``ddim_w0.5``);
+    ``kind`` defaults to the entry's name. A ``None`` entry is
     dropped (a suite removes a family's default sampler that way). At most one setting may be a list.
 
     Raises:
@@ -575,8 +619,10 @@ def expand_entries(entries: Mapping[str, Mapping[str, Any] | None]) -> dict[str,
         if not swept:
             out[str(name)] = {"kind": kind, **entry}
             continue
+        infix = "_w" if swept[0] == "guidance" else ""
         for v in entry[swept[0]]:
-            out[f"{name}{v:g}" if isinstance(v, float) else f"{name}{v}"] = {"kind": kind, **entry, swept[0]: v}
+            out[f"{name}{infix}{v:g}" if isinstance(v, float) else f"{name}{infix}{v}"] = {"kind": kind, **entry,
+                                                                                           swept[0]: v}
     return out
 
 

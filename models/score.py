@@ -11,6 +11,11 @@ annealed Langevin dynamics and the final Tweedie denoising step. They differ in
 the network and how it is told sigma, in the data space (raw vectors; images
 scaled to [0, 1]), in where the sampler starts, and in the loss's reduction
 (per example for vectors, per dimension for images).
+
+Class-conditional forms (``num_classes`` = K): the network also sees the label (a learned embedding
+concatenated to the MLP's input; adaptive group normalization in the U-Net), trained with the label dropped
+with probability ``p_uncond``; annealed Langevin then follows the guided score
+(1 + w) s(x, sigma, c) - w s(x, sigma, ∅) (Ho & Salimans 2021, arXiv:2207.12598).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig, la
 from models.fields import Range, check_fields, check_order
 from models.imaging import UNetChannels, check_norm_groups, check_unet_shape, from_unit, to_unit, unet
 from models.nets import ConditionalMLP
+from models.samplers import guided
 
 # The taxonomy's row for this family (README; bench/verdicts.py tests it).
 TEXTBOOK = Textbook(likelihood="none", sampling="slow", likelihood_text="none explicit", sampling_text="slow (SDE/ODE)",
@@ -50,7 +56,7 @@ class NoiseConditionalScore(GenerativeModel):
     sampler's, not the model's.
     """
 
-    capabilities = Capabilities(sample=True)
+    capabilities = Capabilities(sample=True, conditional=True, guidance=True)
     samplers = {"default": {"kind": "annealed_langevin", "steps_per_sigma": 100, "step_eps": 2e-5, "denoise": True},
                 "pf_ode": {"steps": 25, "method": "heun"}}
     legacy_config_keys = ("steps_per_sigma", "step_eps", "denoise")
@@ -74,8 +80,9 @@ class NoiseConditionalScore(GenerativeModel):
         """The sampler's final x -> data (dtype and range of the modality)."""
         return x
 
-    def score_net(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """The network's output u(x, sigma), float32 of x's shape, for sigma of shape (N,)."""
+    def score_net(self, x: Tensor, sigma: Tensor, y: Tensor | None = None) -> Tensor:
+        """The network's output u(x, sigma), float32 of x's shape, for sigma of shape (N,) (and, for a
+        conditional model, labels y (N,) in [0, K], K the null label)."""
         raise NotImplementedError
 
     def initial(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -101,9 +108,21 @@ class NoiseConditionalScore(GenerativeModel):
             sub = self.encode_data(x_train[:2000]).flatten(1)
             self.sigmas = self._ladder(torch.cdist(sub, sub).max().item()).to(self.sigmas.device)
 
-    def score(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """Score estimate s(x, sigma) = u(x, sigma) / sigma ≈ grad_x log p_sigma(x), x's shape, for sigma (N,)."""
-        return self.score_net(x, sigma) / sigma.reshape(-1, *[1] * (x.dim() - 1))
+    def score(self, x: Tensor, sigma: Tensor, y: Tensor | None = None, guidance: float = 0.0) -> Tensor:
+        """Score estimate s(x, sigma) = u(x, sigma) / sigma ≈ grad_x log p_sigma(x), x's shape, for sigma (N,).
+
+        With labels ``y`` (int64 (N,) in [0, K)) it is s(x, sigma, y); with ``guidance`` w > 0 the classifier-free
+        guided (1 + w) s(x, sigma, y) - w s(x, sigma, ∅) (Ho & Salimans 2021, Eq. 6), one pass on a batch of 2N.
+        """
+        if y is None:
+            u = self.score_net(x, sigma)
+        elif not guidance:
+            u = self.score_net(x, sigma, y)
+        else:
+            null = torch.full_like(y, self.null_label)
+            u_c, u_u = self.score_net(torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([y, null])).chunk(2)
+            u = guided(u_c, u_u, guidance)
+        return u / sigma.reshape(-1, *[1] * (x.dim() - 1))
 
     # ------------------------------------------------------------------ probability-flow ODE
     # The hooks of models.samplers.ProbabilityFlow: the variance-exploding ODE dy/dsigma = -sigma s(y, sigma)
@@ -138,19 +157,27 @@ class NoiseConditionalScore(GenerativeModel):
         """y at sigma_min -> data (:meth:`decode_data`)."""
         return self.decode_data(y)
 
-    def loss(self, x: Tensor) -> Tensor:
+    def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Denoising score matching weighted by sigma^2 (Song & Ermon 2019, Eq. 5-6), batch mean.
 
         0.5 * ||sigma s(x + sigma z, sigma) + z||^2 with sigma drawn uniformly from the
-        ladder, summed over dimensions, or averaged with ``loss_per_dimension``.
+        ladder, summed over dimensions, or averaged with ``loss_per_dimension``. A conditional model needs the
+        labels ``y`` (int64 (B,)), each dropped to the null label with probability ``p_uncond``.
+
+        Raises:
+            ValueError: a conditional model without labels, or bad labels.
         """
+        y = self.check_labels(y, len(x))
+        if self.conditional and y is None:
+            raise ValueError("a conditional score model trains on labels: loss(x, y)")
         x = self.encode_data(x)
         sigma = self.sigmas[torch.randint(len(self.sigmas), (x.shape[0],), device=x.device)]
         noise = torch.randn_like(x)
         sigma_x = sigma.reshape(-1, *[1] * (x.dim() - 1))
         x_tilde = x + sigma_x * noise
         # sigma * s(x~, sigma) should equal -(x~ - x) / sigma = -noise
-        sq = (sigma_x * self.score(x_tilde, sigma) + noise) ** 2
+        score = self.score(x_tilde, sigma) if y is None else self.score(x_tilde, sigma, self.drop_labels(y))
+        sq = (sigma_x * score + noise) ** 2
         return 0.5 * (sq.mean() if self.loss_per_dimension else sq.flatten(1).sum(1).mean())
 
 
@@ -177,6 +204,9 @@ class NCSNConfig:
             largest pairwise distance in the training data (Song & Ermon 2020, technique 1).
         hidden: width of the score network.
         layers: hidden layers of the score network.
+        num_classes: K for a class-conditional model (a label embedding concatenated to the network's input);
+            ``None``: unconditional.
+        p_uncond: probability that training drops a label (the null label), for classifier-free guidance.
 
     Raises:
         ValueError: a value outside its declared range, or sigma_min >= sigma_max
@@ -188,6 +218,8 @@ class NCSNConfig:
     sigma_max: _Sigma | None = None
     hidden: Annotated[int, Range(ge=1, le=4096)] = 128
     layers: Annotated[int, Range(ge=1, le=64)] = 3
+    num_classes: Annotated[int, Range(ge=2, le=100_000)] | None = None
+    p_uncond: Annotated[float, Range(ge=0, lt=1)] = 0.1
 
     def __post_init__(self):
         _check_ladder(self)
@@ -217,12 +249,12 @@ class NCSN(NoiseConditionalScore):
     def __init__(self, config: NCSNConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
         (D,) = self.data_shape
-        self.net = ConditionalMLP(D, config.hidden, config.layers)
+        self.net = ConditionalMLP(D, config.hidden, config.layers, num_classes=config.num_classes)
         self._init_sigmas(1.0)
 
-    def score_net(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """MLP(x, log sigma), (N, D)."""
-        return self.net(x, torch.log(sigma))
+    def score_net(self, x: Tensor, sigma: Tensor, y: Tensor | None = None) -> Tensor:
+        """MLP(x, log sigma[, E[y]]), (N, D)."""
+        return self.net(x, torch.log(sigma)) if y is None else self.net(x, torch.log(sigma), y)
 
 
 # =========================================================================== images
@@ -243,6 +275,9 @@ class ImageNCSNConfig:
         attention: self-attention at the lowest resolution and in the middle block.
         norm_groups: GroupNorm groups (must divide every entry of ``channels``).
         dropout: dropout probability in the ResNet blocks, in [0, 1).
+        num_classes: K for a class-conditional U-Net (class embedding by adaptive group normalization,
+            :func:`models.imaging.unet`); ``None``: unconditional.
+        p_uncond: probability that training drops a label (the null label), for classifier-free guidance.
 
     The sampler's defaults follow NCSNv2: 5 Langevin steps per level, step epsilon 1e-5 (technique
     4 at MNIST's ladder ratio), and the final Tweedie denoising step.
@@ -260,6 +295,8 @@ class ImageNCSNConfig:
     attention: bool = True
     norm_groups: Annotated[int, Range(ge=1, le=512)] = 32
     dropout: Annotated[float, Range(ge=0, lt=1)] = 0.0
+    num_classes: Annotated[int, Range(ge=2, le=100_000)] | None = None
+    p_uncond: Annotated[float, Range(ge=0, lt=1)] = 0.1
 
     def __post_init__(self):
         _check_ladder(self)
@@ -307,7 +344,7 @@ class ImageNCSN(NoiseConditionalScore):
     def __init__(self, config: ImageNCSNConfig, data_shape: tuple[int, ...]):
         super().__init__(config, data_shape)
         self.net = unet(self.data_shape[0], self.data_shape, config.channels, config.layers_per_block,
-                        config.attention, config.norm_groups, config.dropout)
+                        config.attention, config.norm_groups, config.dropout, num_classes=config.num_classes)
         self._init_sigmas(50.0)
 
     def encode_data(self, x: Tensor) -> Tensor:
@@ -324,11 +361,16 @@ class ImageNCSN(NoiseConditionalScore):
         v = x.float() + torch.rand(x.shape, device=x.device, generator=generator)
         return (v - 0.5) / 255.0, torch.full((x.shape[0],), -x[0].numel() * math.log(255.0), device=x.device)
 
-    def score_net(self, x: Tensor, sigma: Tensor) -> Tensor:
-        """U-Net u(x, c(sigma)) in float32, (N, C, H, W)."""
+    def score_net(self, x: Tensor, sigma: Tensor, y: Tensor | None = None) -> Tensor:
+        """U-Net u(x, c(sigma)[, y]) in float32, (N, C, H, W); a conditional U-Net takes ``y=None`` as the null
+        label."""
         s_max, s_min = self.sigmas[0], self.sigmas[-1]
         c_noise = 999 * torch.log(s_max / sigma) / torch.log(s_max / s_min)
-        return self.net(x, c_noise).sample.float()
+        if self.num_classes is None:
+            return self.net(x, c_noise).sample.float()
+        if y is None:
+            y = torch.full((x.shape[0],), self.null_label, dtype=torch.long, device=x.device)
+        return self.net(x, c_noise, class_labels=y).sample.float()
 
     def initial(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """U[0, 1]^D + sigma_max * N(0, I), (n, C, H, W)."""

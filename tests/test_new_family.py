@@ -163,4 +163,4 @@ def test_textbook_values_are_checked():
         Textbook(likelihood="ELBO", sampling="fast")
     assert Textbook("bound", "slow", sampling_text="slow (iterative)").likelihood_text == "bound"
     assert models.textbook("diffusion").sampling_text == "slow (iterative)"
-    assert models.get("gan", "vector").capabilities == Capabilities(sample=True)
+    assert models.get("gan", "vector").capabilities == Capabilities(sample=True, conditional=True)

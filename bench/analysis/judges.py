@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.analysis import sample_verdicts, training_verdicts, verdicts
+from bench.analysis import guidance, sample_verdicts, training_verdicts, verdicts
 from bench.analysis.claims import CLAIMS, ClaimVerdict
 from bench.store.schema import CellRecord
 
@@ -22,6 +22,8 @@ JUDGES: list[Judge] = [
     verdicts.judge_taxonomy,  # T1-T4 likelihood kinds (T3: GAN), T12, T13 sampling speed
     training_verdicts.judge_training,  # T14, T15 fragility (failed runs, oscillation), T20 collapse and coverage
     sample_verdicts.judge_samples,  # T3 (score, by the ODE), T5, T6, T7-T11, T17-T19, T21, T30
+    guidance.judge_t24,  # T24 every family can be conditioned (label agreement of conditional cells)
+    guidance.judge_t25,  # T25 guidance trades diversity for fidelity (the guidance sweeps)
 ]
 
 

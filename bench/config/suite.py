@@ -34,6 +34,15 @@ profile's sweep; each variant is its own row in records, ``seeds.csv``, the repo
       gan: {train: {steps: 400}}
       gan_lr2: {family: gan, lr_scale: 2}     # gan's settings, learning rate x 2
 
+A ``conditional`` block (usually in a profile) makes the run class-conditional (docs/conditional.md)::
+
+    conditional:
+      families: [diffusion, score, autoregressive]   # the run's families (default: all of the suite's)
+      guidance: [0, 0.5, 1, 2, 4]                    # swept on the guided families' samplers
+
+Each listed family is built with ``model.num_classes`` = the dataset's number of classes K and trains on the
+labels; the guided families' samplers that take a guidance scale get the sweep.
+
 PyYAML reads ``1e-3`` (no dot) as a string, so numeric strings are accepted where
 a number is expected.
 """
@@ -446,6 +455,36 @@ class Resources(TaskResources):
     evaluate: TaskResources | None = None
 
 
+_Guidance = Annotated[float, Range(ge=0, le=100)]
+
+
+@dataclass
+class ConditionalConfig:
+    """A class-conditional run: the suite's top-level ``conditional:`` block (docs/conditional.md).
+
+    Attributes:
+        families: the families of the run, each built class-conditional (``model.num_classes`` = the dataset's
+            number of classes K, per dataset) and trained on the labels; the suite's other families do not run.
+            ``None``: every family of the suite.
+        guidance: classifier-free guidance scales w swept on every sampler of a guided family (one whose
+            capabilities say ``guidance``) whose kind takes a guidance scale and which neither sets one nor
+            sweeps another setting: ``ddim`` becomes ``ddim_w0``, ``ddim_w0.5``, ...; ``[]``: no sweep. Each w
+            in [0, 100], no repeats.
+
+    Raises:
+        ValueError: a scale outside [0, 100] or given twice.
+    """
+
+    families: list[str] | None = None
+    guidance: list[_Guidance] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0, 4.0])
+
+    def __post_init__(self):
+        check_fields(self)
+        for i, w in enumerate(self.guidance):
+            if w in self.guidance[:i]:
+                raise ValueError(f"guidance[{i}]: {w!r} is not allowed (listed twice)")
+
+
 @dataclass
 class FamilyEntry:
     """One family of a suite: its model config (the family's own dataclass), training, its samplers
@@ -488,6 +527,7 @@ class Suite:
     profile: str | None = None
     profile_reason: str = ""
     dataset_families: dict[str, dict[str, FamilyEntry]] = field(default_factory=dict)
+    conditional: ConditionalConfig | None = None
 
     def family(self, dataset: str, name: str) -> FamilyEntry:
         """The config of family ``name`` on ``dataset``: the dataset's override if any, else the suite's."""
@@ -515,7 +555,7 @@ def sampler_settings(samplers: Mapping[str, Sampler]) -> dict[str, dict[str, Any
 DEFAULT_PROFILE = "default"
 PROFILE_META_KEYS = ("requires", "fallback")
 _TOP_KEYS = ["name", "description", "datasets", "seeds", "device", "data", "eval", "train", "resources", "families",
-             "profiles"]
+             "conditional", "profiles"]
 _FAMILY_KEYS = ["family", "lr_scale", "model", "train", "samplers", "resources"]
 
 
@@ -589,10 +629,12 @@ def _variant_entry(fams: Mapping, name: str, entry: Mapping, key: str) -> tuple[
 
 
 def _parse_families(fams: Mapping, suite_train: Mapping, modality: str,
-                    suite_resources: Mapping | None = None) -> dict[str, FamilyEntry]:
+                    suite_resources: Mapping | None = None,
+                    guidance: list[float] | None = None) -> dict[str, FamilyEntry]:
     """Fill every family entry of ``fams`` (name -> {family, lr_scale, model, train, samplers, resources}) for
     ``modality``; the suite's ``train`` and ``resources`` blocks lie under each family's own, and a variant's
-    (``family: <registered>``) the suite's entry of that family (:func:`_variant_entry`)."""
+    (``family: <registered>``) the suite's entry of that family (:func:`_variant_entry`). ``guidance``: the
+    conditional block's sweep, given to the guided families' samplers (:func:`_fill_samplers`)."""
     families = {}
     for name, entry in fams.items():
         key = f"families.{name}"
@@ -634,19 +676,37 @@ def _parse_families(fams: Mapping, suite_train: Mapping, modality: str,
         if not isinstance(own, Mapping):
             raise _KeyError(f"{key}.resources", f"expected a mapping, got {own!r}")
         resources = fill(Resources, _deep_merge(dict(suite_resources or {}), own), f"{key}.resources")
-        samplers = _fill_samplers(cls, model_cfg, entry.get("samplers"), f"{key}.samplers")
+        samplers = _fill_samplers(cls, model_cfg, entry.get("samplers"), f"{key}.samplers", guidance)
         families[str(name)] = FamilyEntry(model=model_cfg, train=train_cfg, resources=resources, samplers=samplers,
                                           family=registered, lr_scale=lr_scale)
     return families
 
 
-def _fill_samplers(cls: type, model_cfg: Any, given: Any, key: str) -> dict[str, Sampler]:
+def _guidance_sweep(cls: type, entry: Any, guidance: list[float] | None) -> Any:
+    """``entry`` with the conditional block's guidance sweep, where it applies: a guided family's sampler whose
+    kind takes ``guidance`` and which sets no guidance and sweeps no other setting."""
+    if not guidance or not cls.capabilities.guidance or not isinstance(entry, Mapping):
+        return entry
+    kind = samplers.KINDS.get(entry.get("kind", ""))
+    if kind is None or "guidance" not in {f.name for f in dataclasses.fields(kind)} or "guidance" in entry:
+        return entry
+    if any(isinstance(v, (list, tuple)) for v in entry.values()):
+        return entry
+    return {**entry, "guidance": list(guidance)}
+
+
+def _fill_samplers(cls: type, model_cfg: Any, given: Any, key: str,
+                   guidance: list[float] | None = None) -> dict[str, Sampler]:
     """The family's samplers: its declared entries (``cls.samplers``) with the suite's block merged over them
     (``null`` drops one; a list-valued setting is a sweep, :func:`models.samplers.expand_entries`), each filled
-    as its kind's typed dataclass and checked against the model config."""
+    as its kind's typed dataclass and checked against the model config (a guidance scale included:
+    :meth:`models.base.GenerativeModel.check_guidance`). ``guidance``: the conditional block's sweep
+    (:func:`_guidance_sweep`)."""
     if given is not None and not isinstance(given, Mapping):
         raise _KeyError(key, f"expected a mapping of sampler name -> settings, got {given!r}")
     merged = _deep_merge({k: dict(v) for k, v in cls.samplers.items()}, given or {})
+    merged = {name: _guidance_sweep(cls, {"kind": name, **entry} if isinstance(entry, Mapping) else entry, guidance)
+              for name, entry in merged.items()}
     kinds = cls.sampler_kinds()
     out: dict[str, Sampler] = {}
     for name, entry in merged.items():
@@ -668,6 +728,7 @@ def _fill_samplers(cls: type, model_cfg: Any, given: Any, key: str) -> dict[str,
             sampler.name = str(full)
             try:
                 sampler.check(model_cfg)
+                cls.check_guidance(sampler, model_cfg)
             except FieldConflict as e:  # "model.<field>" keys are the model config's, the others the sampler's
                 model_key, sampler_key = f"{key.rsplit('.', 1)[0]}.model.", f"{where}.model."
                 raise _conflict(e, where).rekey(lambda k, a=sampler_key, b=model_key: k.replace(a, b)) from None
@@ -758,20 +819,45 @@ def _parse(raw: Mapping) -> Suite:
     if not isinstance(suite_resources, Mapping):
         raise _KeyError("resources", f"expected a mapping, got {suite_resources!r}")
     fill(Resources, suite_resources, "resources")  # likewise
-    families = _parse_families(fams, suite_train, modality, suite_resources)
-    dataset_families = {}
-    for n, (key, over) in ds_overrides.items():
+    for key, over in ds_overrides.values():
         for f in over:
             if f not in fams:
                 raise _KeyError(f"{key}.families.{f}", f"family {f!r} is not in the suite's families "
                                                        f"({', '.join(map(str, fams))})")
+    conditional, guidance = None, None
+    if raw.get("conditional") is not None:
+        conditional = fill(ConditionalConfig, raw["conditional"], "conditional")
+        fams = _conditional_families(conditional, fams, modality)
+        ds_overrides = {n: (key, {f: e for f, e in over.items() if f in fams})
+                        for n, (key, over) in ds_overrides.items()}
+        guidance = conditional.guidance
+
+    def labelled(fs: Mapping, name: str) -> dict:  # the conditional run's families get num_classes = K
+        if conditional is None:
+            return dict(fs)
+        k = datasets.num_classes(name)
+        return {f: _deep_merge(dict(e or {}), {"model": {"num_classes": k}}) for f, e in fs.items()}
+
+    families = _parse_families(labelled(fams, names[0]), suite_train, modality, suite_resources, guidance)
+    dataset_families = {}
+    for n in names:
+        key, over = ds_overrides.get(n, ("", {}))
+        if not over and conditional is None:
+            continue
         try:
-            dataset_families[n] = _parse_families(_deep_merge(dict(fams), over), suite_train, modality,
-                                                  suite_resources)
+            dataset_families[n] = _parse_families(labelled(_deep_merge(dict(fams), over), n), suite_train, modality,
+                                                  suite_resources, guidance)
         except _KeyError as e:  # keys the dataset's block sets are its own, and the more specific: named first
             opts = [(f"{key}.{k}", m) if _has_path({"families": over}, k) else (k, m) for k, m in e.options()]
             opts.sort(key=lambda o, key=key: not o[0].startswith(f"{key}."))
             raise _KeyError(*opts[0], opts[1:]) from None
+    for n in names:  # a label count the suite sets itself must be the dataset's
+        for f in fams:
+            entry = dataset_families.get(n, {}).get(f) or families[f]
+            k = getattr(entry.model, "num_classes", None)
+            if k is not None and k != datasets.num_classes(n):
+                raise _KeyError(f"families.{f}.model.num_classes", f"{k} is not allowed (dataset {n!r} has "
+                                                                   f"{datasets.num_classes(n)} classes)")
     data = fill(DataConfig, raw.get("data"), "data")
     _check_data_shapes(names, data, families, dataset_families, ds_overrides, modality)
     return Suite(
@@ -785,6 +871,7 @@ def _parse(raw: Mapping) -> Suite:
         families=families,
         modality=modality,
         dataset_families=dataset_families,
+        conditional=conditional,
     )
 
 
@@ -805,6 +892,31 @@ def _check_data_shapes(names: list[str], data: DataConfig, families: dict[str, F
                 if n in ds_overrides and _has_path({"families": ds_overrides[n][1]}, key):
                     key = f"{ds_overrides[n][0]}.{key}"
                 raise _KeyError(key, m.group(2) if m else str(e)) from None
+
+
+def _conditional_families(conditional: ConditionalConfig, fams: Mapping, modality: str) -> dict:
+    """The suite's family entries that a conditional run keeps (``conditional.families``, default all), each
+    checked to be a family of the suite that can be conditioned.
+
+    Raises:
+        _KeyError: a name not among the suite's families, a repeat, or a family whose capabilities say
+            ``conditional=False``.
+    """
+    chosen = conditional.families if conditional.families is not None else [str(f) for f in fams]
+    _distinct(list(chosen), "conditional.families")
+    for i, f in enumerate(chosen):
+        if f not in fams:
+            raise _KeyError(f"conditional.families[{i}]", f"{f!r} is not a family of the suite "
+                                                          f"({', '.join(map(str, fams))})")
+        try:
+            entry = fams[f]
+            cls = models.get(entry.get("family", f) if isinstance(entry, Mapping) else f, modality)
+        except models.RegistryError as e:
+            raise _KeyError(f"conditional.families[{i}]", str(e)) from None
+        if not cls.capabilities.conditional:
+            raise _KeyError(f"conditional.families[{i}]", f"family {f!r} cannot be conditioned (its capabilities "
+                                                          "say conditional=False)")
+    return {f: fams[f] for f in chosen}
 
 
 MAX_SUITE_BYTES = 1 << 20

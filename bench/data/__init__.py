@@ -1,8 +1,11 @@
 """Datasets by name. Each suite names its datasets; :func:`load` returns the splits.
 
 * 2D mixtures (modality ``"vector"``): ``8gaussians``, ``25gaussians``, ``imbalanced``;
-  float32 coordinates.
-* images (modality ``"image"``): ``mnist``, ``cifar10``; uint8 tensors (N, C, H, W), values 0..255.
+  float32 coordinates, labelled by the mixture component that drew each point.
+* images (modality ``"image"``): ``mnist``, ``cifar10``; uint8 tensors (N, C, H, W), values 0..255, with their
+  class labels.
+
+Every dataset has K classes (:func:`num_classes`), the labels of class-conditional models.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ class Dataset:
         train, val, test: (N, *shape) tensors: float32 coordinates (vector) or uint8
             pixels 0..255 (image). ``val`` may be empty (MNIST has no official one).
         true: the closed-form mixture for synthetic 2D data, else ``None``.
-        train_labels, test_labels: class labels (N,) int64 for labelled image data.
+        train_labels, val_labels, test_labels: class labels (N,) int64 in [0, K): the image classes, or the
+            mixture component that drew each 2D point.
         info: facts recorded with every result (sizes, seeds, fingerprints, ...).
     """
 
@@ -52,6 +56,7 @@ class Dataset:
     train_labels: torch.Tensor | None = None
     test_labels: torch.Tensor | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    val_labels: torch.Tensor | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -66,6 +71,16 @@ def names() -> list[str]:
 def modality(name: str) -> str:
     """``"vector"`` for the 2D mixtures, ``"image"`` for image datasets."""
     return "image" if name in IMAGE_DATASETS else "vector"
+
+
+def num_classes(name: str) -> int:
+    """K, the number of classes of dataset ``name`` (known without loading it): a mixture's components, or 10
+    for MNIST and CIFAR-10.
+
+    Raises:
+        KeyError: unknown name.
+    """
+    return 10 if name in IMAGE_DATASETS else MIXTURES[name]().k
 
 
 @functools.cache
@@ -134,8 +149,9 @@ def load(name: str, cfg: Any, entropy_mc: int = 1_000_000) -> Dataset:
     mix = MIXTURES[name]()
     splits = {}
     for split, n in (("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test)):
-        x, _ = mix.sample(n, SPLIT_SEEDS[split])
+        x, labels = mix.sample(n, SPLIT_SEEDS[split])
         splits[split] = torch.from_numpy(x.astype(np.float32))
+        splits[f"{split}_labels"] = torch.from_numpy(labels.astype(np.int64))
     h, h_se = true_entropy(name, entropy_mc)
     info = {
         "name": name,
@@ -166,7 +182,8 @@ def load_mnist(root: str) -> Dataset:
                         "test": mnist_fingerprint(raw, False, len(x_test))},
         "comparable_to_published": True,
     }
-    return Dataset("mnist", "image", x_train, x_train[:0], x_test, train_labels=y_train, test_labels=y_test, info=info)
+    return Dataset("mnist", "image", x_train, x_train[:0], x_test, train_labels=y_train, test_labels=y_test, info=info,
+                   val_labels=y_train[:0])
 
 
 def load_cifar(root: str) -> Dataset:
@@ -184,7 +201,7 @@ def load_cifar(root: str) -> Dataset:
                         "test": array_fingerprint("cifar10", variant, "test", x_test)},
     }
     return Dataset("cifar10", "image", x_train, x_train[:0], x_test, train_labels=y_train, test_labels=y_test,
-                   info=info)
+                   info=info, val_labels=y_train[:0])
 
 
-__all__ = ["Dataset", "DatasetError", "Layout", "layout", "load", "modality", "names"]
+__all__ = ["Dataset", "DatasetError", "Layout", "layout", "load", "modality", "names", "num_classes"]

@@ -53,6 +53,13 @@ class GaussianMixture:
         x = self.means[labels] + np.einsum("nij,nj->ni", self._chol()[labels], z)
         return x, labels
 
+    def sample_given(self, labels: np.ndarray, seed: int) -> np.ndarray:
+        """One draw from each requested component: x_i ~ N(mu_{c_i}, Sigma_{c_i}) for labels c (n,) ints, (n, D)
+        float64, from ``seed`` (the class-conditional p(x|c))."""
+        labels = np.asarray(labels).astype(int)
+        z = np.random.default_rng(seed).standard_normal((len(labels), self.means.shape[1]))
+        return self.means[labels] + np.einsum("nij,nj->ni", self._chol()[labels], z)
+
     def mahalanobis(self, x: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each point (N, D) to each component: (N, K)."""
         L = self._chol()

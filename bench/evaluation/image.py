@@ -14,6 +14,10 @@ metric reads them from there:
 * raw pixels: novelty, the distance to the nearest training image relative to
   the test set's; blur, the high-frequency spectral energy and the variance of the
   Laplacian relative to the test set's (:mod:`bench.evaluation.metrics.blur`).
+* class-conditional cells (samples drawn with the labels of the first N reference images): the fraction of
+  samples the dataset's classifier assigns to the requested label (MNIST: the cached LeNet; CIFAR-10: none yet,
+  recorded as unavailable), and per class, on Inception features against that class's reference images,
+  precision/recall/density/coverage and the diversity ratio (:mod:`bench.evaluation.metrics.conditional`).
 
 Two experiments about likelihood and quality (claims T6 and T30):
 
@@ -51,13 +55,14 @@ from bench.evaluation import simple_estimators as simple
 from bench.evaluation.inception.extractor import InceptionExtractor, fingerprint
 from bench.evaluation.inception.score import classifier_status, inception_score
 from bench.evaluation.metrics import classifier as clf
+from bench.evaluation.metrics import conditional as cond
 from bench.evaluation.metrics import modes, stats_cache
 from bench.evaluation.metrics.blur import blur_metrics, hf_energy, laplacian_variance
 from bench.evaluation.metrics.fid import FIDReference, feature_statistics
 from bench.evaluation.metrics.kid import kid
 from bench.evaluation.metrics.novelty import nearest_distances, novelty
 from bench.evaluation.metrics.prdc import prdc
-from bench.store.runs import load_samples
+from bench.store.runs import load_sample_labels, load_samples
 from bench.store.schema import CellRecord, DensityResult, ReferenceEstimate
 from models.samplers import Sampler
 
@@ -293,8 +298,10 @@ def sample_features(samples: np.ndarray, cell_dir: Path, sampler: str, device) -
 
 # --------------------------------------------------------------------------- metrics
 def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, ev: EvalConfig, cache: Path,
-                         device) -> dict[str, Any]:
-    """FID/KID per reference split, precision/recall/density/coverage, FD_classifier, novelty.
+                         device, labels: np.ndarray | None = None) -> dict[str, Any]:
+    """FID/KID per reference split, precision/recall/density/coverage, FD_classifier, novelty, and with the
+    samples' ``labels`` (a conditional cell's, (N,) ints) the class-conditional metrics
+    (:func:`conditional_image_metrics`).
 
     Every value is computed from features cached once per sample set; the result
     carries ``metric_protocol``, the fingerprint of how the numbers were computed
@@ -316,6 +323,8 @@ def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, 
             m = min(len(real), len(fake))
             out.update(prdc(real[:m], fake[:m], k_pr=ev.pr_k, k_dc=ev.dc_k))
             out["prdc_n"] = m
+            if labels is not None:
+                out.update(conditional_image_metrics(ds, samples, labels, fake, real, split, ev, cache))
     if clf.available(ds.name) and ev.fd_classifier:
         model, meta = clf.load_or_train(ds, cache)
         test = _classifier_test(ds, model)
@@ -333,6 +342,44 @@ def image_sample_metrics(ds, samples: np.ndarray, cell_dir: Path, sampler: str, 
         n=len(samples), seed=ev.seed, references=references, device=device, kid_subset_size=out["kid_subset_size"],
         kid_subsets=ev.kid_subsets, pr_k=ev.pr_k, dc_k=ev.dc_k)
     return out
+
+
+def conditional_image_metrics(ds, samples: np.ndarray, labels: np.ndarray, fake: np.ndarray, real: np.ndarray,
+                              split: str, ev: EvalConfig, cache: Path) -> dict[str, Any]:
+    """A conditional cell's image metrics of one sampler: ``samples`` (N, C, H, W) uint8 drawn with ``labels`` (N,),
+    their Inception features ``fake`` (N, 2048), and the reference split's features ``real`` (its first images).
+
+    Returns the :class:`~bench.store.schema.SamplerResult` fields: ``cond_precision/recall/density/coverage`` and
+    ``class_diversity`` per class on Inception features (each class's samples against the reference images of
+    that class); ``label_agreement`` with its binomial SE and ``label_agreement_real`` (the classifier on the
+    reference images and their labels) from the dataset's classifier, or ``label_agreement_unavailable`` saying
+    why there is none.
+    """
+    ref_y = (ds.train_labels if split == "train" else ds.test_labels)[: len(real)].numpy()
+    y = np.asarray(labels).astype(int)
+    out: dict[str, Any] = {}
+    pr, _ = cond.conditional_prdc(real, ref_y, fake, y, k_pr=ev.pr_k, k_dc=ev.dc_k)
+    out.update(pr)
+    out["class_diversity"] = cond.class_diversity(real, ref_y, fake, y)
+    if clf.available(ds.name) and ev.fd_classifier:
+        model, _ = clf.load_or_train(ds, cache)
+        out["label_agreement"], out["label_agreement_se"] = cond.agreement(_classify(model, samples), y)
+        refs = ds.train if split == "train" else ds.test
+        out["label_agreement_real"] = cond.agreement(_classify(model, refs[: len(real)]), ref_y)[0]
+    elif clf.available(ds.name):
+        out["label_agreement_unavailable"] = (f"eval.fd_classifier is false: the {ds.name} classifier is not "
+                                              "trained in this profile")
+    else:
+        out["label_agreement_unavailable"] = f"no {ds.name} classifier in genbench"
+    return out
+
+
+@torch.no_grad()
+def _classify(model, images, batch: int = 1000) -> np.ndarray:
+    """The classifier's predicted labels (argmax of its logits) of uint8 images (N, C, H, W): (N,) int64."""
+    x = torch.as_tensor(np.asarray(images))
+    model.eval()
+    return torch.cat([model(xb).argmax(1) for xb in x.split(batch)]).numpy()
 
 
 _CACHE: dict = {}
@@ -485,11 +532,14 @@ def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir:
             "annealed importance sampling would give only an estimate"))
     cache = cache_dir(data)
     density = dataclasses.replace(density, **theis_sample_metrics(ds, record, cell_dir, ev, cache, device))
-    samplers = {}
+    samplers, conditional = {}, False
     for name, m in record.samplers.items():
         samples = load_samples(cell_dir, name)
-        samplers[name] = dataclasses.replace(m, **image_sample_metrics(ds, samples, cell_dir, name, ev, cache, device))
-        sample_grid(samples, cell_dir / f"samples_{name}.png")
+        labels = load_sample_labels(cell_dir, name)
+        conditional = conditional or labels is not None
+        samplers[name] = dataclasses.replace(m, **image_sample_metrics(ds, samples, cell_dir, name, ev, cache, device,
+                                                                       labels))
+        sample_grid(samples if labels is None else _by_class(samples, labels), cell_dir / f"samples_{name}.png")
     protocol = {
         "bits_per_dim": f"-log P(x) / ({dims} ln 2) over the test set, 8-bit data; bounds are upper bounds (<=); "
                         "flows: uniformly dequantized density over unit-width bins",
@@ -524,5 +574,19 @@ def evaluate(ds, ev: EvalConfig, data: DataConfig, record: CellRecord, cell_dir:
         "seed": ev.seed,
         "timing": ev.timing_protocol(),
     }
+    if conditional:
+        protocol["conditional"] = (
+            "class-conditional model; samples drawn with the labels of the first N reference images, each class's "
+            f"reference in the conditional metrics (k-NN precision/recall k = {ev.pr_k}, density/coverage k = "
+            f"{ev.dc_k} and the diversity ratio per class on Inception features, averaged weighted by class); "
+            "label agreement: the dataset's classifier's argmax equals the requested label, SE = sqrt(a(1-a)/N); "
+            "bits/dim of the marginal p(x) = sum_c pi_c p(x|c); sample grids: one row per class")
     return {"density": density, "samplers": samplers, "protocol": protocol,
             "reference_estimates": reference_estimates(ds, ev)}
+
+
+def _by_class(samples: np.ndarray, labels: np.ndarray, per_class: int = 8) -> np.ndarray:
+    """Up to ``per_class`` samples of each label, label by label (rows of the sample grid), at most 64 images."""
+    labels = np.asarray(labels)
+    rows = [samples[labels == c][:per_class] for c in np.unique(labels)]
+    return np.concatenate(rows)[:64] if rows else samples

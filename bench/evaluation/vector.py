@@ -11,6 +11,9 @@ Returns the parts of the record it computes (the runner assembles them):
   mixture (nats; real samples give H(p_data)), and **coverage**, the mode KL of the samples'
   most-probable-component histogram against the mixture weights with the modes hit
   (:mod:`bench.evaluation.metrics.modes`), each beside real-vs-real values of the same N;
+  for a class-conditional cell also the class-conditional metrics (:func:`conditional_metrics`: label
+  agreement under the true mixture's Bayes classifier, class-conditional precision/recall/density/coverage
+  and MMD², per-class diversity) and the tilted-target measure of guidance (:mod:`bench.evaluation.metrics.tilted`);
 * the probability-flow ODE's KL where the density stage measured its NLL (diffusion, score);
 * the reference rows of claim T30: one Gaussian and a KDE fitted to the training split
   (:mod:`bench.evaluation.simple_estimators`), with their NLL, KL and sample metrics;
@@ -34,13 +37,15 @@ from bench.config.suite import EvalConfig
 from bench.core.files import save_npz
 from bench.core.timing import Stopwatch
 from bench.evaluation import simple_estimators as simple
+from bench.evaluation.metrics import conditional as cond
 from bench.evaluation.metrics import modes
 from bench.evaluation.metrics.mmd import mmd2_rbf
 from bench.evaluation.metrics.mmd_multiscale import bandwidths, mmd2_multiscale
 from bench.evaluation.metrics.prdc import prdc
+from bench.evaluation.metrics.tilted import tilted_measure
 from bench.evaluation.metrics.toy2d import sample_quality
 from bench.evaluation.quadrature import grid, log_partition
-from bench.store.runs import load_samples
+from bench.store.runs import load_sample_labels, load_samples
 from bench.store.schema import CellRecord, DensityResult, ReferenceEstimate, SamplerResult
 from models.samplers import Sampler
 
@@ -121,6 +126,42 @@ def sample_metrics(ds, samples: np.ndarray, ev: EvalConfig) -> dict[str, Any]:
     return out
 
 
+def bayes_labels(ds, x: np.ndarray) -> np.ndarray:
+    """The true mixture's Bayes classifier: argmax_c P(c | x) of points (N, 2), (N,) ints; -1 for non-finite rows."""
+    x = np.asarray(x, np.float64)
+    ok = np.isfinite(x).all(1)
+    out = np.full(len(x), -1)
+    if ok.any():
+        out[ok] = ds.true.component_log_prob(x[ok]).argmax(1)
+    return out
+
+
+def conditional_metrics(ds, samples: np.ndarray, labels: np.ndarray, ev: EvalConfig, w: float) -> dict[str, Any]:
+    """A conditional 2D cell's metrics of one sampler: samples (N, 2) drawn with ``labels`` (N,) (those of the first N
+    test points, their reference) at guidance scale ``w``.
+
+    Returns the :class:`~bench.store.schema.SamplerResult` fields: ``label_agreement`` (the true mixture's Bayes
+    classifier assigns a sample to its requested component; a non-finite sample disagrees) with its binomial SE
+    and ``label_agreement_real`` (the same on the reference points: the Bayes accuracy, the ceiling);
+    ``cond_precision/recall/density/coverage`` and ``cond_mmd2`` per class; ``class_diversity``; and the
+    tilted-target measure (``tilted_*``, :func:`bench.evaluation.metrics.tilted.tilted_measure`).
+    """
+    x = np.asarray(samples, np.float64)
+    y = np.asarray(labels).astype(int)
+    real = ds.test[: len(x)].double().numpy()
+    real_y = ds.test_labels[: len(x)].numpy()
+    out: dict[str, Any] = {}
+    out["label_agreement"], out["label_agreement_se"] = cond.agreement(bayes_labels(ds, x), y)
+    out["label_agreement_real"] = cond.agreement(bayes_labels(ds, real), real_y)[0]
+    ok = np.isfinite(x).all(1)
+    pr, _ = cond.conditional_prdc(real, real_y, x[ok], y[ok], k_pr=ev.pr_k, k_dc=ev.dc_k)
+    out.update(pr)
+    out["cond_mmd2"] = cond.conditional_mmd2(real, real_y, x[ok], y[ok])
+    out["class_diversity"] = cond.class_diversity(real, real_y, x[ok], y[ok])
+    out.update(tilted_measure(ds.true, x, y, w))
+    return out
+
+
 _REFERENCE: dict[tuple, SamplerResult] = {}
 _BANDWIDTHS: dict[bytes, np.ndarray] = {}
 _ESTIMATES: dict[tuple, dict[str, ReferenceEstimate]] = {}
@@ -157,15 +198,23 @@ def reference_estimates(ds, ev: EvalConfig) -> dict[str, ReferenceEstimate]:
     return out
 
 
-def reference_metrics(ds, ev: EvalConfig) -> SamplerResult:
-    """Sample metrics of fresh samples from the true mixture: the floor a perfect model reaches.
+def reference_metrics(ds, ev: EvalConfig, labels: np.ndarray | None = None) -> SamplerResult:
+    """Sample metrics of fresh samples from the true mixture: the floor a perfect model reaches. With ``labels`` (a
+    conditional cell's) the draws are from p(x|c) per label, and the class-conditional metrics are added (at
+    w = 0, where the tilted target is p(x|c) itself and its gap is 0 up to Monte Carlo error).
 
     Computed once per dataset and evaluation settings in a process.
     """
-    key = (ds.name, len(ds.test), ev.n_samples, ev.pr_k, ev.dc_k, ev.mode_tolerance)
+    key = (ds.name, len(ds.test), ev.n_samples, ev.pr_k, ev.dc_k, ev.mode_tolerance,
+           None if labels is None else np.asarray(labels).tobytes())
     if key not in _REFERENCE:
-        x, _ = ds.true.sample(ev.n_samples, REFERENCE_SEED)
-        _REFERENCE[key] = SamplerResult(**sample_metrics(ds, x, ev))
+        if labels is None:
+            x, _ = ds.true.sample(ev.n_samples, REFERENCE_SEED)
+            _REFERENCE[key] = SamplerResult(**sample_metrics(ds, x, ev))
+        else:
+            x = ds.true.sample_given(labels, REFERENCE_SEED)
+            _REFERENCE[key] = SamplerResult(**sample_metrics(ds, x, ev),
+                                            **conditional_metrics(ds, x, labels, ev, 0.0), guidance=0.0)
     return _REFERENCE[key]
 
 
@@ -291,8 +340,15 @@ def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path) -> dict[str
         kl.update(kl_nats=d.test_nll_nats - h, kl_se_nats=math.hypot(d.test_nll_se_nats, h_se))
     if d.test_nll_bound_nats is not None:
         kl.update(kl_bound_nats=d.test_nll_bound_nats - h, kl_bound_se_nats=math.hypot(d.test_nll_bound_se_nats, h_se))
-    samplers = {name: dataclasses.replace(m, **sample_metrics(ds, load_samples(cell_dir, name), ev))
-                for name, m in record.samplers.items()}
+    samplers, labels = {}, None
+    for name, m in record.samplers.items():
+        x = load_samples(cell_dir, name)
+        extra = sample_metrics(ds, x, ev)
+        y = load_sample_labels(cell_dir, name)
+        if y is not None:  # a conditional cell
+            extra.update(conditional_metrics(ds, x, y, ev, m.guidance or 0.0))
+            labels = y
+        samplers[name] = dataclasses.replace(m, **extra)
     protocol = {
         "nll": "mean over the test set, nats; SE = std/sqrt(n)",
         "kl": "KL(p_data||p_model) = NLL - H(p_data); SE = sqrt(SE_NLL^2 + SE_H^2)",
@@ -322,6 +378,25 @@ def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path) -> dict[str
                          "(midpoint rule; grid and error recorded): 0 for a normalized density",
         "timing": ev.timing_protocol(),
     }
+    if labels is not None:
+        protocol.update(CONDITIONAL_PROTOCOL)
     return {"density": dataclasses.replace(d, **kl), "samplers": samplers,
-            "reference_sample_metrics": reference_metrics(ds, ev), "reference_estimates": reference_estimates(ds, ev),
-            "figure_box": list(figure_box(ds)), "protocol": protocol}
+            "reference_sample_metrics": reference_metrics(ds, ev, labels),
+            "reference_estimates": reference_estimates(ds, ev), "figure_box": list(figure_box(ds)),
+            "protocol": protocol}
+
+
+CONDITIONAL_PROTOCOL = {
+    "conditional": "class-conditional model (labels: the mixture component that drew each point); samples drawn "
+                   "with the labels of the first N test points, which are each class's reference; densities "
+                   "(NLL, bounds, KL) are of the marginal p(x) = sum_c pi_c p(x|c), pi the training labels' "
+                   "frequencies (an EBM's marginal energy is -log sum_c exp(-E(x, c)))",
+    "label_agreement": "fraction of samples the true mixture's Bayes classifier (argmax_c P(c|x)) assigns to "
+                       "the requested component; SE = sqrt(a(1-a)/N); label_agreement_real: the same on the N "
+                       "reference points",
+    "conditional_metrics": "per class: k-NN precision/recall and density/coverage, unbiased MMD^2 (RBF, median "
+                           "bandwidth of the class) and per-class diversity (mean pairwise distance of the "
+                           "samples / of the reference points), averaged over classes weighted by their counts",
+    "tilted": "samples' mean -log p_w(x|c), p_w ∝ p(x|c)^(1+w) p(x)^(-w) normalized by the midpoint rule on a "
+              "256^2 grid over mean ± 8 sd of each component, against H(p_w); SE = std/sqrt(N)",
+}

@@ -94,7 +94,8 @@ def train_stage(entry: FamilyEntry, family: str, modality: str, ds: datasets.Dat
     monitor = (get_modality(modality).training_monitor(ds, ev, device, entry.samplers, data)
                if ev is not None else None)
     stats = train(model, ds.train, entry.train, device=device, seed=seed, desc=f"{ds.name}/{family} s{seed}",
-                  progress=progress, monitor=monitor, monitor_points=ev.monitor_points if ev else 0)
+                  progress=progress, monitor=monitor, monitor_points=ev.monitor_points if ev else 0,
+                  y_train=ds.train_labels)
     info = TrainResult(
         train_seconds=stats.seconds,
         train_steps=stats.steps,
@@ -112,10 +113,23 @@ def train_stage(entry: FamilyEntry, family: str, modality: str, ds: datasets.Dat
     return model, info
 
 
+def sample_labels(ds: datasets.Dataset, n: int) -> torch.Tensor:
+    """The labels a conditional cell's samples are drawn with: those of the first ``n`` test examples (cycled when
+    the test set is smaller), int64 (n,). Each class then gets as many samples as the first ``n`` test points have
+    members, and those points are its reference in the class-conditional metrics."""
+    y = ds.test_labels
+    return y[torch.arange(n) % len(y)].clone()
+
+
 @torch.no_grad()
 def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path, device: torch.device,
-                 samplers: dict[str, Sampler] | None = None) -> dict[str, SamplerResult]:
+                 samplers: dict[str, Sampler] | None = None,
+                 labels: torch.Tensor | None = None) -> dict[str, SamplerResult]:
     """Draw ``ev.n_samples`` per sampler of ``samplers`` (default: the family's; saved as npz) and time sampling.
+
+    A conditional model draws with ``labels`` (int64, :func:`sample_labels`), in order: sample i gets label
+    ``labels[i mod len]``, also in the timed calls; the npz stores them beside the samples (``labels``), and the
+    record the sampler's guidance scale.
 
     The samples come from the timed calls themselves: a generator seeded with
     ``ev.seed`` feeds ``ev.timing_warmup`` + ``ev.timing_repeats`` calls of
@@ -135,7 +149,8 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path, 
         drawn: list[torch.Tensor] = []
 
         def draw(n: int = ev.throughput_batch, gen=gen, sampler=sampler, drawn=drawn) -> None:
-            drawn.append(model.sample(n, generator=gen, sampler=sampler))
+            drawn.append(model.sample(n, generator=gen, sampler=sampler, y=_labels_at(labels, sum(map(len, drawn)),
+                                                                                    n, device)))
 
         nfe = sampler.nfe(model)
         repeats = ev.sampler_repeats(nfe)
@@ -145,13 +160,17 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path, 
         while sum(len(x) for x in drawn) < ev.n_samples:
             draw()
         x = torch.cat([x.cpu() for x in drawn])[: ev.n_samples]  # images stay uint8
-        save_npz(cell_dir / f"samples_{name}.npz", samples=x.numpy())
+        y = _labels_at(labels, 0, len(x), "cpu")
+        save_npz(cell_dir / f"samples_{name}.npz", samples=x.numpy(), **({} if y is None else {"labels": y.numpy()}))
         del drawn[:]
-        small = measure(lambda sampler=sampler: model.sample(ev.latency_batch, sampler=sampler), device=device,
-                        warmup=ev.timing_warmup, repeats=repeats)
+        y_small = _labels_at(labels, 0, ev.latency_batch, device)
+        small = measure(lambda sampler=sampler, y_small=y_small: model.sample(ev.latency_batch, sampler=sampler,
+                                                                              y=y_small),
+                        device=device, warmup=ev.timing_warmup, repeats=repeats)
         sweep = {}
         for b in (ev.batch_sweep if k == 0 else []):
-            t = measure(lambda b=b, sampler=sampler: model.sample(b, sampler=sampler), device=device,
+            y_b = _labels_at(labels, 0, b, device)
+            t = measure(lambda b=b, sampler=sampler, y_b=y_b: model.sample(b, sampler=sampler, y=y_b), device=device,
                         warmup=ev.timing_warmup, repeats=min(3, repeats))
             sweep[str(b)] = b / t.median_s
         batch_ms, batch_iqr_ms, batch_se_ms = _timing_ms(big)
@@ -177,8 +196,16 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path, 
             sample_timing_repeats=repeats,
             sample_peak_gpu_mem_gb=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
             batch_sweep_per_s=sweep,
+            guidance=None if labels is None else float(getattr(sampler, "guidance", 0.0)),
         )
     return out
+
+
+def _labels_at(labels: torch.Tensor | None, start: int, n: int, device: torch.device | str) -> torch.Tensor | None:
+    """``labels[start : start + n]``, cycling, on ``device``; ``None`` without labels."""
+    if labels is None:
+        return None
+    return labels[torch.arange(start, start + n) % len(labels)].to(device)
 
 
 @torch.no_grad()
@@ -253,14 +280,18 @@ def latent_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalCo
     xs = ds.test[: ev.bound_n].to(device)
     b = ev.density_batch
     kw = {"sampler": inverter} if inverter is not None else {}
-    z = [model.to_latent(c, **kw) for c in xs.split(b)]
-    x_hat = torch.cat([model.from_latent(zc, **kw) for zc in z]).double().cpu()
+    # a conditional model infers z given each test point's label
+    ys = ds.test_labels[: ev.bound_n].to(device).split(b) if model.conditional else [None] * len(xs.split(b))
+    lab = [{} if y is None else {"y": y} for y in ys]
+    z = [model.to_latent(c, **kw, **lb) for c, lb in zip(xs.split(b), lab)]
+    x_hat = torch.cat([model.from_latent(zc, **kw, **lb) for zc, lb in zip(z, lab)]).double().cpu()
     diff = (x_hat - xs.double().cpu()).flatten(1)
     l2 = diff.norm(dim=1)
     nfe = model.latent_nfe(**kw)
     repeats = ev.sampler_repeats(nfe)
     xb = xs[:b]
-    t = measure(lambda: model.to_latent(xb, **kw), device=device, warmup=ev.timing_warmup, repeats=repeats)
+    t = measure(lambda: model.to_latent(xb, **kw, **lab[0]), device=device, warmup=ev.timing_warmup,
+                repeats=repeats)
     ms, iqr, se = _timing_ms(t)
     return LatentResult(
         latent_kind=kind, latent_nfe=nfe, latent_dim=int(z[0].shape[1]), latent_n=len(xs),
@@ -320,8 +351,9 @@ def model_stage(model: models.GenerativeModel, ds: datasets.Dataset, ev: EvalCon
     "density" part. The caller writes them to ``model_eval.json`` so that the evaluate stage can run
     elsewhere, from the samples alone.
     """
+    labels = sample_labels(ds, ev.n_samples) if model.conditional else None
     with Stopwatch(device) as sampling:
-        results = sample_stage(model, ev, cell_dir, device, samplers)
+        results = sample_stage(model, ev, cell_dir, device, samplers, labels)
     with Stopwatch(device) as densities:
         density = density_stage(model, ds, ev, device)
         mod = get_modality(model.modality)

@@ -220,7 +220,9 @@ def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[s
         model = models.build(entry.family or spec.family, suite.modality, entry.model, spec.shape)
         x = get_modality(suite.modality).synthetic(spec.shape, max(4 * entry.train.batch_size, 512))
         cfg = dataclasses.replace(entry.train, steps=PROBE_TRAIN_STEPS, max_seconds=None)
-        stats = train(model, x, cfg, device=device, seed=0, progress=False)
+        y = (torch.randint(model.num_classes, (len(x),), generator=torch.Generator().manual_seed(0))
+             if model.conditional else None)  # a conditional model trains on (synthetic) labels
+        stats = train(model, x, cfg, device=device, seed=0, progress=False, y_train=y)
         starts = [h["seconds"] for h in stats.history] + [stats.seconds]
         train_step_s = float(np.median(np.diff(starts[1:]))) if len(starts) > 2 else stats.seconds
         samplers = {}

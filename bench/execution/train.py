@@ -3,7 +3,7 @@
 It draws minibatches, calls the family's ``train_step``, schedules the learning
 rate, keeps an optional EMA of the weights, stops at the step or wall-clock
 budget, shows a progress bar, and raises :class:`DivergenceError` as soon as a
-loss is not finite.
+loss is not finite. A class-conditional model gets each minibatch's labels too.
 """
 
 from __future__ import annotations
@@ -96,8 +96,14 @@ def train(
     progress: bool = True,
     monitor: Callable[[GenerativeModel], dict[str, float]] | None = None,
     monitor_points: int = 10,
+    y_train: torch.Tensor | None = None,
 ) -> TrainStats:
     """Train ``model`` in place on ``x_train`` (N, *shape) with settings ``cfg``.
+
+    A class-conditional model (``model.conditional``) trains on the labels ``y_train`` (int64 (N,) in [0, K)):
+    each minibatch's labels go to ``train_step``, and the model's label prior is set to their frequencies
+    (:meth:`models.base.GenerativeModel.set_label_prior`). An unconditional model ignores them, so its training
+    is the same with or without labels.
 
     Minibatches are drawn with replacement from a generator seeded by ``seed``;
     the global torch seed is set to ``seed`` too, so a run is reproducible on CPU.
@@ -111,10 +117,21 @@ def train(
 
     Raises:
         DivergenceError: a loss is NaN or infinite (checked every ``cfg.check_every`` steps).
+        ValueError: a conditional model without labels, or labels that do not fit it.
     """
     device = torch.device(device)
     torch.manual_seed(seed)
     model.to(device).train()
+    if not model.conditional:
+        y_train = None
+    elif y_train is None:
+        raise ValueError(f"family {model.family!r} is class-conditional (num_classes = {model.num_classes}): "
+                         "training needs the labels y_train")
+    else:
+        if len(y_train) != len(x_train):
+            raise ValueError(f"y_train holds {len(y_train)} labels for {len(x_train)} training examples")
+        y_train = y_train.to(device)
+        model.set_label_prior(y_train)
     model.amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else None
     x_train = x_train.to(device)
     if cfg.channels_last and x_train.ndim == 4:
@@ -164,7 +181,8 @@ def train(
                 for g, lr in zip(opt.param_groups, lrs):
                     g["lr"] = lr * f
             idx = torch.randint(len(x_train), (cfg.batch_size,), device=device, generator=gen)
-            logs = model.train_step(x_train[idx], optimizers, cfg)
+            logs = (model.train_step(x_train[idx], optimizers, cfg) if y_train is None
+                    else model.train_step(x_train[idx], optimizers, cfg, y=y_train[idx]))
             if ema is not None:
                 ema.update(model)
             # a budget in time logs by time too

@@ -7,7 +7,8 @@ ratio behind the verdict. Three parts do the work:
 
 * :mod:`bench.analysis.verdicts` decides each claim (pure functions of records);
 * :mod:`bench.report.tables` and the figure modules (:mod:`~bench.report.figures` for the
-  trade-off figures, :mod:`~bench.report.figures2d` for the 2D panels) format tables and draw figures;
+  trade-off figures, :mod:`~bench.report.figures2d` for the 2D panels, :mod:`~bench.report.figures_guidance`
+  for a class-conditional run's guidance sweeps) format tables and draw figures;
 * :mod:`bench.report.document` writes the blocks out, as Markdown and as one self-contained HTML page.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.analysis import judges, training_verdicts, verdicts
+from bench.analysis import guidance, judges, training_verdicts, verdicts
 from bench.analysis.aggregate import seed_stats
 from bench.analysis.claims import claims_table
 from bench.analysis.history import record_run
@@ -24,7 +25,7 @@ from bench.core.files import read_json_dict, write_text
 from bench.evaluation.modality import modality as get_modality
 from bench.report import document as doc_
 from bench.report import figures as trade_offs
-from bench.report import figures2d, tables
+from bench.report import figures2d, figures_guidance, tables
 from bench.report.document import Bullets, Document, Figure, Heading, Note, Paragraph, Table
 from bench.report.figures import n_samples_of
 from bench.store.runs import RunDir, write_summary
@@ -221,6 +222,7 @@ def build_report(run: RunDir) -> Document:
         doc.add(Heading("Trade-offs at a glance"), *[Figure(f"figures/{p.name}", p.stem, cap) for p in paths])
     if mod is not None and mod.closed_form_density:  # the truth each dataset is scored against
         doc.add(Heading("Datasets"), Table(tables.dataset_rows_2d(by_ds)))
+    doc.add(*guidance_blocks(run, by_ds, families, modality, figures, cap))
     doc.add(*claims_blocks(by_ds, failed))
     doc.add(*_taxonomy(by_ds))
     doc.add(*_taxonomy_rest(by_ds, failed))
@@ -271,6 +273,53 @@ def build_report(run: RunDir) -> Document:
     if protocol:
         doc.add(Heading("Protocol"), Bullets([f"**{k}**: {v}" for k, v in protocol.items()]))
     return doc
+
+
+def guidance_blocks(run: RunDir, by_ds: dict[str, list[CellRecord]], families: list[str], modality: str | None,
+                    figures: Path, cap: str) -> list:
+    """A class-conditional run's section (docs/conditional.md): the guidance figures, per dataset the sweep table
+    and the T25 verdict of each sweep in one sentence, and every family's conditioning (T24); nothing for an
+    unconditional run."""
+    recs = [r for rs in by_ds.values() for r in rs]
+    cond = [r for r in recs if any(m.guidance is not None for m in r.samplers.values())]
+    if not cond or modality is None:
+        return []
+    sweeps = guidance.sweeps(cond)
+    blocks: list = [
+        Heading("Conditional generation and classifier-free guidance"),
+        Paragraph("Every family here is class-conditional (the label: the mixture component that drew each point in "
+                  "2D, the class for images). Each sampler draws its N samples with the labels of the first N test "
+                  "points, which are each class's reference: *label agreement* is the fraction of samples the "
+                  "dataset's classifier gives back the requested label (2D: the true mixture's Bayes classifier; "
+                  "MNIST: the LeNet; *real reference*: the same classifier on the real points, its ceiling); the "
+                  "*(cond)* metrics compare each class's samples with that class's real points and average over "
+                  "classes; the *diversity ratio* is the samples' mean pairwise distance within a class over the real "
+                  "points'. A guided sampler at scale w follows (1 + w) f(x, c) − w f(x, ∅) and costs twice the NFE. "
+                  "In 2D, −log p_w is the samples' mean negative log-density under the tilted target "
+                  "p_w(x|c) ∝ p(x|c)^(1+w) p(x)^(−w) and H(p_w) its entropy: equal for samples of p_w. Values are "
+                  "mean ± std over seeds."),
+        Paragraph(f"**T25 rule** (guidance trades diversity for fidelity): {guidance.T25_RULE}."),
+        Paragraph(f"**T24 rule** (every family can be conditioned): {guidance.T24_RULE}."),
+    ]
+    paths = [figures_guidance.fidelity_diversity(sweeps, families, figures),
+             figures_guidance.quality_vs_guidance(sweeps, families, modality, figures)]
+    if get_modality(modality).closed_form_density:
+        paths += figures_guidance.tilted_panels(run, by_ds, sweeps, figures)
+    blocks += [Figure(f"figures/{p.name}", p.stem, cap) for p in paths if p is not None]
+    for ds, rs in by_ds.items():
+        sws = [sw for sw in sweeps if sw.dataset == ds]
+        blocks.append(Heading(f"Guidance and conditioning: `{ds}`"))
+        if sws:
+            blocks += [Paragraph("**Guidance sweeps** (one row per sampler and scale w):"),
+                       Table(figures_guidance.sweep_rows(sws, modality))]
+            said = [guidance.t25(sw) for sw in sws if len(sw.ws) > 1]
+            if said:
+                blocks.append(Bullets([f"**T25, {v.family} {v.scope.split(': ', 1)[-1].split(' ', 1)[-1]}: "
+                                       f"{v.verdict}** ({v.evidence})" for v in said]))
+        rows = figures_guidance.conditioning_rows([r for r in rs if r in cond])
+        if rows:
+            blocks += [Paragraph("**Conditioning of every family** (unguided samples, w = 0):"), Table(rows)]
+    return blocks
 
 
 def write_report(run: RunDir) -> Path:

@@ -357,6 +357,13 @@ def load_samples(cell_dir: Path, sampler: str) -> np.ndarray:
         return f["samples"]
 
 
+def load_sample_labels(cell_dir: Path, sampler: str) -> np.ndarray | None:
+    """The labels a conditional cell drew its samples for ``sampler`` with: (N,) int64, or ``None`` for an
+    unconditional cell (no ``labels`` in ``samples_<sampler>.npz``)."""
+    with np.load(Path(cell_dir) / f"samples_{sampler}.npz") as f:
+        return f["labels"] if "labels" in f.files else None
+
+
 def summary_frame(records: list[CellRecord]):
     """One row per (cell, sampler), with the cell's train and density metrics repeated.
 

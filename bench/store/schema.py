@@ -23,10 +23,12 @@ error of the median (``*_median_se_ms``; older records gave only the IQR, which 
 error); version 5 adds the registered family a cell ran (``registered_family``: a suite entry may be a
 *variant* of one, e.g. ``gan_lr2``) and its ``lr_scale``, the samples' fidelity and mode coverage judged on
 the true density or a classifier (``sample_nll_data_nats``, ``mode_kl_nats``, ``modes_hit``) with their
-real-vs-real calibration at the same N, and the samples-and-likelihood measures: blur against the test set,
+real-vs-real calibration at the same N; the samples-and-likelihood measures: blur against the test set,
 the multi-scale 2D MMD², throughput against batch size, the probability-flow ODE likelihood
 (``ode_*``), Theis et al.'s noise mixture (``theis_*``) and the reference density estimators
-(``reference_estimates``, :class:`ReferenceEstimate`). An unknown version or key raises
+(``reference_estimates``, :class:`ReferenceEstimate`); and the class-conditional sample metrics (each
+sampler's ``guidance`` scale, label agreement, class-conditional precision/recall/density/coverage and MMD²,
+per-class diversity, and the 2D tilted-target measure; docs/conditional.md). An unknown version or key raises
 :class:`SchemaError` naming it.
 """
 
@@ -210,6 +212,37 @@ class SamplerResult:
                                                    doc="|log laplacian_var_ratio|")
     inception_score: dict[str, Any] | None = None
     metric_protocol: dict[str, Any] | None = None
+    # ---- class-conditional cells (samples drawn with the labels of the first N test points; docs/conditional.md)
+    guidance: float | None = metric("", doc="the sampler's classifier-free guidance scale w (0: none)")
+    label_agreement: float | None = metric("fraction", "higher", se="label_agreement_se",
+                                           doc="samples a classifier assigns to their requested label (2D: the "
+                                               "true mixture's Bayes classifier; MNIST: the LeNet classifier)")
+    label_agreement_se: float | None = metric("fraction", doc="its binomial standard error sqrt(a (1 - a) / N)")
+    label_agreement_real: float | None = metric("fraction", doc="the same classifier's agreement on the N real "
+                                                                "reference points and their labels (the ceiling)")
+    label_agreement_unavailable: str | None = metric(doc="why there is no label agreement (no classifier)")
+    cond_precision: float | None = metric("fraction", "higher",
+                                          doc="k-NN precision of each class's samples against the class's reference "
+                                              "points, averaged over classes weighted by their counts")
+    cond_recall: float | None = metric("fraction", "higher", doc="k-NN recall, per class, averaged likewise")
+    cond_density: float | None = metric("", "higher", doc="density (Naeem et al. 2020), per class, averaged likewise")
+    cond_coverage: float | None = metric("fraction", "higher",
+                                         doc="coverage (Naeem et al. 2020), per class, averaged likewise")
+    cond_mmd2: float | None = metric("", "lower", doc="unbiased MMD² (RBF, median bandwidth) of each class's "
+                                                      "samples against its reference points, averaged likewise (2D)")
+    class_diversity: float | None = metric("", doc="mean pairwise distance of each class's samples over that of its "
+                                                   "reference points, averaged likewise (1: as diverse as the data)")
+    tilted_ce_nats: float | None = metric("nats", se="tilted_ce_se_nats",
+                                          doc="mean -log p_w(x|c) of the samples under the tilted target "
+                                              "p_w(x|c) ∝ p(x|c)^(1+w) p(x)^(-w) (2D, quadrature-normalized)")
+    tilted_ce_se_nats: float | None = metric("nats", doc="its standard error (std / sqrt(N))")
+    tilted_entropy_nats: float | None = metric("nats", doc="H(p_w), the tilted target's entropy, averaged over the "
+                                                           "samples' labels")
+    tilted_quadrature_error_nats: float | None = metric("nats", doc="largest |log Z(n) - log Z(n/2)| of the tilted "
+                                                                    "target's normalization over the classes")
+    tilted_gap_nats: float | None = metric("nats", se="tilted_ce_se_nats",
+                                           doc="tilted_ce − H(p_w): 0 when the samples are typical of p_w; > 0 "
+                                               "where p_w is lower; < 0 concentrated on its modes")
 
 
 @dataclass
