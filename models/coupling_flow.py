@@ -23,8 +23,9 @@ from torch import Tensor
 
 from models import register
 from models.base import Capabilities, GenerativeModel, require
-from models.fields import Range
+from models.fields import Range, check_fields
 from models.flow import TEXTBOOK
+from models.nets import one_hot
 
 
 @dataclass
@@ -37,12 +38,21 @@ class CouplingNSFConfig:
         bins: spline bins per transform (on [-5, 5]; identity outside).
         hidden: width of each layer's conditioner MLP.
         layers: hidden layers of each conditioner MLP.
+        num_classes: number of classes for a class-conditional flow (the one-hot label as zuko's context of
+            every conditioner); ``None``: unconditional.
+
+    Raises:
+        ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
     """
 
     transforms: Annotated[int, Range(ge=1, le=1000)] = 6
     bins: Annotated[int, Range(ge=2, le=1000)] = 8
     hidden: Annotated[int, Range(ge=1, le=10**5)] = 64
     layers: Annotated[int, Range(ge=1, le=100)] = 2
+    num_classes: Annotated[int, Range(ge=2, le=100_000)] | None = None
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 @register("coupling_flow", modality="vector")
@@ -66,7 +76,7 @@ class CouplingSplineFlow(GenerativeModel):
     textbook = TEXTBOOK
     tiny = {"transforms": 2, "hidden": 16}  # test size (tests/test_contract.py)
     Config = CouplingNSFConfig
-    capabilities = Capabilities(sample=True, log_prob=True, latent="exact")
+    capabilities = Capabilities(sample=True, log_prob=True, latent="exact", conditional=True)
     train_defaults = {"lr": 3e-3}
 
     def __init__(self, config: CouplingNSFConfig, data_shape: tuple[int, ...]):
@@ -79,32 +89,47 @@ class CouplingSplineFlow(GenerativeModel):
         self.flow = zuko.flows.NICE(
             D, transforms=config.transforms, univariate=zuko.transforms.MonotonicRQSTransform,
             shapes=[(bins,), (bins,), (bins - 1,)], hidden_features=[config.hidden] * config.layers,
+            **({"context": config.num_classes} if config.num_classes else {}),
         )
 
-    def transform(self):
-        """The bijection x -> z (data to base); ``.inv`` maps z -> x."""
-        return self.flow().transform
+    def _context(self, y: Tensor | None, n: int, what: str) -> Tensor | None:
+        """The one-hot context (n, K) of labels ``y`` (checked), ``None`` for an unconditional flow."""
+        y = self.check_labels(y, n)
+        if self.conditional and y is None:
+            raise ValueError(f"{what} of a conditional flow needs the labels y")
+        return None if y is None else one_hot(y, self.num_classes)
 
-    def log_prob(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Exact log p(x) in nats, (N,), for x of shape (N, D)."""
-        return self.flow().log_prob(x)
+    def transform(self, context: Tensor | None = None):
+        """The bijection x -> z (data to base), given the one-hot ``context`` (N, K) of a conditional flow;
+        ``.inv`` maps z -> x."""
+        return self.flow().transform if context is None else self.flow(context).transform
 
-    def to_latent(self, x: Tensor) -> Tensor:
-        """z = f(x), (N, D): the flow's forward map to its N(0, I) base (one pass)."""
-        return self.transform()(x)
+    def log_prob(self, x: Tensor, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
+        """Exact log p(x) in nats, (N,), for x of shape (N, D); log p(x|y) given labels ``y`` (int64 (N,)), and
+        for a conditional flow with ``y=None`` the marginal log sum_c pi_c p(x|c) (:meth:`marginal`)."""
+        if self.conditional and y is None:
+            return self.marginal(lambda yc: self.log_prob(x, y=yc), len(x))
+        ctx = self._context(y, len(x), "the density")
+        return self.flow().log_prob(x) if ctx is None else self.flow(ctx).log_prob(x)
 
-    def from_latent(self, z: Tensor) -> Tensor:
-        """x = f^{-1}(z), (N, D): the inverse map (one pass)."""
-        return self.transform().inv(z)
+    def to_latent(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """z = f(x), (N, D): the flow's forward map to its N(0, I) base (one pass; labels ``y`` if conditional)."""
+        return self.transform(self._context(y, len(x), "latent inference"))(x)
 
-    def loss(self, x: Tensor) -> Tensor:
-        """Mean NLL in nats."""
-        return -self.log_prob(x).mean()
+    def from_latent(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """x = f^{-1}(z), (N, D): the inverse map (one pass; labels ``y`` if conditional)."""
+        return self.transform(self._context(y, len(z), "the inverse map")).inv(z)
+
+    def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Mean NLL in nats (of log p(x|y) given the labels ``y`` of a conditional flow, which it needs)."""
+        ctx = self._context(y, len(x), "training")
+        return -(self.flow().log_prob(x) if ctx is None else self.flow(ctx).log_prob(x)).mean()
 
     def generate_nfe(self) -> int:
         return 1  # every coupling layer inverts in one pass of its conditioner: one pass through the flow
 
-    def generate(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """(n, D) samples: z ~ N(0, I) pushed through the inverse flow."""
+    def generate(self, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
+        """(n, D) samples: z ~ N(0, I) pushed through the inverse flow (one pass; given labels ``y`` if
+        conditional)."""
         z = torch.randn(n, self.data_shape[0], device=self.device, generator=generator)
-        return self.transform().inv(z)
+        return self.transform(None if y is None else one_hot(y, self.num_classes)).inv(z)

@@ -442,8 +442,8 @@ class DecoderMean(Sampler):
     def nfe(self, model: Any) -> int:
         return 1
 
-    def draw(self, model: Any, n: int, generator: torch.Generator | None = None) -> Tensor:
-        return model.generate_mean(n, generator)
+    def draw(self, model: Any, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
+        return model.generate_mean(n, generator) if y is None else model.generate_mean(n, generator, y=y)
 
 
 # =========================================================================== probability-flow ODE
@@ -537,14 +537,20 @@ class ProbabilityFlow(Sampler):
             return self.trace
         return "exact" if int(np.prod(model.data_shape)) <= self.EXACT_TRACE_MAX_DIM else "hutchinson"
 
-    def integrate(self, model: Any, y: Tensor, sigmas: Sequence[float]) -> Tensor:
-        """y carried along the ODE over the noise levels ``sigmas`` (either direction), in log sigma."""
+    def integrate(self, model: Any, y: Tensor, sigmas: Sequence[float], labels: Tensor | None = None) -> Tensor:
+        """y carried along the ODE over the noise levels ``sigmas`` (either direction), in log sigma; a
+        class-conditional model's ODE given ``labels`` (int64 (N,))."""
         ts = [float(np.log(s)) for s in sigmas]
-        return odeint(lambda y, t: float(np.exp(t)) * model.pf_drift(y, float(np.exp(t))), y, ts, self.method)
 
-    def draw(self, model: Any, n: int, generator: torch.Generator | None = None) -> Tensor:
-        y = model.pf_prior_sample(n, generator)
-        return model.pf_to_data(self.integrate(model, y, self.sigmas(model)[::-1]))
+        def drift(v: Tensor, t: float) -> Tensor:
+            sigma = float(np.exp(t))
+            return sigma * (model.pf_drift(v, sigma) if labels is None else model.pf_drift(v, sigma, labels))
+
+        return odeint(drift, y, ts, self.method)
+
+    def draw(self, model: Any, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
+        state = model.pf_prior_sample(n, generator)
+        return model.pf_to_data(self.integrate(model, state, self.sigmas(model)[::-1], labels=y))
 
     def log_prob(self, model: Any, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Exact log-density of data ``x`` (N, *data_shape) under the ODE's model, in nats, (N,).

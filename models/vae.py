@@ -194,10 +194,11 @@ class GaussianVAE(GenerativeModel):
         mean, log_var = self._decode(z, y)
         return mean + torch.exp(0.5 * log_var) * torch.randn(mean.shape, device=mean.device, generator=generator)
 
-    def generate_mean(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """(n, D) decoder means E[x|z], z ~ N(0, I) (the ``decoder_mean`` sampler; same z as :meth:`generate`)."""
+    def generate_mean(self, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
+        """(n, D) decoder means E[x|z], z ~ N(0, I) (the ``decoder_mean`` sampler; same z as :meth:`generate`;
+        E[x|z, y] given labels ``y``)."""
         z = torch.randn(n, self.config.latent, device=self.device, generator=generator)
-        return self._decode(z)[0]
+        return self._decode(z, y)[0]
 
 
 # =========================================================================== images
@@ -391,11 +392,12 @@ class ConvVAE(GenerativeModel):
         z = torch.randn(n, self.config.latent, device=self.device, generator=generator)
         return self.decode(z, y).sample(generator)
 
-    def generate_mean(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+    def generate_mean(self, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
         """(n, C, H, W) uint8 decoder means E[x|z], z ~ N(0, I), rounded to the nearest pixel value (the
-        ``decoder_mean`` sampler; same z as :meth:`generate`): :func:`mixture_mean`."""
+        ``decoder_mean`` sampler; same z as :meth:`generate`; given labels ``y`` for a conditional VAE):
+        :func:`mixture_mean`."""
         z = torch.randn(n, self.config.latent, device=self.device, generator=generator)
-        return mixture_mean(self.decode(z))
+        return mixture_mean(self.decode(z, y))
 
 
 def mixture_mean(mix: DiscretizedLogisticMixture) -> Tensor:

@@ -49,10 +49,10 @@ def ode_likelihood(model: Any, ds: Any, ev: EvalConfig, device: torch.device, sa
 
     Returns:
         The ``ode_*`` fields of :class:`~bench.store.schema.DensityResult`, by name; ``{}`` without a ``pf_ode``
-        sampler.
+        sampler, and for a class-conditional model (its ODE is per label; the marginal is not integrated).
     """
     found = ode_sampler(samplers)
-    if found is None:
+    if found is None or model.conditional:  # a conditional model's ODE is per label: its marginal is not integrated
         return {}
     name, sampler = found
     sampler = model.resolve_sampler(sampler)
