@@ -227,11 +227,11 @@ class GaussianDiffusion(GenerativeModel):
         table = self._sigma_table()
         return float(np.interp(np.log(sigma), np.log(table), np.arange(len(table))))
 
-    def pf_drift(self, y: Tensor, sigma: float, labels: Tensor | None = None) -> Tensor:
+    def pf_drift(self, y: Tensor, sigma: float, labels: Tensor | None = None, guidance: float = 0.0) -> Tensor:
         """dy/dsigma = eps_theta(y / sqrt(1 + sigma^2), t(sigma)), y's shape, float32 (given the class ``labels``
-        of a conditional model)."""
+        of a conditional model, guided at ``guidance``: :meth:`eps_at`)."""
         t = torch.full((y.shape[0],), self.pf_timestep(sigma), device=y.device)
-        return self._eps(y / math.sqrt(1 + sigma**2), t, labels)
+        return self.eps_at(y / math.sqrt(1 + sigma**2), t, labels, guidance)
 
     def pf_prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """y at sigma_max from the DDPM prior x_T ~ N(0, I): N(0, (1 + sigma_max^2) I), (n, *data_shape)."""

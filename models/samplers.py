@@ -512,6 +512,7 @@ class ProbabilityFlow(Sampler):
     method: Literal["euler", "heun"] = "heun"
     trace: Literal["auto", "exact", "hutchinson"] = "auto"
     rho: Annotated[float, Range(ge=1, le=100)] = 3.0
+    guidance: _Guidance = 0.0
 
     EXACT_TRACE_MAX_DIM: ClassVar[int] = 16
 
@@ -529,7 +530,7 @@ class ProbabilityFlow(Sampler):
         return [float(v) for v in grid]
 
     def nfe(self, model: Any) -> int:
-        return self.steps * (2 if self.method == "heun" else 1)
+        return _guided(self.steps * (2 if self.method == "heun" else 1), self.guidance)
 
     def trace_kind(self, model: Any) -> str:
         """``"exact"`` or ``"hutchinson"``: the divergence estimator :meth:`log_prob` uses on ``model``."""
@@ -539,12 +540,15 @@ class ProbabilityFlow(Sampler):
 
     def integrate(self, model: Any, y: Tensor, sigmas: Sequence[float], labels: Tensor | None = None) -> Tensor:
         """y carried along the ODE over the noise levels ``sigmas`` (either direction), in log sigma; a
-        class-conditional model's ODE given ``labels`` (int64 (N,))."""
+        class-conditional model's ODE given ``labels`` (int64 (N,)), its score classifier-free guided at
+        ``guidance`` (the guided ODE samples; it has no likelihood of its own)."""
         ts = [float(np.log(s)) for s in sigmas]
 
         def drift(v: Tensor, t: float) -> Tensor:
             sigma = float(np.exp(t))
-            return sigma * (model.pf_drift(v, sigma) if labels is None else model.pf_drift(v, sigma, labels))
+            if labels is None:
+                return sigma * model.pf_drift(v, sigma)
+            return sigma * model.pf_drift(v, sigma, labels, self.guidance)
 
         return odeint(drift, y, ts, self.method)
 

@@ -132,10 +132,11 @@ class NoiseConditionalScore(GenerativeModel):
         """(sigma_min, sigma_max): the ends of the ladder."""
         return float(self.sigmas[-1]), float(self.sigmas[0])
 
-    def pf_drift(self, y: Tensor, sigma: float, labels: Tensor | None = None) -> Tensor:
-        """dy/dsigma = -sigma s(y, sigma), y's shape, float32 (s(y, sigma, labels) for a conditional model)."""
+    def pf_drift(self, y: Tensor, sigma: float, labels: Tensor | None = None, guidance: float = 0.0) -> Tensor:
+        """dy/dsigma = -sigma s(y, sigma), y's shape, float32 (s(y, sigma, labels) for a conditional model, guided
+        at ``guidance``: :meth:`score`)."""
         s = torch.full((y.shape[0],), sigma, device=y.device)
-        return -sigma * self.score(y, s, labels)
+        return -sigma * self.score(y, s, labels, guidance)
 
     def pf_prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """N(pf_prior_mean, sigma_max^2 I), (n, *data_shape): the data blurred at sigma_max, its spread neglected."""

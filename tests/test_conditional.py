@@ -321,7 +321,7 @@ def test_the_conditional_block_sets_each_datasets_classes_and_sweeps_the_guided_
     assert {ds: s.family(ds, "vae").model.num_classes for ds in s.datasets} == {"8gaussians": 8, "25gaussians": 25,
                                                                                  "imbalanced": 5}
     assert list(s.family("8gaussians", "diffusion").samplers) == ["ddim_w0", "ddim_w2"]
-    assert list(s.family("8gaussians", "vae").samplers) == ["default"]  # no guidance: no sweep
+    assert list(s.family("8gaussians", "vae").samplers) == ["default", "decoder_mean"]  # no guidance: no sweep
     only = _override("conditional.families=[score]")
     assert list(only.families) == ["score"]
     plain = load_suite("suites/toy2d.yaml", profile="smoke")
@@ -407,7 +407,8 @@ def test_t24_calibrates_label_agreement_against_the_real_points(agreement, verdi
 
 def test_image_conditional_metrics_compare_each_class_with_its_reference_images():
     """On hand-made 'features': a class's samples equal to its reference images give precision = recall = 1;
-    without a classifier (CIFAR-10 here) the agreement is recorded as unavailable, with the reason."""
+    without the dataset's classifier (``eval.fd_classifier: false``) the agreement is recorded as unavailable, with
+    the reason."""
     from types import SimpleNamespace
 
     from bench.config.suite import EvalConfig
@@ -418,6 +419,7 @@ def test_image_conditional_metrics_compare_each_class_with_its_reference_images(
     ref_y = torch.tensor([0] * 60 + [1] * 60)
     ds = SimpleNamespace(name="cifar10", test_labels=ref_y, train_labels=ref_y)
     out = conditional_image_metrics(ds, np.zeros((120, 3, 4, 4), np.uint8), ref_y.numpy(), real, real, "test",
-                                    EvalConfig(), None)
+                                    EvalConfig(fd_classifier=False), None)
     assert out["cond_precision"] == out["cond_recall"] == 1.0 and out["class_diversity"] == pytest.approx(1.0)
-    assert "no cifar10 classifier" in out["label_agreement_unavailable"] and "label_agreement" not in out
+    assert "the cifar10 classifier is not trained" in out["label_agreement_unavailable"]
+    assert "label_agreement" not in out
