@@ -48,6 +48,7 @@ class MetricInfo:
         timing: a wall-clock quantity, comparable only on the same device and versions.
         se: the column holding this value's standard error (or KID's subset std), if any.
         doc: one line of definition.
+        source: the paper that defines the metric (authors, year, arXiv id), if any.
     """
 
     name: str
@@ -56,10 +57,11 @@ class MetricInfo:
     timing: bool = False
     se: str | None = None
     doc: str = ""
+    source: str = ""
 
 
 def metric(unit: str = "", better: str | None = None, *, doc: str = "", se: str | None = None,
-           timing: bool = False, flat: str | None = None, default: Any = None) -> Any:
+           timing: bool = False, flat: str | None = None, default: Any = None, source: str = "") -> Any:
     """A dataclass field holding a metric, with its unit, direction and definition.
 
     Args:
@@ -70,13 +72,23 @@ def metric(unit: str = "", better: str | None = None, *, doc: str = "", se: str 
         timing: a wall-clock measurement.
         flat: for a ``dict`` field, the flattened key template, ``"fid_{}"`` (``{}``: the dict key).
         default: the default value (``None``; ``dict`` fields get an empty dict).
+        source: the paper that defines the metric (authors, year, arXiv id); the metrics reference shows it.
     """
     if better not in (None, "lower", "higher"):
         raise ValueError(f"better must be 'lower', 'higher' or None, got {better!r}")
-    meta = {"unit": unit, "better": better, "doc": doc, "se": se, "timing": timing, "flat": flat}
+    meta = {"unit": unit, "better": better, "doc": doc, "se": se, "timing": timing, "flat": flat, "source": source}
     if flat is not None:
         return field(default_factory=dict, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+# the papers that define the metrics (the metrics reference, docs/reference/metrics.md, shows them)
+VEEGAN = "Srivastava et al. 2017, arXiv:1705.07761 (modes and high-quality samples on 2D mixtures)"
+PRECISION_RECALL = "Kynkäänniemi et al. 2019, arXiv:1904.06991"
+DENSITY_COVERAGE = "Naeem et al. 2020, arXiv:2002.09797"
+BOUNDS = ("ELBO: Kingma & Welling 2014, arXiv:1312.6114; IWAE: Burda et al. 2016, arXiv:1509.00519; "
+          "the DDPM ELBO: Ho et al. 2020, arXiv:2006.11239")
+BITS_PER_DIM = "Theis et al. 2016, arXiv:1511.01844"
 
 
 # --------------------------------------------------------------------------- parts
@@ -133,28 +145,36 @@ class SamplerResult:
     # ---- evaluate stage, 2D
     nonfinite_fraction: float | None = metric("fraction", "lower", doc="samples with a NaN or infinite coordinate")
     mmd2: float | None = metric("", "lower",
-                                doc="unbiased MMD², RBF kernel, median-heuristic bandwidth, vs the test set")
+                                doc="unbiased MMD², RBF kernel, median-heuristic bandwidth, vs the test set",
+                                source="Gretton et al. 2012, JMLR 13:723-773")
     mmd_bandwidth: float | None = metric("", doc="the RBF bandwidth used")
     high_quality_fraction: float | None = metric("fraction", "higher",
-                                                 doc="samples within Mahalanobis 3 of a component")
-    modes_covered: int | None = metric("modes", "higher", doc="components receiving at least half their share")
+                                                 doc="samples within Mahalanobis 3 of a component", source=VEEGAN)
+    modes_covered: int | None = metric("modes", "higher", doc="components receiving at least half their share",
+                                       source=VEEGAN)
     n_modes: int | None = metric("modes", doc="components of the mixture")
-    mode_coverage: float | None = metric("fraction", "higher", doc="modes_covered / n_modes")
+    mode_coverage: float | None = metric("fraction", "higher", doc="modes_covered / n_modes", source=VEEGAN)
     mode_shares: list[float] | None = None
     # ---- evaluate stage, both
-    precision: float | None = metric("fraction", "higher", doc="k-NN manifold precision (Kynkäänniemi et al. 2019)")
-    recall: float | None = metric("fraction", "higher", doc="k-NN manifold recall (Kynkäänniemi et al. 2019)")
+    precision: float | None = metric("fraction", "higher", doc="k-NN manifold precision (Kynkäänniemi et al. 2019)",
+                                     source=PRECISION_RECALL)
+    recall: float | None = metric("fraction", "higher", doc="k-NN manifold recall (Kynkäänniemi et al. 2019)",
+                                  source=PRECISION_RECALL)
     # ---- evaluate stage, images
-    fid: dict[str, float] = metric("", "lower", flat="fid_{}", doc="FID_N vs the reference split {}")
+    fid: dict[str, float] = metric("", "lower", flat="fid_{}", doc="FID_N vs the reference split {}",
+                                   source="Heusel et al. 2017, arXiv:1706.08500")
     kid_mean: dict[str, float] = metric("", "lower", flat="kid_{}_mean", se="kid_{}_std",
-                                        doc="KID (unbiased, cubic kernel) vs the split {}, mean over subsets")
+                                        doc="KID (unbiased, cubic kernel) vs the split {}, mean over subsets",
+                                        source="Bińkowski et al. 2018, arXiv:1801.01401")
     kid_std: dict[str, float] = metric("", flat="kid_{}_std", doc="KID's std over subsets vs the split {}")
     kid_subset_size: int | None = metric("samples", doc="KID subset size")
-    density: float | None = metric("", "higher", doc="density (Naeem et al. 2020, k = 5)")
-    coverage: float | None = metric("fraction", "higher", doc="coverage (Naeem et al. 2020, k = 5)")
+    density: float | None = metric("", "higher", doc="density (Naeem et al. 2020, k = 5)", source=DENSITY_COVERAGE)
+    coverage: float | None = metric("fraction", "higher", doc="coverage (Naeem et al. 2020, k = 5)",
+                                    source=DENSITY_COVERAGE)
     prdc_n: int | None = metric("samples", doc="real and fake samples used by precision/recall/density/coverage")
     fd_classifier: float | None = metric("", "lower",
-                                         doc="Fréchet distance in an MNIST classifier's features (not FID)")
+                                         doc="Fréchet distance in an MNIST classifier's features (not FID)",
+                                         source="the Fréchet distance of Heusel et al. 2017, arXiv:1706.08500")
     classifier: dict[str, Any] | None = None
     novelty_ratio: float | None = metric("", doc="median nearest-train distance of samples / of test images")
     copy_fraction: float | None = metric("fraction", "lower", doc="samples closer to a training image than 99% of test")
@@ -175,10 +195,10 @@ class DensityResult:
                                          doc="mean test NLL (exact, or EBM by quadrature)")
     test_nll_se_nats: float | None = metric("nats", doc="standard error of test_nll_nats")
     bounds: dict[str, float] = metric("nats", "lower", flat="test_nll_bound_{}_nats", se="test_nll_bound_{}_se_nats",
-                                      doc="upper bound on the test NLL from the bound {}")
+                                      doc="upper bound on the test NLL from the bound {}", source=BOUNDS)
     bounds_se: dict[str, float] = metric("nats", flat="test_nll_bound_{}_se_nats", doc="standard error of bound {}")
     test_nll_bound_nats: float | None = metric("nats", "lower", se="test_nll_bound_se_nats",
-                                               doc="the tightest NLL bound")
+                                               doc="the tightest NLL bound", source=BOUNDS)
     test_nll_bound_se_nats: float | None = metric("nats", doc="its standard error")
     bound_name: str | None = metric(doc="the bound that is tightest")
     standard_bound: str | None = metric(doc="the family's standard bound (ELBO)")
@@ -216,13 +236,14 @@ class DensityResult:
     true_entropy_se_nats: float | None = metric("nats", doc="its standard error")
     # ---- images: evaluate stage
     dims: int | None = metric("dimensions", doc="C·H·W")
-    test_bpd: float | None = metric("bits/dim", "lower", se="test_bpd_se", doc="exact test bits/dim")
+    test_bpd: float | None = metric("bits/dim", "lower", se="test_bpd_se", doc="exact test bits/dim",
+                                    source=BITS_PER_DIM)
     test_bpd_se: float | None = metric("bits/dim", doc="its standard error")
     bounds_bpd: dict[str, float] = metric("bits/dim", "lower", flat="test_bpd_bound_{}", se="test_bpd_bound_{}_se",
-                                          doc="upper bound on bits/dim from the bound {}")
+                                          doc="upper bound on bits/dim from the bound {}", source=BOUNDS)
     bounds_bpd_se: dict[str, float] = metric("bits/dim", flat="test_bpd_bound_{}_se", doc="its standard error")
     test_bpd_bound: float | None = metric("bits/dim", "lower", se="test_bpd_bound_se",
-                                          doc="the tightest bits/dim bound")
+                                          doc="the tightest bits/dim bound", source=BOUNDS)
     test_bpd_bound_se: float | None = metric("bits/dim", doc="its standard error")
     bpd_unavailable: str | None = metric(doc="why there is no bits/dim")
 
@@ -457,7 +478,7 @@ _FLAT = [pf for cls in _METRIC_PARTS for pf in _flat_fields(cls)]
 def _info(column: str, meta: Any, key: str | None = None) -> MetricInfo:
     fmt = (lambda t: t.format(key)) if key is not None else (lambda t: t)
     return MetricInfo(column, meta["unit"], meta["better"], meta["timing"], fmt(meta["se"]) if meta["se"] else None,
-                      fmt(meta["doc"]))
+                      fmt(meta["doc"]), meta.get("source", ""))
 
 
 def metric_info(column: str) -> MetricInfo | None:
