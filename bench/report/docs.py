@@ -364,7 +364,7 @@ def suites_page() -> str:
            "## Model options: `families.<family>.model.*`", "",
            "Each family's `Config` dataclass, per data form (`vector`: the 2D suite; `image`: MNIST and CIFAR-10). "
            "Where the allowed values say `any`, the family declares no range yet.", ""]
-    for name, modality in models.entries():
+    for name, modality in _builtin():
         cls = models.get(name, modality)
         out += [f"### `{name}` ({modality}): `{cls.Config.__name__}`", "",
                 f"Options of [`{cls.__module__}.{cls.__name__}`](families.md#{name}).", "",
@@ -478,6 +478,12 @@ def _is_2d(name: str) -> bool:
 
 
 # =========================================================================== families
+def _builtin() -> list[tuple[str, str]]:
+    """The registry's (name, modality) pairs of the families shipped in ``models/`` (not those a user's
+    ``GENBENCH_FAMILIES`` folder adds, so the pages do not depend on the environment)."""
+    return [(n, m) for n, m in models.entries() if models.get(n, m).__module__.startswith("models.")]
+
+
 def _capabilities(cls: type) -> str:
     c = cls.capabilities
     parts = [f"likelihood: **{c.likelihood}**"]
@@ -520,17 +526,18 @@ def _nfe_text(cls: type) -> str:
 def families_page() -> str:
     """The families reference: the registry's families with capabilities, textbook claims, options and
     samplers (Markdown)."""
+    names = sorted({n for n, _ in _builtin()})
     out = [GENERATED, "", "# Families", "",
            "The registry (`models/__init__.py`) discovers every family file under `models/` and in the folders "
            "named by `GENBENCH_FAMILIES`. A family registers one class per data form: `vector` (the 2D suite, "
            "float32 `(N, D)`) and `image` (uint8 `(N, C, H, W)`). Its *capabilities* say what the harness may ask "
            "of it; its *textbook claims* are what the report tests against measurements "
            "([Claims and verdicts](../verdicts.md)). Add one with the [tutorial](../tutorials/add-a-family.md).", "",
-           table([{"family": f"[`{n}`](#{n})", "forms": ", ".join(m for f, m in models.entries() if f == n),
-                   "textbook claim": _textbook(models.textbook(n))} for n in models.names()])]
-    for name in models.names():
+           table([{"family": f"[`{n}`](#{n})", "forms": ", ".join(m for f, m in _builtin() if f == n),
+                   "textbook claim": _textbook(models.textbook(n))} for n in names])]
+    for name in names:
         out += [f"## {name}", ""]
-        for fam, modality in models.entries():
+        for fam, modality in _builtin():
             if fam != name:
                 continue
             cls = models.get(fam, modality)
