@@ -378,10 +378,6 @@ def suites_page() -> str:
 _PARTS = ((schema.TrainResult, "cell", "train stage"), (schema.SamplerResult, "sampler", "per sampler"),
           (schema.DensityResult, "cell", "density and likelihood"), (schema.LatentResult, "cell", "latent inference"),
           (schema.CellEstimate, "cell", "the plan's estimate"))
-_IMAGE_ONLY = {"fid", "kid_mean", "kid_std", "kid_subset_size", "density", "coverage", "prdc_n", "fd_classifier",
-               "novelty_ratio", "copy_fraction", "nn_train_distance_median", "nn_train_distance_median_test",
-               "dims", "test_bpd", "test_bpd_se", "bounds_bpd", "bounds_bpd_se", "test_bpd_bound",
-               "test_bpd_bound_se", "bpd_unavailable"}
 
 
 def _column(f: dataclasses.Field) -> str:
@@ -397,8 +393,7 @@ def _protocol_keys(part: type, name: str, meta: dict) -> str:
     if meta.get("timing"):
         return "timing keys, and the same device name and torch version"
     if part is schema.SamplerResult:
-        return "sample keys + data keys" + (" + `metric_protocol`" if name in _IMAGE_ONLY or name in (
-            "precision", "recall") else "")
+        return "sample keys + data keys (images: + `metric_protocol`)"
     return "density keys + data keys"
 
 
@@ -447,7 +442,6 @@ def metrics_page() -> str:
             rows.append({"key": f"`{_column(f)}`", "unit": meta["unit"] or "–", "better": meta["better"] or "–",
                          "SE": f"`{_column_se(meta['se'], f)}`" if meta["se"] else "–",
                          "gate": _min_effect(meta) or "–", "protocol": _protocol_keys(part, f.name, meta) or "–",
-                         "modality": "image" if f.name in _IMAGE_ONLY else ("2D" if _is_2d(f.name) else "both"),
                          "definition": _markdown(meta["doc"]), "source": meta.get("source") or "–"})
         where = "per sampler (`samplers.<name>` in the record)" if level == "sampler" else f"per cell (`{_attr(part)}`)"
         out += [f"## {part.__name__}: {title}", "", f"{first_sentence(part)} Stored {where}.", "", table(rows)]
@@ -464,17 +458,6 @@ def _column_se(se: str, f: dataclasses.Field) -> str:
 def _attr(part: type) -> str:
     return {schema.TrainResult: "train", schema.DensityResult: "density", schema.LatentResult: "latent",
             schema.CellEstimate: "estimate"}.get(part, "")
-
-
-_2D_ONLY = {"nonfinite_fraction", "mmd2", "mmd_bandwidth", "high_quality_fraction", "modes_covered", "n_modes",
-            "mode_coverage", "nll_method", "log_z_nats", "log_z_quadrature_error_nats", "quadrature_grid",
-            "quadrature_evaluations", "quadrature_seconds", "test_outside_box_fraction", "log_integral_nats",
-            "log_integral_error_nats", "integral_grid", "integral_of", "kl_nats", "kl_se_nats", "kl_bound_nats",
-            "kl_bound_se_nats", "true_entropy_nats", "true_entropy_se_nats"}
-
-
-def _is_2d(name: str) -> bool:
-    return name in _2D_ONLY
 
 
 # =========================================================================== families
