@@ -124,12 +124,19 @@ def _markdown(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+_ABBREVIATIONS = ("et al", "e.g", "i.e", "vs", "Eq", "Alg", "Sec", "App", "cf", "Fig", "ch")
+
+
 def first_sentence(obj: Any) -> str:
-    """The first sentence of ``obj``'s docstring, as Markdown."""
+    """The first sentence of ``obj``'s docstring, as Markdown (a period after "et al", "e.g", "Eq" ... does not
+    end it)."""
     doc = inspect.getdoc(obj) or ""
     para = " ".join(doc.split("\n\n")[0].split())
-    m = re.match(r"(.+?[.:])(\s|$)", para)
-    return _markdown((m.group(1) if m else para).rstrip(":") + ("" if para.endswith(".") or not m else ""))
+    for m in re.finditer(r"\.(\s|$)", para):
+        head = para[: m.start()]
+        if not head.endswith(_ABBREVIATIONS):
+            return _markdown(head + ".")
+    return _markdown(para)
 
 
 def _strip(tp: Any) -> tuple[Any, list[Range], bool]:
@@ -502,8 +509,8 @@ def _sampler_rows(cls: type) -> list[dict[str, str]]:
 
 def _nfe_text(cls: type) -> str:
     doc = " ".join((inspect.getdoc(cls) or "").split())
-    m = re.search(r"NFE(?: =|:) ([^.;]+(?:\.\w+\(\))?)", doc)
-    return m.group(1).strip().rstrip(")") if m else ""
+    m = re.search(r"NFE(?: =|:) (.+?)\.(?:\s|$)", doc)
+    return m.group(1).strip() if m else ""
 
 
 def families_page() -> str:
