@@ -111,6 +111,7 @@ def test_the_suites_page_lists_every_eval_key_with_its_declared_range():
     for f in dataclasses.fields(docs.EvalConfig):
         assert f"| `eval.{f.name}` |" in page
     assert "| `train.lr` | float | a finite number in (0, 10] | `0.001` |" in page
+    assert docs.UNDOCUMENTED not in page  # every top-level key of bench.config.suite is described
     assert "### `ddim`" in page and "| `steps` | int | an integer in [1, 10^6] | `50` | steps |" in page
 
 

@@ -300,6 +300,9 @@ _TOP = {
 }
 
 
+UNDOCUMENTED = "not documented yet: describe it in `bench.report.docs._TOP`"
+
+
 def _samplers_section() -> list[str]:
     out = ["## Sampler settings: `families.<family>.samplers.<name>.*`", "",
            "Samplers are not model settings: changing one redoes a cell's sample stage, never its training. Each "
@@ -352,7 +355,7 @@ def suites_page() -> str:
            "(`_seconds`: s; `_batch`: examples per call).", "",
            "## Top level", "",
            table([{"key": f"`{k}`", "type": t, "allowed": a, "default": d, "meaning": m}
-                  for k, (t, a, d, m) in _TOP.items() if k in _TOP_KEYS]),
+                  for k in _TOP_KEYS for t, a, d, m in [_TOP.get(k, ("?", "?", "?", UNDOCUMENTED))]]),
            "A dataset entry that is a mapping has the keys `name` and `families` (the family blocks to merge "
            "over `families` on that dataset). A family block has the keys "
            + ", ".join(f"`{k}`" for k in _FAMILY_KEYS) + ". A profile block may also hold "
