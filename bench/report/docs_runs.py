@@ -32,7 +32,7 @@ from bench.report.run_report import order_records
 from bench.store.runs import RunDir
 
 __all__ = ["FORMAT", "TEXTS", "snapshot", "snapshot_name", "load_snapshots", "claims_page", "results_page",
-           "readme_taxonomy", "cpu_model"]
+           "readme_taxonomy", "figure_block", "cpu_model"]
 
 FORMAT = "genbench.docs-run/1"
 
@@ -214,8 +214,11 @@ def claims_page(snaps: list[dict[str, Any]]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def results_page(snaps: list[dict[str, Any]]) -> str:
-    """Measured results: wall time per suite, profile and device, with dates, from the snapshots (Markdown)."""
+def results_page(snaps: list[dict[str, Any]], reports: tuple[str, ...] = ()) -> str:
+    """Measured results: wall time per suite, profile and device, with dates, from the snapshots (Markdown).
+
+    ``reports``: the ``<suite>-<profile>`` stems of the reports copied into ``docs/reports/`` (the latest run of
+    each); the newest row of each links its report."""
     out = [GENERATED, "", "# Measured results", "",
            "Wall times of whole runs, from their records (`python scripts/build_docs.py --add-run RUN` snapshots a "
            "run folder into `docs/data/runs/`; this page is generated from those snapshots). *Wall* is the run "
@@ -225,8 +228,11 @@ def results_page(snaps: list[dict[str, Any]]) -> str:
            "which machine and how (*note*) it was measured; compare rows of one machine.", ""]
     if not snaps:
         return "\n".join(out + ["No snapshot yet."]).rstrip() + "\n"
-    rows = []
+    rows, linked = [], set()
     for s in reversed(snaps):
+        stem = f"{s['suite']}-{s['profile']}"
+        report = f"[report](reports/{stem}.md)" if stem in reports and stem not in linked else "–"
+        linked.add(stem)
         st = s.get("stage_seconds") or {}
         est, cells = s.get("estimate_seconds"), s.get("cell_seconds")
         err = f" ({(cells - est) / est:+.0%})" if est and cells else ""
@@ -237,7 +243,8 @@ def results_page(snaps: list[dict[str, Any]]) -> str:
                      "cells Σ": _duration(cells), "estimate": _duration(est) + err,
                      "train / sample / density / evaluate Σ": " / ".join(
                          _duration(st.get(k)) for k in ("train", "sample", "density", "evaluate")),
-                     "commit": f"`{(s.get('git_sha') or '?')[:7]}`", "note": s.get("note") or "–"})
+                     "commit": f"`{(s.get('git_sha') or '?')[:7]}`", "note": s.get("note") or "–",
+                     "report": report})
     out += [table(rows), "## Per family", "", "Σ of the cells' wall times per family (all datasets and seeds).", ""]
     for s in reversed(snaps):
         fam = s.get("per_family") or {}
@@ -245,6 +252,29 @@ def results_page(snaps: list[dict[str, Any]]) -> str:
                 table([{"family": f"`{f}`", "cells": v["cells"], "Σ wall": _duration(v["wall_seconds"])}
                        for f, v in fam.items()])]
     return "\n".join(out).rstrip() + "\n"
+
+
+def figure_block(snaps: list[dict[str, Any]], prefix: str = "", figure: bool = True, report: bool = True) -> str:
+    """The trade-off figure of the latest 2D default snapshot with its caption (Markdown), for the README
+    (``prefix="docs/"``) and the home page; a sentence saying how to add one where there is none.
+
+    Args:
+        snaps: the snapshots (:func:`load_snapshots`).
+        prefix: the path from the page to ``docs/``.
+        figure: ``docs/assets/tradeoff-2d.png`` exists.
+        report: ``docs/reports/toy2d-default.md`` exists.
+    """
+    snap = _latest(snaps)
+    if not figure or not snap or (snap["suite"], snap["profile"]) != ("toy2d", "default"):
+        return ("The trade-off figure of the 2D default suite appears here once a run is snapshotted: "
+                "`python scripts/build_docs.py --add-run results/toy2d/<run_id>`.\n")
+    seeds = len(snap.get("seeds") or [])
+    full = f" [The full report]({prefix}reports/toy2d-default.md)." if report else ""
+    return (f"![Which family gives the best samples for the time? Sample quality against the cost per sample, 2D "
+            f"default suite]({prefix}assets/tradeoff-2d.png)\n\n"
+            f"*Which family gives the best samples for the time? Sample quality (MMD² to the true mixture, lower is "
+            f"better) against the cost per sample, one point per family and sampler labelled with its NFE, ±1 std "
+            f"over {seeds} seed{'s' if seeds != 1 else ''}, the Pareto front dashed; the {_run_line(snap)}.*{full}\n")
 
 
 _README_COLUMNS = ["family", "textbook likelihood", "measured likelihood", "likelihood claim", "textbook sampling",
