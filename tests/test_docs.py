@@ -165,3 +165,11 @@ def test_the_results_page_gives_wall_times_with_date_device_and_the_estimate_err
     assert "| 10m00s / 3m20s / 1m40s / 1m40s |" in row and "| exclusive CPU lock |" in row
     table = docs_runs.readme_taxonomy([_snapshot(profile="smoke", run_id="old"), _snapshot()])
     assert "run `r1`" in table and "| gan | none | – | – | – | 1 | fastest | – |" in table
+
+
+def test_the_figure_block_shows_the_latest_2d_default_figure_or_says_how_to_add_one():
+    block = docs_runs.figure_block([_snapshot()], "docs/", figure=True, report=True)
+    assert block.startswith("![") and "](docs/assets/tradeoff-2d.png)" in block
+    assert "±1 std over 3 seeds" in block and "[The full report](docs/reports/toy2d-default.md)" in block
+    assert "--add-run" in docs_runs.figure_block([_snapshot()], "", figure=False)
+    assert "--add-run" in docs_runs.figure_block([_snapshot(suite="mnist")], "", figure=True)
