@@ -162,3 +162,37 @@ def test_adding_a_sampler_to_a_finished_run_redoes_only_sampling_and_evaluation(
     assert sorted(after["samplers"]) == ["ancestral", "ddim10", "ddim20"]
     assert after["samplers"]["ddim20"]["sample_nfe"] == 20
     assert np.array_equal(np.load(cell / "samples_ddim10.npz")["samples"], ddim10)
+
+
+def test_a_checkpoint_from_before_samplers_were_objects_still_loads(tmp_path):
+    """genbench 0.1 kept DDIM steps, Langevin steps and SGLD schedules in the model config; those keys are dropped
+    on load (``legacy_config_keys``), the weights load, and the family's default samplers run."""
+    import models
+
+    for name, legacy in (("diffusion", {"ddim_steps": [10]}), ("score", {"steps_per_sigma": 5, "step_eps": 2e-5,
+                                                                         "denoise": True}),
+                         ("energy", {"sample_steps": 50, "sample_step_start": 0.3, "sample_step_end": 1e-3})):
+        m = tiny_model(name, "vector").eval()
+        models.save_checkpoint(m, tmp_path / f"{name}.pt")
+        ckpt = torch.load(tmp_path / f"{name}.pt", weights_only=True)
+        ckpt["config"] = {**ckpt["config"], **legacy}
+        torch.save(ckpt, tmp_path / f"{name}.pt")
+        loaded = models.load_checkpoint(tmp_path / f"{name}.pt")
+        assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_a_schema_3_record_with_samplers_in_its_model_config_reads_and_is_not_a_change():
+    """Records of genbench.cell/3 have no ``samplers`` section: reading them works, and resume does not call the
+    missing section a sampler change (it would redo every finished cell)."""
+    from bench.execution.resume import sampler_changes
+    from bench.store import schema
+
+    rec = schema.record_from_dict({"schema": "genbench.cell/3", "suite": "toy2d", "run_id": "r", "dataset": "d",
+                                   "family": "diffusion", "seed": 0, "status": "ok",
+                                   "config": {"model": {"T": 100, "ddim_steps": [10]}}})
+    assert rec.config.samplers == {} and rec.config.model["ddim_steps"] == [10]
+    assert sampler_changes({"samplers": {}}, {"samplers": {"ddim10": {"kind": "ddim"}}}) == []
+    assert sampler_changes({"samplers": {"ddim10": {"kind": "ddim", "steps": 10}}},
+                           {"samplers": {"ddim10": {"kind": "ddim", "steps": 10}, "ddim20": {"kind": "ddim"}}}) \
+        == ["samplers.ddim20: added"]
+    assert schema.metric_info("sample_batch_ms").se == "sample_batch_median_se_ms"
