@@ -227,8 +227,20 @@ def add_run(run: Path, note: str, cpu: str | None) -> Path:
     pareto = run / "figures" / "pareto.png"
     if snap["suite"] == "toy2d" and snap["profile"] == "default" and pareto.is_file():
         FIGURE.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(pareto, FIGURE)
+        small_png(pareto, FIGURE, width=1200)
     return path
+
+
+def small_png(src: Path, dst: Path, width: int | None = None) -> None:
+    """``src`` written to ``dst`` as a small PNG: resized to ``width`` pixels (Lanczos) where it is wider, and
+    quantized to a 256-colour palette (matplotlib's figures use few colours; the result is about a third)."""
+    from PIL import Image
+
+    with Image.open(src) as im:
+        im = im.convert("RGB")
+        if width and im.width > width:
+            im = im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
+        im.quantize(colors=256, method=Image.MEDIANCUT).save(dst, optimize=True)
 
 
 def copy_report(run: Path, snap: dict) -> Path | None:
@@ -243,7 +255,7 @@ def copy_report(run: Path, snap: dict) -> Path | None:
         shutil.rmtree(figures.parent)
     figures.mkdir(parents=True)
     for png in sorted((run / "figures").glob("*.png")):
-        shutil.copyfile(png, figures / png.name)
+        small_png(png, figures / png.name)
     text = report.read_text(encoding="utf-8").replace("](figures/", f"]({stem}/figures/")
     head = (f"<!-- copied by scripts/build_docs.py --add-run from {snap['suite']}/{snap['run_id']}; "
             "the run's own report.md, unchanged but for its figure links -->\n\n")

@@ -222,7 +222,7 @@ def results_page(snaps: list[dict[str, Any]], reports: tuple[str, ...] = ()) -> 
     out = [GENERATED, "", "# Measured results", "",
            "Wall times of whole runs, from their records (`python scripts/build_docs.py --add-run RUN` snapshots a "
            "run folder into `docs/data/runs/`; this page is generated from those snapshots). *Wall* is the run "
-           "from its start (`run.json`) to its last cell's end: preflight, the plan's probes and every cell, "
+           "from its start (`run.json`, written after the preflight and the plan's probes) to its last cell's end, "
            "not the report; *cells* is the sum of the cells' own wall times; *estimate* the plan's "
            "estimate of the cells ([the cost model](design/cost-model.md)). Numbers date: each row says when, on "
            "which machine and how (*note*) it was measured; compare rows of one machine.", ""]
