@@ -116,8 +116,15 @@ def test_argparse_errors_exit_2(capsys):
     assert e.value.code == 2
 
 
-def test_dry_run_prints_the_resolved_config(capsys):
-    assert run_bench.main(["--dry-run", "--profile", "smoke"]) == 0
+def test_dry_run_prints_the_resolved_config(tmp_path, monkeypatch, capsys):
+    from bench.execution import plan
+
+    # the plan's probes faked (21 real ones cost seconds; every in-process tiny-suite run probes for real), and
+    # cached under a data root of the test's own, not the checkout's data/
+    monkeypatch.setattr(plan, "probe_family", lambda spec, suite, device: {
+        "train_step_s": 0.01, "samplers": {k: [0.001, 1e-5] for k in spec.samplers},
+        "density": [0.002, 2e-5] if spec.density_call else None, "probe_seconds": 0.5})
+    assert run_bench.main(["--dry-run", "--profile", "smoke", "--set", f"data.root={tmp_path}"]) == 0
     out = capsys.readouterr().out
     assert "name: toy2d" in out and "profile: smoke" in out and "# 21 cells:" in out
     assert "# genbench: plan of suite 'toy2d', profile 'smoke' (--profile smoke), 21 cells on " in out

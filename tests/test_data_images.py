@@ -143,6 +143,7 @@ def test_missing_cifar_names_every_place_it_looked(tmp_path, offline):
     assert str(tmp_path / "data") in msg and "cifar10-jpeg-q75.tar.xz" in msg and "network unreachable" in msg
 
 
+@pytest.mark.slow  # loads the real 60,000 images (decoding the archive on a fresh data root: ~20 s)
 def test_the_offline_cifar_copy_is_labelled_not_comparable():
     if not (images.mirror_dir() / images.CIFAR10_JPEG_ARCHIVE).exists():
         pytest.skip("no offline CIFAR-10 archive on this machine")

@@ -15,11 +15,9 @@ import shutil
 import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
-import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,16 +29,12 @@ from bench.config.suite import load_suite
 from bench.core.files import StorageError, atomic_write, sweep_temporaries
 from bench.execution.resume import check_cell
 from bench.store.runs import SUMS, RunDir, RunLock, read_sums
-from tests.helpers import tiny_model
+from tests.helpers import MARKER_ENV, start_run_bench, tiny_model, wait_for_marker, write_tiny_suite
 
-SUITE = """\
-name: tiny
-datasets: [8gaussians]
-data: {n_train: 500, n_val: 100, n_test: 200}
-eval: {n_samples: 100, bound_n: 50, throughput_batch: 100, quadrature_grid: 16, density_grid: 8}
-families:
-  autoregressive: {model: {hidden: 8, components: 2}, train: {steps: 10}}
-"""
+# the tiny suite (tests/helpers.write_tiny_suite), smaller still: one family, 10 steps, 100 samples
+AR = {"model": {"hidden": 8, "components": 2}, "train": {"steps": 10}}
+SMALL = {"data": {"n_train": 500, "n_val": 100, "n_test": 200},
+         "eval": {"n_samples": 100, "bound_n": 50, "throughput_batch": 100, "quadrature_grid": 16, "density_grid": 8}}
 CELL = "8gaussians__autoregressive__s0"
 
 
@@ -60,7 +54,7 @@ def _temporaries(folder) -> list:
 def finished(tmp_path_factory):
     """A finished run ``r`` (train, sample, evaluate; no report), copied by each test that changes it."""
     folder = tmp_path_factory.mktemp("finished")
-    (folder / "s.yaml").write_text(SUITE)
+    write_tiny_suite(folder, {"autoregressive": AR}, **SMALL)
     assert _main(folder, "--run-id", "r", "--stage", "evaluate") == 0
     return folder
 
@@ -263,8 +257,8 @@ def test_an_evaluation_setting_redoes_only_the_evaluation(run, capsys):
 
 
 # --------------------------------------------------------------------------- full disk, read-only folder
-def test_a_full_disk_fails_the_cell_cleans_up_and_stops_the_suite(tmp_path, monkeypatch, capsys):
-    (tmp_path / "s.yaml").write_text(SUITE + "seeds: [0, 1]\n")
+def test_a_full_disk_fails_the_cell_cleans_up_and_stops_the_suite(tmp_path, tiny_suite, monkeypatch, capsys):
+    tiny_suite({"autoregressive": AR}, seeds=[0, 1], **SMALL)
     real = np.savez_compressed
 
     def disk_full(f, **arrays):
@@ -370,34 +364,33 @@ def test_a_second_writer_is_refused_naming_the_holder(run, capsys):
 
 def test_a_stale_lock_is_reported_and_taken_over(run, capsys):
     folder, _ = run
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()  # its pid no longer runs
+    gone = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # above the largest pid Linux gives: not running
     (folder / "res" / "tiny" / "r" / ".lock").write_text(json.dumps(
-        {"pid": gone.pid, "host": socket.gethostname(), "started_at": "2026-01-01T00:00:00+0000", "command": ["x"]}))
+        {"pid": gone, "host": socket.gethostname(), "started_at": "2026-01-01T00:00:00+0000", "command": ["x"]}))
     assert _main(folder, "--run-id", "r", "--stage", "report") == 0
-    assert f"took over the stale lock of pid {gone.pid}" in _err(capsys)
+    assert f"took over the stale lock of pid {gone}" in _err(capsys)
     assert (folder / "res" / "tiny" / "r" / ".lock").read_text() == ""  # released cleanly
 
 
 # --------------------------------------------------------------------------- paths, --resume
 @pytest.mark.parametrize("run_id", ["../../x", "/tmp/genbench-abs", "a/b", ".hidden", "..", ""])
-def test_unsafe_run_ids_exit_2_and_write_nothing(tmp_path, capsys, run_id):
-    (tmp_path / "s.yaml").write_text(SUITE)
+def test_unsafe_run_ids_exit_2_and_write_nothing(tmp_path, tiny_suite, capsys, run_id):
+    tiny_suite({"autoregressive": AR}, **SMALL)
     assert _main(tmp_path, "--run-id", run_id) == 2
     err = _err(capsys).strip()
     assert err.startswith("run_bench.py: error: --run-id ") and "\n" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"] and not os.path.exists("/tmp/genbench-abs")
 
 
-def test_an_unsafe_suite_name_exits_2(tmp_path, capsys):
-    (tmp_path / "s.yaml").write_text(SUITE.replace("name: tiny", "name: ../../x"))
+def test_an_unsafe_suite_name_exits_2(tmp_path, tiny_suite, capsys):
+    tiny_suite({"autoregressive": AR}, name="../../x", **SMALL)
     assert _main(tmp_path) == 2
     assert "name: '../../x' is not allowed" in _err(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
 
 
-def test_a_run_folder_symlinked_outside_the_root_is_refused(tmp_path, capsys):
-    (tmp_path / "s.yaml").write_text(SUITE)
+def test_a_run_folder_symlinked_outside_the_root_is_refused(tmp_path, tiny_suite, capsys):
+    tiny_suite({"autoregressive": AR}, **SMALL)
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "res" / "tiny").mkdir(parents=True)
     (tmp_path / "res" / "tiny" / "r").symlink_to(tmp_path / "elsewhere")
@@ -415,20 +408,25 @@ def test_resume_picks_the_run_started_last_not_the_last_name(tmp_path):
 
 
 # --------------------------------------------------------------------------- SIGKILL
-def test_a_sigkill_after_training_resumes_without_retraining(tmp_path):
-    (tmp_path / "s.yaml").write_text(SUITE.replace("steps: 10", "steps: 60"))
-    cell = tmp_path / "res" / "tiny" / "r" / CELL
-    proc = subprocess.Popen([sys.executable, "run_bench.py", str(tmp_path / "s.yaml"), "--results",
-                             str(tmp_path / "res"), "--run-id", "r", "--no-progress", "--stage", "evaluate"],
-                            cwd=run_bench.ROOT, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not (cell / SUMS).exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)  # SHA256SUMS appears right after model.pt
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert (cell / "model.pt").exists() and not (cell / "record.json").exists()
+@pytest.mark.slow
+def test_a_sigkill_after_training_resumes_without_retraining(tmp_path, tiny_suite, signalling_families):
+    # the autoregressive family, except that in the child it creates a marker file at its first sampling call once
+    # its checkpoint exists, and then waits: the kill lands after training and before the record, every time
+    suite = tiny_suite({"pauses_after_training": {**AR, "train": {"steps": 60}}}, **SMALL)
+    cell = tmp_path / "res" / "tiny" / "r" / "8gaussians__pauses_after_training__s0"
+    marker = tmp_path / "paused"
+    proc = start_run_bench(suite, tmp_path / "res", "r", "--stage", "evaluate",
+                           env={"GENBENCH_FAMILIES": str(signalling_families), MARKER_ENV: str(marker),
+                                "GENBENCH_TEST_CHECKPOINT": str(cell / "model.pt")})
+    try:
+        wait_for_marker(proc, marker)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert (cell / "model.pt").exists() and (cell / SUMS).exists() and not (cell / "record.json").exists()
     trained = models.checkpoint_metadata(cell / "model.pt")["extra"]["train"]
-    assert _main(tmp_path, "--run-id", "r", "--stage", "evaluate") == 0
+    assert _main(tmp_path, "--run-id", "r", "--stage", "evaluate") == 0  # in this process: the family only samples
     rec = json.loads((cell / "record.json").read_text())
     assert rec["status"] == "ok" and rec["train"]["train_seconds"] == trained["train_seconds"]  # not retrained
     assert _temporaries(tmp_path / "res") == []

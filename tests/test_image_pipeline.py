@@ -58,6 +58,7 @@ def _cells(results):
     return {p.parent.name: json.loads(p.read_text()) for p in (results / "tinyimg" / "r").glob("*/record.json")}
 
 
+@pytest.mark.slow  # a whole image suite: 3 families trained, ~90 Inception forwards, the ONNX export (~1 min)
 def test_image_suite_runs_in_stages_across_machines(tmp_path, tiny_cifar, monkeypatch):
     suite = tmp_path / "s.yaml"
     suite.write_text(SUITE % (tmp_path / "data"))  # the data root and its caches go under tmp_path

@@ -1,7 +1,8 @@
 """The Ray launcher (``--launcher ray``) on a local Ray of 2 CPUs: the same results as the local launcher,
 a failing or dying cell recorded with its reason while the others finish, and a killed driver resumed.
 
-Ray is an optional extra (``pip install -e ".[ray]"``); CI installs it, so these run there.
+Ray is an optional extra (``pip install -e ".[ray]"``); CI installs it, so these run there, in the slow tier
+(``pytest -m slow``): each test starts a Ray cluster.
 """
 
 from __future__ import annotations
@@ -19,9 +20,16 @@ import torch
 import models
 import run_bench
 from bench.store.schema import metric_info
-from tests.helpers import interrupt_second_cell, start_run_bench, wait_for
+from tests.helpers import (
+    MARKER_ENV,
+    SIGNALLING,
+    interrupt_at_marker,
+    start_run_bench,
+    wait_for,
+    write_signalling_families,
+)
 
-ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # a local Ray cluster; the fast tier does not even import Ray
 
 # Two test-only families that fail at their 6th training step, which the driver's plan probes (4 steps)
 # never reach: one raises in its loss (the cell records the exception), one kills its worker process
@@ -75,21 +83,17 @@ class Dies(_Base):
         os._exit(1)
 '''
 
-TINY = """\
-name: tiny
-datasets: [8gaussians]
-data: {n_train: 2000, n_val: 200, n_test: 500, root: %s}
-eval: {n_samples: 300, bound_n: 100, throughput_batch: 300, quadrature_grid: 64, density_grid: 16, monitor_points: 0}
-families:
-  autoregressive: {model: {hidden: 16, components: 4}, train: {steps: 30}}
-  %s
-"""
+AR = {"model": {"hidden": 16, "components": 4}, "train": {"steps": 30}}
+GAN_600S = {"model": {"hidden": 16}, "train": {"steps": 100000000, "max_seconds": 600}}
+NO_MONITOR = {"monitor_points": 0}
 
 
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
-    """A local Ray of 2 CPUs for the whole module, its workers seeing the test-only families."""
-    folder = tmp_path_factory.mktemp("families")
+    """A local Ray of 2 CPUs for the whole module, its workers seeing the test-only families (the failing ones
+    and the signalling ones of tests/helpers.py)."""
+    ray = pytest.importorskip("ray")
+    folder = write_signalling_families(tmp_path_factory.mktemp("families"))
     (folder / "failing_families.py").write_text(FAILING)
     old = os.environ.get("GENBENCH_FAMILIES")
     os.environ["GENBENCH_FAMILIES"] = str(folder)
@@ -99,7 +103,7 @@ def local_ray(tmp_path_factory):
     ray_init(None, num_cpus=2)
     yield
     ray.shutdown()
-    for name in ("raises_in_ray", "dies_in_ray"):
+    for name in ("raises_in_ray", "dies_in_ray", *SIGNALLING):
         models.unregister(name, modality="vector")
     if old is None:
         os.environ.pop("GENBENCH_FAMILIES")
@@ -117,7 +121,6 @@ def _non_timing(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[keep]
 
 
-@pytest.mark.slow
 def test_ray_gives_the_local_launchers_summary_on_the_smoke_profile(local_ray, tmp_path):
     # the 2D smoke profile's 7 cells of 8gaussians, once in this process, once as Ray tasks (2 at a time, each of
     # num_cpus 1, so on one torch thread). The local run gets one thread too: CPU kernels reduce in another order
@@ -140,10 +143,10 @@ def test_ray_gives_the_local_launchers_summary_on_the_smoke_profile(local_ray, t
     assert (tmp_path / "toy2d" / "ray" / "report.md").is_file()
 
 
-def test_a_cell_that_raises_and_one_whose_worker_dies_fail_alone(local_ray, tmp_path):
-    (tmp_path / "s.yaml").write_text(TINY % (tmp_path / "data", "raises_in_ray: {train: {steps: 10}}\n"
-                                                                "  dies_in_ray: {train: {steps: 10}}"))
-    code = _main(str(tmp_path / "s.yaml"), "--results", str(tmp_path / "res"), "--run-id", "r", "--launcher", "ray",
+def test_a_cell_that_raises_and_one_whose_worker_dies_fail_alone(local_ray, tmp_path, tiny_suite):
+    suite = tiny_suite({"autoregressive": AR, "raises_in_ray": {"train": {"steps": 10}},
+                        "dies_in_ray": {"train": {"steps": 10}}}, eval=NO_MONITOR)
+    code = _main(str(suite), "--results", str(tmp_path / "res"), "--run-id", "r", "--launcher", "ray",
                  "--ray-retries", "1")
     assert code == 1
     run = tmp_path / "res" / "tiny" / "r"
@@ -158,11 +161,9 @@ def test_a_cell_that_raises_and_one_whose_worker_dies_fail_alone(local_ray, tmp_
     assert "Failed cells" in (run / "report.md").read_text()
 
 
-def test_a_killed_driver_resumes_with_no_duplicate_or_missing_rows(local_ray, tmp_path):
+def test_a_killed_driver_resumes_with_no_duplicate_or_missing_rows(local_ray, tmp_path, tiny_suite):
     # three cells; the GAN's budget (600 s) keeps it running when the driver is killed
-    suite = tmp_path / "s.yaml"
-    suite.write_text(TINY % (tmp_path / "data", "gan: {model: {hidden: 16}, train: {steps: 100000000, "
-                                                "max_seconds: 600}}\n  flow: {train: {steps: 30}}"))
+    suite = tiny_suite({"autoregressive": AR, "gan": GAN_600S, "flow": {"train": {"steps": 30}}}, eval=NO_MONITOR)
     run = tmp_path / "res" / "tiny" / "k"
     proc = start_run_bench(suite, tmp_path / "res", "k", "--launcher", "ray", new_session=True)
     try:
@@ -208,28 +209,29 @@ def _group_gone(pgid: int) -> bool:
     return False
 
 
-def test_ctrl_c_cancels_the_running_cells_which_record_it_and_prints_the_resume_command(local_ray, tmp_path):
-    suite = tmp_path / "s.yaml"
-    suite.write_text(TINY % (tmp_path / "data", "gan: {model: {hidden: 16}, train: {steps: 100000000, "
-                                                "max_seconds: 600}}"))
-    run = tmp_path / "res" / "tiny" / "c"
-    proc = start_run_bench(suite, tmp_path / "res", "c", "--launcher", "ray", new_session=True)
+def test_ctrl_c_cancels_the_running_cells_which_record_it_and_prints_the_resume_command(local_ray, tmp_path,
+                                                                                         tiny_suite):
+    # trains_on (the GAN, 600 s budget) creates a marker file at its 6th training step, in its Ray worker
+    suite = tiny_suite({"autoregressive": AR, "trains_on": GAN_600S}, eval=NO_MONITOR)
+    run, marker = tmp_path / "res" / "tiny" / "c", tmp_path / "training"
+    proc = start_run_bench(suite, tmp_path / "res", "c", "--launcher", "ray", new_session=True,
+                           env={MARKER_ENV: str(marker)})
     try:
-        err = interrupt_second_cell(proc, run, timeout=120)
+        err = interrupt_at_marker(proc, marker, timeout=120)
     finally:
         proc.kill()
         if not _group_gone(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
-    cut = json.loads((run / "8gaussians__gan__s0" / "record.json").read_text())
+    cut = json.loads((run / "8gaussians__trains_on__s0" / "record.json").read_text())
     assert cut["status"] == "interrupted" and "Ctrl-C" in cut["reason"]
     resume = err.strip().splitlines()[-1].strip()
     assert resume.startswith("python ") and "--run-id c" in resume and "--launcher ray" in resume
 
 
-def test_a_cell_no_node_can_run_is_refused_before_anything_is_written(local_ray, tmp_path, capsys):
-    (tmp_path / "s.yaml").write_text(TINY % (tmp_path / "data", "gan: {resources: {num_cpus: 3}}"))
-    code = _main(str(tmp_path / "s.yaml"), "--results", str(tmp_path / "res"), "--launcher", "ray")
+def test_a_cell_no_node_can_run_is_refused_before_anything_is_written(local_ray, tmp_path, tiny_suite, capsys):
+    suite = tiny_suite({"autoregressive": AR, "gan": {"resources": {"num_cpus": 3}}}, eval=NO_MONITOR)
+    code = _main(str(suite), "--results", str(tmp_path / "res"), "--launcher", "ray")
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1] == (f"run_bench.py: error: {tmp_path / 's.yaml'}: families.gan.resources: a task asks for 3 CPUs "

@@ -61,16 +61,6 @@ class DiagonalGaussian(GenerativeModel):
         return self.mu + self.log_std.exp() * eps
 '''
 
-SUITE = """\
-name: newfam
-datasets: [8gaussians]
-data: {n_train: 2000, n_val: 200, n_test: 500}
-eval: {n_samples: 300, bound_n: 100, throughput_batch: 300, quadrature_grid: 64, density_grid: 16}
-families:
-  gan: {model: {hidden: 16}, train: {steps: 20}}
-  throwaway: {train: {steps: 200, lr: 0.05}}
-"""
-
 
 @pytest.fixture(scope="module")
 def family_dir(tmp_path_factory) -> Path:
@@ -87,6 +77,7 @@ def throwaway(family_dir):
     models.unregister("throwaway", modality="vector")
 
 
+@pytest.mark.slow  # a child process: the variable is read when models is first imported
 def test_the_environment_variable_makes_a_folder_of_families_discoverable(family_dir):
     out = subprocess.run([sys.executable, "-c", "import models; print(models.names('vector'))"], cwd=ROOT,
                          env={**os.environ, "GENBENCH_FAMILIES": str(family_dir), "PYTHONPATH": str(ROOT)},
@@ -103,9 +94,10 @@ def test_a_family_file_passes_every_contract_test_with_its_tiny_config(throwaway
     assert tiny_model(throwaway, "vector").log_std.tolist() == [-1.0, -1.0]  # the family's own tiny config was used
 
 
-def test_a_family_file_runs_in_a_suite_and_the_report_says_no_claim(throwaway, tmp_path):
-    (tmp_path / "s.yaml").write_text(SUITE)
-    code = run_bench.main([str(tmp_path / "s.yaml"), "--results", str(tmp_path / "res"), "--run-id", "r",
+def test_a_family_file_runs_in_a_suite_and_the_report_says_no_claim(throwaway, tmp_path, tiny_suite):
+    suite = tiny_suite({"gan": {"model": {"hidden": 16}, "train": {"steps": 20}},
+                        "throwaway": {"train": {"steps": 200, "lr": 0.05}}}, name="newfam")
+    code = run_bench.main([str(suite), "--results", str(tmp_path / "res"), "--run-id", "r",
                            "--no-progress"])
     assert code == 0
     run = tmp_path / "res" / "newfam" / "r"

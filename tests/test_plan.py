@@ -12,16 +12,13 @@ from bench.execution import plan
 from bench.execution.plan import Linear
 from models.base import TrainConfig
 
-SUITE = """\
-name: tiny
-datasets: [8gaussians]
-data: {n_train: 2000, n_val: 200, n_test: 500, root: %s}
-eval: {n_samples: 300, bound_n: 100, throughput_batch: 300, density_batch: 100, quadrature_grid: 64,
-       density_grid: 16}
-families:
-  autoregressive: {model: {hidden: 16, components: 4}, train: {steps: 50}}
-  gan: {model: {hidden: 16}, train: {steps: 1000000, max_seconds: 3}}
-"""
+FAMILIES = {"autoregressive": {"model": {"hidden": 16, "components": 4}, "train": {"steps": 50}},
+            "gan": {"model": {"hidden": 16}, "train": {"steps": 1000000, "max_seconds": 3}}}
+
+
+def _suite(tiny_suite):
+    """The tiny suite of an autoregressive family (50 steps) and a GAN (a 3 s budget); density batches of 100."""
+    return load_suite(tiny_suite(FAMILIES, eval={"density_batch": 100}))
 
 
 def _fake_clock(monkeypatch, seconds_of_n):
@@ -91,9 +88,8 @@ def test_sample_seconds_count_the_timed_calls_and_the_ones_that_fill_n_samples()
     assert plan.sample_seconds(slow, nfe=1, t=t) == pytest.approx(13.26)  # a fast sampler keeps 5 repeats
 
 
-def test_a_plan_charges_the_probes_to_each_cell_and_caches_them(tmp_path, monkeypatch):
-    (tmp_path / "s.yaml").write_text(SUITE % (tmp_path / "data"))
-    suite = load_suite(tmp_path / "s.yaml")
+def test_a_plan_charges_the_probes_to_each_cell_and_caches_them(tmp_path, tiny_suite, monkeypatch):
+    suite = _suite(tiny_suite)
     specs = plan.describe(suite, ["8gaussians"], ["autoregressive", "gan"])
     calls = []
 
@@ -131,9 +127,8 @@ def test_a_plan_charges_the_probes_to_each_cell_and_caches_them(tmp_path, monkey
     assert cached.cells[0].estimate.est_train_seconds == pytest.approx(0.5 + ar_monitor)
 
 
-def test_disk_per_cell_is_checkpoint_samples_grid_and_json(tmp_path):
-    (tmp_path / "s.yaml").write_text(SUITE % (tmp_path / "data"))
-    suite = load_suite(tmp_path / "s.yaml")
+def test_disk_per_cell_is_checkpoint_samples_grid_and_json(tiny_suite):
+    suite = _suite(tiny_suite)
     spec = plan.describe(suite, ["8gaussians"], ["autoregressive"])[("8gaussians", "autoregressive")]
     from bench import data as datasets
 
@@ -177,9 +172,8 @@ def test_a_cached_probe_is_reused_only_when_quiet_dated_and_younger_than_30_days
     assert "older cache" in plan.stale_reason({"train_step_s": 0.01, "load_average": [1.9, 1.5, 1.2]}, now)
 
 
-def test_probes_taken_under_load_are_flagged_and_measured_again_next_time(tmp_path, monkeypatch):
-    (tmp_path / "s.yaml").write_text(SUITE % (tmp_path / "data"))
-    suite = load_suite(tmp_path / "s.yaml")
+def test_probes_taken_under_load_are_flagged_and_measured_again_next_time(tiny_suite, monkeypatch):
+    suite = _suite(tiny_suite)
     specs = plan.describe(suite, ["8gaussians"], ["gan"])
     calls, load = [], [1.0]  # other processes' cores while the next probe runs
 

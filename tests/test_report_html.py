@@ -195,6 +195,7 @@ def browser_check(page: Path, screenshot: Path) -> dict:
     return json.loads(html_.unescape(found.group(1)))
 
 
+@pytest.mark.slow  # Chromium in a child process
 @pytest.mark.skipif(shutil.which("chromium") is None,
                     reason="chromium is not installed (apt-get install chromium; .ci/run installs it)")
 def test_report_html_renders_in_headless_chromium(report_run):

@@ -15,15 +15,8 @@ import run_bench
 from bench.execution.train import DivergenceError, train
 from models.base import Capabilities, GenerativeModel, TrainConfig
 
-TINY_SUITE = """\
-name: tiny
-datasets: [8gaussians]
-data: {n_train: 2000, n_val: 200, n_test: 500}
-eval: {n_samples: 300, bound_n: 100, throughput_batch: 300, quadrature_grid: 64, density_grid: 16}
-families:
-  autoregressive: {model: {hidden: 16, components: 4}, train: {steps: 30}}
-  %s
-"""
+AR = {"model": {"hidden": 16, "components": 4}, "train": {"steps": 30}}
+GAN = {"model": {"hidden": 16}, "train": {"steps": 30}}
 
 
 @pytest.fixture
@@ -51,9 +44,10 @@ def nan_family():
     models.unregister("nan_after_2", modality="vector")
 
 
-def _run(tmp_path, extra_family: str, *args) -> int:
-    (tmp_path / "s.yaml").write_text(TINY_SUITE % extra_family)
-    return run_bench.main([str(tmp_path / "s.yaml"), "--results", str(tmp_path / "res"), "--no-progress", *args])
+def _run(tiny_suite, tmp_path, extra: dict, *args) -> int:
+    """The tiny suite of the autoregressive family and the ``extra`` families, run in this process."""
+    suite = tiny_suite({"autoregressive": AR, **extra})
+    return run_bench.main([str(suite), "--results", str(tmp_path / "res"), "--no-progress", *args])
 
 
 def _records(tmp_path, run_id="r"):
@@ -67,8 +61,8 @@ def test_training_raises_on_nan(nan_family):
         train(m, torch.randn(100, 2), TrainConfig(steps=10, batch_size=8), progress=False)
 
 
-def test_a_diverging_family_fails_alone_and_is_recorded(tmp_path, nan_family):
-    code = _run(tmp_path, "nan_after_2: {train: {steps: 10}}", "--run-id", "r")
+def test_a_diverging_family_fails_alone_and_is_recorded(tmp_path, tiny_suite, nan_family):
+    code = _run(tiny_suite, tmp_path, {"nan_after_2": {"train": {"steps": 10}}}, "--run-id", "r")
     assert code == 1
     recs = _records(tmp_path)
     bad, good = recs["8gaussians__nan_after_2__s0"], recs["8gaussians__autoregressive__s0"]
@@ -88,31 +82,31 @@ def test_time_budget_stops_training():
     assert [h["step"] for h in stats.history] == sorted(h["step"] for h in stats.history)
 
 
-def test_resume_skips_done_cells_and_reuses_artifacts(tmp_path):
-    assert _run(tmp_path, "gan: {model: {hidden: 16}, train: {steps: 30}}", "--run-id", "r") == 0
+def test_resume_skips_done_cells_and_reuses_artifacts(tmp_path, tiny_suite):
+    assert _run(tiny_suite, tmp_path, {"gan": GAN}, "--run-id", "r") == 0
     first = _records(tmp_path)
-    assert _run(tmp_path, "gan: {model: {hidden: 16}, train: {steps: 30}}", "--resume") == 0
+    assert _run(tiny_suite, tmp_path, {"gan": GAN}, "--resume") == 0
     assert _records(tmp_path) == first  # nothing redone
     cell = tmp_path / "res" / "tiny" / "r" / "8gaussians__gan__s0"
     (cell / "record.json").unlink()  # an interruption after sampling: evaluation reruns from the stored samples
-    assert _run(tmp_path, "gan: {model: {hidden: 16}, train: {steps: 30}}", "--resume") == 0
+    assert _run(tiny_suite, tmp_path, {"gan": GAN}, "--resume") == 0
     again = _records(tmp_path)["8gaussians__gan__s0"]
     assert again["train"] == first["8gaussians__gan__s0"]["train"]  # not retrained
     assert again["samplers"]["default"]["precision"] == first["8gaussians__gan__s0"]["samplers"]["default"]["precision"]
 
 
-def test_stages_run_separately(tmp_path):
-    assert _run(tmp_path, "", "--run-id", "r", "--stage", "sample") == 0
+def test_stages_run_separately(tmp_path, tiny_suite):
+    assert _run(tiny_suite, tmp_path, {}, "--run-id", "r", "--stage", "sample") == 0
     rec = _records(tmp_path)["8gaussians__autoregressive__s0"]
     assert rec["status"] == "partial" and rec["stages_done"] == ["train", "sample"]
     assert "precision" not in rec["samplers"]["default"]
-    assert _run(tmp_path, "", "--run-id", "r", "--stage", "evaluate") == 0
+    assert _run(tiny_suite, tmp_path, {}, "--run-id", "r", "--stage", "evaluate") == 0
     rec = _records(tmp_path)["8gaussians__autoregressive__s0"]
     assert rec["status"] == "ok" and "precision" in rec["samplers"]["default"]
 
 
-def test_checkpoint_reloads_and_reproduces_the_stored_samples(tmp_path):
-    assert _run(tmp_path, "", "--run-id", "r") == 0
+def test_checkpoint_reloads_and_reproduces_the_stored_samples(tmp_path, tiny_suite):
+    assert _run(tiny_suite, tmp_path, {}, "--run-id", "r") == 0
     cell = tmp_path / "res" / "tiny" / "r" / "8gaussians__autoregressive__s0"
     model = models.load_checkpoint(cell / "model.pt")
     rec = json.loads((cell / "record.json").read_text())

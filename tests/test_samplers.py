@@ -14,7 +14,7 @@ import run_bench
 from bench.config.suite import ConfigError, load_suite
 from bench.core.files import sha256_file
 from models.samplers import DDIM, SGLD, AnnealedLangevin, build_samplers, ddim_step, expand_entries, langevin, odeint
-from tests.helpers import tiny_model
+from tests.helpers import TINY_DATA, TINY_EVAL, tiny_model
 
 T = 1000
 
@@ -147,6 +147,11 @@ def test_adding_a_sampler_to_a_finished_run_redoes_only_sampling_and_evaluation(
     base = ["suites/toy2d.yaml", "--profile", "smoke", "--families", "diffusion", "--datasets", "8gaussians",
             "--results", str(tmp_path), "--run-id", "r", "--no-progress", "--stage", "evaluate",
             "--set", "families.diffusion.train.steps=5"]
+    # the tiny suite's data and evaluation sizes (tests/helpers.py), no training monitor, the data root (the plan's
+    # probe cache) in tmp_path
+    small = {**TINY_DATA, "root": str(tmp_path / "data")}
+    base += [f"--set=data.{k}={v}" for k, v in small.items()] + [f"--set=eval.{k}={v}" for k, v in TINY_EVAL.items()]
+    base += ["--set", "eval.monitor_points=0"]
     assert run_bench.main(base) == 0
     cell = tmp_path / "toy2d" / "r" / "8gaussians__diffusion__s0"
     ckpt_sum, ckpt_mtime = sha256_file(cell / "model.pt"), (cell / "model.pt").stat().st_mtime_ns
