@@ -489,7 +489,7 @@ def metrics_page() -> str:
             rows.append({"key": f"`{_column(f)}`", "unit": meta["unit"] or "–", "better": meta["better"] or "–",
                          "SE": f"`{_column_se(meta['se'], f)}`" if meta["se"] else "–",
                          "gate": _min_effect(meta) or "–", "protocol": _protocol_keys(part, f.name, meta) or "–",
-                         "definition": _markdown(meta["doc"]), "source": meta.get("source") or "–"})
+                         "definition": _markdown(meta["doc"]), "source": schema.source_of(f) or "–"})
         where = "per sampler (`samplers.<name>` in the record)" if level == "sampler" else f"per cell (`{_attr(part)}`)"
         out += [f"## {part.__name__}: {title}", "", f"{first_sentence(part)} Stored {where}.", "", table(rows)]
     out += ["## Protocol constants of the image metrics", "",

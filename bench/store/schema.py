@@ -48,7 +48,7 @@ class MetricInfo:
         timing: a wall-clock quantity, comparable only on the same device and versions.
         se: the column holding this value's standard error (or KID's subset std), if any.
         doc: one line of definition.
-        source: the paper that defines the metric (authors, year, arXiv id), if any.
+        source: the paper that defines the metric (authors, year, arXiv id), if any (:data:`SOURCES`).
     """
 
     name: str
@@ -73,6 +73,7 @@ def metric(unit: str = "", better: str | None = None, *, doc: str = "", se: str 
         flat: for a ``dict`` field, the flattened key template, ``"fid_{}"`` (``{}``: the dict key).
         default: the default value (``None``; ``dict`` fields get an empty dict).
         source: the paper that defines the metric (authors, year, arXiv id); the metrics reference shows it.
+            A field declared without one takes its entry in :data:`SOURCES`.
     """
     if better not in (None, "lower", "higher"):
         raise ValueError(f"better must be 'lower', 'higher' or None, got {better!r}")
@@ -89,6 +90,26 @@ DENSITY_COVERAGE = "Naeem et al. 2020, arXiv:2002.09797"
 BOUNDS = ("ELBO: Kingma & Welling 2014, arXiv:1312.6114; IWAE: Burda et al. 2016, arXiv:1509.00519; "
           "the DDPM ELBO: Ho et al. 2020, arXiv:2006.11239")
 BITS_PER_DIM = "Theis et al. 2016, arXiv:1511.01844"
+FID = "Heusel et al. 2017, arXiv:1706.08500"
+
+#: field name -> the paper that defines it, for the fields declared without ``metric(source=...)`` (kept apart
+#: from the declarations so that they stay one line each). A new metric states its paper with ``source=``.
+SOURCES: dict[str, str] = {
+    "mmd2": "Gretton et al. 2012, JMLR 13:723-773",
+    "high_quality_fraction": VEEGAN, "modes_covered": VEEGAN, "mode_coverage": VEEGAN,
+    "precision": PRECISION_RECALL, "recall": PRECISION_RECALL,
+    "fid": FID, "kid_mean": "Bińkowski et al. 2018, arXiv:1801.01401",
+    "density": DENSITY_COVERAGE, "coverage": DENSITY_COVERAGE,
+    "fd_classifier": f"the Fréchet distance of {FID}",
+    "bounds": BOUNDS, "test_nll_bound_nats": BOUNDS, "bounds_bpd": BOUNDS, "test_bpd_bound": BOUNDS,
+    "test_bpd": BITS_PER_DIM,
+}
+
+
+def source_of(f: Any) -> str:
+    """The source paper of a metric field (a :class:`dataclasses.Field` declared by :func:`metric`): its
+    ``source=`` where given, else its :data:`SOURCES` entry, else ``""``."""
+    return f.metadata.get("source") or SOURCES.get(f.name, "")
 
 
 # --------------------------------------------------------------------------- parts
@@ -145,36 +166,28 @@ class SamplerResult:
     # ---- evaluate stage, 2D
     nonfinite_fraction: float | None = metric("fraction", "lower", doc="samples with a NaN or infinite coordinate")
     mmd2: float | None = metric("", "lower",
-                                doc="unbiased MMD², RBF kernel, median-heuristic bandwidth, vs the test set",
-                                source="Gretton et al. 2012, JMLR 13:723-773")
+                                doc="unbiased MMD², RBF kernel, median-heuristic bandwidth, vs the test set")
     mmd_bandwidth: float | None = metric("", doc="the RBF bandwidth used")
     high_quality_fraction: float | None = metric("fraction", "higher",
-                                                 doc="samples within Mahalanobis 3 of a component", source=VEEGAN)
-    modes_covered: int | None = metric("modes", "higher", doc="components receiving at least half their share",
-                                       source=VEEGAN)
+                                                 doc="samples within Mahalanobis 3 of a component")
+    modes_covered: int | None = metric("modes", "higher", doc="components receiving at least half their share")
     n_modes: int | None = metric("modes", doc="components of the mixture")
-    mode_coverage: float | None = metric("fraction", "higher", doc="modes_covered / n_modes", source=VEEGAN)
+    mode_coverage: float | None = metric("fraction", "higher", doc="modes_covered / n_modes")
     mode_shares: list[float] | None = None
     # ---- evaluate stage, both
-    precision: float | None = metric("fraction", "higher", doc="k-NN manifold precision (Kynkäänniemi et al. 2019)",
-                                     source=PRECISION_RECALL)
-    recall: float | None = metric("fraction", "higher", doc="k-NN manifold recall (Kynkäänniemi et al. 2019)",
-                                  source=PRECISION_RECALL)
+    precision: float | None = metric("fraction", "higher", doc="k-NN manifold precision (Kynkäänniemi et al. 2019)")
+    recall: float | None = metric("fraction", "higher", doc="k-NN manifold recall (Kynkäänniemi et al. 2019)")
     # ---- evaluate stage, images
-    fid: dict[str, float] = metric("", "lower", flat="fid_{}", doc="FID_N vs the reference split {}",
-                                   source="Heusel et al. 2017, arXiv:1706.08500")
+    fid: dict[str, float] = metric("", "lower", flat="fid_{}", doc="FID_N vs the reference split {}")
     kid_mean: dict[str, float] = metric("", "lower", flat="kid_{}_mean", se="kid_{}_std",
-                                        doc="KID (unbiased, cubic kernel) vs the split {}, mean over subsets",
-                                        source="Bińkowski et al. 2018, arXiv:1801.01401")
+                                        doc="KID (unbiased, cubic kernel) vs the split {}, mean over subsets")
     kid_std: dict[str, float] = metric("", flat="kid_{}_std", doc="KID's std over subsets vs the split {}")
     kid_subset_size: int | None = metric("samples", doc="KID subset size")
-    density: float | None = metric("", "higher", doc="density (Naeem et al. 2020, k = 5)", source=DENSITY_COVERAGE)
-    coverage: float | None = metric("fraction", "higher", doc="coverage (Naeem et al. 2020, k = 5)",
-                                    source=DENSITY_COVERAGE)
+    density: float | None = metric("", "higher", doc="density (Naeem et al. 2020, k = 5)")
+    coverage: float | None = metric("fraction", "higher", doc="coverage (Naeem et al. 2020, k = 5)")
     prdc_n: int | None = metric("samples", doc="real and fake samples used by precision/recall/density/coverage")
     fd_classifier: float | None = metric("", "lower",
-                                         doc="Fréchet distance in an MNIST classifier's features (not FID)",
-                                         source="the Fréchet distance of Heusel et al. 2017, arXiv:1706.08500")
+                                         doc="Fréchet distance in an MNIST classifier's features (not FID)")
     classifier: dict[str, Any] | None = None
     novelty_ratio: float | None = metric("", doc="median nearest-train distance of samples / of test images")
     copy_fraction: float | None = metric("fraction", "lower", doc="samples closer to a training image than 99% of test")
@@ -195,10 +208,10 @@ class DensityResult:
                                          doc="mean test NLL (exact, or EBM by quadrature)")
     test_nll_se_nats: float | None = metric("nats", doc="standard error of test_nll_nats")
     bounds: dict[str, float] = metric("nats", "lower", flat="test_nll_bound_{}_nats", se="test_nll_bound_{}_se_nats",
-                                      doc="upper bound on the test NLL from the bound {}", source=BOUNDS)
+                                      doc="upper bound on the test NLL from the bound {}")
     bounds_se: dict[str, float] = metric("nats", flat="test_nll_bound_{}_se_nats", doc="standard error of bound {}")
     test_nll_bound_nats: float | None = metric("nats", "lower", se="test_nll_bound_se_nats",
-                                               doc="the tightest NLL bound", source=BOUNDS)
+                                               doc="the tightest NLL bound")
     test_nll_bound_se_nats: float | None = metric("nats", doc="its standard error")
     bound_name: str | None = metric(doc="the bound that is tightest")
     standard_bound: str | None = metric(doc="the family's standard bound (ELBO)")
@@ -236,14 +249,13 @@ class DensityResult:
     true_entropy_se_nats: float | None = metric("nats", doc="its standard error")
     # ---- images: evaluate stage
     dims: int | None = metric("dimensions", doc="C·H·W")
-    test_bpd: float | None = metric("bits/dim", "lower", se="test_bpd_se", doc="exact test bits/dim",
-                                    source=BITS_PER_DIM)
+    test_bpd: float | None = metric("bits/dim", "lower", se="test_bpd_se", doc="exact test bits/dim")
     test_bpd_se: float | None = metric("bits/dim", doc="its standard error")
     bounds_bpd: dict[str, float] = metric("bits/dim", "lower", flat="test_bpd_bound_{}", se="test_bpd_bound_{}_se",
-                                          doc="upper bound on bits/dim from the bound {}", source=BOUNDS)
+                                          doc="upper bound on bits/dim from the bound {}")
     bounds_bpd_se: dict[str, float] = metric("bits/dim", flat="test_bpd_bound_{}_se", doc="its standard error")
     test_bpd_bound: float | None = metric("bits/dim", "lower", se="test_bpd_bound_se",
-                                          doc="the tightest bits/dim bound", source=BOUNDS)
+                                          doc="the tightest bits/dim bound")
     test_bpd_bound_se: float | None = metric("bits/dim", doc="its standard error")
     bpd_unavailable: str | None = metric(doc="why there is no bits/dim")
 
@@ -475,10 +487,11 @@ _PLAIN = {f.name: f for cls in _METRIC_PARTS for f in dataclasses.fields(cls)
 _FLAT = [pf for cls in _METRIC_PARTS for pf in _flat_fields(cls)]
 
 
-def _info(column: str, meta: Any, key: str | None = None) -> MetricInfo:
+def _info(column: str, f: Any, key: str | None = None) -> MetricInfo:
+    meta = f.metadata
     fmt = (lambda t: t.format(key)) if key is not None else (lambda t: t)
     return MetricInfo(column, meta["unit"], meta["better"], meta["timing"], fmt(meta["se"]) if meta["se"] else None,
-                      fmt(meta["doc"]), meta.get("source", ""))
+                      fmt(meta["doc"]), source_of(f))
 
 
 def metric_info(column: str) -> MetricInfo | None:
@@ -488,11 +501,11 @@ def metric_info(column: str) -> MetricInfo | None:
     ('lower', 'kid_test_std')
     """
     if column in _PLAIN:
-        return _info(column, _PLAIN[column].metadata)
+        return _info(column, _PLAIN[column])
     for f, pattern in _FLAT:
         hit = pattern.match(column)
         if hit:
-            return _info(column, f.metadata, hit.group(1))
+            return _info(column, f, hit.group(1))
     return None
 
 
