@@ -18,6 +18,7 @@ import run_bench
 from bench.analysis.claims import CLAIMS
 from bench.report import docs, docs_runs
 from bench.store import schema
+from models import samplers
 from models.fields import Range
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,3 +174,38 @@ def test_the_figure_block_shows_the_latest_2d_default_figure_or_says_how_to_add_
     assert "±1 std over 3 seeds" in block and "[The full report](docs/reports/toy2d-default.md)" in block
     assert "--add-run" in docs_runs.figure_block([_snapshot()], "", figure=False)
     assert "--add-run" in docs_runs.figure_block([_snapshot(suite="mnist")], "", figure=True)
+
+
+# --------------------------------------------------------------------------- pages and keys that land later
+def test_the_nav_lists_pages_that_exist_in_order_and_any_other_page_under_more(tmp_path):
+    (tmp_path / "guides").mkdir()
+    for page, text in {"index.md": "# Home\n", "guides/ray.md": "# Ray\n", "testing.md": "# Tests: two tiers\n",
+                       "new-topic.md": "intro\n\n# A page another branch added\n"}.items():
+        (tmp_path / page).write_text(text)
+    nav = build_docs.nav_yaml(tmp_path, generated=("reference/suites.md",))
+    assert nav == ('nav:\n  - "Home": index.md\n  - "Guides":\n      - "Scale-out on Ray": guides/ray.md\n'
+                   '  - "Design notes":\n      - "Tests: two tiers": testing.md\n'
+                   '  - "Reference":\n      - "Suites": reference/suites.md\n'
+                   '  - "More":\n      - "A page another branch added": new-topic.md\n')
+
+
+def test_a_top_level_block_filled_by_a_suite_dataclass_documents_itself(monkeypatch):
+    monkeypatch.delitem(docs._TOP, "eval")  # as if `eval:` were a block that a new branch added to Suite
+    row = docs._top_row("eval")
+    assert row == {"key": "`eval`", "type": "mapping", "allowed": "the keys of `eval.*` below",
+                   "default": "(mapping)", "meaning": docs.first_sentence(docs.EvalConfig)}
+    sections = "\n".join(docs._block_sections())
+    assert sections.startswith("## `eval.*`") and "| `eval.pr_k` |" in sections
+    assert docs._top_row("not_a_suite_field")["meaning"] == docs.UNDOCUMENTED
+
+
+def test_the_api_reference_lists_the_public_objects_a_module_defines_in_source_order(tmp_path, monkeypatch):
+    (tmp_path / "made_mod.py").write_text("from math import sqrt\n\n\nclass B:\n    pass\n\n\ndef _hidden():\n"
+                                          "    pass\n\n\ndef a():\n    return sqrt(4.0)\n\n\nCONSTANT = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import made_mod
+
+    assert docs.public_objects(made_mod) == ["B", "a"]  # not the imported sqrt, the private or the constant
+    api = (ROOT / "docs/reference/api.md").read_text(encoding="utf-8")
+    for kind in set(samplers.KINDS.values()):
+        assert f"::: models.samplers.{kind.__name__}\n" in api  # the suites reference links to each
