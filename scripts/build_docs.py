@@ -5,6 +5,7 @@
     python scripts/build_docs.py --check            # exit 1 naming each stale page (tests/test_docs.py does this)
     python scripts/build_docs.py --add-run results/toy2d/<run_id> --note "exclusive CPU lock; load 1.0"
                                                     # snapshot a run folder into docs/data/runs/, then regenerate
+                                                    # (again after a merge: re-judges its records, keeps its note)
     mkdocs build --strict                           # then build the site (pip install -e ".[docs]")
 
 Generated (each starts with a line saying so; edit the code, not the page):
@@ -234,12 +235,20 @@ def stale(root: Path = ROOT) -> list[Path]:
 
 
 def add_run(run: Path, note: str, cpu: str | None) -> Path:
-    """Snapshot ``run`` into ``docs/data/runs/``; a 2D default run also gives the README's figure."""
+    """Snapshot ``run`` into ``docs/data/runs/``; a 2D default run also gives the README's figure.
+
+    Adding a run again (after a merge changed the judges: the snapshot's verdicts are re-judged from the run's
+    records by the current code) keeps the earlier snapshot's note and CPU unless ``note``/``cpu`` are given."""
     if not (run / "run.json").is_file():
         raise InputError(f"--add-run {run}: not a run folder (no run.json)")
     snap = docs_runs.snapshot(run, cpu=cpu, note=note)
     RUNS.mkdir(parents=True, exist_ok=True)
     path = RUNS / docs_runs.snapshot_name(snap)
+    if path.is_file():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        snap["note"] = note or old.get("note", "")
+        if cpu is None:
+            snap["device"] = old.get("device", snap["device"])
     path.write_text(json.dumps(snap, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     copy_report(run, snap)
     pareto = run / "figures" / "pareto.png"
