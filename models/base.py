@@ -637,7 +637,7 @@ def require(module: str, needed_for: str):
     """Import ``module`` or raise :class:`MissingDependencyError` saying what needs it and how to get it.
 
     Offline machines (e.g. a GPU box without network) can install the packages from
-    a wheelhouse built where there is network: see README, "Staging across machines".
+    a wheelhouse built where there is network: see docs/guides/gpu-staging.md.
     """
     import importlib
 
@@ -648,4 +648,4 @@ def require(module: str, needed_for: str):
         raise MissingDependencyError(
             f"{needed_for} needs the package {dist!r}, which is not importable here ({e}); "
             f"`pip install {dist}`, or offline `pip install --no-index --find-links wheelhouse {dist}` "
-            "(see README, 'Staging across machines')") from e
+            "(see docs/guides/gpu-staging.md)") from e

@@ -57,6 +57,7 @@ class MetricInfo:
         timing: a wall-clock quantity, comparable only on the same device and versions.
         se: the column holding this value's standard error (or KID's subset std), if any.
         doc: one line of definition.
+        source: the paper that defines the metric (authors, year, arXiv id), if any (:data:`SOURCES`).
     """
 
     name: str
@@ -65,10 +66,11 @@ class MetricInfo:
     timing: bool = False
     se: str | None = None
     doc: str = ""
+    source: str = ""
 
 
 def metric(unit: str = "", better: str | None = None, *, doc: str = "", se: str | None = None,
-           timing: bool = False, flat: str | None = None, default: Any = None) -> Any:
+           timing: bool = False, flat: str | None = None, default: Any = None, source: str = "") -> Any:
     """A dataclass field holding a metric, with its unit, direction and definition.
 
     Args:
@@ -79,13 +81,44 @@ def metric(unit: str = "", better: str | None = None, *, doc: str = "", se: str 
         timing: a wall-clock measurement.
         flat: for a ``dict`` field, the flattened key template, ``"fid_{}"`` (``{}``: the dict key).
         default: the default value (``None``; ``dict`` fields get an empty dict).
+        source: the paper that defines the metric (authors, year, arXiv id); the metrics reference shows it.
+            A field declared without one takes its entry in :data:`SOURCES`.
     """
     if better not in (None, "lower", "higher"):
         raise ValueError(f"better must be 'lower', 'higher' or None, got {better!r}")
-    meta = {"unit": unit, "better": better, "doc": doc, "se": se, "timing": timing, "flat": flat}
+    meta = {"unit": unit, "better": better, "doc": doc, "se": se, "timing": timing, "flat": flat, "source": source}
     if flat is not None:
         return field(default_factory=dict, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+# the papers that define the metrics (the metrics reference, docs/reference/metrics.md, shows them)
+VEEGAN = "Srivastava et al. 2017, arXiv:1705.07761 (modes and high-quality samples on 2D mixtures)"
+PRECISION_RECALL = "Kynkäänniemi et al. 2019, arXiv:1904.06991"
+DENSITY_COVERAGE = "Naeem et al. 2020, arXiv:2002.09797"
+BOUNDS = ("ELBO: Kingma & Welling 2014, arXiv:1312.6114; IWAE: Burda et al. 2016, arXiv:1509.00519; "
+          "the DDPM ELBO: Ho et al. 2020, arXiv:2006.11239")
+BITS_PER_DIM = "Theis et al. 2016, arXiv:1511.01844"
+FID = "Heusel et al. 2017, arXiv:1706.08500"
+
+#: field name -> the paper that defines it, for the fields declared without ``metric(source=...)`` (kept apart
+#: from the declarations so that they stay one line each). A new metric states its paper with ``source=``.
+SOURCES: dict[str, str] = {
+    "mmd2": "Gretton et al. 2012, JMLR 13:723-773",
+    "high_quality_fraction": VEEGAN, "modes_covered": VEEGAN, "mode_coverage": VEEGAN,
+    "precision": PRECISION_RECALL, "recall": PRECISION_RECALL,
+    "fid": FID, "kid_mean": "Bińkowski et al. 2018, arXiv:1801.01401",
+    "density": DENSITY_COVERAGE, "coverage": DENSITY_COVERAGE,
+    "fd_classifier": f"the Fréchet distance of {FID}",
+    "bounds": BOUNDS, "test_nll_bound_nats": BOUNDS, "bounds_bpd": BOUNDS, "test_bpd_bound": BOUNDS,
+    "test_bpd": BITS_PER_DIM,
+}
+
+
+def source_of(f: Any) -> str:
+    """The source paper of a metric field (a :class:`dataclasses.Field` declared by :func:`metric`): its
+    ``source=`` where given, else its :data:`SOURCES` entry, else ``""``."""
+    return f.metadata.get("source") or SOURCES.get(f.name, "")
 
 
 # --------------------------------------------------------------------------- parts
@@ -624,10 +657,11 @@ _PLAIN = {f.name: f for cls in _METRIC_PARTS for f in dataclasses.fields(cls)
 _FLAT = [pf for cls in _METRIC_PARTS for pf in _flat_fields(cls)]
 
 
-def _info(column: str, meta: Any, key: str | None = None) -> MetricInfo:
+def _info(column: str, f: Any, key: str | None = None) -> MetricInfo:
+    meta = f.metadata
     fmt = (lambda t: t.format(key)) if key is not None else (lambda t: t)
     return MetricInfo(column, meta["unit"], meta["better"], meta["timing"], fmt(meta["se"]) if meta["se"] else None,
-                      fmt(meta["doc"]))
+                      fmt(meta["doc"]), source_of(f))
 
 
 def metric_info(column: str) -> MetricInfo | None:
@@ -637,11 +671,11 @@ def metric_info(column: str) -> MetricInfo | None:
     ('lower', 'kid_test_std')
     """
     if column in _PLAIN:
-        return _info(column, _PLAIN[column].metadata)
+        return _info(column, _PLAIN[column])
     for f, pattern in _FLAT:
         hit = pattern.match(column)
         if hit:
-            return _info(column, f.metadata, hit.group(1))
+            return _info(column, f, hit.group(1))
     return None
 
 
