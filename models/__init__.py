@@ -111,8 +111,15 @@ def register(name: str, *, modality: str):
 
 
 def unregister(name: str, *, modality: str) -> None:
-    """Remove a registration (for tests that register a temporary family)."""
-    _REGISTRY.pop((name, modality), None)
+    """Remove a registration (for tests that register a temporary family). When the last family a discovered
+    file registered is gone, the file leaves :func:`discovered_folders` too (a worker process would import it
+    again)."""
+    cls = _REGISTRY.pop((name, modality), None)
+    if cls is None or any(c.__module__ == cls.__module__ for c in _REGISTRY.values()):
+        return
+    file = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    if file:
+        _LOADED_PATHS.discard(Path(file).resolve())
 
 
 def names(modality: str | None = None) -> list[str]:

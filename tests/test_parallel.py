@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import models
 import run_bench
 from bench import data as datasets
 from bench.config.suite import load_suite
@@ -224,3 +225,21 @@ def test_the_environment_gives_jobs_and_threads_their_defaults_and_a_bad_value_i
     assert not (tmp_path / "res").exists()
     args = run_bench.parse_args(["--jobs", "3"])
     assert (args.jobs, args.threads) == (3, None)  # the command line's value; the environment fills only gaps
+
+
+def test_a_folder_whose_families_are_all_unregistered_is_not_handed_to_workers(tmp_path):
+    # a worker imports models.discovered_folders(); a stale folder would register its families a second time
+    folder = tmp_path / "fams"
+    folder.mkdir()
+    (folder / "only_here.py").write_text(
+        "from models import register\nfrom models.base import Capabilities, GenerativeModel\n\n\n"
+        "@register('only_here_a', modality='vector')\nclass A(GenerativeModel):\n"
+        "    capabilities = Capabilities(sample=True)\n\n    def loss(self, x):\n        return x.sum()\n\n"
+        "    def generate(self, n, generator=None):\n        return None\n\n\n"
+        "@register('only_here_b', modality='vector')\nclass B(A):\n    pass\n")
+    models.discover(folder)
+    assert folder.resolve() in models.discovered_folders()
+    models.unregister("only_here_a", modality="vector")
+    assert folder.resolve() in models.discovered_folders()  # B still comes from it
+    models.unregister("only_here_b", modality="vector")
+    assert folder.resolve() not in models.discovered_folders()
