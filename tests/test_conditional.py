@@ -403,6 +403,8 @@ def test_t24_calibrates_label_agreement_against_the_real_points(agreement, verdi
                               "label_agreement_se": 0.01}}) for s in range(3)]
     v = guidance.t24("8gaussians", "diffusion", recs)
     assert v.verdict == verdict and "0.891" in v.evidence, v.evidence  # 0.9 x 0.99
+    one = guidance.t24("8gaussians", "diffusion", recs[:1])  # one seed: its binomial SE is not the seed spread
+    assert one.verdict == INCONCLUSIVE and "fewer than 2 seeds" in one.evidence, one.evidence
 
 
 def test_image_conditional_metrics_compare_each_class_with_its_reference_images():

@@ -17,9 +17,10 @@ it disagrees when one moves the other way; otherwise (trends within the seed spr
 the dataset's classifier (2D: the true mixture's Bayes classifier; MNIST: the LeNet); the claim agrees when their
 label agreement, mean over seeds, is at least :data:`RESPECT` times the agreement the same classifier reaches on
 the real reference points (its ceiling: real-vs-real calibration) with the margin beyond :data:`SEPARATION`
-standard errors, disagrees when it falls short of that by more than the margin, and is inconclusive otherwise
-or without a classifier. One verdict per dataset then covers every family: agrees when all agree, disagrees when
-one disagrees.
+standard errors of the seed mean, disagrees when it falls short of that by more than the margin, and is
+inconclusive otherwise, with fewer than 2 seeds (the spread over training seeds unknown) or without a
+classifier. One verdict per dataset then covers every family: agrees when all agree, disagrees when one
+disagrees.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ T25_RULE = (f"agrees when, over one sampler's guidance sweep (≥ {MIN_SCALES} s
             "way; disagrees when one does; inconclusive otherwise")
 T24_RULE = (f"agrees when the unguided samples' label agreement (the dataset's classifier gives back the requested "
             f"label), mean over seeds, reaches {RESPECT:g}× the same classifier's agreement on the real reference "
-            f"points by more than {SEPARATION:g} standard errors; disagrees when it falls short by more than that; "
-            "inconclusive otherwise or without a classifier")
+            f"points by more than {SEPARATION:g} standard errors of the seed mean; disagrees when it falls short by "
+            "more than that; inconclusive otherwise, with fewer than 2 seeds or without a classifier")
 
 
 @dataclass
@@ -249,8 +250,12 @@ def t24(dataset: str, family: str, recs: list[CellRecord]) -> ClaimVerdict:
         return ClaimVerdict("T24", INCONCLUSIVE, T24_RULE, why, scope, family)
     p, ceiling = point(a), sum(real) / len(real)
     threshold = RESPECT * ceiling
-    se = p.se if p.se is not None else next((m.label_agreement_se for m in ms if m.label_agreement_se is not None), 0.0)
-    evidence = (f"label agreement {p.mean:.3f} ± {se:.2g} (SE, {p.n} seed(s)) vs threshold {RESPECT:g} × "
+    if p.se is None:  # one seed: the binomial SE misses the spread over training seeds
+        evidence = (f"fewer than 2 seeds; label agreement {p.mean:.3f} (1 seed) vs threshold {RESPECT:g} × "
+                    f"{ceiling:.3f} (real reference points) = {threshold:.3f}")
+        return ClaimVerdict("T24", INCONCLUSIVE, T24_RULE, evidence, scope, family)
+    se = p.se
+    evidence = (f"label agreement {p.mean:.3f} ± {se:.2g} (SE, {p.n} seeds) vs threshold {RESPECT:g} × "
                 f"{ceiling:.3f} (real reference points) = {threshold:.3f}")
     if p.mean - threshold > SEPARATION * se:
         return ClaimVerdict("T24", AGREES, T24_RULE, evidence, scope, family)
