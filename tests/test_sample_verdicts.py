@@ -26,9 +26,11 @@ def textbook(family: str) -> dict:
     return dataclasses.asdict(models.textbook(family))
 
 
-def curve(values: list[float], key: str = "val_mmd2") -> list[dict]:
-    """A training monitor's history: one checkpoint per 100 steps."""
-    return [{"step": (i + 1) * 100, "seconds": float(i + 1), key: v} for i, v in enumerate(values)]
+def curve(values: list[float], key: str = "val_sample_nll_nats", se: float = 0.01) -> list[dict]:
+    """A training monitor's history: one checkpoint per 100 steps, each value with its standard error ``se`` (the
+    convergence guard, :func:`bench.analysis.training_verdicts.converged`, compares the last step with it)."""
+    return [{"step": (i + 1) * 100, "seconds": float(i + 1), key: v, f"{key[:-5]}_se_nats": se}
+            for i, v in enumerate(values)]
 
 
 SETTLED = curve([0.5, 0.1, 0.1, 0.1, 0.1])  # settled at step 200 of 500: converged

@@ -39,7 +39,7 @@ from statistics import mean, stdev
 from scipy import stats as st
 
 import models
-from bench.analysis import taxonomy
+from bench.analysis import training_verdicts
 from bench.analysis.claims import AGREES, DISAGREES, INCONCLUSIVE, ClaimVerdict
 from bench.analysis.compare import holm
 from bench.store.schema import CellRecord, DensityResult, SamplerResult
@@ -223,21 +223,12 @@ def _by_seed(recs: list[CellRecord], fn: Callable[[CellRecord], tuple[float | No
     return estimate([p[0] for p in pairs], [p[1] for p in pairs])
 
 
-def converged(recs: list[CellRecord]) -> tuple[bool | None, str]:
-    """Whether the seeds' training had settled: (True, why), (False, why) or (None, why) when no monitor says.
-
-    TODO(issue 23): replace with ``bench.analysis.training_verdicts.converged`` (the image convergence monitor)
-    once it lands on main; this stand-in has its contract, reading the 2D training monitor's time to quality
-    (:func:`bench.analysis.taxonomy.training_cost`: settled by 80% of the steps in every seed). Issue 23's branch
-    returns ``(False, why)`` where no monitor says; its callers here test ``ok is True``, so both forms leave
-    the verdict inconclusive.
+def converged(recs: list[CellRecord]) -> tuple[bool, str]:
+    """Whether the seeds' training had settled, and why: the training verdicts' convergence guard
+    (:func:`bench.analysis.training_verdicts.converged`: the monitor's last step improves by no more than its noise;
+    a family with no monitored run is not known to have converged). Callers here judge only when it says ``True``.
     """
-    cost = taxonomy.training_cost(recs)
-    if cost.n == 0 or cost.converged_fraction is None:
-        return None, "convergence not monitored"
-    if cost.converged_fraction < 1:
-        return False, f"still improving at the end of training in {1 - cost.converged_fraction:.0%} of seeds"
-    return True, f"settled by {taxonomy.CONVERGED_BY:.0%} of training in all {cost.n} seeds"
+    return training_verdicts.converged(recs)
 
 
 def _verdict(claim: str, verdict: str, rule: str, evidence: str, scope: str, family: str | None) -> ClaimVerdict:
