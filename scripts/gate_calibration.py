@@ -28,7 +28,7 @@ family's smallest Holm-adjusted p are reported. With ``--default-reference``, th
 the default profile and the same comparison, restricted to that family's cells, says whether the default
 profile shows the bug beyond its seed spread (some quality metric flagged at Holm p <= 0.05).
 
-    python run_bench.py suites/toy2d.yaml --profile ci --run-id ci --stage evaluate
+    python run_bench.py suites/toy2d.yaml --profile ci --run-id ci --stage evaluate --jobs 2 --threads 1
     python run_bench.py suites/toy2d.yaml --run-id default --stage evaluate
     python scripts/gate_calibration.py sabotage results/toy2d/ci --default-reference results/toy2d/default \
         --out /tmp/sabotage                # a markdown table on stdout, the runs and sabotage.json under --out
