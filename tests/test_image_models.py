@@ -70,6 +70,7 @@ def _dmol(C: int, K: int, seed: int = 0, log_scale: float | None = None) -> Disc
     return DiscretizedLogisticMixture(params, C, K)
 
 
+@pytest.mark.slow  # 16.7 million colours (~8 s)
 def test_channel_coupled_mixture_sums_to_one_over_all_256_cubed_colours():
     mix = _dmol(C=3, K=2)
     assert mix.coeff.abs().min() > 0.05  # the channels really are coupled
@@ -374,7 +375,8 @@ def test_ebm_sgld_step_is_the_documented_update():
 
 # --------------------------------------------------------------------------- shapes
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
-@pytest.mark.parametrize("name", models.names("image"))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "autoregressive" else n
+                                  for n in models.names("image")])  # AR: one forward per pixel (~6 s a shape)
 def test_every_image_family_handles_mnist_and_cifar_shapes(name, shape):
     m = tiny_model(name, "image", data_shape=shape)
     x = example_batch("image", 4, shape=shape)

@@ -190,6 +190,7 @@ def test_port_equals_torchscript_and_fast_path_is_within_1e_4(images):
     assert max_rel_diff(b, ref) <= 1e-4  # measured: ~1.3e-6 (BN folded, other conv kernels)
 
 
+@pytest.mark.slow  # torch-fidelity's network is built once per module (~7 s)
 def test_features_equal_torch_fidelitys_pipeline_on_the_same_weights(ours, fidelity):
     for k in ("rgb", "gray"):
         assert ours[k].shape == fidelity[k]["2048"].shape
@@ -241,6 +242,7 @@ def test_is_is_unavailable_with_only_the_headless_weights(tmp_path, images):
     assert not status.available and "unusable files" in status.reason
 
 
+@pytest.mark.slow  # torch-fidelity's network is built once per module (~7 s)
 def test_is_with_a_classifier_on_disk_equals_torch_fidelitys(fidelity_weights, fidelity, images, ours):
     from torch_fidelity.metric_isc import isc_features_to_metric
 

@@ -23,7 +23,10 @@ from bench.evaluation.metrics.stats_cache import stats_key
 ORT_MISSING = backends.missing_packages("onnxruntime")
 needs_ort = pytest.mark.skipif(bool(ORT_MISSING),
                                reason=f"onnxruntime backend not installed: {backends.FAST_CPU_EXTRA}")
-FAST_BACKENDS = ["torch", pytest.param("onnxruntime", marks=[needs_ort, pytest.mark.slow])]
+# Conformance runs 16 images through the reference port and each backend (~40 s on 2 cores): the slow tier.
+# The fast tier keeps one image through the port and the torch fast path (tests/test_inception.py).
+FAST_BACKENDS = [pytest.param("torch", marks=pytest.mark.slow),
+                 pytest.param("onnxruntime", marks=[needs_ort, pytest.mark.slow])]
 
 
 def two_sets(n: int) -> torch.Tensor:
