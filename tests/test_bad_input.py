@@ -5,9 +5,9 @@ never silently accepted, and nothing written; a valid suite's ``--dry-run`` prob
 the fuzz tests (hypothesis) draw random suites and ``--set`` strings around a valid suite, and
 edits of the families' own keys drawn from the registry (:func:`family_edits`: every field of every
 family's ``Config`` and of its samplers, at and beyond each declared bound), as ``--set`` overrides or
-as edits of a suite's profile block, on ``suites/toy2d.yaml`` (fast tier) and the image suites
-(slow tier). ``scripts/fault_injection.py bad-inputs`` draws 1,000 of each per suite.
-"""
+as edits of a suite's profile block: through the validator alone on ``suites/toy2d.yaml`` (fast tier), and
+with ``--dry-run`` and its probes on ``suites/toy2d.yaml`` and the image suites (slow tier).
+``scripts/fault_injection.py bad-inputs`` makes the long runs (``docs/configuration.md``, "The fuzzer")."""
 
 from __future__ import annotations
 
