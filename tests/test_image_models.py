@@ -312,9 +312,9 @@ def test_image_ddpm_bound_matches_its_closed_form_and_is_below_the_exact_log_lik
 def test_image_ddpm_samplers_and_their_nfe():
     m = models.get("diffusion", "image")(models.get("diffusion", "image").Config(), (1, 28, 28))
     samplers = m.default_samplers()
-    assert list(samplers) == ["ancestral", "ddim10", "ddim20", "ddim50", "ddim100"]
-    assert [m.sample_nfe(s) for s in samplers.values()] == [1000, 10, 20, 50, 100]
-    assert {s.sweep for s in samplers.values()} == {None, "DDIM (η = 0)"}
+    assert list(samplers) == ["ancestral", "ddim10", "ddim20", "ddim50", "ddim100", "pf_ode"]
+    assert [m.sample_nfe(s) for s in samplers.values()] == [1000, 10, 20, 50, 100, 50]  # pf_ode: 25 Heun steps
+    assert {s.sweep for s in samplers.values()} == {None, "DDIM (η = 0)", "probability-flow ODE (heun)"}
 
 
 # --------------------------------------------------------------------------- VAE
