@@ -231,6 +231,7 @@ _FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthC
 
 @_FUZZ
 @given(doc=_suites())
+@pytest.mark.slow  # hypothesis draws whole suites (~6 s); the family-key validator fuzz stays fast
 def test_fuzzed_suites_are_valid_or_one_line_exit_2(tmp_path, capsys, doc):
     _outcome(*_cli(tmp_path, capsys, yaml.safe_dump(doc)))
 

@@ -116,6 +116,7 @@ def test_argparse_errors_exit_2(capsys):
     assert e.value.code == 2
 
 
+@pytest.mark.slow  # a dry run probes every family (~8 s)
 def test_dry_run_prints_the_resolved_config(tmp_path, monkeypatch, capsys):
     from bench.execution import plan
 

@@ -284,6 +284,7 @@ def expected_elbo_per_pixel(m) -> float:
     return -(prior + kl + decoder)
 
 
+@pytest.mark.slow  # a T-term bound on images (~4 s)
 def test_image_ddpm_bound_matches_its_closed_form_and_is_below_the_exact_log_likelihood():
     """E_data[ELBO] <= E_data[log P_model] <= -H(data) (Gibbs), H = 16 h(0.3) nats for 16 iid binary pixels.
 

@@ -99,6 +99,7 @@ def test_a_family_file_passes_every_contract_test_with_its_tiny_config(throwaway
     assert tiny_model(throwaway, "vector").log_std.tolist() == [-1.0, -1.0]  # the family's own tiny config was used
 
 
+@pytest.mark.slow  # a run and its report (~3 s)
 def test_a_family_file_runs_in_a_suite_and_the_report_says_no_claim(throwaway, tmp_path, tiny_suite):
     suite = tiny_suite({"gan": {"model": {"hidden": 16}, "train": {"steps": 20}},
                         "throwaway": {"train": {"steps": 200, "lr": 0.05}}}, name="newfam")

@@ -102,6 +102,7 @@ def test_a_missing_dataset_stops_the_run_once_with_where_and_how(tmp_path, mnist
     assert not (tmp_path / "res").exists()
 
 
+@pytest.mark.slow  # a run end to end (~4 s)
 def test_each_dataset_is_loaded_once_before_the_cells(tmp_path, tiny, monkeypatch):
     calls = []
     real = datasets.load

@@ -123,6 +123,7 @@ def test_a_missing_figure_is_said_not_linked(tmp_path):
     assert "missing figure: figures/none.png" in page and "<img" not in page
 
 
+@pytest.mark.slow  # two runs and a comparison report (~2 s)
 def test_the_report_command_compares_runs_side_by_side(tmp_path, capsys):
     a, b = _run(tmp_path / "a", "toy"), _run(tmp_path / "b", "toy")
     out = tmp_path / "cmp"

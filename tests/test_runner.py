@@ -82,6 +82,7 @@ def test_time_budget_stops_training():
     assert [h["step"] for h in stats.history] == sorted(h["step"] for h in stats.history)
 
 
+@pytest.mark.slow  # two runs end to end (~6 s)
 def test_resume_skips_done_cells_and_reuses_artifacts(tmp_path, tiny_suite):
     assert _run(tiny_suite, tmp_path, {"gan": GAN}, "--run-id", "r") == 0
     first = _records(tmp_path)
@@ -105,6 +106,7 @@ def test_stages_run_separately(tmp_path, tiny_suite):
     assert rec["status"] == "ok" and "precision" in rec["samplers"]["default"]
 
 
+@pytest.mark.slow  # a run end to end (~2 s)
 def test_checkpoint_reloads_and_reproduces_the_stored_samples(tmp_path, tiny_suite):
     assert _run(tiny_suite, tmp_path, {}, "--run-id", "r") == 0
     cell = tmp_path / "res" / "tiny" / "r" / "8gaussians__autoregressive__s0"

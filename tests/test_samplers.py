@@ -142,6 +142,7 @@ def test_suites_list_samplers_outside_the_model_block(tmp_path):
         assert message in str(e.value), str(e.value)
 
 
+@pytest.mark.slow  # trains, then resumes a run (~8 s)
 def test_adding_a_sampler_to_a_finished_run_redoes_only_sampling_and_evaluation(tmp_path, capsys):
     """The README's example: ddim20 added to a finished 2D run. model.pt is untouched, train_seconds unchanged,
     the old sampler's samples are drawn again bit for bit, and no --force is needed."""
