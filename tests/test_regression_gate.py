@@ -61,7 +61,7 @@ def test_same_seeds_give_unchanged_everywhere(runs, capsys):
     assert code == 0 and "compare: no regression" in out
     cmp = compare.compare(compare.load_run(runs / "tiny" / "a"), compare.load_run(runs / "tiny" / "b"))
     quality = [r for r in cmp.rows if not r.info.timing]
-    assert len(quality) == 2 * 12  # per dataset: NLL, KL, latent reconstruction RMSE and L2, 8 sample metrics
+    assert len(quality) == 2 * 15  # per dataset: NLL, KL, latent reconstruction RMSE and L2, 11 sample metrics
     assert all(r.verdict == "unchanged" and r.rule == "identical values" for r in quality)
     assert not cmp.family(False)  # nothing left to test
     assert not any(r.gated for r in cmp.rows if r.info.timing)
@@ -81,14 +81,15 @@ def test_a_sabotaged_flow_regresses_its_kl_on_each_dataset(runs, capsys):
 def test_a_different_n_samples_is_refused_naming_the_key(runs, capsys):
     a, d = runs / "tiny" / "a", runs / "tiny" / "d"
     code, out = _compare(capsys, a, d)
-    assert code == 2 and "8 quality metrics were computed under different protocols (eval.n_samples: 300 vs 200)" in out
+    assert code == 2 and "11 quality metrics were computed under different protocols (eval.n_samples: 300 vs 200)" in out
     assert not (d / "compare.md").exists()  # refused before anything is written
     code, out = _compare(capsys, a, d, "--allow-protocol-mismatch")
     assert code in (0, 1) and "missing: 25gaussians/flow only in A" in out and (d / "compare.md").exists()
     cmp = compare.compare(compare.load_run(a), compare.load_run(d))
     refused = cmp.refused()
     assert {r.key[3] for r in refused} == {"mmd2", "mmd2_multiscale", "precision", "recall", "high_quality_fraction",
-                                           "modes_covered", "mode_coverage", "nonfinite_fraction"}
+                                           "modes_covered", "mode_coverage", "nonfinite_fraction",
+                                           "sample_nll_data_nats", "mode_kl_nats", "modes_hit"}
     assert all(r.rule == "protocol differs: eval.n_samples: 300 vs 200" for r in refused)
     kl = [r for r in cmp.rows if r.key == ("8gaussians", "flow", "", "kl_nats")][0]
     assert kl.verdict != "not comparable" and kl.rule.startswith("own SE")  # NLL does not depend on n_samples
