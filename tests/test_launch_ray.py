@@ -121,7 +121,7 @@ def _non_timing(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_ray_gives_the_local_launchers_summary_on_the_smoke_profile(local_ray, tmp_path):
-    # the 2D smoke profile's 7 cells of 8gaussians, once in this process, once as Ray tasks (2 at a time, each of
+    # the 2D smoke profile's 8 cells of 8gaussians (12 summary rows: one per sampler), once in this process, once as Ray tasks (2 at a time, each of
     # num_cpus 1, so on one torch thread). The local run gets one thread too (--threads 1): CPU kernels reduce in
     # another order on another thread count, and training turns those last bits into visible differences (the
     # flow's test NLL moved by 2.5e-5 relative between 2 threads and 1), so equality is a claim about equal thread
@@ -131,7 +131,7 @@ def test_ray_gives_the_local_launchers_summary_on_the_smoke_profile(local_ray, t
     assert _main(*common, "--run-id", "ray", "--launcher", "ray") == 0
     local = pd.read_csv(tmp_path / "toy2d" / "local" / "summary.csv")
     on_ray = pd.read_csv(tmp_path / "toy2d" / "ray" / "summary.csv")
-    assert len(on_ray) == len(local) == 8 and set(on_ray["status"]) == {"ok"}
+    assert len(on_ray) == len(local) == 12 and set(on_ray["status"]) == {"ok"}
     a, b = _non_timing(local), _non_timing(on_ray)
     assert list(a.columns) == list(b.columns) and len(a.columns) > 40
     pd.testing.assert_frame_equal(a, b, check_exact=True)  # bitwise: see the module docstring of bench/launch.py
