@@ -121,7 +121,8 @@ def _non_timing(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_ray_gives_the_local_launchers_summary_on_the_smoke_profile(local_ray, tmp_path):
-    # the 2D smoke profile's 8 cells of 8gaussians (12 summary rows: one per sampler), once in this process, once as Ray tasks (2 at a time, each of
+    # the 2D smoke profile's 8 cells of 8gaussians (12 summary rows: one per sampler),
+    # once in this process, once as Ray tasks (2 at a time, each of
     # num_cpus 1, so on one torch thread). The local run gets one thread too (--threads 1): CPU kernels reduce in
     # another order on another thread count, and training turns those last bits into visible differences (the
     # flow's test NLL moved by 2.5e-5 relative between 2 threads and 1), so equality is a claim about equal thread

@@ -81,7 +81,8 @@ def test_a_sabotaged_flow_regresses_its_kl_on_each_dataset(runs, capsys):
 def test_a_different_n_samples_is_refused_naming_the_key(runs, capsys):
     a, d = runs / "tiny" / "a", runs / "tiny" / "d"
     code, out = _compare(capsys, a, d)
-    assert code == 2 and "11 quality metrics were computed under different protocols (eval.n_samples: 300 vs 200)" in out
+    assert code == 2
+    assert "11 quality metrics were computed under different protocols (eval.n_samples: 300 vs 200)" in out
     assert not (d / "compare.md").exists()  # refused before anything is written
     code, out = _compare(capsys, a, d, "--allow-protocol-mismatch")
     assert code in (0, 1) and "missing: 25gaussians/flow only in A" in out and (d / "compare.md").exists()
