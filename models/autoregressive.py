@@ -69,7 +69,7 @@ class MADEConfig:
         ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
     """
 
-    hidden: Annotated[int, Range(ge=1, le=4096)] = 128
+    hidden: Annotated[int, Range(ge=1, le=2048)] = 128
     layers: Annotated[int, Range(ge=1, le=64)] = 2
     components: Annotated[int, Range(ge=1, le=100)] = 10
     min_log_scale: Annotated[float, Range(ge=-20, le=0)] = -7.0

@@ -45,10 +45,10 @@ class CouplingNSFConfig:
         ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
     """
 
-    transforms: Annotated[int, Range(ge=1, le=1000)] = 6
-    bins: Annotated[int, Range(ge=2, le=1000)] = 8
-    hidden: Annotated[int, Range(ge=1, le=10**5)] = 64
-    layers: Annotated[int, Range(ge=1, le=100)] = 2
+    transforms: Annotated[int, Range(ge=1, le=64)] = 6
+    bins: Annotated[int, Range(ge=2, le=256)] = 8
+    hidden: Annotated[int, Range(ge=1, le=2048)] = 64
+    layers: Annotated[int, Range(ge=1, le=64)] = 2
     num_classes: Annotated[int, Range(ge=2, le=100_000)] | None = None
 
     def __post_init__(self):

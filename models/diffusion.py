@@ -329,7 +329,7 @@ class DDPMConfig:
     T: _T = 1000
     beta_start: _Beta = 1e-4
     beta_end: _Beta = 0.02
-    hidden: Annotated[int, Range(ge=1, le=4096)] = 128
+    hidden: Annotated[int, Range(ge=1, le=2048)] = 128
     layers: Annotated[int, Range(ge=1, le=64)] = 3
     num_classes: Annotated[int, Range(ge=2, le=100_000)] | None = None
     p_uncond: Annotated[float, Range(ge=0, lt=1)] = 0.1

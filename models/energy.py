@@ -224,7 +224,7 @@ class EBMConfig:
         ValueError: a value outside its declared range (:func:`models.fields.check_fields`).
     """
 
-    hidden: Annotated[int, Range(ge=1, le=4096)] = 128
+    hidden: Annotated[int, Range(ge=1, le=2048)] = 128
     layers: Annotated[int, Range(ge=1, le=64)] = 3
     sgld_steps: _ChainSteps = 10
     sgld_step_size: Annotated[float, Range(ge=1e-8, le=10)] = 1e-2

@@ -49,7 +49,7 @@ class NSFConfig:
 
     transforms: Annotated[int, Range(ge=1, le=64)] = 4
     bins: Annotated[int, Range(ge=1, le=256)] = 8
-    hidden: Annotated[int, Range(ge=1, le=4096)] = 64
+    hidden: Annotated[int, Range(ge=1, le=2048)] = 64
     layers: Annotated[int, Range(ge=1, le=64)] = 2
     num_classes: Annotated[int, Range(ge=2, le=100_000)] | None = None
 

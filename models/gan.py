@@ -175,7 +175,7 @@ class GANConfig:
     """
 
     latent: Annotated[int, Range(ge=1, le=1024)] = 8
-    hidden: Annotated[int, Range(ge=1, le=4096)] = 128
+    hidden: Annotated[int, Range(ge=1, le=2048)] = 128
     layers: Annotated[int, Range(ge=1, le=64)] = 3
     loss: Literal["ns", "wgan-gp"] = "ns"
     critic_steps: Annotated[int, Range(ge=1, le=100)] = 1

@@ -217,7 +217,7 @@ class NCSNConfig:
     n_sigmas: _NSigmas = 10
     sigma_min: _Sigma = 0.01
     sigma_max: _Sigma | None = None
-    hidden: Annotated[int, Range(ge=1, le=4096)] = 128
+    hidden: Annotated[int, Range(ge=1, le=2048)] = 128
     layers: Annotated[int, Range(ge=1, le=64)] = 3
     num_classes: Annotated[int, Range(ge=2, le=100_000)] | None = None
     p_uncond: Annotated[float, Range(ge=0, lt=1)] = 0.1

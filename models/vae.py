@@ -73,7 +73,7 @@ class VAEConfig:
     """
 
     latent: Annotated[int, Range(ge=1, le=1024)] = 2
-    hidden: Annotated[int, Range(ge=1, le=4096)] = 128
+    hidden: Annotated[int, Range(ge=1, le=2048)] = 128
     layers: Annotated[int, Range(ge=1, le=64)] = 3
     iwae_k: Annotated[int, Range(ge=1, le=5000)] = 128
     min_log_var: Annotated[float, Range(ge=-30, le=0)] = -12.0

@@ -89,7 +89,7 @@ def test_declared_values_are_checked_when_built_in_python():
 
 
 def test_family_configs_refuse_bad_values_and_name_both_keys_of_a_conflict():
-    with pytest.raises(ValueError, match=r"^hidden: -5 is not allowed \(must be an integer in \[1, 4096\]\)$"):
+    with pytest.raises(ValueError, match=r"^hidden: -5 is not allowed \(must be an integer in \[1, 2048\]\)$"):
         VAEConfig(hidden=-5)
     with pytest.raises(ValueError, match=r"^activation: 'gelu' is not allowed \(must be one of 'relu', 'silu'\)$"):
         VAEConfig(activation="gelu")

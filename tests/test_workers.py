@@ -129,14 +129,15 @@ def _group_processes(pgid: int) -> list[str]:
 
 
 def test_two_jobs_give_one_jobs_summary_at_the_same_thread_count(tmp_path):
-    # the 2D smoke profile's 7 cells of 8gaussians, one at a time in this process and two at a time in worker
+    # the 2D smoke profile's 8 cells of 8gaussians (12 summary rows: one per sampler), one at a time
+    # in this process and two at a time in worker
     # processes, all on one torch thread (CPU kernels reduce in another order on another thread count)
     common = ["--profile", "smoke", "--datasets", "8gaussians", "--results", str(tmp_path), "--threads", "1"]
     assert _main(*common, "--run-id", "one", "--jobs", "1") == 0
     assert _main(*common, "--run-id", "two", "--jobs", "2") == 0
     one = pd.read_csv(tmp_path / "toy2d" / "one" / "summary.csv")
     two = pd.read_csv(tmp_path / "toy2d" / "two" / "summary.csv")
-    assert len(one) == len(two) == 8 and set(two["status"]) == {"ok"}
+    assert len(one) == len(two) == 12 and set(two["status"]) == {"ok"}
     a, b = _non_timing(one), _non_timing(two)
     assert list(a.columns) == list(b.columns) and len(a.columns) > 40
     pd.testing.assert_frame_equal(a, b, check_exact=True)
