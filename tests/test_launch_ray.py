@@ -211,17 +211,25 @@ def _group_gone(pgid: int) -> bool:
 
 def test_ctrl_c_cancels_the_running_cells_which_record_it_and_prints_the_resume_command(local_ray, tmp_path,
                                                                                          tiny_suite):
-    # trains_on (the GAN, 600 s budget) creates a marker file at its 6th training step, in its Ray worker
+    # trains_on (the GAN, 600 s budget) creates a marker file at its 6th training step, in its Ray worker.
+    # Ray 2.60's core worker sometimes aborts the driver while a cancelled task's reply comes back
+    # ("Check failed: it != submissible_tasks_.end() Tried to complete task that was not pending",
+    # task_manager.cc, "You have likely discovered a bug in Ray"): seen once in five slow-tier runs. That upstream
+    # abort alone gets one more try, in a fresh results root; anything else fails at once.
     suite = tiny_suite({"autoregressive": AR, "trains_on": GAN_600S}, eval=NO_MONITOR)
-    run, marker = tmp_path / "res" / "tiny" / "c", tmp_path / "training"
-    proc = start_run_bench(suite, tmp_path / "res", "c", "--launcher", "ray", new_session=True,
-                           env={MARKER_ENV: str(marker)})
-    try:
-        err = interrupt_at_marker(proc, marker, timeout=120)
-    finally:
-        proc.kill()
-        if not _group_gone(proc.pid):
-            os.killpg(proc.pid, signal.SIGKILL)
+    for attempt in range(2):
+        root = tmp_path / f"res{attempt}"
+        run, marker = root / "tiny" / "c", tmp_path / f"training{attempt}"
+        proc = start_run_bench(suite, root, "c", "--launcher", "ray", new_session=True,
+                               env={MARKER_ENV: str(marker)})
+        try:
+            err = interrupt_at_marker(proc, marker, timeout=120)
+        finally:
+            proc.kill()
+            if not _group_gone(proc.pid):
+                os.killpg(proc.pid, signal.SIGKILL)
+        if proc.returncode == 130 or "You have likely discovered a bug in Ray" not in err or attempt == 1:
+            break
     assert proc.returncode == 130, err
     cut = json.loads((run / "8gaussians__trains_on__s0" / "record.json").read_text())
     assert cut["status"] == "interrupted" and "Ctrl-C" in cut["reason"]
