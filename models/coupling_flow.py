@@ -18,14 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import torch
-from torch import Tensor
-
 from models import register
 from models.base import Capabilities, GenerativeModel, require
 from models.fields import Range, check_fields
-from models.flow import TEXTBOOK
-from models.nets import one_hot
+from models.flow import TEXTBOOK, SplineFlow
 
 
 @dataclass
@@ -56,14 +52,16 @@ class CouplingNSFConfig:
 
 
 @register("coupling_flow", modality="vector")
-class CouplingSplineFlow(GenerativeModel):
+class CouplingSplineFlow(SplineFlow):
     """Coupling neural spline flow (``zuko.flows.NICE`` with rational-quadratic splines): exact log-likelihood,
     one-pass sampling.
 
     References: Dinh et al., "Density estimation using Real NVP", 2017, arXiv:1605.08803 (coupling layers);
     Durkan et al., "Neural Spline Flows", 2019, arXiv:1906.04032 (the spline coupling transform).
 
-    Layer i transforms the coordinates with ``index % 2 != i % 2`` given the others. Latent inference is exact:
+    Layer i transforms the coordinates with ``index % 2 != i % 2`` given the others. Densities, latent maps,
+    the loss, sampling and conditioning are :class:`models.flow.SplineFlow`'s (the same zuko interface); only the
+    network and the NFE differ. Latent inference is exact:
     ``to_latent`` is the forward map x -> z, ``from_latent`` its inverse; both one pass.
 
     Example:
@@ -80,7 +78,7 @@ class CouplingSplineFlow(GenerativeModel):
     train_defaults = {"lr": 3e-3}
 
     def __init__(self, config: CouplingNSFConfig, data_shape: tuple[int, ...]):
-        super().__init__(config, data_shape)
+        GenerativeModel.__init__(self, config, data_shape)  # the coupling network below, not SplineFlow's MAF
         (D,) = self.data_shape
         if D < 2:
             raise ValueError(f"a coupling flow needs at least 2 dimensions, got data_shape {self.data_shape}")
@@ -92,44 +90,5 @@ class CouplingSplineFlow(GenerativeModel):
             **({"context": config.num_classes} if config.num_classes else {}),
         )
 
-    def _context(self, y: Tensor | None, n: int, what: str) -> Tensor | None:
-        """The one-hot context (n, K) of labels ``y`` (checked), ``None`` for an unconditional flow."""
-        y = self.check_labels(y, n)
-        if self.conditional and y is None:
-            raise ValueError(f"{what} of a conditional flow needs the labels y")
-        return None if y is None else one_hot(y, self.num_classes)
-
-    def transform(self, context: Tensor | None = None):
-        """The bijection x -> z (data to base), given the one-hot ``context`` (N, K) of a conditional flow;
-        ``.inv`` maps z -> x."""
-        return self.flow().transform if context is None else self.flow(context).transform
-
-    def log_prob(self, x: Tensor, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
-        """Exact log p(x) in nats, (N,), for x of shape (N, D); log p(x|y) given labels ``y`` (int64 (N,)), and
-        for a conditional flow with ``y=None`` the marginal log sum_c pi_c p(x|c) (:meth:`marginal`)."""
-        if self.conditional and y is None:
-            return self.marginal(lambda yc: self.log_prob(x, y=yc), len(x))
-        ctx = self._context(y, len(x), "the density")
-        return self.flow().log_prob(x) if ctx is None else self.flow(ctx).log_prob(x)
-
-    def to_latent(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """z = f(x), (N, D): the flow's forward map to its N(0, I) base (one pass; labels ``y`` if conditional)."""
-        return self.transform(self._context(y, len(x), "latent inference"))(x)
-
-    def from_latent(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        """x = f^{-1}(z), (N, D): the inverse map (one pass; labels ``y`` if conditional)."""
-        return self.transform(self._context(y, len(z), "the inverse map")).inv(z)
-
-    def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """Mean NLL in nats (of log p(x|y) given the labels ``y`` of a conditional flow, which it needs)."""
-        ctx = self._context(y, len(x), "training")
-        return -(self.flow().log_prob(x) if ctx is None else self.flow(ctx).log_prob(x)).mean()
-
     def generate_nfe(self) -> int:
         return 1  # every coupling layer inverts in one pass of its conditioner: one pass through the flow
-
-    def generate(self, n: int, generator: torch.Generator | None = None, y: Tensor | None = None) -> Tensor:
-        """(n, D) samples: z ~ N(0, I) pushed through the inverse flow (one pass; given labels ``y`` if
-        conditional)."""
-        z = torch.randn(n, self.data_shape[0], device=self.device, generator=generator)
-        return self.transform(None if y is None else one_hot(y, self.num_classes)).inv(z)
