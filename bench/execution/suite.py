@@ -103,10 +103,9 @@ def write_run_info(run: RunDir, suite: Suite, device: torch.device, launcher: di
     })
 
 
-def _run_on_ray(suite: Suite, run: RunDir, cells: list[tuple[str, str, int]], checks: dict, device: torch.device,
-                opts: RunOptions, plan: Any, preloaded: dict) -> None:
-    """The cells of :func:`run_suite` as Ray tasks (:func:`bench.execution.ray_launcher.run_ray`), the done ones
-    skipped."""
+def _pending(cells: list[tuple[str, str, int]], checks: dict, opts: RunOptions) -> list[Cell]:
+    """The cells still to run, numbered 1..N in ``cells``' order; each done one (without ``--force``) is logged
+    as skipped."""
     pending = []
     for k, (name, family, seed) in enumerate(cells, 1):
         cid = cell_id(name, family, seed)
@@ -114,6 +113,14 @@ def _run_on_ray(suite: Suite, run: RunDir, cells: list[tuple[str, str, int]], ch
             log(f"[{k}/{len(cells)}] {cid}: done before, skipped")
         else:
             pending.append(Cell(k, name, family, seed))
+    return pending
+
+
+def _run_on_ray(suite: Suite, run: RunDir, cells: list[tuple[str, str, int]], checks: dict, device: torch.device,
+                opts: RunOptions, plan: Any, preloaded: dict) -> None:
+    """The cells of :func:`run_suite` as Ray tasks (:func:`bench.execution.ray_launcher.run_ray`), the done ones
+    skipped."""
+    pending = _pending(cells, checks, opts)
     run_ray(suite, run, pending, len(cells), device, opts.stages, plan, preloaded, log, address=opts.ray_address,
             max_retries=opts.ray_retries, done_before=len(cells) - len(pending))
 
@@ -184,13 +191,7 @@ def _run_on_workers(suite: Suite, run: RunDir, cells: list[tuple[str, str, int]]
                     opts: RunOptions, plan: Any, preloaded: dict, jobs: int, threads: int) -> None:
     """The cells of :func:`run_suite` on ``jobs`` worker processes (:func:`bench.execution.workers.run_workers`),
     the done ones skipped, the others in the plan's order (longest first)."""
-    pending = []
-    for k, (name, family, seed) in enumerate(cells, 1):
-        cid = cell_id(name, family, seed)
-        if checks[cid].done and not opts.force:
-            log(f"[{k}/{len(cells)}] {cid}: done before, skipped")
-        else:
-            pending.append(Cell(k, name, family, seed))
+    pending = _pending(cells, checks, opts)
     if plan is not None:  # the plan's dispatch order; a cell it does not know goes last
         rank = {cid: i for i, cid in enumerate(plan.order())}
         pending.sort(key=lambda c: rank.get(c.cid, len(rank)))
