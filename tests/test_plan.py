@@ -100,12 +100,14 @@ def test_a_plan_charges_the_probes_to_each_cell_and_caches_them(tmp_path, tiny_s
 
     monkeypatch.setattr(plan, "probe_family", fake_probe)
     monkeypatch.setattr(plan, "_metric2d_seconds", lambda suite, ds: 0.25)
+    monkeypatch.setattr(plan, "_reference_rows_seconds", lambda suite, ds: {"seconds": 0.75, "probe_seconds": 0.75})
     from bench import data as datasets
 
     loaded = {"8gaussians": datasets.load("8gaussians", suite.data, 10**6)}
     p = plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate", "report"),
                        results_dir=tmp_path / "res", jobs=1, threads=1)
-    assert calls == ["autoregressive", "gan"] and p.probes_run == 2 and p.probe_seconds == 1.0
+    # two families and the dataset's T30 reference rows (a probe of its own, cached like the others)
+    assert calls == ["autoregressive", "gan"] and p.probes_run == 3 and p.probe_seconds == 1.75
     ar, gan = (c.estimate for c in p.cells)
     # the training monitor: 5 of ~50 history entries + the last step = 6 checkpoints of 250 samples each,
     # plus 250 log-densities for the exact AR: 6 * (t_sample(250) + t_density(250))
@@ -115,16 +117,34 @@ def test_a_plan_charges_the_probes_to_each_cell_and_caches_them(tmp_path, tiny_s
     t300, t1 = 0.001 + 1e-5 * 300, 0.001 + 1e-5
     assert gan.est_sample_seconds == pytest.approx(6 * t300 + 6 * t1)  # 6 calls of 300 >= 300 samples
     assert gan.est_density_seconds == 0.0  # a GAN has no density
-    # the first cell of a 2D dataset also scores the true mixture once (the noise floor row)
-    assert ar.one_off == {"8gaussians true-mixture reference metrics": 0.25} and gan.one_off == {}
+    # the first cell of a 2D dataset also scores the true mixture (the noise floor row, 0.25 s) and fits and
+    # scores the T30 reference rows (0.75 s) once per process
+    assert ar.one_off == {"8gaussians reference metrics and T30 rows": 1.0} and gan.one_off == {}
     assert ar.est_total_seconds == pytest.approx(ar.est_train_seconds + ar.est_sample_seconds
-                                                 + ar.est_density_seconds + 0.25 + 0.25)
+                                                 + ar.est_density_seconds + 0.25 + 1.0)
     # a second plan (another process) reads the probes from <data root>/cache/plan
     cached = plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate"),
                             done={"8gaussians__gan__s0"}, jobs=1, threads=1)
-    assert calls == ["autoregressive", "gan"] and cached.probes_cached == 1 and cached.probes_run == 0
+    assert calls == ["autoregressive", "gan"] and cached.probes_cached == 2 and cached.probes_run == 0
     assert cached.cells[1].done and cached.cells[1].estimate.est_total_seconds == 0.0
     assert cached.cells[0].estimate.est_train_seconds == pytest.approx(0.5 + ar_monitor)
+
+
+def test_the_default_sampler_adds_its_batch_sweep_and_a_pf_ode_cell_its_likelihood():
+    ev = EvalConfig(n_samples=1000, throughput_batch=340, latency_batch=1, timing_warmup=1, timing_repeats=5,
+                    timing_repeats_slow=2, batch_sweep=[1, 8, 64, 512], bound_n=120, density_batch=120,
+                    quadrature_grid=256)
+    t = plan.Linear(0.01, 0.001)  # 10 ms a call plus 1 ms a sample
+    reps = ev.sampler_repeats(1000)  # a 1000-NFE sampler: 2 timed calls (timing_repeats_slow)
+    plain = plan.sample_seconds(ev, 1000, t)
+    # 3 calls (1 warm-up + 2) of 340, 1020 >= 1000 samples (no untimed call), and 3 calls at batch 1
+    assert reps == 2 and plain == pytest.approx(3 * (0.01 + 0.34) + 3 * 0.011)
+    # the sweep: 1 warm-up + min(3, 2) timed calls at each of batches 1, 8, 64 and 512
+    sweep = 3 * (4 * 0.01 + 0.001 * (1 + 8 + 64 + 512))
+    assert plan.sample_seconds(ev, 1000, t, sweep=True) == pytest.approx(plain + sweep)
+    # the ODE likelihood: 120 test points in one chunk; in 2D also a 64 x 64 quadrature grid in chunks of 960
+    assert plan.ode_seconds(ev, t, closed_form=False) == pytest.approx(0.01 + 0.12)
+    assert plan.ode_seconds(ev, t, closed_form=True) == pytest.approx(0.01 + 0.12 + 5 * 0.01 + 4096 * 0.001)
 
 
 def test_disk_per_cell_is_checkpoint_samples_grid_and_json(tiny_suite):
@@ -196,8 +216,8 @@ def test_probes_taken_under_load_are_flagged_and_measured_again_next_time(tiny_s
 
     loaded = {"8gaussians": datasets.load("8gaussians", suite.data, 10**6)}
 
-    def make():
-        return plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate"),
+    def make():  # no evaluate stage: the family's probe is the only one
+        return plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample"),
                               jobs=1, threads=1)
 
     busy = make()

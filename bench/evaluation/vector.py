@@ -180,8 +180,14 @@ def reference_estimates(ds, ev: EvalConfig) -> dict[str, ReferenceEstimate]:
     to the training split, with their test NLL, KL and the sample metrics of ``ev.n_samples`` of their
     samples. Computed once per dataset and evaluation settings in a process."""
     key = (ds.name, len(ds.train), len(ds.test), ev.n_samples, ev.pr_k, ev.dc_k, ev.mode_tolerance, ev.seed)
-    if key in _ESTIMATES:
-        return _ESTIMATES[key]
+    if key not in _ESTIMATES:
+        _ESTIMATES[key] = compute_reference_estimates(ds, ev)
+    return _ESTIMATES[key]
+
+
+def compute_reference_estimates(ds, ev: EvalConfig) -> dict[str, ReferenceEstimate]:
+    """:func:`reference_estimates` without its per-process cache (the run's plan times it: a KDE on the
+    training split scored on the test split is most of a 2D dataset's one-off cost)."""
     h, h_se = ds.info["true_entropy_nats"], ds.info["true_entropy_se_nats"]
     out = {}
     for name in ("gaussian", "kde"):
@@ -194,7 +200,6 @@ def reference_estimates(ds, ev: EvalConfig) -> dict[str, ReferenceEstimate]:
                                     true_entropy_se_nats=h_se)
             samples = SamplerResult(**sample_metrics(ds, fit.sample(ev.n_samples, ev.seed), ev))
         out[name] = ReferenceEstimate(name, fit.bandwidth, fit.fit_n, clock.seconds, density, samples)
-    _ESTIMATES[key] = out
     return out
 
 

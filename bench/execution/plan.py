@@ -1,6 +1,6 @@
 """The plan of a run, printed before the first cell: the cells, their estimated wall time, and the disk they use.
 
-Cost model ``genbench.cost/2``. Every rate is measured on this device by a probe, never assumed:
+Cost model ``genbench.cost/3``. Every rate is measured on this device by a probe, never assumed:
 
 * **train**: ``min(steps, max_seconds / t_step + 1) * t_step``. ``t_step`` is the median of
   :data:`PROBE_TRAIN_STEPS` - 1 steps of the real training loop (:func:`bench.execution.train.train`) at the
@@ -12,10 +12,13 @@ Cost model ``genbench.cost/2``. Every rate is measured on this device by a probe
   ``t(n) = a + s n`` goes through the last two of timed ``sample`` calls at n = 1, 4, 16, ...,
   which go straight to n = B as soon as t(B) is predicted to take at most :data:`PROBE_CALL_MAX_S`
   (then t(B) is measured, not extrapolated: see :func:`_fit`); the NFE are those of the real sampler.
+  The default sampler adds its ``batch_sweep`` timings: ``(warm-up + min(3, repeats)) * t(b)`` per batch b.
 * **density**: the family's density call fitted the same way, times the examples evaluated (test
   set, bounds on ``bound_n``) plus the timing calls (as many as a sampler of its ``density_nfe``);
   2D cells add the quadrature, normalization and figure grids (``quadrature_grid``,
-  ``density_grid``) at the same per-point cost.
+  ``density_grid``) at the same per-point cost. A cell with a ``pf_ode`` sampler (unconditional) adds the
+  probability-flow ODE likelihood (:func:`bench.evaluation.ode.ode_likelihood`): its ``log_prob`` fitted
+  the same way, on ``bound_n`` test points, and in 2D on its quadrature grid of ``(quadrature_grid // 4)²``.
 * **evaluate**: images: Inception features of each sampler's N samples at the measured images/s;
   novelty, precision/recall/density/coverage, KID and FID as floating-point work at the measured
   matmul rates (float32 torch, float64 torch, float64 NumPy) plus a measured symmetric
@@ -23,8 +26,10 @@ Cost model ``genbench.cost/2``. Every rate is measured on this device by a probe
 * **one-off**: what a fresh data root still has to build: reference statistics (N_ref images
   through Inception per split), the dataset classifier (MNIST, CIFAR-10: its epochs of measured steps), the test
   set's nearest-training distances; and, once per process, loading the Inception extractor and
-  the square root of each reference covariance (an F x F eigendecomposition, F = 2048). Each is
-  charged to the first cell that needs it.
+  the square root of each reference covariance (an F x F eigendecomposition, F = 2048); in 2D, once per
+  process and dataset, the true mixture's reference sample metrics and claim T30's reference rows (a Gaussian
+  and a KDE fitted, scored on the test set and sampled: :func:`bench.evaluation.vector.reference_estimates`),
+  timed once and cached like a probe. Each is charged to the first cell that needs it.
 
 **Parallelism** (:mod:`bench.execution.parallel`). On a CPU every probe above runs twice, at 1 thread and
 at all the cores (each cached under its thread count). Each split of the cores into ``jobs`` cells at a
@@ -81,6 +86,7 @@ from bench.evaluation.inception.extractor import FEATURE_DIM
 from bench.evaluation.metrics import classifier as clf
 from bench.evaluation.modality import IMAGE
 from bench.evaluation.modality import modality as get_modality
+from bench.evaluation.ode import ode_sampler
 from bench.execution.parallel import (
     Choice,
     OneOff,
@@ -98,7 +104,7 @@ from bench.store.runs import cell_id
 from bench.store.schema import CellEstimate
 from models.samplers import Sampler
 
-COST_MODEL = "genbench.cost/2"  # /2: probes time the real batch (see _fit)
+COST_MODEL = "genbench.cost/3"  # /2: probes time the real batch (see _fit); /3: batch sweep, ODE likelihood, T30 rows
 PROBE_TRAIN_STEPS = 4  # 1 warm-up + 3 timed
 PROBE_CALL_MAX_S = 60.0  # a probe times the real batch when that call should take at most this long
 CKPT_OVERHEAD_BYTES = 64 * 1024
@@ -211,7 +217,8 @@ def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[s
     """Measure one family on this device: a training step, each sampler's t(n), the density call's t(n).
 
     Returns plain data (cached as JSON): ``train_step_s``, ``samplers`` {name: [a, s]},
-    ``density`` [a, s] or ``None``, ``probe_seconds``.
+    ``density`` [a, s] or ``None``, ``ode`` [a, s] (the ``pf_ode`` sampler's ``log_prob``) or ``None``,
+    ``probe_seconds``.
     """
     entry = suite.family(spec.dataset, spec.family)
     ev = suite.eval
@@ -239,7 +246,16 @@ def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[s
             n_max = min(ev.density_batch, ev.bound_n) if spec.density_call == "log_prob_bounds" else ev.density_batch
             fit = _fit(lambda n: fn(xd[:n], **kw), min(n_max, len(xd)), device)
             density = [fit.a, fit.s]
-    return {"train_step_s": train_step_s, "samplers": samplers, "density": density, "probe_seconds": clock.seconds}
+        ode = None
+        found = None if model.conditional else ode_sampler(spec.sampler_objects)
+        if found is not None:  # the probability-flow ODE likelihood of the density stage
+            sampler = model.resolve_sampler(found[1])
+            xo = x[: max(min(ev.density_batch, ev.bound_n), 1)].to(device)
+            fit = _fit(lambda n: sampler.log_prob(model, xo[:n], generator=torch.Generator(device).manual_seed(0)),
+                       len(xo), device)
+            ode = [fit.a, fit.s]
+    return {"train_step_s": train_step_s, "samplers": samplers, "density": density, "ode": ode,
+            "probe_seconds": clock.seconds}
 
 
 def probe_evaluation(device: torch.device, *, inception: bool, classifier: bool | tuple[str, ...]) -> dict[str, Any]:
@@ -374,13 +390,29 @@ def monitor_seconds(ev: EvalConfig, samplers: dict[str, int], probe: dict[str, A
     return checks * per
 
 
-def sample_seconds(ev: EvalConfig, nfe: int, t: Linear) -> float:
+def sample_seconds(ev: EvalConfig, nfe: int, t: Linear, sweep: bool = False) -> float:
     """One sampler's sample stage: the throughput timing's calls (plus the untimed ones that fill
-    ``n_samples``) at ``t(throughput_batch)`` and the latency timing's at ``t(latency_batch)``."""
+    ``n_samples``) at ``t(throughput_batch)`` and the latency timing's at ``t(latency_batch)``; with
+    ``sweep`` (the cell's default sampler) also the ``batch_sweep`` timings, warm-up + at most 3 calls per
+    batch (:func:`bench.execution.cell.sample_stage`)."""
     reps = ev.sampler_repeats(nfe)
     calls = ev.timing_warmup + reps
     extra = max(0, math.ceil((ev.n_samples - calls * ev.throughput_batch) / ev.throughput_batch))
-    return (calls + extra) * t(ev.throughput_batch) + calls * t(ev.latency_batch)
+    seconds = (calls + extra) * t(ev.throughput_batch) + calls * t(ev.latency_batch)
+    if sweep:
+        seconds += sum((ev.timing_warmup + min(3, reps)) * t(b) for b in ev.batch_sweep)
+    return seconds
+
+
+def ode_seconds(ev: EvalConfig, t: Linear, closed_form: bool) -> float:
+    """The probability-flow ODE likelihood (:func:`bench.evaluation.ode.ode_likelihood`): ``bound_n`` test
+    points in chunks of ``density_batch``, and in 2D its quadrature grid of n² points, n = ``quadrature_grid //
+    4`` (even, at least 8), in chunks of ``8 * density_batch``, at the probed ``log_prob`` cost ``t``."""
+    seconds = math.ceil(ev.bound_n / max(ev.density_batch, 1)) * t.a + ev.bound_n * t.s
+    if closed_form:
+        n = max(8, ev.quadrature_grid // 4 // 2 * 2) ** 2
+        seconds += math.ceil(n / (8 * max(ev.density_batch, 1))) * t.a + n * t.s
+    return seconds
 
 
 def _density_seconds(suite: Suite, spec: FamilySpec, lay: datasets.Layout, t: Linear | None) -> float:
@@ -704,9 +736,13 @@ def _estimate_cells(suite: Suite, specs: dict[tuple[str, str], FamilySpec], load
         per_2d = None
         if evaluate and not images:
             per_2d = _metric2d_seconds(suite, loaded[name])
-            label = f"{name} true-mixture reference metrics"  # once per process (bench.evaluation.vector)
+            label = f"{name} reference metrics and T30 rows"  # once per process (bench.evaluation.vector)
             if not any(o.label == label for o in one_offs):
-                one_offs.append(OneOff(name, label, per_2d, per_process=True))
+                rows = cache.get("reference2d", {"dataset": name, "data": dataclasses.asdict(suite.data),
+                                                 "eval": dataclasses.asdict(ev)},
+                                 lambda ds=loaded[name]: _reference_rows_seconds(suite, ds),
+                                 f"{name} T30 reference rows at {torch.get_num_threads()} thread(s)")
+                one_offs.append(OneOff(name, label, per_2d + rows["seconds"], per_process=True))
         for seed in suite.seeds:
             cid = cell_id(name, family, seed)
             disk = _cell_disk_bytes(suite, spec, lay, stages)
@@ -725,10 +761,14 @@ def _estimate_cells(suite: Suite, specs: dict[tuple[str, str], FamilySpec], load
                 elif ev.fd_classifier and clf.available(name):  # the image monitor, in the classifier's features
                     est["train"] += monitor_seconds(ev, spec.samplers, probe, False)
                 if "sample" in stages:
-                    est["sample"] = sum(sample_seconds(ev, spec.samplers[k], Linear(*probe["samplers"][k]))
-                                        for k in spec.samplers)
+                    est["sample"] = sum(sample_seconds(ev, spec.samplers[k], Linear(*probe["samplers"][k]),
+                                                       sweep=i == 0)
+                                        for i, k in enumerate(spec.samplers))
                     dens = Linear(*probe["density"]) if probe["density"] else None
                     est["density"] = _density_seconds(suite, spec, lay, dens)
+                    if probe.get("ode"):
+                        est["density"] += ode_seconds(ev, Linear(*probe["ode"]),
+                                                      get_modality(suite.modality).closed_form_density)
             if evaluate:
                 if images and rates:
                     n_ref = min(lay.n_test if ev.fid_reference[0] == "test" else lay.n_train,
@@ -850,6 +890,14 @@ def _metric2d_seconds(suite: Suite, ds: datasets.Dataset) -> float:
         t = measure(lambda: eval2d.sample_metrics(ds, x, small), warmup=0, repeats=1).median_s
         _METRIC2D[key] = t * (ev.n_samples / n) ** 2
     return _METRIC2D[key]
+
+
+def _reference_rows_seconds(suite: Suite, ds: datasets.Dataset) -> dict[str, float]:
+    """Seconds of claim T30's reference rows on ``ds`` (:func:`bench.evaluation.vector.compute_reference_estimates`:
+    a Gaussian and a KDE fitted, scored on the test split and sampled), timed once (the probe cache keeps it)."""
+    with Stopwatch("cpu") as clock:
+        eval2d.compute_reference_estimates(ds, suite.eval)
+    return {"seconds": clock.seconds, "probe_seconds": clock.seconds}
 
 
 def free_bytes(path: Path) -> tuple[Path, int, int]:
