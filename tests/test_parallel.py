@@ -100,6 +100,7 @@ def _plan(tmp_path, monkeypatch, step_s: dict[int, float], **kw):
 
     monkeypatch.setattr(plan, "probe_family", fake_probe)
     monkeypatch.setattr(plan, "_metric2d_seconds", lambda suite, ds: 0.0)
+    monkeypatch.setattr(plan, "_reference_rows_seconds", lambda suite, ds: {"seconds": 0.0, "probe_seconds": 0.0})
     loaded = {"8gaussians": datasets.load("8gaussians", suite.data, 1000)}  # a small entropy MC: not used here
     p = plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate"), cores=2,
                        **kw)
