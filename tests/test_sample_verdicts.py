@@ -229,6 +229,13 @@ def test_t17_the_vae_decoder_mean_against_the_gan():
     assert few.verdict == INCONCLUSIVE and "< 3" in few.evidence  # two seeds each
 
 
+def test_t17_and_t18_are_not_judged_without_blur_measures():
+    # 2D samples have no high-frequency energy or Laplacian variance: no row (the claims table says
+    # "not measured"), not an "inconclusive" with empty evidence
+    plain = [rec(f, s) for f in ("vae", "gan") for s in range(3)]
+    assert [v for v in judge(*plain) if v.claim in ("T17", "T18")] == []
+
+
 def test_t18_gan_samples_as_sharp_as_the_data():
     assert only(judge(*blur("gan", 3, 0.97)), "T18").verdict == AGREES  # |log 0.97| + 2 SE < log 1.25
     assert only(judge(*blur("gan", 3, 0.5)), "T18").verdict == DISAGREES  # half the test set's energy

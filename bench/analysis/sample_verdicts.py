@@ -551,7 +551,9 @@ def blur_verdicts(ds: str, groups: dict[str, list[CellRecord]]) -> list[ClaimVer
                    else INCONCLUSIVE)
         tail = f"; precision {mean(p):.3g}" if p else ""
         out.append(_verdict("T18", verdict, SHARP_RULE, "; ".join(parts) + tail, ds, "gan"))
-    if gan and vae:
+    measured = lambda recs: any(sampler_of(r)[1] and sampler_of(r)[1].hf_energy_ratio is not None  # noqa: E731
+                                for r in recs)
+    if gan and vae and measured(gan) and measured(vae):  # images only: 2D samples have no blur measures
         mean_kind = "decoder_mean" if sampler_of(vae[0], "decoder_mean")[0] else None
         parts, verdicts = [], []
         for label, attr, se_attr in BLUR_MEASURES:
