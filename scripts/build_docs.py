@@ -235,7 +235,9 @@ def stale(root: Path = ROOT) -> list[Path]:
 
 
 def add_run(run: Path, note: str, cpu: str | None) -> Path:
-    """Snapshot ``run`` into ``docs/data/runs/``; a 2D default run also gives the README's figure.
+    """Snapshot ``run`` into ``docs/data/runs/``; a 2D default run also gives the README's figure. The report
+    page and the figure are copied only from the latest run (by start time) of the suite and profile, the one
+    whose caption and taxonomy the README shows; an earlier run adds its row to the results page.
 
     Adding a run again (after a merge changed the judges: the snapshot's verdicts are re-judged from the run's
     records by the current code) keeps the earlier snapshot's note and CPU unless ``note``/``cpu`` are given."""
@@ -250,6 +252,11 @@ def add_run(run: Path, note: str, cpu: str | None) -> Path:
         if cpu is None:
             snap["device"] = old.get("device", snap["device"])
     path.write_text(json.dumps(snap, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    latest = docs_runs._latest(docs_runs.load_snapshots(RUNS), snap["suite"], snap["profile"])
+    if latest is not None and latest.get("run_id") != snap["run_id"]:  # the pages show the latest run's report
+        print(f"build_docs: {run}: a row only; the report page and figure stay those of the later run "
+              f"{latest.get('run_id')}")
+        return path
     copy_report(run, snap)
     pareto = run / "figures" / "pareto.png"
     if snap["suite"] == "toy2d" and snap["profile"] == "default" and pareto.is_file():
