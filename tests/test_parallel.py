@@ -85,9 +85,9 @@ def test_the_splits_considered_fit_the_cores_and_what_was_given():
     assert (choose({(2, 1): 5.0, (1, 2): 5.0}).jobs) == 1  # a tie: fewer processes
 
 
-def _plan(tmp_path, monkeypatch, step_s: dict[int, float], corun: float = 1.0, **kw):
-    """A plan of SUITE on a fake clock: a training step takes ``step_s[threads]``, ``corun`` times longer when
-    cells run at once; sampling, density and the 2D metrics cost nothing."""
+def _plan(tmp_path, monkeypatch, step_s: dict[int, float], **kw):
+    """A plan of SUITE on a fake clock: a training step takes ``step_s[threads]``; sampling, density and
+    the 2D metrics cost nothing."""
     (tmp_path / "s.yaml").write_text(SUITE % (tmp_path / "data"))
     suite = load_suite(tmp_path / "s.yaml")
     specs = plan.describe(suite, ["8gaussians"], ["autoregressive", "gan"])
@@ -101,7 +101,6 @@ def _plan(tmp_path, monkeypatch, step_s: dict[int, float], corun: float = 1.0, *
     monkeypatch.setattr(plan, "probe_family", fake_probe)
     monkeypatch.setattr(plan, "_metric2d_seconds", lambda suite, ds: 0.0)
     monkeypatch.setattr(plan, "_reference_rows_seconds", lambda suite, ds: {"seconds": 0.0, "probe_seconds": 0.0})
-    monkeypatch.setattr(plan, "probe_corun", lambda jobs: {"slowdown": corun, "probe_seconds": 0.0})
     loaded = {"8gaussians": datasets.load("8gaussians", suite.data, 1000)}  # a small entropy MC: not used here
     p = plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate"), cores=2,
                        **kw)
@@ -126,30 +125,6 @@ def test_the_plan_probes_at_one_thread_and_at_all_cores_and_runs_two_one_thread_
     d = p.to_dict()
     assert (d["jobs"], d["threads"], d["wall_seconds"]) == (2, 1, pytest.approx(20.0))
     assert {c["worker"] for c in d["cells"]} == {0, 1}
-
-
-def test_the_measured_co_run_slowdown_lengthens_every_split_of_two_jobs_and_can_change_the_choice(
-        tmp_path, monkeypatch):
-    # the same clock as above; two cells at once measured 1.25x slower each: 2 x 10 x 1.25 = 25 s, still under 32 s
-    p, _ = _plan(tmp_path, monkeypatch, {1: 0.010, 2: 0.008}, corun=1.25)
-    assert (p.jobs, p.threads, p.corun_slowdown) == (2, 1, 1.25)
-    assert p.wall_seconds == pytest.approx(25.0) and p.total_seconds == pytest.approx(50.0)
-    assert [(c["jobs"], c["threads"], round(c["wall_seconds"], 6)) for c in p.choice.candidates] == \
-        [(2, 1, 25.0), (1, 2, 32.0), (1, 1, 40.0)]
-    assert ("  co-run slowdown: 2 cells at once were measured 1.25x slower each than one alone; included in every "
-            "estimate above") in p.lines() and p.to_dict()["corun_slowdown"] == 1.25
-    # 1.7x: 2 x 10 x 1.7 = 34 s, over one cell at a time on two threads (32 s)
-    (tmp_path / "q").mkdir()
-    q, _ = _plan(tmp_path / "q", monkeypatch, {1: 0.010, 2: 0.008}, corun=1.7)
-    assert (q.jobs, q.threads) == (1, 2) and q.wall_seconds == pytest.approx(32.0) and q.corun_slowdown == 1.0
-
-
-@pytest.mark.slow
-def test_the_co_run_probe_times_the_same_work_alone_and_two_at_once():
-    r = plan.probe_corun(2, steps=30, rounds=2)
-    assert r["jobs"] == 2 and len(r["ratios"]) == 2 and all(x > 0.3 for x in r["ratios"])
-    assert r["slowdown"] >= 1.0 and r["slowdown"] == max(1.0, sorted(r["ratios"])[0] / 2 + sorted(r["ratios"])[1] / 2)
-    assert r["child_cpu_seconds"] > 0.1  # the workers' imports and steps, counted as the probe's own
 
 
 def test_a_network_that_uses_both_cores_well_runs_one_cell_at_a_time_on_two_threads(tmp_path, monkeypatch):

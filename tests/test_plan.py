@@ -204,9 +204,6 @@ def test_probes_taken_under_load_are_flagged_and_measured_again_next_time(tiny_s
         def __exit__(self, *exc):
             self.others_cores = load[0]
 
-        def discount(self, seconds):
-            pass
-
     def fake_probe(spec, suite, device):
         calls.append(spec.family)
         return {"train_step_s": 0.02 if load[0] > 0.25 else 0.01, "samplers": {k: [0.001, 1e-5] for k in spec.samplers},

@@ -182,12 +182,4 @@ class Contention:
         self.wall_s = time.perf_counter() - self._t0
         if self._busy0 is None or busy1 is None or self.wall_s < 0.05:
             return
-        self._busy, self._own = busy1 - self._busy0, own1 - self._own0
-        self.others_cores = other_cores(self._busy, self._own, self.wall_s)
-
-    def discount(self, seconds: float) -> None:
-        """Count ``seconds`` of CPU as this process's own after the block (its child processes' time, e.g. a
-        probe's workers, which :func:`time.process_time` does not see)."""
-        if self.others_cores is not None:
-            self._own += seconds
-            self.others_cores = other_cores(self._busy, self._own, self.wall_s)
+        self.others_cores = other_cores(busy1 - self._busy0, own1 - self._own0, self.wall_s)

@@ -1,6 +1,6 @@
 """The plan of a run, printed before the first cell: the cells, their estimated wall time, and the disk they use.
 
-Cost model ``genbench.cost/4``. Every rate is measured on this device by a probe, never assumed:
+Cost model ``genbench.cost/3``. Every rate is measured on this device by a probe, never assumed:
 
 * **train**: ``min(steps, max_seconds / t_step + 1) * t_step``. ``t_step`` is the median of
   :data:`PROBE_TRAIN_STEPS` - 1 steps of the real training loop (:func:`bench.execution.train.train`) at the
@@ -36,12 +36,11 @@ at all the cores (each cached under its thread count). Each split of the cores i
 time of ``threads`` threads (jobs x threads <= cores; other thread counts by Amdahl's law through the two
 measured points) is scheduled on paper: the cells go, longest first, to the worker that frees first, and
 every worker pays the per-process one-offs (Inception, a 2D dataset's reference metrics) of the datasets
-it sees. Cells that run at once slow each other down (shared caches, memory bandwidth, the host): every
-estimate of a split of ``jobs`` > 1 is multiplied by the measured co-run slowdown (:func:`probe_corun`, the
-same single-threaded work timed alone and ``jobs`` at once; cached like a probe). The split of shortest
-makespan is chosen (``--jobs``/``--threads`` fix it instead); its makespan is the printed wall time, each
-cell's slot (worker, start, end) is in ``plan.json``, and the records get the chosen thread count
-(``device.torch_threads``). The measured errors are in docs/design/cost-model.md.
+it sees. The split of shortest makespan is chosen (``--jobs``/``--threads`` fix it instead); its makespan
+is the printed wall time, each cell's slot (worker, start, end) is in ``plan.json``, and the records get
+the chosen thread count (``device.torch_threads``). The probes run alone, so the estimate of two cells at
+once assumes they do not slow each other down (shared caches and memory bandwidth do, a little: the
+measured error is in docs/parallel-runs.md).
 
 Cells that are already done (a resumed run) cost nothing. The report stage (a few seconds) is not
 estimated. Probes cost a few seconds per family; their results are cached per device and
@@ -105,9 +104,7 @@ from bench.store.runs import cell_id
 from bench.store.schema import CellEstimate
 from models.samplers import Sampler
 
-COST_MODEL = "genbench.cost/4"  # /2: probes time the real batch (see _fit); /3: batch sweep, ODE likelihood, T30 rows;
-# /4: the co-run slowdown of cells that run at once (probe_corun)
-PROBES_VERSION = "genbench.cost/3"  # the cached probes' format: /4 added a probe kind (corun), the others are as in /3
+COST_MODEL = "genbench.cost/3"  # /2: probes time the real batch (see _fit); /3: batch sweep, ODE likelihood, T30 rows
 PROBE_TRAIN_STEPS = 4  # 1 warm-up + 3 timed
 PROBE_CALL_MAX_S = 60.0  # a probe times the real batch when that call should take at most this long
 CKPT_OVERHEAD_BYTES = 64 * 1024
@@ -261,58 +258,6 @@ def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[s
             "probe_seconds": clock.seconds}
 
 
-CORUN_STEPS = 150  # training steps of the co-run probe's small MLP: about 0.3 s on one thread of a 2-core CPU
-
-
-def _corun_load(steps: int) -> float:
-    """Wall seconds of ``steps`` training steps (Adam, batch 1024) of a 2D-sized MLP (2-256-256-2) on one thread:
-    the co-run probe's work, run in its worker processes."""
-    torch.set_num_threads(1)
-    gen = torch.Generator().manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(2, 256), torch.nn.SiLU(), torch.nn.Linear(256, 256), torch.nn.SiLU(),
-                              torch.nn.Linear(256, 2))
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
-    x = torch.randn(1024, 2, generator=gen)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        opt.zero_grad()
-        (net(x) - x).pow(2).mean().backward()
-        opt.step()
-    return time.perf_counter() - t0
-
-
-def probe_corun(jobs: int, steps: int = CORUN_STEPS, rounds: int = 3) -> dict[str, Any]:
-    """How much ``jobs`` single-threaded cells at once slow each other down on this machine.
-
-    The same work (:func:`_corun_load`, ``steps`` MLP training steps) runs in ``jobs`` spawned worker processes,
-    first in one of them alone, then in all at once; ``slowdown`` is the median over ``rounds`` of the mean
-    together-time over the alone-time, at least 1. Measured on the 2-core AMD EPYC of the docs: the cells of the
-    2D default ran 0-56% longer two at a time than their single-cell estimates (docs/design/cost-model.md).
-
-    Returns ``slowdown`` (>= 1), ``ratios`` (per round), ``probe_seconds`` and ``child_cpu_seconds`` (the workers'
-    CPU time, which the probe cache counts as this process's own rather than as other processes' load).
-    """
-    import multiprocessing
-    import resource
-
-    def children_cpu() -> float:
-        r = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return r.ru_utime + r.ru_stime
-
-    cpu0, ratios = children_cpu(), []
-    with Stopwatch("cpu") as clock:
-        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            pool.map(_corun_load, [steps // 5] * jobs, chunksize=1)  # every worker imports torch and warms up
-            for _ in range(rounds):
-                alone = pool.apply(_corun_load, (steps,))
-                together = pool.map(_corun_load, [steps] * jobs, chunksize=1)
-                ratios.append(float(np.mean(together)) / alone)
-            pool.close()
-            pool.join()
-    return {"slowdown": max(1.0, float(np.median(ratios))), "ratios": ratios, "jobs": jobs,
-            "probe_seconds": clock.seconds, "child_cpu_seconds": children_cpu() - cpu0}
-
-
 def probe_evaluation(device: torch.device, *, inception: bool, classifier: bool | tuple[str, ...]) -> dict[str, Any]:
     """Measure the evaluate stage's rates on this device: matmul GFLOP/s (float32, float64, NumPy float64),
     a 1024 x 1024 symmetric eigendecomposition, and where asked Inception images/s (and its load time)
@@ -380,7 +325,7 @@ class ProbeCache:
         self.folder, self.progress = folder, progress
         info = env.device_info(device)
         self.device_key = {"device": info.get("name"), "type": device.type, "torch": torch.__version__,
-                           "cost_model": PROBES_VERSION}
+                           "cost_model": COST_MODEL}
         self.hits = self.misses = 0
         self.seconds = 0.0
         self.remeasured: dict[str, str] = {}  # label -> why the cached probe was not reused
@@ -409,7 +354,6 @@ class ProbeCache:
                 self.progress(f"measuring {label}" + (f" again ({why})" if why else ""))
             with Contention() as load:
                 value = compute()
-            load.discount(value.pop("child_cpu_seconds", 0.0))  # a probe's own worker processes are not others
             self.misses += 1
             self.seconds += value.get("probe_seconds", 0.0)
             value["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -555,7 +499,6 @@ class Plan:
     cores: int = 1
     choice: Choice | None = None
     threads_probed: list[int] = field(default_factory=list)
-    corun_slowdown: float = 1.0  # the chosen split's co-run slowdown, included in every estimate (probe_corun)
 
     @property
     def jobs(self) -> int:
@@ -596,7 +539,6 @@ class Plan:
                 "profile_reason": self.profile_reason, "device": self.device,
                 "total_seconds": self.total_seconds, "wall_seconds": self.wall_seconds, "cores": self.cores,
                 "jobs": self.jobs, "threads": self.threads, "threads_probed": self.threads_probed,
-                "corun_slowdown": self.corun_slowdown,
                 "candidates": self.choice.candidates if self.choice else [],
                 "given": list(self.choice.given) if self.choice else [], "results_bytes": self.results_bytes,
                 "cache_bytes": self.cache_bytes, "cache_items": self.cache_items, "one_off": self.one_off,
@@ -635,9 +577,6 @@ class Plan:
             out.append(f"  {'total (estimated wall time)':<79}{duration(self.wall_seconds):>10}{unknown}")
         if self.choice is not None:
             out.append("  " + self.parallelism_line())
-        if self.jobs > 1:
-            out.append(f"  co-run slowdown: {self.jobs} cells at once were measured {self.corun_slowdown:.2f}x slower "
-                       "each than one alone; included in every estimate above")
         for what, why in self.probe_failures.items():
             out.append(f"  no estimate for {what}: its probe failed ({why}); the cell will run and record the error")
         if self.one_off:
@@ -864,20 +803,6 @@ def _interpolate(one: _Estimates, all_: _Estimates, cores: int, t: int) -> _Esti
     return _Estimates(cells, offs, one.failed, one.cache_bytes, one.cache_items)
 
 
-def _scaled(est: _Estimates, f: float) -> _Estimates:
-    """Every pending cell's estimate and every one-off times ``f`` (the co-run slowdown of a split)."""
-    if f == 1.0:
-        return est
-    cells = []
-    for c in est.cells:
-        if not c.done and c.estimate.est_total_seconds is not None:
-            parts = {k: None if getattr(c.estimate, k) is None else getattr(c.estimate, k) * f for k in _PARTS}
-            c = dataclasses.replace(c, estimate=dataclasses.replace(c.estimate, **parts))
-        cells.append(c)
-    return _Estimates(cells, [dataclasses.replace(o, seconds=o.seconds * f) for o in est.one_offs], est.failed,
-                      est.cache_bytes, est.cache_items)
-
-
 def _tasks(est: _Estimates) -> list[Task]:
     return [Task(c.cell, c.dataset, c.estimate.est_total_seconds, c.estimate.est_evaluate_seconds or 0.0)
             for c in est.cells if not c.done]
@@ -918,20 +843,13 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
     n_pending = sum(1 for c in first.cells if not c.done)
     options = (splits(cores, jobs=jobs, threads=threads, max_jobs=max_jobs, cells=n_pending) if cpu
                else [(jobs or 1, counts[0])])
-    slowdown = {j: 1.0 for j, _ in options}  # cells at once slow each other down: measured, per job count
-    if cpu:
-        for j in sorted({j for j, _ in options if j > 1}):
-            with thread_limit(1):
-                slowdown[j] = cache.get("corun", {"jobs": j}, lambda j=j: probe_corun(j),
-                                        f"{j} cells at once (co-run slowdown)")["slowdown"]
     walls: dict[tuple[int, int], float] = {}
     for j, t in options:
-        est = _scaled(by_threads.get(t) or _interpolate(by_threads[1], by_threads[cores], cores, t), slowdown[j])
+        est = by_threads.get(t) or _interpolate(by_threads[1], by_threads[cores], cores, t)
         walls[(j, t)] = simulate(_tasks(est), j, est.one_offs)[1]
     given = tuple(k for k, v in (("--jobs", jobs), ("--threads", threads)) if v)
     choice = choose(walls, given)
-    est = _scaled(by_threads.get(choice.threads)
-                  or _interpolate(by_threads[1], by_threads[cores], cores, choice.threads), slowdown[choice.jobs])
+    est = by_threads.get(choice.threads) or _interpolate(by_threads[1], by_threads[cores], cores, choice.threads)
     slots, _ = simulate(_tasks(est), choice.jobs, est.one_offs)
     cells, one_off = [], {}
     for c in est.cells:
@@ -951,7 +869,7 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
                 probe_seconds=cache.seconds, probes_run=cache.misses, probes_cached=cache.hits,
                 results_dir=str(results_dir), data_dir=str(droot), probe_failures=first.failed,
                 probes_remeasured=cache.remeasured, probes_contended=cache.contended, cores=cores, choice=choice,
-                threads_probed=counts, corun_slowdown=slowdown[choice.jobs])
+                threads_probed=counts)
 
 
 def _all_cells(suite: Suite, specs) -> list[str]:
