@@ -40,7 +40,7 @@ it sees. The split of shortest makespan is chosen (``--jobs``/``--threads`` fix 
 is the printed wall time, each cell's slot (worker, start, end) is in ``plan.json``, and the records get
 the chosen thread count (``device.torch_threads``). The probes run alone, so the estimate of two cells at
 once assumes they do not slow each other down (shared caches and memory bandwidth do, a little: the
-measured error is in docs/parallel-runs.md).
+measured error is in docs/design/cost-model.md).
 
 Cells that are already done (a resumed run) cost nothing. The report stage (a few seconds) is not
 estimated. Probes cost a few seconds per family; their results are cached per device and
