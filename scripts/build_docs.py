@@ -252,7 +252,7 @@ def add_run(run: Path, note: str, cpu: str | None) -> Path:
         if cpu is None:
             snap["device"] = old.get("device", snap["device"])
     path.write_text(json.dumps(snap, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    latest = docs_runs._latest(docs_runs.load_snapshots(RUNS), snap["suite"], snap["profile"])
+    latest = docs_runs.latest(docs_runs.load_snapshots(RUNS), snap["suite"], snap["profile"])
     if latest is not None and latest.get("run_id") != snap["run_id"]:  # the pages show the latest run's report
         print(f"build_docs: {run}: a row only; the report page and figure stay those of the later run "
               f"{latest.get('run_id')}")

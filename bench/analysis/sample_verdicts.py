@@ -531,11 +531,16 @@ def _log_ratio(recs: list[CellRecord], kind: str | None, attr: str, se_attr: str
     return estimate(vals, ses)
 
 
+def _has_blur(recs: list[CellRecord]) -> bool:
+    """Some record's default sampler has the blur measures (images only: 2D samples have none)."""
+    return any(sampler_of(r)[1] and sampler_of(r)[1].hf_energy_ratio is not None for r in recs)
+
+
 def blur_verdicts(ds: str, groups: dict[str, list[CellRecord]]) -> list[ClaimVerdict]:
     """T17 (VAE decoder mean against GAN) and T18 (GAN against the test set) on the blur measures."""
     out = []
     gan, vae = groups.get("gan"), groups.get("vae")
-    if gan and any(sampler_of(r)[1] and sampler_of(r)[1].hf_energy_ratio is not None for r in gan):
+    if gan and _has_blur(gan):
         parts, verdicts = [], []
         for label, attr, se_attr in BLUR_MEASURES:
             e = _log_ratio(gan, None, attr, se_attr)
@@ -551,9 +556,7 @@ def blur_verdicts(ds: str, groups: dict[str, list[CellRecord]]) -> list[ClaimVer
                    else INCONCLUSIVE)
         tail = f"; precision {mean(p):.3g}" if p else ""
         out.append(_verdict("T18", verdict, SHARP_RULE, "; ".join(parts) + tail, ds, "gan"))
-    measured = lambda recs: any(sampler_of(r)[1] and sampler_of(r)[1].hf_energy_ratio is not None  # noqa: E731
-                                for r in recs)
-    if gan and vae and measured(gan) and measured(vae):  # images only: 2D samples have no blur measures
+    if gan and vae and _has_blur(gan) and _has_blur(vae):
         mean_kind = "decoder_mean" if sampler_of(vae[0], "decoder_mean")[0] else None
         parts, verdicts = [], []
         for label, attr, se_attr in BLUR_MEASURES:

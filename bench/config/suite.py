@@ -388,6 +388,10 @@ class EvalConfig:
             return self.timing_repeats_slow
         return self.timing_repeats
 
+    def sweep_repeats(self, nfe: int) -> int:
+        """Timed calls at each ``batch_sweep`` batch of a sampler of ``nfe`` NFE: at most 3."""
+        return min(3, self.sampler_repeats(nfe))
+
     def timing_protocol(self) -> str:
         """How every timing of a cell was taken, as one line (stored in the record's protocol)."""
         slow = (f" ({self.timing_repeats_slow} timed calls for samplers of >= {self.slow_sampler_nfe} NFE)"

@@ -28,6 +28,11 @@ from bench.evaluation.quadrature import log_partition
 from models.samplers import ProbabilityFlow, Sampler
 
 
+def quadrature_side(ev: EvalConfig) -> int:
+    """Points per axis of the 2D ODE density's quadrature grid: ``quadrature_grid // 4``, even, at least 8."""
+    return max(8, ev.quadrature_grid // 4 // 2 * 2)
+
+
 def ode_sampler(samplers: dict[str, Sampler] | None) -> tuple[str, ProbabilityFlow] | None:
     """The first ``pf_ode`` sampler among a cell's samplers, with its name, or ``None``."""
     return next(((name, s) for name, s in (samplers or {}).items() if isinstance(s, ProbabilityFlow)), None)
@@ -68,7 +73,7 @@ def ode_likelihood(model: Any, ds: Any, ev: EvalConfig, device: torch.device, sa
     }
     if closed_form:
         L = float(ds.test.abs().max()) * 1.5 + 1.0
-        n = max(8, ev.quadrature_grid // 4 // 2 * 2)
+        n = quadrature_side(ev)
         q = log_partition(lambda p: -sampler.log_prob(model, p), -L, L, n, device=device, chunk=ev.density_batch * 8)
         out.update(ode_log_integral_nats=q.log_z, ode_log_integral_error_nats=q.error, ode_integral_grid=q.n)
     return out

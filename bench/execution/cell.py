@@ -171,7 +171,7 @@ def sample_stage(model: models.GenerativeModel, ev: EvalConfig, cell_dir: Path, 
         for b in (ev.batch_sweep if k == 0 else []):
             y_b = _labels_at(labels, 0, b, device)
             t = measure(lambda b=b, sampler=sampler, y_b=y_b: model.sample(b, sampler=sampler, y=y_b), device=device,
-                        warmup=ev.timing_warmup, repeats=min(3, repeats))
+                        warmup=ev.timing_warmup, repeats=ev.sweep_repeats(nfe))
             sweep[str(b)] = b / t.median_s
         batch_ms, batch_iqr_ms, batch_se_ms = _timing_ms(big)
         lat_ms, lat_iqr_ms, lat_se_ms = _timing_ms(small)

@@ -12,7 +12,7 @@ Cost model ``genbench.cost/3``. Every rate is measured on this device by a probe
   ``t(n) = a + s n`` goes through the last two of timed ``sample`` calls at n = 1, 4, 16, ...,
   which go straight to n = B as soon as t(B) is predicted to take at most :data:`PROBE_CALL_MAX_S`
   (then t(B) is measured, not extrapolated: see :func:`_fit`); the NFE are those of the real sampler.
-  The default sampler adds its ``batch_sweep`` timings: ``(warm-up + min(3, repeats)) * t(b)`` per batch b.
+  The default sampler adds its ``batch_sweep`` timings: ``(warm-up + sweep_repeats) * t(b)`` per batch b.
 * **density**: the family's density call fitted the same way, times the examples evaluated (test
   set, bounds on ``bound_n``) plus the timing calls (as many as a sampler of its ``density_nfe``);
   2D cells add the quadrature, normalization and figure grids (``quadrature_grid``,
@@ -86,7 +86,7 @@ from bench.evaluation.inception.extractor import FEATURE_DIM
 from bench.evaluation.metrics import classifier as clf
 from bench.evaluation.modality import IMAGE
 from bench.evaluation.modality import modality as get_modality
-from bench.evaluation.ode import ode_sampler
+from bench.evaluation.ode import ode_sampler, quadrature_side
 from bench.execution.parallel import (
     Choice,
     OneOff,
@@ -400,7 +400,7 @@ def sample_seconds(ev: EvalConfig, nfe: int, t: Linear, sweep: bool = False) -> 
     extra = max(0, math.ceil((ev.n_samples - calls * ev.throughput_batch) / ev.throughput_batch))
     seconds = (calls + extra) * t(ev.throughput_batch) + calls * t(ev.latency_batch)
     if sweep:
-        seconds += sum((ev.timing_warmup + min(3, reps)) * t(b) for b in ev.batch_sweep)
+        seconds += (ev.timing_warmup + ev.sweep_repeats(nfe)) * sum(t(b) for b in ev.batch_sweep)
     return seconds
 
 
@@ -410,7 +410,7 @@ def ode_seconds(ev: EvalConfig, t: Linear, closed_form: bool) -> float:
     4`` (even, at least 8), in chunks of ``8 * density_batch``, at the probed ``log_prob`` cost ``t``."""
     seconds = math.ceil(ev.bound_n / max(ev.density_batch, 1)) * t.a + ev.bound_n * t.s
     if closed_form:
-        n = max(8, ev.quadrature_grid // 4 // 2 * 2) ** 2
+        n = quadrature_side(ev) ** 2
         seconds += math.ceil(n / (8 * max(ev.density_batch, 1))) * t.a + n * t.s
     return seconds
 

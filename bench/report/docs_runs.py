@@ -32,7 +32,7 @@ from bench.report.run_report import order_records
 from bench.store.runs import RunDir
 
 __all__ = ["FORMAT", "TEXTS", "snapshot", "snapshot_name", "load_snapshots", "claims_page", "results_page",
-           "readme_taxonomy", "figure_block", "cpu_model"]
+           "readme_taxonomy", "figure_block", "cpu_model", "latest"]
 
 FORMAT = "genbench.docs-run/1"
 
@@ -168,7 +168,9 @@ def _device(snap: dict[str, Any]) -> str:
     return f"{d.get('name') or d.get('type') or '?'}{cores}{threads}"
 
 
-def _latest(snaps: list[dict[str, Any]], suite: str = "toy2d", profile: str = "default") -> dict[str, Any] | None:
+def latest(snaps: list[dict[str, Any]], suite: str = "toy2d", profile: str = "default") -> dict[str, Any] | None:
+    """The latest snapshot (by start time: :func:`load_snapshots` sorts them) of ``suite`` and ``profile``; the
+    latest of any suite where there is none of those; ``None`` without snapshots."""
     chosen = [s for s in snaps if s.get("suite") == suite and s.get("profile") == profile]
     return chosen[-1] if chosen else (snaps[-1] if snaps else None)
 
@@ -184,7 +186,7 @@ def _run_line(snap: dict[str, Any]) -> str:
 def claims_page(snaps: list[dict[str, Any]]) -> str:
     """Claims and verdicts: each claim T1-T30 in our words, its source texts, and the rule and verdict of the
     latest snapshot of the 2D default suite (else the latest snapshot) (Markdown)."""
-    snap = _latest(snaps)
+    snap = latest(snaps)
     given = (snap or {}).get("verdicts") or []
     out = [GENERATED, "", "# Claims and verdicts", "",
            "genbench judges the textbook's claims, numbered T1–T30 (`shared/claims.md`; the wording here is ours). "
@@ -264,7 +266,7 @@ def figure_block(snaps: list[dict[str, Any]], prefix: str = "", figure: bool = T
         figure: ``docs/assets/tradeoff-2d.png`` exists.
         report: ``docs/reports/toy2d-default.md`` exists.
     """
-    snap = _latest(snaps)
+    snap = latest(snaps)
     if not figure or not snap or (snap["suite"], snap["profile"]) != ("toy2d", "default"):
         return ("The trade-off figure of the 2D default suite appears here once a run is snapshotted: "
                 "`python scripts/build_docs.py --add-run results/toy2d/<run_id>`.\n")
@@ -283,7 +285,7 @@ _README_COLUMNS = ["family", "textbook likelihood", "measured likelihood", "like
 
 def readme_taxonomy(snaps: list[dict[str, Any]]) -> str:
     """The README's measured taxonomy table: the first dataset of the latest 2D default snapshot (Markdown)."""
-    snap = _latest(snaps)
+    snap = latest(snaps)
     if not snap or not snap.get("taxonomy"):
         return "No measured run yet: `python scripts/build_docs.py --add-run results/toy2d/<run_id>`.\n"
     ds, tax = next(iter(snap["taxonomy"].items()))
