@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +18,21 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: bench/core/env.py -> repository root
 _PACKAGES = ("torch", "torchvision", "numpy", "scipy", "zuko", "pandas", "matplotlib", "PyYAML")
+
+
+@contextlib.contextmanager
+def thread_limit(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads and at most ``n`` threads in every BLAS and OpenMP pool
+    (NumPy's OpenBLAS, torch's OpenMP; threadpoolctl), then restore the previous counts."""
+    import torch
+    from threadpoolctl import threadpool_limits
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -105,7 +105,7 @@ class _Vector(Modality):
         return vectors.model_extras(model, ds, ev, density, cell_dir, device)
 
     def evaluate(self, ds, ev, data, record, cell_dir, device):
-        return vectors.evaluate(ds, ev, record, cell_dir)
+        return vectors.evaluate(ds, ev, record, cell_dir, images.cache_dir(data) if data is not None else None)
 
     def memory_parts(self, ev, n_train, n_test, dims, itemsize):
         n = ev.n_samples

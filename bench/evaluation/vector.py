@@ -26,6 +26,8 @@ Returns the parts of the record it computes (the runner assembles them):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,8 @@ import numpy as np
 import torch
 
 from bench.config.suite import EvalConfig
-from bench.core.files import save_npz
+from bench.core.env import thread_limit
+from bench.core.files import StorageError, read_json_dict, save_npz, write_json
 from bench.core.timing import Stopwatch
 from bench.evaluation import simple_estimators as simple
 from bench.evaluation.metrics import conditional as cond
@@ -46,7 +49,15 @@ from bench.evaluation.metrics.tilted import tilted_measure
 from bench.evaluation.metrics.toy2d import sample_quality
 from bench.evaluation.quadrature import grid, log_partition
 from bench.store.runs import load_sample_labels, load_samples
-from bench.store.schema import CellRecord, DensityResult, ReferenceEstimate, SamplerResult
+from bench.store.schema import (
+    CellRecord,
+    DensityResult,
+    ReferenceEstimate,
+    SamplerResult,
+    SchemaError,
+    reference_from_dict,
+    reference_to_dict,
+)
 from models.samplers import Sampler
 
 REFERENCE_SEED = 4  # a fresh draw from the true mixture, for the metrics' noise floor
@@ -175,14 +186,80 @@ def _bandwidths(real: np.ndarray) -> np.ndarray:
     return _BANDWIDTHS[key]
 
 
-def reference_estimates(ds, ev: EvalConfig) -> dict[str, ReferenceEstimate]:
+def reference_estimates(ds, ev: EvalConfig, cache: Path | None = None) -> dict[str, ReferenceEstimate]:
     """Claim T30's reference rows: one Gaussian and a KDE (:mod:`bench.evaluation.simple_estimators`) fitted
     to the training split, with their test NLL, KL and the sample metrics of ``ev.n_samples`` of their
-    samples. Computed once per dataset and evaluation settings in a process."""
-    key = (ds.name, len(ds.train), len(ds.test), ev.n_samples, ev.pr_k, ev.dc_k, ev.mode_tolerance, ev.seed)
+    samples. Computed once per dataset and evaluation settings in a process; with ``cache`` (the data root's
+    cache folder) read from and written to disk (:func:`cached_reference_estimates`), so that the cells
+    running in other worker processes, and later runs, do not fit the KDE again."""
+    key = (ds.name, len(ds.train), len(ds.test), json.dumps(dataclasses.asdict(ev), sort_keys=True, default=str),
+           None if cache is None else str(cache))
     if key not in _ESTIMATES:
-        _ESTIMATES[key] = compute_reference_estimates(ds, ev)
+        _ESTIMATES[key] = (compute_reference_estimates(ds, ev) if cache is None
+                           else cached_reference_estimates(ds, ev, cache)[0])
     return _ESTIMATES[key]
+
+
+REFERENCE_CACHE_FOLDER = "reference2d"
+# the code the reference rows depend on: a change to any of these files is a new cache key
+_REFERENCE_SOURCES = ("vector.py", "simple_estimators.py", "metrics")
+
+
+def _source_digest() -> str:
+    """SHA-256 of the source files that compute the reference rows (:data:`_REFERENCE_SOURCES`, under
+    ``bench/evaluation/``), so that a cached row never outlives the code that computed it."""
+    here, h = Path(__file__).parent, hashlib.sha256()
+    for name in _REFERENCE_SOURCES:
+        for path in sorted((here / name).rglob("*.py")) if (here / name).is_dir() else [here / name]:
+            h.update(path.relative_to(here).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def reference_cache_path(ds, ev: EvalConfig, cache: Path) -> Path:
+    """Where :func:`cached_reference_estimates` keeps ``ds``'s reference rows: ``<cache>/reference2d/<key>.json``,
+    the key a SHA-256 of the dataset's points (train, validation and test splits), every evaluation setting, the
+    estimators' sizes, the source files that compute the rows, and the torch and NumPy versions."""
+    h = hashlib.sha256()
+    for split in (ds.train, ds.val, ds.test):
+        h.update(np.ascontiguousarray(np.asarray(split)).tobytes())
+    key = {"dataset": ds.name, "points": h.hexdigest(), "eval": dataclasses.asdict(ev), "fit_n": simple.FIT_N,
+           "val_n": simple.VAL_N, "bandwidths": list(simple.BANDWIDTHS), "code": _source_digest(),
+           "torch": torch.__version__, "numpy": np.__version__}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    return Path(cache) / REFERENCE_CACHE_FOLDER / f"{ds.name}_{digest[:20]}.json"
+
+
+def cached_reference_estimates(ds, ev: EvalConfig, cache: Path) -> tuple[dict[str, ReferenceEstimate], float]:
+    """:func:`compute_reference_estimates` through a disk cache (:func:`reference_cache_path`).
+
+    Returns ``(rows, seconds)``: ``seconds`` is the wall time spent computing them now, 0.0 when they were read
+    from the cache. The rows are computed at one torch/BLAS thread whatever the caller's count, so that the
+    stored values do not depend on which process (the plan's probe, a worker of any thread count) computed
+    them first. A damaged or unreadable cache file is computed again and replaced; a data root that cannot be
+    written only loses the cache. The rows' own ``seconds`` are those of the computation that wrote them.
+    """
+    path = reference_cache_path(ds, ev, cache)
+    data = read_json_dict(path)
+    if data:
+        try:
+            return {name: reference_from_dict(v, f"{path}: ") for name, v in data["rows"].items()}, 0.0
+        except (KeyError, TypeError, AttributeError, SchemaError):
+            pass  # damaged: computed again below
+    return store_reference_estimates(ds, ev, cache)
+
+
+def store_reference_estimates(ds, ev: EvalConfig, cache: Path) -> tuple[dict[str, ReferenceEstimate], float]:
+    """Compute the reference rows now (at one thread) and write them to the disk cache, replacing what it held.
+
+    Returns ``(rows, seconds)``, ``seconds`` the wall time of the computation (not of the write)."""
+    with Stopwatch("cpu") as clock, thread_limit(1):
+        rows = compute_reference_estimates(ds, ev)
+    try:
+        write_json(reference_cache_path(ds, ev, cache), {"dataset": ds.name, "rows": {
+            name: reference_to_dict(e) for name, e in rows.items()}})
+    except (StorageError, OSError):
+        pass  # a read-only data root: the rows are only not cached
+    return rows, clock.seconds
 
 
 def compute_reference_estimates(ds, ev: EvalConfig) -> dict[str, ReferenceEstimate]:
@@ -329,8 +406,9 @@ def model_extras(model, ds, ev: EvalConfig, density: DensityResult, cell_dir: Pa
     return dataclasses.replace(density, **d)
 
 
-def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path) -> dict[str, Any]:
-    """Sample-only 2D evaluation: KL from the NLL, and each sampler's sample metrics.
+def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path, cache: Path | None = None) -> dict[str, Any]:
+    """Sample-only 2D evaluation: KL from the NLL, and each sampler's sample metrics; ``cache``, the data root's
+    cache folder, keeps claim T30's reference rows between processes (:func:`reference_estimates`).
 
     Returns the record fields it fills: ``density``, ``samplers``,
     ``reference_sample_metrics``, ``figure_box`` and ``protocol``.
@@ -387,7 +465,7 @@ def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path) -> dict[str
         protocol.update(CONDITIONAL_PROTOCOL)
     return {"density": dataclasses.replace(d, **kl), "samplers": samplers,
             "reference_sample_metrics": reference_metrics(ds, ev, labels),
-            "reference_estimates": reference_estimates(ds, ev), "figure_box": list(figure_box(ds)),
+            "reference_estimates": reference_estimates(ds, ev, cache), "figure_box": list(figure_box(ds)),
             "protocol": protocol}
 
 

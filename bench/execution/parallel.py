@@ -17,20 +17,23 @@ all the cores, and this module turns those estimates into a choice:
 * :func:`choose`: the (jobs, threads) split with the shortest makespan among those that fit the cores
   and the memory.
 
-Besides :func:`thread_limit` (which sets the thread counts), everything here is plain arithmetic on
-seconds, with no clock, so tests can check it by hand.
+Besides :func:`thread_limit` (:func:`bench.core.env.thread_limit`, which sets the thread counts) and
+:func:`set_threads`, everything here is plain arithmetic on seconds, with no clock, so tests can check it by hand.
 """
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
 from threadpoolctl import threadpool_limits
+
+from bench.core.env import thread_limit
+
+__all__ = ["thread_limit"]  # re-exported: the launcher's modules import it from here
 
 
 def usable_cores() -> int:
@@ -39,19 +42,6 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
-
-
-@contextlib.contextmanager
-def thread_limit(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads and at most ``n`` threads in every BLAS and OpenMP pool
-    (NumPy's OpenBLAS, torch's OpenMP; threadpoolctl), then restore the previous counts."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(limits=n):
-            yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def set_threads(n: int) -> None:
