@@ -321,8 +321,46 @@ def _run(argv: list[str]) -> tuple[int | str, str, str]:
     return code, err.getvalue(), out.getvalue()
 
 
+_BAD_INPUT = None
+
+
+def _bad_input_module():
+    """tests/test_bad_input.py as the module ``bad_input`` (its strategies, draws and outcome rules), loaded once
+    per process (a fuzzer worker loads it before unpickling its first draw)."""
+    global _BAD_INPUT
+    if _BAD_INPUT is None:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("bad_input", ROOT / "tests" / "test_bad_input.py")
+        t = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = t  # its dataclasses look their module up
+        spec.loader.exec_module(t)
+        _BAD_INPUT = t
+    return _BAD_INPUT
+
+
+def _family_draw(suite: Path, draw: list, how: str, folder: Path, data_root: Path) -> tuple[str, str, str]:
+    """One family-key draw through ``run_bench.py --dry-run`` in this process: (outcome, stderr, stdout)."""
+    t = _bad_input_module()
+    folder.mkdir(parents=True, exist_ok=True)
+    args, sources = t.family_draw_args(suite, "smoke", draw, how, folder, data_root)
+    code, err, stdout = _run(args)
+    return (code if code == "traceback" else t.family_outcome(code, err, stdout, draw, sources)), err, stdout
+
+
+def _family_draw_in_worker(job: tuple) -> tuple[str, str, str]:
+    """:func:`_family_draw` in a pool worker, in a folder of its own (removed after)."""
+    i, suite, draw, how, folder, data_root = job
+    mine = folder / f"draw{i}"
+    try:
+        return _family_draw(suite, draw, how, mine, data_root)
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
+
+
 def bad_inputs(base: Path, n_fuzz: int = 1000, *, n_generic: int | None = None, seconds: float | None = None,
-               suites: tuple[str, ...] = ("toy2d", "mnist", "cifar"), probes: bool = True) -> list[dict]:
+               suites: tuple[str, ...] = ("toy2d", "mnist", "cifar"), probes: bool = True,
+               workers: int = 1) -> list[dict]:
     """The hand list of tests/test_bad_input.py, ``n_generic`` (default ``n_fuzz``) fuzzer draws of each kind
     around its tiny suite, and ``n_fuzz`` draws of the families' own keys (``family_edits``: every field of every
     family's config and sampler, at and beyond each bound, as ``--set`` or profile edits) on each of ``suites``
@@ -336,17 +374,18 @@ def bad_inputs(base: Path, n_fuzz: int = 1000, *, n_generic: int | None = None, 
     silently accepted (exit 0 on a value outside its range; for the hand list, any exit 0), valid (exit 0, every
     probe of the plan ok), probe failed (exit 0 but a probe raised: a validator bug), unclear error (exit 2, not
     one line or not naming the source and key).
+
+    ``workers`` > 1 runs the probed family-key draws in that many spawned processes (each draw in a folder of
+    its own; the draws and their order are the same as with one): for throughput only, since the probes then
+    time each other's load (their cached rates are flagged and measured again by the next quiet plan). The
+    first draw of each suite runs alone, so that the data root is prepared once.
     """
-    import importlib.util
     import random
     import warnings
 
     import yaml
 
-    spec = importlib.util.spec_from_file_location("bad_input", ROOT / "tests" / "test_bad_input.py")
-    t = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = t  # its dataclasses look their module up
-    spec.loader.exec_module(t)
+    t = _bad_input_module()
 
     folder = base / "bad-inputs"
     folder.mkdir(parents=True, exist_ok=True)
@@ -391,16 +430,23 @@ def bad_inputs(base: Path, n_fuzz: int = 1000, *, n_generic: int | None = None, 
     for suite in (ROOT / "suites" / f"{name}.yaml" for name in suites):
         edits, rng = t.suite_edits(suite), random.Random(f"genbench-{suite.stem}")
         outcomes, findings, started, beyond, drawn = [], [], time.monotonic(), 0, set()
-        for i in range(n_fuzz):
+        draws = [t.sample_draw(rng, edits) for _ in range(n_fuzz)]  # the same sequence whatever ``workers``
+        pool, results = None, None
+        for i, (draw, how) in enumerate(draws):
             if seconds is not None and time.monotonic() - started > seconds:
                 break
-            draw, how = t.sample_draw(rng, edits)
+            if probes and workers > 1 and i == 1:  # after the first draw: the data root is prepared
+                import multiprocessing
+
+                pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_bad_input_module)
+                results = pool.imap(_family_draw_in_worker, [(k, suite, d, h, folder, data_root)
+                                                             for k, (d, h) in enumerate(draws) if k > 0])
             beyond += not all(e.allowed for e in draw)
             drawn |= {(e.family, e.key) for e in draw}
-            if probes:
-                args, sources = t.family_draw_args(suite, "smoke", draw, how, folder, data_root)
-                code, err, stdout = _run(args)
-                outcome = code if code == "traceback" else t.family_outcome(code, err, stdout, draw, sources)
+            if probes and results is not None and i > 0:
+                outcome, err, stdout = next(results)
+            elif probes:
+                outcome, err, stdout = _family_draw(suite, draw, how, folder, data_root)
             else:
                 err = stdout = ""
                 try:
@@ -418,6 +464,8 @@ def bad_inputs(base: Path, n_fuzz: int = 1000, *, n_generic: int | None = None, 
             if (i + 1) % 100 == 0:
                 print(f"# family keys, {suite.name}: {i + 1} draws, {time.monotonic() - started:.0f} s, "
                       f"{count(outcomes)}", file=sys.stderr, flush=True)
+        if pool is not None:
+            pool.terminate()
         what = "--profile smoke --dry-run" if probes else "--profile smoke, validator only"
         out.append({"fault": f"family keys, {suite.name} {what}", "tried": len(outcomes), **count(outcomes),
                     "beyond_a_bound": beyond, "keys": len({(e.family, e.key) for e in edits}),
@@ -455,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="bad-inputs: stop each suite's family-key draws after this many seconds")
     p.add_argument("--no-probes", action="store_true",
                    help="bad-inputs: family-key draws checked by the validator alone (load_suite), no --dry-run")
+    p.add_argument("--workers", type=int, default=1,
+                   help="bad-inputs: probed family-key draws in this many processes at once (default 1)")
     p.add_argument("--suites", default="toy2d,mnist,cifar",
                    help="bad-inputs: suites whose families' keys are drawn (default toy2d,mnist,cifar)")
     a = p.parse_args(argv)
@@ -464,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in SCENARIOS if "all" in a.scenarios else a.scenarios:
         t0 = time.monotonic()
         rows = (bad_inputs(base, a.draws, n_generic=a.generic_draws, seconds=a.seconds,
-                           suites=tuple(x for x in a.suites.split(",") if x), probes=not a.no_probes)
+                           suites=tuple(x for x in a.suites.split(",") if x), probes=not a.no_probes,
+                           workers=a.workers)
                 if name == "bad-inputs" else SCENARIOS[name](base))
         for r in rows:
             print(json.dumps({"scenario": name, **r}), flush=True)

@@ -500,3 +500,25 @@ def test_every_declared_value_of_every_family_key_loads_or_is_one_line(monkeypat
                 assert e.allowed, f"{suite.name}: {s} was accepted"
             tried += 1
     assert tried > 1000  # 3 suites x 7 families x all their fields and sampler settings
+
+
+@pytest.mark.slow
+def test_the_fuzzer_gives_the_same_outcomes_with_two_worker_processes(tmp_path):
+    """``scripts/fault_injection.py bad-inputs --workers 2`` runs the same family-key draws, in the same order, as
+    one process does, and counts the same outcomes (6 probed draws of the 2D suite's family keys)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    rows = {}
+    for workers in (1, 2):
+        out = subprocess.run([sys.executable, str(ROOT / "scripts" / "fault_injection.py"), "bad-inputs",
+                              "--draws", "6", "--generic-draws", "0", "--suites", "toy2d", "--workers", str(workers),
+                              "--out", str(tmp_path / f"w{workers}")], capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True).stdout
+        family = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{") and "family keys" in ln]
+        assert len(family) == 1, out
+        rows[workers] = {k: v for k, v in family[0].items() if k not in ("seconds", "findings")}
+    assert rows[1]["tried"] == 6 and rows[1]["clean"] + rows[1]["valid"] == 6, rows[1]
+    assert rows[2] == rows[1]

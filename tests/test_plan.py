@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 import torch
@@ -58,6 +59,56 @@ def test_fit_stops_growing_when_the_next_call_would_take_over_a_minute(monkeypat
     assert fit(1000) == pytest.approx(1.0 + 5.0 * 1000)  # extrapolated from (1, 4)
 
 
+def _busy(seconds: float) -> None:
+    """Python-level work for ``seconds`` (a sampler's loop: the probe's alarm can stop it between steps)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        pass
+
+
+def test_a_first_call_over_the_limit_is_stopped_and_counted_at_the_limit(monkeypatch):
+    monkeypatch.setattr(plan, "PROBE_CALL_MAX_S", 0.3)
+    seen = []
+    fit = plan._fit(lambda n: (seen.append(n), _busy(30.0)), 1000, "cpu")
+    # one example would take 30 s; the alarm stops it at 0.3 s and no larger batch is tried: a lower bound
+    assert seen == [1] and fit == Linear(0.3, 0.0, stopped=True) and fit(1000) == 0.3
+
+
+def test_a_later_call_over_the_limit_leaves_the_line_through_the_earlier_ones(monkeypatch):
+    monkeypatch.setattr(plan, "PROBE_CALL_MAX_S", 1.0)
+    seen = []
+    fit = plan._fit(lambda n: (seen.append(n), _busy(0.1 if n == 1 else 30.0)), 1000, "cpu")
+    # n = 1 takes 0.1 s (4 x 0.1 <= 1: n = 4 is tried), n = 4 is stopped at 1 s: t(1) alone, not stopped
+    assert seen == [1, 4] and not fit.stopped and fit.s == 0.0 and 0.1 <= fit.a < 1.0
+
+
+def test_the_deadline_restores_the_previous_alarm_handler():
+    import signal
+
+    before = signal.getsignal(signal.SIGALRM)
+    with pytest.raises(plan.ProbeStopped):
+        with plan.deadline(0.05):
+            _busy(5.0)
+    with plan.deadline(5.0):
+        _busy(0.01)  # ends before its alarm, which is then cancelled
+    assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_a_plan_says_which_estimates_are_lower_bounds(tmp_path, tiny_suite, monkeypatch):
+    suite = _suite(tiny_suite)
+    specs = plan.describe(suite, ["8gaussians"], ["gan"])
+    monkeypatch.setattr(plan, "probe_family", lambda spec, suite, device: {
+        "train_step_s": 0.01, "samplers": {k: [60.0, 0.0] for k in spec.samplers}, "density": None,
+        "stopped": ["sampler 'default'"], "probe_seconds": 60.0})
+    p = plan.make_plan(suite, specs, {}, torch.device("cpu"), stages=("train", "sample"), results_dir=tmp_path,
+                       jobs=1, threads=1)
+    assert p.probe_lower_bounds == {"8gaussians/gan": "sampler 'default'"}
+    text = "\n".join(p.lines())
+    assert "lower bound for 8gaussians/gan: one example of its sampler 'default' took over 60 s" in text
+    assert "(at least: some probe calls were stopped)" in text and p.to_dict()["probe_lower_bounds"] == {
+        "8gaussians/gan": "sampler 'default'"}
+
+
 def test_train_seconds_take_the_binding_budget():
     assert plan.train_seconds(TrainConfig(steps=10, max_seconds=None), 0.5) == 5.0
     # 60 s budget at 0.5 s/step: 120 steps fit, plus the one that crosses the budget
@@ -106,8 +157,8 @@ def test_a_plan_charges_the_probes_to_each_cell_and_caches_them(tmp_path, tiny_s
     loaded = {"8gaussians": datasets.load("8gaussians", suite.data, 10**6)}
     p = plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate", "report"),
                        results_dir=tmp_path / "res", jobs=1, threads=1)
-    # two families and the dataset's T30 reference rows (a probe of its own, cached like the others)
-    assert calls == ["autoregressive", "gan"] and p.probes_run == 3 and p.probe_seconds == 1.75
+    # two families, the dataset's T30 reference rows and its sample metrics' time, each a cached probe
+    assert calls == ["autoregressive", "gan"] and p.probes_run == 4 and p.probe_seconds == pytest.approx(1.75, abs=0.05)
     ar, gan = (c.estimate for c in p.cells)
     # the training monitor: 5 of ~50 history entries + the last step = 6 checkpoints of 250 samples each,
     # plus 250 log-densities for the exact AR: 6 * (t_sample(250) + t_density(250))
@@ -125,9 +176,29 @@ def test_a_plan_charges_the_probes_to_each_cell_and_caches_them(tmp_path, tiny_s
     # a second plan (another process) reads the probes from <data root>/cache/plan
     cached = plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate"),
                             done={"8gaussians__gan__s0"}, jobs=1, threads=1)
-    assert calls == ["autoregressive", "gan"] and cached.probes_cached == 2 and cached.probes_run == 0
+    assert calls == ["autoregressive", "gan"] and cached.probes_cached == 3 and cached.probes_run == 0
     assert cached.cells[1].done and cached.cells[1].estimate.est_total_seconds == 0.0
     assert cached.cells[0].estimate.est_train_seconds == pytest.approx(0.5 + ar_monitor)
+
+
+def test_reference_rows_already_on_disk_cost_the_workers_nothing(tmp_path, tiny_suite, monkeypatch):
+    suite = _suite(tiny_suite)
+    specs = plan.describe(suite, ["8gaussians"], ["gan"])
+    monkeypatch.setattr(plan, "probe_family", lambda spec, suite, device: {
+        "train_step_s": 0.01, "samplers": {k: [0.001, 1e-5] for k in spec.samplers}, "density": None,
+        "probe_seconds": 0.5})
+    monkeypatch.setattr(plan, "_metric2d_seconds", lambda suite, ds: 0.25)
+    monkeypatch.setattr(plan, "_reference_rows_seconds", lambda suite, ds: {"seconds": 0.75, "probe_seconds": 0.75})
+    stored = tmp_path / "rows.json"
+    stored.write_text("{}")  # bench.evaluation.vector.cached_reference_estimates will read the rows from here
+    monkeypatch.setattr(plan.eval2d, "reference_cache_path", lambda ds, ev, cache: stored)
+    from bench import data as datasets
+
+    loaded = {"8gaussians": datasets.load("8gaussians", suite.data, 1000)}
+    p = plan.make_plan(suite, specs, loaded, torch.device("cpu"), stages=("train", "sample", "evaluate"),
+                       results_dir=tmp_path / "res", jobs=1, threads=1)
+    # the noise-floor row (0.25 s) is still scored once per process; the T30 rows' 0.75 s is not charged
+    assert p.cells[0].estimate.one_off == {"8gaussians reference metrics and T30 rows": 0.25}
 
 
 def test_the_default_sampler_adds_its_batch_sweep_and_a_pf_ode_cell_its_likelihood():

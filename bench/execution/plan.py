@@ -58,13 +58,17 @@ JSON files; under the data root what the first load writes (extracted data) and 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import os
 import shutil
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -160,18 +164,54 @@ def describe(suite: Suite, dataset_names: list[str], families: list[str]) -> dic
 # --------------------------------------------------------------------------- probes
 @dataclass
 class Linear:
-    """t(n) = a + s n seconds, fitted to two calls."""
+    """t(n) = a + s n seconds, fitted to two calls. ``stopped``: the probe stopped a call that ran over
+    :data:`PROBE_CALL_MAX_S` (:class:`ProbeStopped`), so the line is a lower bound."""
 
     a: float
     s: float
+    stopped: bool = False
 
     def __call__(self, n: float) -> float:
         return self.a + self.s * n
 
 
+class ProbeStopped(Exception):
+    """A probe call ran longer than :data:`PROBE_CALL_MAX_S` and was stopped (:func:`deadline`)."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`ProbeStopped` in the block once ``seconds`` of wall time have passed (``SIGALRM``), so that
+    no single probe call of a valid but extreme setting (a 25,000-NFE sampler) holds the plan for minutes.
+
+    The signal interrupts Python code between bytecodes (a sampler's loop), not one long C call (a single huge
+    matrix product), so a call may overrun by one such operation. Off the main thread or without ``SIGALRM``
+    (Windows) the block runs unbounded. An enclosing alarm is not supported (the plan sets none).
+    """
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise ProbeStopped(f"over {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def _time_call(fn, device) -> float:
-    """Seconds of one call; calls under 50 ms are re-timed as the median of 5 after a warm-up."""
-    first = measure(fn, device=device, warmup=0, repeats=1).median_s
+    """Seconds of one call; calls under 50 ms are re-timed as the median of 5 after a warm-up.
+
+    Raises:
+        ProbeStopped: the first call ran over :data:`PROBE_CALL_MAX_S` (it is stopped there).
+    """
+    with deadline(PROBE_CALL_MAX_S):
+        first = measure(fn, device=device, warmup=0, repeats=1).median_s
     if first >= 0.05:
         return first
     return measure(fn, device=device, warmup=1, repeats=5).median_s
@@ -197,7 +237,10 @@ def _fit(call, n_max: int, device) -> Linear:
     784-NFE sampling stage at 2859 s and the DDPM's three samplers at 943 s, where the run took 428 s and
     195 s.
     """
-    points = [(1, _time_call(lambda: call(1), device))]
+    try:
+        points = [(1, _time_call(lambda: call(1), device))]
+    except ProbeStopped:  # one example takes over PROBE_CALL_MAX_S: at least that much per call, whatever n
+        return Linear(PROBE_CALL_MAX_S, 0.0, stopped=True)
     while points[-1][0] < n_max:
         n, t = points[-1]
         line = _line(*points[-2:]) if len(points) >= 2 else Linear(0.0, t / n)
@@ -207,7 +250,10 @@ def _fit(call, n_max: int, device) -> Linear:
             break
         else:
             k = min(n_max, 4 * n)
-        points.append((k, _time_call(lambda k=k: call(k), device)))
+        try:
+            points.append((k, _time_call(lambda k=k: call(k), device)))
+        except ProbeStopped:  # the batch ran over: the line through the smaller ones (extrapolated)
+            break
     if len(points) == 1:
         return Linear(points[0][1], 0.0)
     return _line(*points[-2:])
@@ -218,7 +264,8 @@ def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[s
 
     Returns plain data (cached as JSON): ``train_step_s``, ``samplers`` {name: [a, s]},
     ``density`` [a, s] or ``None``, ``ode`` [a, s] (the ``pf_ode`` sampler's ``log_prob``) or ``None``,
-    ``probe_seconds``.
+    ``stopped`` (the calls whose single example ran over :data:`PROBE_CALL_MAX_S`: their [a, s] is a lower
+    bound, :func:`_fit`), ``probe_seconds``.
     """
     entry = suite.family(spec.dataset, spec.family)
     ev = suite.eval
@@ -232,12 +279,13 @@ def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[s
         stats = train(model, x, cfg, device=device, seed=0, progress=False, y_train=y)
         starts = [h["seconds"] for h in stats.history] + [stats.seconds]
         train_step_s = float(np.median(np.diff(starts[1:]))) if len(starts) > 2 else stats.seconds
-        samplers = {}
+        samplers, stopped = {}, []
         for name, sampler in spec.sampler_objects.items():
             fit = _fit(lambda n, s=sampler: model.sample(n, generator=torch.Generator(device).manual_seed(0),
                                                          sampler=s),
                        max(ev.throughput_batch, ev.latency_batch), device)
             samplers[name] = [fit.a, fit.s]
+            stopped += [f"sampler {name!r}"] if fit.stopped else []
         density = None
         if spec.density_call is not None:
             xd = x[: max(ev.density_batch, 1)].to(device)
@@ -246,6 +294,7 @@ def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[s
             n_max = min(ev.density_batch, ev.bound_n) if spec.density_call == "log_prob_bounds" else ev.density_batch
             fit = _fit(lambda n: fn(xd[:n], **kw), min(n_max, len(xd)), device)
             density = [fit.a, fit.s]
+            stopped += [f"density call {spec.density_call}"] if fit.stopped else []
         ode = None
         found = None if model.conditional else ode_sampler(spec.sampler_objects)
         if found is not None:  # the probability-flow ODE likelihood of the density stage
@@ -254,8 +303,9 @@ def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[s
             fit = _fit(lambda n: sampler.log_prob(model, xo[:n], generator=torch.Generator(device).manual_seed(0)),
                        len(xo), device)
             ode = [fit.a, fit.s]
+            stopped += ["probability-flow ODE likelihood"] if fit.stopped else []
     return {"train_step_s": train_step_s, "samplers": samplers, "density": density, "ode": ode,
-            "probe_seconds": clock.seconds}
+            "stopped": stopped, "probe_seconds": clock.seconds}
 
 
 def probe_evaluation(device: torch.device, *, inception: bool, classifier: bool | tuple[str, ...]) -> dict[str, Any]:
@@ -494,6 +544,7 @@ class Plan:
     results_dir: str = ""
     data_dir: str = ""
     probe_failures: dict[str, str] = field(default_factory=dict)
+    probe_lower_bounds: dict[str, str] = field(default_factory=dict)  # "dataset/family" -> the stopped calls
     probes_remeasured: dict[str, str] = field(default_factory=dict)
     probes_contended: dict[str, float] = field(default_factory=dict)
     cores: int = 1
@@ -544,7 +595,8 @@ class Plan:
                 "cache_bytes": self.cache_bytes, "cache_items": self.cache_items, "one_off": self.one_off,
                 "probe_seconds": self.probe_seconds, "probes_run": self.probes_run,
                 "probes_cached": self.probes_cached, "preflight_seconds": self.preflight_seconds,
-                "probe_failures": self.probe_failures, "probes_remeasured": self.probes_remeasured,
+                "probe_failures": self.probe_failures, "probe_lower_bounds": self.probe_lower_bounds,
+                "probes_remeasured": self.probes_remeasured,
                 "probes_contended": self.probes_contended,
                 "cells": [{"cell": c.cell, "done": c.done, "params": c.spec.params, "samplers": c.spec.samplers,
                            "disk_bytes": c.disk_bytes, **dataclasses.asdict(c.estimate),
@@ -568,7 +620,8 @@ class Plan:
             out.append(f"  {c.cell:<34}" + "".join(f"{duration(v):>9}" for v in parts)
                        + f"{duration(e.est_total_seconds):>10}"
                        + (f"{c.slot.worker:>8}{duration(c.slot.start):>9}" if many and c.slot else ""))
-        unknown = " + cells without an estimate" if self.probe_failures else ""
+        unknown = (" + cells without an estimate" if self.probe_failures else "") + (
+            " (at least: some probe calls were stopped)" if self.probe_lower_bounds else "")
         if self.jobs > 1:
             out.append(f"  {'sum over cells':<79}{duration(self.total_seconds):>10}")
             out.append(f"  {f'total (estimated wall time, {self.jobs} cells at a time)':<79}"
@@ -579,6 +632,9 @@ class Plan:
             out.append("  " + self.parallelism_line())
         for what, why in self.probe_failures.items():
             out.append(f"  no estimate for {what}: its probe failed ({why}); the cell will run and record the error")
+        for what, calls in self.probe_lower_bounds.items():
+            out.append(f"  lower bound for {what}: one example of its {calls} took over {PROBE_CALL_MAX_S:g} s and "
+                       f"the probe stopped it; each such call is counted as {PROBE_CALL_MAX_S:g} s")
         if self.one_off:
             out.append("  one-off builds and loads included: "
                        + ", ".join(f"{k} {duration(v)}" for k, v in self.one_off.items()))
@@ -696,6 +752,7 @@ class _Estimates:
     failed: dict[str, str]
     cache_bytes: int = 0
     cache_items: list[str] = field(default_factory=list)
+    stopped: dict[str, str] = field(default_factory=dict)  # "dataset/family" -> calls its probe stopped
 
 
 def _estimate_cells(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: dict[str, datasets.Dataset],
@@ -722,6 +779,7 @@ def _estimate_cells(suite: Suite, specs: dict[tuple[str, str], FamilySpec], load
             cache_items.append(f"{name} files")
     cells = []
     failed: dict[str, str] = {}  # probes that raised: no estimate for their cells
+    stopped: dict[str, str] = {}  # probes with a call stopped at PROBE_CALL_MAX_S: lower bounds
     for (name, family), spec in specs.items():
         lay = datasets.layout(name, suite.data)
         entry = suite.family(name, family)
@@ -733,9 +791,14 @@ def _estimate_cells(suite: Suite, specs: dict[tuple[str, str], FamilySpec], load
                                   f"{name}/{family} at {torch.get_num_threads()} thread(s)")
             except Exception as e:  # the family's own code failed on synthetic data: its cell will say why
                 probe, failed[f"{name}/{family}"] = None, f"{type(e).__name__}: {e}".splitlines()[0]
+            if probe is not None and probe.get("stopped"):
+                stopped[f"{name}/{family}"] = ", ".join(probe["stopped"])
         per_2d = None
         if evaluate and not images:
-            per_2d = _metric2d_seconds(suite, loaded[name])
+            per_2d = cache.get("metric2d", {"dataset": name, "data": dataclasses.asdict(suite.data),
+                                            "eval": dataclasses.asdict(ev)},
+                               lambda ds=loaded[name]: _metric2d_probe(suite, ds),
+                               f"{name} sample metrics at {torch.get_num_threads()} thread(s)")["seconds"]
             label = f"{name} reference metrics and T30 rows"  # once per process (bench.evaluation.vector)
             if not any(o.label == label for o in one_offs):
                 rows = cache.get("reference2d", {"dataset": name, "data": dataclasses.asdict(suite.data),
@@ -783,7 +846,7 @@ def _estimate_cells(suite: Suite, specs: dict[tuple[str, str], FamilySpec], load
                                     est_evaluate_seconds=est["evaluate"], est_one_off_seconds=0.0,
                                     est_total_seconds=sum(est.values()), one_off={})
             cells.append(CellPlan(cid, name, family, seed, spec, estimate, disk))
-    return _Estimates(cells, one_offs, failed, cache_bytes, cache_items)
+    return _Estimates(cells, one_offs, failed, cache_bytes, cache_items, stopped)
 
 
 _PARTS = ("est_train_seconds", "est_sample_seconds", "est_density_seconds", "est_evaluate_seconds",
@@ -802,7 +865,7 @@ def _interpolate(one: _Estimates, all_: _Estimates, cores: int, t: int) -> _Esti
         cells.append(dataclasses.replace(a, estimate=dataclasses.replace(a.estimate, **parts)))
     offs = [dataclasses.replace(o, seconds=at_threads(o.seconds, p.seconds, cores, t))
             for o, p in zip(one.one_offs, all_.one_offs)]
-    return _Estimates(cells, offs, one.failed, one.cache_bytes, one.cache_items)
+    return _Estimates(cells, offs, one.failed, one.cache_bytes, one.cache_items, one.stopped)
 
 
 def _tasks(est: _Estimates) -> list[Task]:
@@ -870,6 +933,7 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
                 cache_bytes=first.cache_bytes, cache_items=first.cache_items, one_off=one_off,
                 probe_seconds=cache.seconds, probes_run=cache.misses, probes_cached=cache.hits,
                 results_dir=str(results_dir), data_dir=str(droot), probe_failures=first.failed,
+                probe_lower_bounds={k: v for e in by_threads.values() for k, v in e.stopped.items()},
                 probes_remeasured=cache.remeasured, probes_contended=cache.contended, cores=cores, choice=choice,
                 threads_probed=counts)
 
@@ -878,20 +942,21 @@ def _all_cells(suite: Suite, specs) -> list[str]:
     return [cell_id(d, f, s) for d, f in specs for s in suite.seeds]
 
 
-_METRIC2D: dict[tuple, float] = {}
-
-
 def _metric2d_seconds(suite: Suite, ds: datasets.Dataset) -> float:
     """Seconds of :func:`bench.evaluation.vector.sample_metrics` at ``n_samples``: timed at n <= 1000, scaled as n²."""
     ev = suite.eval
     n = min(ev.n_samples, 1000)
-    key = (ds.name, n, ev.n_samples, ev.pr_k, ev.dc_k, torch.get_num_threads())
-    if key not in _METRIC2D:
-        x, _ = ds.true.sample(n, 0)
-        small = dataclasses.replace(ev, n_samples=n)
-        t = measure(lambda: eval2d.sample_metrics(ds, x, small), warmup=0, repeats=1).median_s
-        _METRIC2D[key] = t * (ev.n_samples / n) ** 2
-    return _METRIC2D[key]
+    x, _ = ds.true.sample(n, 0)
+    small = dataclasses.replace(ev, n_samples=n)
+    t = measure(lambda: eval2d.sample_metrics(ds, x, small), warmup=0, repeats=1).median_s
+    return t * (ev.n_samples / n) ** 2
+
+
+def _metric2d_probe(suite: Suite, ds: datasets.Dataset) -> dict[str, float]:
+    """:func:`_metric2d_seconds` as a probe (cached like the others): ``seconds`` and ``probe_seconds``."""
+    with Stopwatch("cpu") as clock:
+        seconds = _metric2d_seconds(suite, ds)
+    return {"seconds": seconds, "probe_seconds": clock.seconds}
 
 
 def _reference_rows_seconds(suite: Suite, ds: datasets.Dataset) -> dict[str, float]:
