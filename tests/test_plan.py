@@ -75,11 +75,18 @@ def test_a_first_call_over_the_limit_is_stopped_and_counted_at_the_limit(monkeyp
 
 
 def test_a_later_call_over_the_limit_leaves_the_line_through_the_earlier_ones(monkeypatch):
-    monkeypatch.setattr(plan, "PROBE_CALL_MAX_S", 1.0)
     seen = []
-    fit = plan._fit(lambda n: (seen.append(n), _busy(0.1 if n == 1 else 30.0)), 1000, "cpu")
-    # n = 1 takes 0.1 s (4 x 0.1 <= 1: n = 4 is tried), n = 4 is stopped at 1 s: t(1) alone, not stopped
-    assert seen == [1, 4] and not fit.stopped and fit.s == 0.0 and 0.1 <= fit.a < 1.0
+
+    def time_call(fn, device):  # a fake clock: 2 s at n = 1; the call at n = 4 runs over the limit
+        fn()
+        if seen[-1] > 1:
+            raise plan.ProbeStopped("over 60 s")
+        return 2.0
+
+    monkeypatch.setattr(plan, "_time_call", time_call)
+    fit = plan._fit(seen.append, 1000, "cpu")
+    # 4 x 2 s <= 60 s: n = 4 is tried and stopped; t(1) alone remains, a measured point, not a lower bound
+    assert seen == [1, 4] and fit == Linear(2.0, 0.0, stopped=False)
 
 
 def test_the_deadline_restores_the_previous_alarm_handler():
