@@ -74,7 +74,7 @@ def test_a_first_call_over_the_limit_is_stopped_and_counted_at_the_limit(monkeyp
     assert seen == [1] and fit == Linear(0.3, 0.0, stopped=True) and fit(1000) == 0.3
 
 
-def test_a_later_call_over_the_limit_leaves_the_line_through_the_earlier_ones(monkeypatch):
+def test_a_later_call_over_the_limit_gives_a_lower_bound_through_the_earlier_ones(monkeypatch):
     seen = []
 
     def time_call(fn, device):  # a fake clock: 2 s at n = 1; the call at n = 4 runs over the limit
@@ -85,8 +85,9 @@ def test_a_later_call_over_the_limit_leaves_the_line_through_the_earlier_ones(mo
 
     monkeypatch.setattr(plan, "_time_call", time_call)
     fit = plan._fit(seen.append, 1000, "cpu")
-    # 4 x 2 s <= 60 s: n = 4 is tried and stopped; t(1) alone remains, a measured point, not a lower bound
-    assert seen == [1, 4] and fit == Linear(2.0, 0.0, stopped=False)
+    # 4 x 2 s <= 60 s: n = 4 is tried and stopped, so t(4) >= 60 s: the line through t(1) = 2 s, its slope
+    # raised to (60 - 2) / 4 = 14.5 s per example, a lower bound
+    assert seen == [1, 4] and fit == Linear(2.0, 14.5, stopped=True) and fit(4) == 60.0
 
 
 def test_the_deadline_restores_the_previous_alarm_handler():
@@ -111,7 +112,7 @@ def test_a_plan_says_which_estimates_are_lower_bounds(tmp_path, tiny_suite, monk
                        jobs=1, threads=1)
     assert p.probe_lower_bounds == {"8gaussians/gan": "sampler 'default'"}
     text = "\n".join(p.lines())
-    assert "lower bound for 8gaussians/gan: one example of its sampler 'default' took over 60 s" in text
+    assert "lower bound for 8gaussians/gan: a probe call of its sampler 'default' took over 60 s" in text
     assert "(at least: some probe calls were stopped)" in text and p.to_dict()["probe_lower_bounds"] == {
         "8gaussians/gan": "sampler 'default'"}
 

@@ -252,8 +252,9 @@ def _fit(call, n_max: int, device) -> Linear:
             k = min(n_max, 4 * n)
         try:
             points.append((k, _time_call(lambda k=k: call(k), device)))
-        except ProbeStopped:  # the batch ran over: the line through the smaller ones (extrapolated)
-            break
+        except ProbeStopped:  # the batch ran over: the line through the smaller ones, raised to reach the limit
+            line = Linear(points[0][1], 0.0) if len(points) == 1 else _line(*points[-2:])
+            return Linear(line.a, max(line.s, (PROBE_CALL_MAX_S - line.a) / k), stopped=True)
     if len(points) == 1:
         return Linear(points[0][1], 0.0)
     return _line(*points[-2:])
@@ -633,8 +634,8 @@ class Plan:
         for what, why in self.probe_failures.items():
             out.append(f"  no estimate for {what}: its probe failed ({why}); the cell will run and record the error")
         for what, calls in self.probe_lower_bounds.items():
-            out.append(f"  lower bound for {what}: one example of its {calls} took over {PROBE_CALL_MAX_S:g} s and "
-                       f"the probe stopped it; each such call is counted as {PROBE_CALL_MAX_S:g} s")
+            out.append(f"  lower bound for {what}: a probe call of its {calls} took over {PROBE_CALL_MAX_S:g} s and "
+                       f"was stopped; its estimate counts at least {PROBE_CALL_MAX_S:g} s for a call that large")
         if self.one_off:
             out.append("  one-off builds and loads included: "
                        + ", ".join(f"{k} {duration(v)}" for k, v in self.one_off.items()))
