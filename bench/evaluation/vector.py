@@ -26,6 +26,7 @@ Returns the parts of the record it computes (the runner assembles them):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -205,9 +206,10 @@ REFERENCE_CACHE_FOLDER = "reference2d"
 _REFERENCE_SOURCES = ("vector.py", "simple_estimators.py", "metrics")
 
 
+@functools.cache
 def _source_digest() -> str:
     """SHA-256 of the source files that compute the reference rows (:data:`_REFERENCE_SOURCES`, under
-    ``bench/evaluation/``), so that a cached row never outlives the code that computed it."""
+    ``bench/evaluation/``), so that a cached row never outlives the code that computed it. Read once per process."""
     here, h = Path(__file__).parent, hashlib.sha256()
     for name in _REFERENCE_SOURCES:
         for path in sorted((here / name).rglob("*.py")) if (here / name).is_dir() else [here / name]:

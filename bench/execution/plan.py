@@ -253,11 +253,14 @@ def _fit(call, n_max: int, device) -> Linear:
         try:
             points.append((k, _time_call(lambda k=k: call(k), device)))
         except ProbeStopped:  # the batch ran over: the line through the smaller ones, raised to reach the limit
-            line = Linear(points[0][1], 0.0) if len(points) == 1 else _line(*points[-2:])
+            line = _through(points)
             return Linear(line.a, max(line.s, (PROBE_CALL_MAX_S - line.a) / k), stopped=True)
-    if len(points) == 1:
-        return Linear(points[0][1], 0.0)
-    return _line(*points[-2:])
+    return _through(points)
+
+
+def _through(points: list[tuple[int, float]]) -> Linear:
+    """The line through the last two timed points, or the constant of the only one."""
+    return Linear(points[0][1], 0.0) if len(points) == 1 else _line(*points[-2:])
 
 
 def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[str, Any]:
@@ -265,8 +268,8 @@ def probe_family(spec: FamilySpec, suite: Suite, device: torch.device) -> dict[s
 
     Returns plain data (cached as JSON): ``train_step_s``, ``samplers`` {name: [a, s]},
     ``density`` [a, s] or ``None``, ``ode`` [a, s] (the ``pf_ode`` sampler's ``log_prob``) or ``None``,
-    ``stopped`` (the calls whose single example ran over :data:`PROBE_CALL_MAX_S`: their [a, s] is a lower
-    bound, :func:`_fit`), ``probe_seconds``.
+    ``stopped`` (the calls of which one probe call ran over :data:`PROBE_CALL_MAX_S` and was stopped: their
+    [a, s] is a lower bound, :func:`_fit`), ``probe_seconds``.
     """
     entry = suite.family(spec.dataset, spec.family)
     ev = suite.eval
