@@ -148,13 +148,53 @@ def test_converged_pools_the_last_monitor_step_over_runs():
     assert not ok and "still improving" in why and "z = 5" in why
     ok, why = tv.converged([rec("gan", s, history=settled(gain=0.1)) for s in range(2)])  # z = 1 ≤ 2
     assert ok and why.startswith("settled")
-    ok, why = tv.converged([rec("gan", s, history=settled(gain=-3.0)) for s in range(2)])  # got worse: settled
-    assert ok
+    # got worse by 3 nats (|Δ| + 2 SE = 3 + 2 · 0.1 = 3.2 > the failure margin max(1 nat, 50% of 0.2)): the curve
+    # is not shown to have settled within the verdicts' resolution
+    ok, why = tv.converged([rec("gan", s, history=settled(gain=-3.0)) for s in range(2)])
+    assert not ok and why.startswith("convergence unknown") and "3.2 > margin 1" in why
     ok, why = tv.converged([rec("gan", 0, history=[])])
-    assert not ok and "no training monitor" in why
+    assert not ok and "no training monitor" in why and why.startswith("convergence unknown")
     img = [{"val_fd_classifier": v, "val_fd_classifier_se": 1.0} for v in (50.0, 30.0, 20.0)]
     ok, why = tv.converged([rec("gan", 0, history=img)])  # 10 / sqrt(2) = 7.1 > 2
     assert not ok and "FD_classifier" in why
+
+
+def _curve(values: list[float], steps: list[int], se: float) -> list[dict]:
+    return [{"step": t, "val_sample_nll_nats": v, "val_sample_nll_se_nats": se} for t, v in zip(steps, values)]
+
+
+def test_converged_reads_the_last_fifth_of_training_not_the_last_pair_of_checkpoints():
+    # checkpoints at 1, 321, 641, 961 and 1000: the last pair is 39 steps apart and flat, but from step 641 (the
+    # last checkpoint at or before 0.8 · 1000) the quality improved by 3 nats in each of 3 runs:
+    # z = 9 / sqrt(3 · 2 · 0.25²) = 14.7
+    h = _curve([40.0, 10.0, 8.0, 5.0, 5.0], [1, 321, 641, 961, 1000], se=0.25)
+    ok, why = tv.converged([rec("gan", s, history=h) for s in range(3)])
+    assert not ok and why.startswith("still improving on 8gaussians") and "z = 15" in why
+
+
+def test_converged_is_unknown_when_the_monitor_cannot_resolve_the_margin():
+    # flat last fifth (Δ = 0) but SE 2 nats per checkpoint, one run: |Δ| + 2 · 2√2 = 5.66 > margin 1 nat
+    h = _curve([40.0, 10.0, 5.0, 5.0], [1, 300, 600, 1000], se=2.0)
+    ok, why = tv.converged([rec("vae", 0, history=h)])
+    assert not ok and why.startswith("convergence unknown") and "5.66 > margin 1" in why
+    # the same curve with SE 0.1: 0 + 2 · 0.141 = 0.283 ≤ 1: settled
+    ok, why = tv.converged([rec("vae", 0, history=_curve([40.0, 10.0, 5.0, 5.0], [1, 300, 600, 1000], se=0.1))])
+    assert ok and why.startswith("settled") and "0.283 ≤ margin 1" in why
+
+
+def test_a_flat_curve_that_never_left_its_initialisation_is_not_settled():
+    # first checkpoint 5.1, last 5.0, SE 0.1: z = 0.1 / 0.141 = 0.71 ≤ 2 from start to end
+    h = _curve([5.1, 5.0, 5.05, 5.0], [1, 300, 600, 1000], se=0.1)
+    ok, why = tv.converged([rec("energy", 0, history=h)])
+    assert not ok and why.startswith("convergence unknown") and "not shown to have learned" in why
+
+
+def test_converged_judges_each_dataset_and_names_the_one_still_improving():
+    flat = _curve([40.0, 10.0, 5.0, 5.0], [1, 300, 600, 1000], se=0.1)
+    moving = _curve([40.0, 10.0, 8.0, 5.0], [1, 300, 600, 1000], se=0.1)
+    recs = [rec("vae", 0, history=flat), rec("vae", 0, history=moving, dataset="25gaussians")]
+    ok, why = tv.converged(recs)
+    assert not ok and why.startswith("still improving on 25gaussians") and "8gaussians" not in why
 
 
 # --------------------------------------------------------------------------- the verdicts
@@ -202,8 +242,9 @@ def test_not_converged_makes_the_verdicts_inconclusive():
 
 
 def test_oscillation_is_compared_by_mann_whitney():
-    swing = [{"val_mode_kl_nats": q, "val_sample_nll_nats": 1.0, "val_sample_nll_se_nats": 0.1}
-             for q in (2.0, 0.2, 1.0, 0.2, 1.0)]  # index (0.8 + 0.8 + 0.8) / (2.0 − 0.2) = 1.33
+    # mode KL index (0.8 + 0.8 + 0.8) / (2.0 − 0.2) = 1.33; −log p_data learned, then settled (the guard passes)
+    swing = [{"val_mode_kl_nats": q, "val_sample_nll_nats": v, "val_sample_nll_se_nats": 0.1}
+             for q, v in zip((2.0, 0.2, 1.0, 0.2, 1.0), (5.0, 2.0, 1.0, 1.0, 1.0))]
     recs = _suite(0, 0)["8gaussians"]
     recs = [rec("gan", r.seed, history=swing) if r.family == "gan" else r for r in recs]
     (osc,) = _by(tv.judge_training({"8gaussians": recs}), "T14", "oscillation")

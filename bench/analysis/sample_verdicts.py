@@ -225,7 +225,8 @@ def _by_seed(recs: list[CellRecord], fn: Callable[[CellRecord], tuple[float | No
 
 def converged(recs: list[CellRecord]) -> tuple[bool, str]:
     """Whether the seeds' training had settled, and why: the training verdicts' convergence guard
-    (:func:`bench.analysis.training_verdicts.converged`: the monitor's last step improves by no more than its noise;
+    (:func:`bench.analysis.training_verdicts.converged`: over the last fifth of training the monitor neither improves
+    beyond its noise nor moves by more than the failure margin, and it improved since the first checkpoint;
     a family with no monitored run is not known to have converged). Callers here judge only when it says ``True``.
     """
     return training_verdicts.converged(recs)

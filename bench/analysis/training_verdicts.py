@@ -30,8 +30,10 @@ the sensitivity of the outcome to hyperparameters and seeds under a fixed budget
   one-sided), Holm-adjusted over the two parts.
 * A test in the other direction at the same level *disagrees*; neither is *inconclusive*. Runs are pooled over
   the run's datasets and learning rates: every family runs the same cells.
-* **convergence guard** (:func:`converged`): a verdict is *inconclusive: not converged* while a compared family's
-  runs still improve between the monitor's last two checkpoints beyond their noise (z > :data:`CONVERGENCE_Z`).
+* **convergence guard** (:func:`converged`): a verdict is *inconclusive: not converged* unless every compared
+  family's runs are shown to have settled over the last fifth of training on every dataset: not still improving
+  (z ≤ :data:`CONVERGENCE_Z`), better than at the first checkpoint, and the change within the failure margin at
+  95% (|Δ̄| + 2 SE ≤ margin). A monitor too noisy to show it reads *convergence unknown*.
 
 The families a rule compares are those whose textbook claims (:class:`models.base.Textbook`, ``claims``) name
 T14, T15 or T20; a family without one is not judged. This replaces the CV rule of :mod:`bench.analysis.verdicts`.
@@ -46,14 +48,14 @@ from dataclasses import dataclass, field
 import models
 from bench.analysis.claims import AGREES, DISAGREES, INCONCLUSIVE, ClaimVerdict
 from bench.analysis.compare import holm
-from bench.analysis.taxonomy import collapsed
+from bench.analysis.taxonomy import CONVERGED_BY, collapsed
 from bench.store.schema import CellRecord, SamplerResult
 
 ALPHA = 0.05  # family-wise level of each claim's tests (Holm)
 MARGIN_REL = 0.5  # a run fails when worse than its family's best setting by 50% of that setting's median ...
 MARGIN_ABS = {"nats": 1.0, "fd": 1.0, "coverage": 0.1}  # ... or by this, whichever is larger (fidelity, coverage)
 NONFINITE_DIVERGED = 0.5  # a run with at least this fraction of non-finite samples has diverged
-CONVERGENCE_Z = 2.0  # still improving: the last monitor step improves by more than 2 standard errors
+CONVERGENCE_Z = 2.0  # still improving: the last fifth of training improves by more than 2 standard errors
 OSCILLATION_KEY = "val_mode_kl_nats"  # the monitored curve of the oscillation index (coverage: mode hopping)
 OSCILLATION_NOISE_KEY = "val_mode_kl_real_nats"  # its noise level: real sample sets of the monitor's size
 #: the monitored quality and its standard error behind the convergence guard, in order of preference
@@ -236,45 +238,115 @@ def family_runs(by_dataset: dict[str, list[CellRecord]],
 
 
 # --------------------------------------------------------------------------- convergence
-def _last_step(rec: CellRecord) -> tuple[str, float, float] | None:
-    """(label, improvement q_{K−1} − q_K, its standard error) of a record's monitored quality, or ``None``."""
+def _final_stretch(rec: CellRecord) -> tuple[str, float, float] | None:
+    """(label, improvement q_a − q_K, its standard error) of a record's monitored quality over the last fifth of
+    training: from the last checkpoint at or before :data:`CONVERGED_BY` of the final checkpoint's step (the
+    second-to-last when the steps are not recorded) to the final one; ``None`` without two such checkpoints.
+
+    The final checkpoint sits at the end of training, often a few steps after the one before it, so the last
+    *pair* of checkpoints says little about whether training had stopped improving."""
     hist = rec.train.train_history if rec.train is not None else []
     for key, se_key, label in MONITOR_KEYS:
         pts = [h for h in hist if key in h and se_key in h and math.isfinite(h[key]) and math.isfinite(h[se_key])]
-        if len(pts) >= 2:
-            a, b = pts[-2], pts[-1]
-            return label, a[key] - b[key], math.hypot(a[se_key], b[se_key])
+        if len(pts) < 2:
+            continue
+        b = pts[-1]
+        a = pts[-2]
+        if all("step" in h for h in pts):
+            before = [h for h in pts[:-1] if h["step"] <= CONVERGED_BY * b["step"]]
+            a = before[-1] if before else pts[0]
+        return label, a[key] - b[key], math.hypot(a[se_key], b[se_key])
     return None
 
 
-def converged(recs: list[CellRecord]) -> tuple[bool, str]:
-    """Whether a family's runs had stopped improving by the end of training, and why, in words.
+def _whole_run(rec: CellRecord, label: str) -> tuple[float, float] | None:
+    """(improvement q_1 − q_K from the first monitor checkpoint to the last, its SE) of a record's monitored
+    quality named ``label``, or ``None``."""
+    hist = rec.train.train_history if rec.train is not None else []
+    for key, se_key, lab in MONITOR_KEYS:
+        if lab != label:
+            continue
+        pts = [h for h in hist if key in h and se_key in h and math.isfinite(h[key]) and math.isfinite(h[se_key])]
+        if len(pts) >= 2:
+            return pts[0][key] - pts[-1][key], math.hypot(pts[0][se_key], pts[-1][se_key])
+    return None
 
-    The training monitor's quality (images: FD_classifier with its bootstrap SE; 2D: the samples' mean
-    −log p_data with its SE) improves between its last two checkpoints by Δ_i ± SE_i in run i; the runs are still
-    improving when z = ΣΔ_i / √(ΣSE_i²) > :data:`CONVERGENCE_Z` (one-sided: under "converged", an improvement is
-    as likely as a loss). A family with no monitored run is not known to have converged: ``False``.
+
+def _tolerance(recs: list[CellRecord], label: str) -> float:
+    """The change in monitored quality (named ``label``) a verdict cannot resolve on one dataset: the failure
+    rule's margin (:func:`_margin`) at the median fidelity of the runs, or its absolute floor when no run has a
+    fidelity of the monitor's kind."""
+    kind = "fd" if label == MONITOR_KEYS[0][2] else "nats"
+    fid = [f[0] for r in recs if r.samplers and (f := fidelity(r.primary()[1]))[1] == kind and math.isfinite(f[0])]
+    return _margin(kind, statistics.median(fid)) if fid else MARGIN_ABS[kind]
+
+
+def converged(recs: list[CellRecord]) -> tuple[bool, str]:
+    """Whether a family's runs had stopped changing by the end of training, and why, in words.
+
+    Per dataset, the training monitor's quality (images: FD_classifier with its bootstrap SE; 2D: the samples'
+    mean −log p_data with its SE) changes over the last fifth of training (:func:`_final_stretch`) by Δ_i ± SE_i
+    in run i; pooled over the dataset's runs, Δ̄ ± SĒ (the mean, and √ΣSE_i² / n). Three readings:
+
+    * **still improving**: z = ΣΔ_i / √ΣSE_i² > :data:`CONVERGENCE_Z` on some dataset (one-sided);
+    * **settled**: on every dataset the change is shown to lie within the verdicts' resolution, an equivalence
+      test: |Δ̄| + :data:`CONVERGENCE_Z` · SĒ ≤ the failure rule's margin at the runs' median fidelity
+      (:func:`_tolerance`: max(absolute floor, 50% of it));
+    * **convergence unknown**: neither, i.e. the monitor is too noisy (or the quality moved too much in either
+      direction) to show that more training would not move a run across the failure margin; or the runs' quality
+      at the last checkpoint is not better than at the first by more than :data:`CONVERGENCE_Z` SE (pooled): a
+      flat curve that never left its initialisation is not "settled". Also when no run carries a monitored
+      quality with an SE.
+
+    Only "settled" returns ``True``: the verdicts judge a family only when its training is shown to have settled.
 
     Args:
         recs: one family's ok records (any datasets, seeds, settings).
 
     Returns:
-        (converged, why): e.g. ``(False, "still improving: FD_classifier −3.1 ± 0.9 over the last monitor step of
-        3 runs (z = 3.4 > 2)")``.
+        (converged, why): e.g. ``(False, "still improving on mnist: FD_classifier −220 ± 60 (mean over 1 run)
+        over the last fifth of training, z = 3.7 > 2")``; ``why`` starts with "settled", "still improving" or
+        "convergence unknown".
     """
-    steps = [s for r in recs if r.ok and (s := _last_step(r)) is not None]
-    if not steps:
-        return False, "no training monitor with a standard error in these runs: convergence unknown"
-    label = steps[0][0]
-    steps = [s for s in steps if s[0] == label]
-    gain, se = sum(s[1] for s in steps), math.sqrt(sum(s[2] ** 2 for s in steps))
-    n = len(steps)
-    z = gain / se if se > 0 else (math.inf if gain > 0 else 0.0)
-    text = (f"{label} {-gain / n:+.3g} ± {se / n:.2g} (mean over {n} run{'s' if n != 1 else ''}) over the last "
-            f"monitor step, z = {z:.2g}")
-    if z > CONVERGENCE_Z:
-        return False, f"still improving: {text} > {CONVERGENCE_Z:g}"
-    return True, f"settled: {text} ≤ {CONVERGENCE_Z:g}"
+    by_ds: dict[str, list[tuple[CellRecord, tuple[str, float, float]]]] = {}
+    for r in recs:
+        if r.ok and (s := _final_stretch(r)) is not None:
+            by_ds.setdefault(r.dataset, []).append((r, s))
+    if not by_ds:
+        return False, "convergence unknown: no training monitor with a standard error in these runs"
+    label = next(iter(by_ds.values()))[0][1][0]
+    improving, unknown, settled = [], [], []
+    for ds, pairs in by_ds.items():
+        steps = [s for _, s in pairs if s[0] == label]
+        if not steps:
+            continue
+        n = len(steps)
+        gain, se = sum(s[1] for s in steps), math.sqrt(sum(s[2] ** 2 for s in steps))
+        z = gain / se if se > 0 else (math.inf if gain > 0 else 0.0)
+        mean, se_mean = gain / n, se / n
+        tol = _tolerance([r for r, _ in pairs], label)
+        whole = [w for r, _ in pairs if (w := _whole_run(r, label)) is not None]
+        w_gain, w_se = sum(w[0] for w in whole), math.sqrt(sum(w[1] ** 2 for w in whole))
+        learned = w_se > 0 and w_gain / w_se > CONVERGENCE_Z or w_se == 0 and w_gain > 0
+        text = (f"{ds}: {label} {-mean:+.3g} ± {se_mean:.2g} (mean over {n} run{'s' if n != 1 else ''}) over the "
+                f"last fifth of training, z = {z:.2g}")
+        if z > CONVERGENCE_Z:
+            improving.append(f"{text} > {CONVERGENCE_Z:g}")
+        elif not learned:
+            unknown.append(f"{ds}: {label} {-w_gain / max(len(whole), 1):+.3g} ± {w_se / max(len(whole), 1):.2g} from "
+                           f"the first monitor checkpoint to the last, z = {w_gain / w_se if w_se else 0.0:.2g} ≤ "
+                           f"{CONVERGENCE_Z:g}: not shown to have learned")
+        elif abs(mean) + CONVERGENCE_Z * se_mean <= tol:
+            settled.append(f"{text}; |Δ| + {CONVERGENCE_Z:g} SE = {abs(mean) + CONVERGENCE_Z * se_mean:.3g} ≤ margin "
+                           f"{tol:.3g}")
+        else:
+            unknown.append(f"{text}; |Δ| + {CONVERGENCE_Z:g} SE = {abs(mean) + CONVERGENCE_Z * se_mean:.3g} > margin "
+                           f"{tol:.3g}")
+    if improving:
+        return False, "still improving on " + "; ".join(improving)
+    if unknown:
+        return False, "convergence unknown on " + "; ".join(unknown)
+    return True, "settled on " + "; ".join(settled)
 
 
 # --------------------------------------------------------------------------- the tests
@@ -324,7 +396,8 @@ def _holm(tests: list[_Test]) -> None:
 
 
 def _guard(groups: dict[str, list[Run]], names: list[str]) -> str | None:
-    """Why a verdict on ``names`` must wait (a family whose own-learning-rate runs still improve), or ``None``."""
+    """Why a verdict on ``names`` must wait (a family whose own-learning-rate runs are not shown to have settled:
+    still improving, or convergence unknown), or ``None``."""
     for name in names:
         own = [r.record for r in groups[name] if r.lr_scale == 1.0 and r.record.ok] or \
               [r.record for r in groups[name] if r.record.ok]

@@ -570,7 +570,7 @@ def training_rows(groups: dict[str, list[training_verdicts.Run]]) -> list[dict[s
             "worse coverage": str(sum(x.startswith("coverage") for x in reasons)),
             "oscillation index (median [IQR])": (f"{fmt(statistics.median(osc), 2)} [{fmt(osc[len(osc) // 4], 2)}, "
                                                  f"{fmt(osc[(3 * len(osc)) // 4], 2)}]" if osc else "–"),
-            "converged (own lr)": ("yes" if ok else "no") + f": {why}",
+            "converged (own lr)": f"{_reading(ok, why)}: {why}",
             "texts' claim": (f"{tb.get('training') or '–'} ({', '.join(claims)})" if claims else "no training claim"),
         })
         rows.append(row)
@@ -604,6 +604,11 @@ def collapse_rows(by_ds: dict[str, list[CellRecord]]) -> list[dict[str, str]]:
     return rows
 
 
+def _reading(ok: bool, why: str) -> str:
+    """The convergence guard's reading in one word: yes (settled), no (still improving), unknown."""
+    return "yes" if ok else ("unknown" if why.startswith("convergence unknown") else "no")
+
+
 def convergence_rows(by_ds: dict[str, list[CellRecord]]) -> list[dict[str, str]]:
     """Per dataset and family: the convergence guard's reading (:func:`bench.analysis.training_verdicts.converged`)
     on its ok runs."""
@@ -611,8 +616,8 @@ def convergence_rows(by_ds: dict[str, list[CellRecord]]) -> list[dict[str, str]]
     for ds, recs in by_ds.items():
         for family, rs in taxonomy.by_family([r for r in recs if r.ok]).items():
             ok, why = training_verdicts.converged(rs)
-            rows.append({"dataset": ds, "family": family, "runs": str(len(rs)), "converged": "yes" if ok else "no",
-                         "monitor's last step": why})
+            rows.append({"dataset": ds, "family": family, "runs": str(len(rs)), "converged": _reading(ok, why),
+                         "monitor over the last fifth of training": why})
 # --------------------------------------------------------------------------- issue 26: samples and likelihoods
 def _mean_se(values: list[float], own: list[float | None] | None = None) -> str:
     e = sample_verdicts.estimate(values, own)
