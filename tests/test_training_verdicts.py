@@ -143,9 +143,14 @@ def test_divergences_count_and_other_failures_do_not():
 
 # --------------------------------------------------------------------------- convergence
 def test_converged_pools_the_last_monitor_step_over_runs():
-    # two runs improve by 0.5 each, SE of each step sqrt(0.1² + 0.1²): z = 1.0 / sqrt(4 · 0.01) = 5 > 2
+    # two runs improve by 1.5 each, SE of each step sqrt(0.1² + 0.1²): z = 3.0 / sqrt(4 · 0.01) = 15 > 2, and
+    # 1.5 nats > the failure rule's 1-nat floor
+    ok, why = tv.converged([rec("gan", s, history=settled(gain=1.5)) for s in range(2)])
+    assert not ok and "still improving" in why and "z = 15" in why
+    # by 0.5 each: z = 5, significant but below the floor, which no verdict resolves; the equivalence test then
+    # reads 0.5 + 2 · 0.1 = 0.7 ≤ margin 1: settled
     ok, why = tv.converged([rec("gan", s, history=settled(gain=0.5)) for s in range(2)])
-    assert not ok and "still improving" in why and "z = 5" in why
+    assert ok and "0.7 ≤ margin 1" in why
     ok, why = tv.converged([rec("gan", s, history=settled(gain=0.1)) for s in range(2)])  # z = 1 ≤ 2
     assert ok and why.startswith("settled")
     # got worse by 3 nats (|Δ| + 2 SE = 3 + 2 · 0.1 = 3.2 > the failure margin max(1 nat, 50% of 0.2)): the curve
@@ -236,7 +241,7 @@ def test_few_runs_are_inconclusive_and_the_reverse_disagrees():
 
 
 def test_not_converged_makes_the_verdicts_inconclusive():
-    v = tv.judge_training(_suite(10, 0, history=settled(gain=0.5)))
+    v = tv.judge_training(_suite(10, 0, history=settled(gain=1.5)))
     assert {x.verdict for x in v} == {INCONCLUSIVE}
     assert all("inconclusive: not converged" in x.evidence for x in v)
 

@@ -90,10 +90,10 @@ def training_blocks(by_ds: dict[str, list[CellRecord]], failed: list[CellRecord]
                   f"*Convergence guard*: a verdict is inconclusive unless each compared family's runs at its own "
                   f"learning rate are shown to have settled on every dataset, over the last fifth of training "
                   f"(FD_classifier with its bootstrap SE on images, −log p_data of the samples with its SE in 2D): "
-                  f"not still improving (z ≤ {tv.CONVERGENCE_Z:g}), better than at the first checkpoint by more "
-                  f"than {tv.CONVERGENCE_Z:g} SE, and the change within the failure margin (|Δ| + "
-                  f"{tv.CONVERGENCE_Z:g} SE ≤ margin). Otherwise it reads *still improving* or *convergence "
-                  "unknown* (a monitor too noisy to tell).",
+                  f"not still improving (z ≤ {tv.CONVERGENCE_Z:g}, or a gain below the failure rule's floor), "
+                  f"better than at the first checkpoint by more than {tv.CONVERGENCE_Z:g} SE, and the change within "
+                  f"the failure margin (|Δ| + {tv.CONVERGENCE_Z:g} SE ≤ margin). Otherwise it reads *still "
+                  "improving* or *convergence unknown* (a monitor too noisy to tell).",
                   "Runs are pooled over the run's datasets (and learning rates): every family runs the same cells. "
                   "Families without a training claim in the texts (flows, score-based and energy-based models) are "
                   "listed but not judged."])]
