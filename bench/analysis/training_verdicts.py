@@ -59,9 +59,10 @@ NONFINITE_DIVERGED = 0.5  # a run with at least this fraction of non-finite samp
 CONVERGENCE_Z = 2.0  # still improving: the last fifth of training improves by > 2 SE (and by > the margin's floor)
 OSCILLATION_KEY = "val_mode_kl_nats"  # the monitored curve of the oscillation index (coverage: mode hopping)
 OSCILLATION_NOISE_KEY = "val_mode_kl_real_nats"  # its noise level: real sample sets of the monitor's size
-#: the monitored quality and its standard error behind the convergence guard, in order of preference
-MONITOR_KEYS = (("val_fd_classifier", "val_fd_classifier_se", "FD_classifier"),
-                ("val_sample_nll_nats", "val_sample_nll_se_nats", "−log p_data (nats)"))
+#: the monitored quality, its standard error, its label and its fidelity kind (the key of :data:`MARGIN_ABS`)
+#: behind the convergence guard, in order of preference
+MONITOR_KEYS = (("val_fd_classifier", "val_fd_classifier_se", "FD_classifier", "fd"),
+                ("val_sample_nll_nats", "val_sample_nll_se_nats", "−log p_data (nats)", "nats"))
 
 FAILURE_RULE = (f"a run fails when it diverged, collapsed (fewer modes hit than 99% of real sample sets of its N), "
                 f"or its fidelity or coverage is worse than the median of its family's best learning rate by more "
@@ -239,47 +240,51 @@ def family_runs(by_dataset: dict[str, list[CellRecord]],
 
 
 # --------------------------------------------------------------------------- convergence
-def _final_stretch(rec: CellRecord) -> tuple[str, float, float] | None:
-    """(label, improvement q_a − q_K, its standard error) of a record's monitored quality over the last fifth of
-    training: from the last checkpoint at or before :data:`CONVERGED_BY` of the final checkpoint's step (the
-    second-to-last when the steps are not recorded) to the final one; ``None`` without two such checkpoints.
+@dataclass(frozen=True)
+class _Stretch:
+    """A run's monitored quality (lower is better) over two spans: the last fifth of training and the whole run."""
+    label: str  # e.g. "FD_classifier"
+    kind: str  # its fidelity kind, a key of MARGIN_ABS
+    gain: float  # improvement q_a − q_K over the last fifth of training
+    se: float  # its standard error, √(SE_a² + SE_K²)
+    gain_whole: float  # improvement q_1 − q_K from the first checkpoint
+    se_whole: float
+
+
+def _final_stretch(rec: CellRecord) -> _Stretch | None:
+    """A record's monitored quality over the last fifth of training, from the last checkpoint at or before
+    :data:`CONVERGED_BY` of the final checkpoint's step (the second-to-last when the steps are not recorded) to
+    the final one, and from the first checkpoint to the final one; ``None`` without two checkpoints.
 
     The final checkpoint sits at the end of training, often a few steps after the one before it, so the last
     *pair* of checkpoints says little about whether training had stopped improving."""
     hist = rec.train.train_history if rec.train is not None else []
-    for key, se_key, label in MONITOR_KEYS:
+    for key, se_key, label, kind in MONITOR_KEYS:
         pts = [h for h in hist if key in h and se_key in h and math.isfinite(h[key]) and math.isfinite(h[se_key])]
         if len(pts) < 2:
             continue
-        b = pts[-1]
+        first, b = pts[0], pts[-1]
         a = pts[-2]
         if all("step" in h for h in pts):
-            before = [h for h in pts[:-1] if h["step"] <= CONVERGED_BY * b["step"]]
-            a = before[-1] if before else pts[0]
-        return label, a[key] - b[key], math.hypot(a[se_key], b[se_key])
+            a = ([h for h in pts[:-1] if h["step"] <= CONVERGED_BY * b["step"]] or [first])[-1]
+        return _Stretch(label, kind, a[key] - b[key], math.hypot(a[se_key], b[se_key]),
+                        first[key] - b[key], math.hypot(first[se_key], b[se_key]))
     return None
 
 
-def _whole_run(rec: CellRecord, label: str) -> tuple[float, float] | None:
-    """(improvement q_1 − q_K from the first monitor checkpoint to the last, its SE) of a record's monitored
-    quality named ``label``, or ``None``."""
-    hist = rec.train.train_history if rec.train is not None else []
-    for key, se_key, lab in MONITOR_KEYS:
-        if lab != label:
-            continue
-        pts = [h for h in hist if key in h and se_key in h and math.isfinite(h[key]) and math.isfinite(h[se_key])]
-        if len(pts) >= 2:
-            return pts[0][key] - pts[-1][key], math.hypot(pts[0][se_key], pts[-1][se_key])
-    return None
-
-
-def _tolerance(recs: list[CellRecord], label: str) -> float:
-    """The change in monitored quality (named ``label``) a verdict cannot resolve on one dataset: the failure
-    rule's margin (:func:`_margin`) at the median fidelity of the runs, or its absolute floor when no run has a
-    fidelity of the monitor's kind."""
-    kind = "fd" if label == MONITOR_KEYS[0][2] else "nats"
+def _tolerance(recs: list[CellRecord], kind: str) -> float:
+    """The change in a monitored quality of fidelity ``kind`` that a verdict cannot resolve on one dataset: the
+    failure rule's margin (:func:`_margin`) at the median fidelity of the runs, or its absolute floor when no run
+    has a fidelity of that kind."""
     fid = [f[0] for r in recs if r.samplers and (f := fidelity(r.primary()[1]))[1] == kind and math.isfinite(f[0])]
     return _margin(kind, statistics.median(fid)) if fid else MARGIN_ABS[kind]
+
+
+def _pooled(gains: list[float], ses: list[float]) -> tuple[float, float, float]:
+    """(mean gain, SE of the mean √ΣSE² / n, z = Σgain / √ΣSE²) of independent runs' gains."""
+    n, gain, se = len(gains), sum(gains), math.sqrt(sum(x * x for x in ses))
+    z = gain / se if se > 0 else (math.inf if gain > 0 else 0.0)
+    return gain / n, se / n, z
 
 
 def converged(recs: list[CellRecord]) -> tuple[bool, str]:
@@ -312,41 +317,34 @@ def converged(recs: list[CellRecord]) -> tuple[bool, str]:
         over the last fifth of training, z = 3.7 > 2")``; ``why`` starts with "settled", "still improving" or
         "convergence unknown".
     """
-    by_ds: dict[str, list[tuple[CellRecord, tuple[str, float, float]]]] = {}
+    by_ds: dict[str, list[tuple[CellRecord, _Stretch]]] = {}
     for r in recs:
         if r.ok and (s := _final_stretch(r)) is not None:
             by_ds.setdefault(r.dataset, []).append((r, s))
     if not by_ds:
         return False, "convergence unknown: no training monitor with a standard error in these runs"
-    label = next(iter(by_ds.values()))[0][1][0]
+    label = next(iter(by_ds.values()))[0][1].label
     improving, unknown, settled = [], [], []
     for ds, pairs in by_ds.items():
-        steps = [s for _, s in pairs if s[0] == label]
-        if not steps:
+        pairs = [(r, s) for r, s in pairs if s.label == label]
+        if not pairs:
             continue
-        n = len(steps)
-        gain, se = sum(s[1] for s in steps), math.sqrt(sum(s[2] ** 2 for s in steps))
-        z = gain / se if se > 0 else (math.inf if gain > 0 else 0.0)
-        mean, se_mean = gain / n, se / n
-        tol = _tolerance([r for r, _ in pairs], label)
-        whole = [w for r, _ in pairs if (w := _whole_run(r, label)) is not None]
-        w_gain, w_se = sum(w[0] for w in whole), math.sqrt(sum(w[1] ** 2 for w in whole))
-        learned = w_se > 0 and w_gain / w_se > CONVERGENCE_Z or w_se == 0 and w_gain > 0
+        n, kind = len(pairs), pairs[0][1].kind
+        mean, se_mean, z = _pooled([s.gain for _, s in pairs], [s.se for _, s in pairs])
+        mean_whole, se_whole, z_whole = _pooled([s.gain_whole for _, s in pairs], [s.se_whole for _, s in pairs])
+        floor, tol = MARGIN_ABS[kind], _tolerance([r for r, _ in pairs], kind)
+        bound = abs(mean) + CONVERGENCE_Z * se_mean  # the change over the last fifth, at 95%
         text = (f"{ds}: {label} {-mean:+.3g} ± {se_mean:.2g} (mean over {n} run{'s' if n != 1 else ''}) over the "
                 f"last fifth of training, z = {z:.2g}")
-        floor = MARGIN_ABS["fd" if label == MONITOR_KEYS[0][2] else "nats"]
         if z > CONVERGENCE_Z and mean > floor:
             improving.append(f"{text} > {CONVERGENCE_Z:g}, by more than the failure rule's floor {floor:g}")
-        elif not learned:
-            unknown.append(f"{ds}: {label} {-w_gain / max(len(whole), 1):+.3g} ± {w_se / max(len(whole), 1):.2g} from "
-                           f"the first monitor checkpoint to the last, z = {w_gain / w_se if w_se else 0.0:.2g} ≤ "
-                           f"{CONVERGENCE_Z:g}: not shown to have learned")
-        elif abs(mean) + CONVERGENCE_Z * se_mean <= tol:
-            settled.append(f"{text}; |Δ| + {CONVERGENCE_Z:g} SE = {abs(mean) + CONVERGENCE_Z * se_mean:.3g} ≤ margin "
-                           f"{tol:.3g}")
+        elif z_whole <= CONVERGENCE_Z:
+            unknown.append(f"{ds}: {label} {-mean_whole:+.3g} ± {se_whole:.2g} from the first monitor checkpoint to "
+                           f"the last, z = {z_whole:.2g} ≤ {CONVERGENCE_Z:g}: not shown to have learned")
+        elif bound <= tol:
+            settled.append(f"{text}; |Δ| + {CONVERGENCE_Z:g} SE = {bound:.3g} ≤ margin {tol:.3g}")
         else:
-            unknown.append(f"{text}; |Δ| + {CONVERGENCE_Z:g} SE = {abs(mean) + CONVERGENCE_Z * se_mean:.3g} > margin "
-                           f"{tol:.3g}")
+            unknown.append(f"{text}; |Δ| + {CONVERGENCE_Z:g} SE = {bound:.3g} > margin {tol:.3g}")
     if improving:
         return False, "still improving on " + "; ".join(improving)
     if unknown:
