@@ -342,10 +342,12 @@ def family_draw_args(suite: Path, profile: str, edits: list[Edit], how: Literal[
     ``how == "profile"`` writes a copy of ``suite`` to ``folder`` with the edits in ``profiles.<profile>``,
     the layer that decides the value. Image suites plan up to ``--stage sample``: their evaluation's probe
     (Inception images/s, matmul rates) depends on no family key, and re-measured on a busy 2-core machine
-    it takes about a minute per draw, where the family's own probe takes seconds.
+    it takes about a minute per draw, where the family's own probe takes seconds. ``--threads 1`` fixes the
+    thread count, so the plan probes the family once (at 1 thread) instead of at 1 and at all the cores: whether
+    a probe raises does not depend on the thread count, and two fuzzer workers then do not oversubscribe 2 cores.
     """
     stage = ["--stage", "sample"] if _modality(suite) == "image" else []
-    args = ["--profile", profile, "--dry-run", *stage, "--families", edits[0].family, "--results",
+    args = ["--profile", profile, "--dry-run", *stage, "--threads", "1", "--families", edits[0].family, "--results",
             str(folder / "res"), "--no-progress", f"--set=data.root={data_root}"]
     if how == "--set":
         sets = [e.set_arg() for e in edits]
