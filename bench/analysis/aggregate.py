@@ -98,17 +98,20 @@ def timing_device(rec: CellRecord) -> str:
     return f"{dev.get('type')}|{dev.get('name')}|torch {rec.versions.get('torch')}"
 
 
-def long_frame(records: list[CellRecord]):
+def long_frame(records: list[CellRecord], protocols: dict | None = None):
     """One row per (ok record, sampler, numeric metric): the per-seed values.
 
     Columns: dataset, family, sampler (:data:`CELL` for cell-level metrics), seed,
     metric, value (float), se (the metric's own standard error from the same record,
     NaN if none), protocol (fingerprint id), device (timing device). Returns a
-    ``pandas.DataFrame`` and, as ``frame.attrs["protocols"]``, the fingerprints by id.
+    ``pandas.DataFrame``; ``protocols``, when given, receives the fingerprints by id. (Not in ``frame.attrs``:
+    pandas deep-copies ``attrs`` into every frame derived from it, which made a 2D ci ``compare`` spend
+    most of its time copying fingerprints.)
     """
     import pandas as pd
 
-    rows, protocols = [], {}
+    rows = []
+    protocols = {} if protocols is None else protocols
     for r in records:
         if not r.ok:
             continue
@@ -127,9 +130,7 @@ def long_frame(records: list[CellRecord]):
                              "metric": metric, "value": float(value), "se": math.nan if se is None else float(se),
                              "protocol": fps[kind, sampler], "device": timing_device(r)})
     cols = KEYS[:3] + ["seed", "metric", "value", "se", "protocol", "device"]
-    frame = pd.DataFrame(rows, columns=cols)
-    frame.attrs["protocols"] = protocols
-    return frame
+    return pd.DataFrame(rows, columns=cols)
 
 
 def seed_stats(records: list[CellRecord]):
@@ -178,8 +179,7 @@ def side_from_records(records: list[CellRecord], label: str, profile: str | None
             cell["seeds"].append(r.seed)
         else:
             cell["failed"][r.seed] = r.reason or r.status
-    long = long_frame(records)
-    side.protocols = dict(long.attrs.get("protocols", {}))
+    long = long_frame(records, side.protocols)
     if long.empty:
         return side
     long = long[[bool((i := schema.metric_info(m)) and i.better) for m in long["metric"]]]
