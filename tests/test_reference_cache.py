@@ -69,3 +69,30 @@ def test_an_unwritable_cache_only_loses_the_cache(ds, tmp_path):
     blocked.write_text("not a folder")  # the cache folder cannot be created under a file
     rows, seconds = eval2d.cached_reference_estimates(ds, EV, blocked)
     assert seconds > 0 and sorted(rows) == ["gaussian", "kde"]
+
+
+def test_the_reference_sample_metrics_are_stored_once_and_read_back_identical(ds, tmp_path, monkeypatch):
+    """What the first worker of a run computes (real-vs-real MMD², precision/recall, fidelity) every later process
+    reads, bit for bit; a damaged file is computed again; the key follows the labels of a conditional cell."""
+    from bench.store.schema import part_to_dict
+
+    eval2d._REFERENCE.clear()
+    first = eval2d.reference_metrics(ds, EV, None, tmp_path)
+    path = eval2d.reference_metrics_path(ds, EV, None, tmp_path)
+    assert path.is_file() and path.parent.name == "reference2d" and path.name.startswith("metrics_8gaussians_")
+    assert 0 <= first.precision <= 1 and first.mmd2 is not None
+    eval2d._REFERENCE.clear()  # another process
+    monkeypatch.setattr(eval2d, "sample_metrics", lambda *a, **k: pytest.fail("computed again"))
+    again = eval2d.reference_metrics(ds, EV, None, tmp_path)
+    assert part_to_dict(again) == part_to_dict(first)
+    monkeypatch.undo()
+    with thread_limit(1):  # the stored values are those of a computation at one thread
+        direct = eval2d.reference_metrics(ds, EV)
+    assert part_to_dict(direct) == part_to_dict(first)
+    labels = ds.test_labels[: EV.n_samples].numpy()
+    assert eval2d.reference_metrics_path(ds, EV, labels, tmp_path) != path
+    path.write_text('{"dataset": "8gaussians", "metrics": {"no such field": 1}}')
+    eval2d._REFERENCE.clear()
+    assert part_to_dict(eval2d.reference_metrics(ds, EV, None, tmp_path)) == part_to_dict(first)
+    assert "no such field" not in path.read_text()
+    eval2d._REFERENCE.clear()

@@ -56,6 +56,8 @@ from bench.store.schema import (
     ReferenceEstimate,
     SamplerResult,
     SchemaError,
+    part_from_dict,
+    part_to_dict,
     reference_from_dict,
     reference_to_dict,
 )
@@ -282,24 +284,59 @@ def compute_reference_estimates(ds, ev: EvalConfig) -> dict[str, ReferenceEstima
     return out
 
 
-def reference_metrics(ds, ev: EvalConfig, labels: np.ndarray | None = None) -> SamplerResult:
+def reference_metrics_path(ds, ev: EvalConfig, labels: np.ndarray | None, cache: Path) -> Path:
+    """Where :func:`reference_metrics` keeps ``ds``'s reference sample metrics:
+    ``<cache>/reference2d/metrics_<dataset>_<key>.json``, the key a SHA-256 of the test points, the evaluation
+    settings, the labels (a conditional cell's), the reference seed, the source files that compute the metrics
+    (:data:`_REFERENCE_SOURCES` and ``bench/data/toy2d.py``, which draws the points) and the torch and NumPy
+    versions."""
+    from bench.data import toy2d
+
+    h = hashlib.sha256(np.ascontiguousarray(np.asarray(ds.test)).tobytes())
+    key = {"dataset": ds.name, "test": h.hexdigest(), "eval": dataclasses.asdict(ev), "seed": REFERENCE_SEED,
+           "labels": None if labels is None else hashlib.sha256(np.asarray(labels).tobytes()).hexdigest(),
+           "code": _source_digest(), "mixture": hashlib.sha256(Path(toy2d.__file__).read_bytes()).hexdigest(),
+           "torch": torch.__version__, "numpy": np.__version__}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    return Path(cache) / REFERENCE_CACHE_FOLDER / f"metrics_{ds.name}_{digest[:20]}.json"
+
+
+def reference_metrics(ds, ev: EvalConfig, labels: np.ndarray | None = None, cache: Path | None = None) -> SamplerResult:
     """Sample metrics of fresh samples from the true mixture: the floor a perfect model reaches. With ``labels`` (a
     conditional cell's) the draws are from p(x|c) per label, and the class-conditional metrics are added (at
     w = 0, where the tilted target is p(x|c) itself and its gap is 0 up to Monte Carlo error).
 
-    Computed once per dataset and evaluation settings in a process.
+    Computed at one torch/BLAS thread, once per dataset and evaluation settings in a process and, with ``cache``
+    (the data root's cache folder), once per data root (:func:`reference_metrics_path`): every worker process
+    of a run reads what the first one stored. A damaged cache file is computed again and replaced; a data root
+    that cannot be written only loses the cache.
     """
     key = (ds.name, len(ds.test), ev.n_samples, ev.pr_k, ev.dc_k, ev.mode_tolerance,
-           None if labels is None else np.asarray(labels).tobytes())
-    if key not in _REFERENCE:
+           None if labels is None else np.asarray(labels).tobytes(), None if cache is None else str(cache))
+    if key in _REFERENCE:
+        return _REFERENCE[key]
+    path = None if cache is None else reference_metrics_path(ds, ev, labels, cache)
+    stored = read_json_dict(path) if path is not None else {}
+    try:
+        _REFERENCE[key] = part_from_dict(SamplerResult, stored["metrics"], f"{path}: ")
+        return _REFERENCE[key]
+    except (KeyError, TypeError, AttributeError, SchemaError):
+        pass  # absent or damaged: computed below
+    with thread_limit(1):
         if labels is None:
             x, _ = ds.true.sample(ev.n_samples, REFERENCE_SEED)
-            _REFERENCE[key] = SamplerResult(**sample_metrics(ds, x, ev))
+            result = SamplerResult(**sample_metrics(ds, x, ev))
         else:
             x = ds.true.sample_given(labels, REFERENCE_SEED)
-            _REFERENCE[key] = SamplerResult(**sample_metrics(ds, x, ev),
-                                            **conditional_metrics(ds, x, labels, ev, 0.0), guidance=0.0)
-    return _REFERENCE[key]
+            result = SamplerResult(**sample_metrics(ds, x, ev), **conditional_metrics(ds, x, labels, ev, 0.0),
+                                   guidance=0.0)
+    if path is not None:
+        try:
+            write_json(path, {"dataset": ds.name, "metrics": part_to_dict(result)})
+        except (OSError, StorageError):
+            pass
+    _REFERENCE[key] = result
+    return result
 
 
 def training_monitor(ds, ev: EvalConfig, device: torch.device, samplers: dict[str, Sampler] | None = None):
@@ -466,7 +503,7 @@ def evaluate(ds, ev: EvalConfig, record: CellRecord, cell_dir: Path, cache: Path
     if labels is not None:
         protocol.update(CONDITIONAL_PROTOCOL)
     return {"density": dataclasses.replace(d, **kl), "samplers": samplers,
-            "reference_sample_metrics": reference_metrics(ds, ev, labels),
+            "reference_sample_metrics": reference_metrics(ds, ev, labels, cache),
             "reference_estimates": reference_estimates(ds, ev, cache), "figure_box": list(figure_box(ds)),
             "protocol": protocol}
 

@@ -809,9 +809,14 @@ def _estimate_cells(suite: Suite, specs: dict[tuple[str, str], FamilySpec], load
                                                  "eval": dataclasses.asdict(ev)},
                                  lambda ds=loaded[name]: _reference_rows_seconds(suite, ds),
                                  f"{name} T30 reference rows at {torch.get_num_threads()} thread(s)")
-                # the rows are on disk once the probe (or an earlier run) computed them: every worker reads them
-                stored = eval2d.reference_cache_path(loaded[name], ev, evalimg.cache_dir(suite.data)).exists()
-                one_offs.append(OneOff(name, label, per_2d + (0.0 if stored else rows["seconds"]), per_process=True))
+                # the rows are on disk once the probe (or an earlier run) computed them: every worker reads them;
+                # the reference sample metrics once a run stored them (a conditional cell's are keyed by its
+                # labels too: charged as stored once the unconditional ones are, at most one per_2d too little)
+                where = evalimg.cache_dir(suite.data)
+                stored = eval2d.reference_cache_path(loaded[name], ev, where).exists()
+                metrics_stored = eval2d.reference_metrics_path(loaded[name], ev, None, where).exists()
+                one_offs.append(OneOff(name, label, (0.0 if metrics_stored else per_2d)
+                                       + (0.0 if stored else rows["seconds"]), per_process=True))
         for seed in suite.seeds:
             cid = cell_id(name, family, seed)
             disk = _cell_disk_bytes(suite, spec, lay, stages)
