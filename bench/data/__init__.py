@@ -101,7 +101,7 @@ def entropy_cache_path(name: str, n: int, cache: Path) -> Path:
     for a in (mix.weights, mix.means, mix.covs):
         h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
     key = {"dataset": name, "params": h.hexdigest(), "n": n, "seed": SPLIT_SEEDS["entropy"],
-           "code": hashlib.sha256(Path(toy2d.__file__).read_bytes()).hexdigest(), "numpy": np.__version__,
+           "code": toy2d.source_digest(), "numpy": np.__version__,
            "scipy": scipy.__version__}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     return Path(cache) / ENTROPY_CACHE_FOLDER / f"{name}_{digest[:20]}.json"

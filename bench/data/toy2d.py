@@ -16,6 +16,7 @@ the same for every model and every run.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -72,10 +73,7 @@ class GaussianMixture:
             for j, s in enumerate(sol):
                 acc = acc - L[None, :, i, j] * s
             sol.append(acc * (1 / L[None, :, i, i]))
-        m2 = sol[0] ** 2
-        for s in sol[1:]:
-            m2 = m2 + s**2
-        return np.sqrt(m2)
+        return np.sqrt(sum(s**2 for s in sol))
 
     def component_log_prob(self, x: np.ndarray) -> np.ndarray:
         """log w_k + log N(x; mu_k, Sigma_k) in nats: (N, K)."""
@@ -130,6 +128,15 @@ def imbalanced() -> GaussianMixture:
         R = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
         covs.append(R @ np.diag([s1**2, s2**2]) @ R.T)
     return GaussianMixture(weights, means, np.array(covs))
+
+
+@functools.cache
+def source_digest() -> str:
+    """SHA-256 of this file, which defines the mixtures and computes their densities: part of the key of every
+    value cached from them (the true entropy, the reference sample metrics). Read once per process."""
+    from bench.core.files import sha256_file
+
+    return sha256_file(__file__)
 
 
 MIXTURES = {"8gaussians": eight_gaussians, "25gaussians": twentyfive_gaussians, "imbalanced": imbalanced}

@@ -295,7 +295,7 @@ def reference_metrics_path(ds, ev: EvalConfig, labels: np.ndarray | None, cache:
     h = hashlib.sha256(np.ascontiguousarray(np.asarray(ds.test)).tobytes())
     key = {"dataset": ds.name, "test": h.hexdigest(), "eval": dataclasses.asdict(ev), "seed": REFERENCE_SEED,
            "labels": None if labels is None else hashlib.sha256(np.asarray(labels).tobytes()).hexdigest(),
-           "code": _source_digest(), "mixture": hashlib.sha256(Path(toy2d.__file__).read_bytes()).hexdigest(),
+           "code": _source_digest(), "mixture": toy2d.source_digest(),
            "torch": torch.__version__, "numpy": np.__version__}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
     return Path(cache) / REFERENCE_CACHE_FOLDER / f"metrics_{ds.name}_{digest[:20]}.json"
