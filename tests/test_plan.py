@@ -134,6 +134,9 @@ def test_monitor_seconds_use_the_cheapest_sampler_at_each_checkpoint():
     assert plan.monitor_seconds(EvalConfig(monitor_points=5, monitor_n=500), samplers, probe, False) == \
         pytest.approx(6 * 0.6)
     assert plan.monitor_seconds(EvalConfig(monitor_points=0), samplers, probe, exact=True) == 0.0
+    # an image monitor without the classifier (smoke): no draws, only the bits/dim of an exact density
+    assert plan.monitor_seconds(ev, samplers, probe, exact=True, draws=False) == pytest.approx(11 * 0.1)
+    assert plan.monitor_seconds(ev, samplers, probe, exact=False, draws=False) == 0.0
 
 
 def test_sample_seconds_count_the_timed_calls_and_the_ones_that_fill_n_samples():

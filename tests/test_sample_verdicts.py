@@ -11,6 +11,7 @@ import pytest
 import models
 from bench.analysis import judges
 from bench.analysis import sample_verdicts as sv
+from bench.analysis import training_verdicts as tv
 from bench.analysis.claims import AGREES, DISAGREES, INCONCLUSIVE
 from bench.store.schema import (
     CellConfig,
@@ -289,6 +290,36 @@ def test_t21_the_flow_against_the_autoregressive_model_at_matched_sizes():
     assert unmatched.verdict == INCONCLUSIVE and "no autoregressive model within 20%" in unmatched.evidence
     plateau = only(judge(*ar, *size("coupling_flow", 1050, 0.30, IMPROVING)), "T21", "coupling_flow")
     assert plateau.verdict == INCONCLUSIVE and "not at its plateau" in plateau.evidence
+
+
+def image_history(bpd: list[float], fd: list[float]) -> list[dict]:
+    """An image monitor's history: test bits/dim (SE 0.005) and FD_classifier (SE 10) at steps 100 ... 500."""
+    return [{"step": (i + 1) * 100, "val_bpd": b, "val_bpd_se": 0.005, "val_fd_classifier": f,
+             "val_fd_classifier_se": 10.0} for i, (b, f) in enumerate(zip(bpd, fd))]
+
+
+def test_t21_on_images_reads_the_plateau_on_test_bits_per_dim():
+    """A likelihood claim waits for the likelihood to settle: FD_classifier still falling by 200 over the last
+    fifth (3 runs pooled: z = 24) does not hold the verdict when bits/dim have settled (|Δ| + 2 SE = 0.0082 ≤ the
+    0.05 bits/dim margin), and bits/dim still falling by 0.2 (z = 49) does, whatever FD does."""
+    fd_falling = [900.0, 700.0, 500.0, 300.0, 100.0]
+
+    def bpd(family: str, value: float, curve: list[float]) -> list[CellRecord]:
+        return [rec(family, s, parameters=1000, history=image_history(curve, fd_falling),
+                    density={"test_bpd": value + d, "test_bpd_se": 0.001})
+                for s, d in enumerate((-0.01, 0.0, 0.01))]
+
+    settled, improving = [3.0, 2.0, 1.9, 1.9, 1.9], [5.0, 4.0, 3.0, 2.0, 1.8]
+    v = only(judge(*bpd("autoregressive", 1.8, settled), *bpd("coupling_flow", 3.3, settled)), "T21", "coupling_flow")
+    assert v.verdict == AGREES and "Δ +1.5" in v.evidence
+    held = only(judge(*bpd("autoregressive", 1.8, improving), *bpd("coupling_flow", 3.3, settled)), "T21",
+                "coupling_flow")
+    assert held.verdict == INCONCLUSIVE and "still improving on d: test bits/dim -0.2 ± 0.0041" in held.evidence
+    # the training claims keep reading sample quality: FD_classifier is still improving in these runs
+    ok, why = tv.converged(bpd("autoregressive", 1.8, settled))
+    assert not ok and why.startswith("still improving on d: FD_classifier -200")
+    ok, why = tv.converged(bpd("autoregressive", 1.8, settled), tv.LIKELIHOOD_MONITOR_KEYS)
+    assert ok and "|Δ| + 2 SE = 0.00816 ≤ margin 0.05" in why
 
 
 def test_t21_over_sizes_needs_every_size_to_agree():

@@ -355,7 +355,7 @@ def test_the_image_monitor_reads_fd_and_classes_in_the_classifier_features(monke
     torch.manual_seed(0)
     net = clf.LeNet().eval()  # untrained: the numbers are arbitrary, their form is not
     monkeypatch.setattr(clf, "load_or_train", lambda ds, cache: (net, {"name": "untrained"}))
-    ds = SimpleNamespace(name="mnist", test=example_batch("image", 64, shape=(1, 28, 28)))
+    ds = SimpleNamespace(name="mnist", test=example_batch("image", 64, shape=(1, 28, 28)), shape=(1, 28, 28))
     ev = EvalConfig(n_samples=10, monitor_points=2, monitor_n=32)
     mon = image.training_monitor(ds, ev, torch.device("cpu"), None, DataConfig(root=str(tmp_path)))
     out = mon(tiny_model("gan", "image", data_shape=(1, 28, 28)))
@@ -364,7 +364,37 @@ def test_the_image_monitor_reads_fd_and_classes_in_the_classifier_features(monke
     assert out["val_fd_classifier"] > 0 and out["val_fd_classifier_se"] > 0 and 1 <= out["val_modes_hit"] <= 10
     assert out == mon(tiny_model("gan", "image", data_shape=(1, 28, 28)))  # one fixed seed per checkpoint
     off = EvalConfig(n_samples=10, monitor_points=2, monitor_n=32, fd_classifier=False)
-    assert image.training_monitor(ds, off, torch.device("cpu"), None, DataConfig(root=str(tmp_path))) is None
+    assert image.training_monitor(ds, off, torch.device("cpu"), None, DataConfig(root=str(tmp_path)))(
+        tiny_model("gan", "image", data_shape=(1, 28, 28))) == {}  # no classifier, no density: nothing to read
+    none = EvalConfig(n_samples=10, monitor_points=0, monitor_n=32)
+    assert image.training_monitor(ds, none, torch.device("cpu"), None, DataConfig(root=str(tmp_path))) is None
+
+
+def test_the_image_monitor_reads_test_bits_per_dim_of_an_exact_density(tmp_path):
+    """The likelihood part: bits/dim of the first monitor_n test images, the same number the model's own log_prob
+    gives, with the standard error over those images; one fixed dequantization seed per checkpoint."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from bench.config.suite import DataConfig, EvalConfig
+    from bench.evaluation import image
+    from tests.helpers import example_batch, tiny_model
+
+    torch.manual_seed(0)
+    ds = SimpleNamespace(name="no-classifier", test=example_batch("image", 64, shape=(1, 28, 28)), shape=(1, 28, 28))
+    ev = EvalConfig(n_samples=10, monitor_points=2, monitor_n=48, density_batch=20)
+    mon = image.training_monitor(ds, ev, torch.device("cpu"), None, DataConfig(root=str(tmp_path)))
+    for family in ("autoregressive", "flow"):
+        model = tiny_model(family, "image", data_shape=(1, 28, 28)).eval()
+        out = mon(model)
+        assert set(out) == {"val_bpd", "val_bpd_se"}
+        lp = model.log_prob(ds.test[:48], generator=torch.Generator().manual_seed(ev.seed)).double()
+        d = 784 * math.log(2)
+        assert out["val_bpd"] == pytest.approx(float(-lp.mean()) / d, rel=1e-9)
+        assert out["val_bpd_se"] == pytest.approx(float(lp.std()) / math.sqrt(48) / d, rel=1e-9)
+        assert math.isfinite(out["val_bpd"]) and out["val_bpd_se"] > 0
+        assert mon(model) == out
 
 
 def test_class_coverage_of_real_test_subsets_is_not_collapse():

@@ -24,7 +24,8 @@ ratio, KID's subset std), which covers evaluation noise only; the evidence says 
 * **T19** (diffusion rivals or exceeds GANs): a non-inferiority test of diffusion's KID (2D: the multi-scale
   MMD², the same estimator) against the GAN's, Holm-corrected over datasets, only where training converged.
 * **T21** (flows pay in expressiveness): KL (images: bits/dim) of the autoregressive model against each flow
-  at matched parameter counts, size by size, each trained to its plateau.
+  at matched parameter counts, size by size, each trained to its plateau (read on the monitor's test bits/dim
+  where it has them, images; else on its sample quality).
 * **T30** (simple estimators fail): one Gaussian and a KDE (the records' ``reference_estimates``) against the
   best family.
 """
@@ -95,7 +96,9 @@ RIVAL_RULE = (f"non-inferiority of diffusion's KID (2D: multi-scale MMD²) to th
               "otherwise or when training had not converged")
 EXPRESSIVE_RULE = (f"agrees when the flow's KL (images: bits/dim) exceeds the autoregressive model's by > "
                    f"{SEPARATION:g} combined SE at every matched size (parameters within {MATCH_TOLERANCE:.0%}) "
-                   "where both trained to their plateau; disagrees when it is lower by that margin at every such size")
+                   "where both trained to their plateau (the convergence guard on the monitor's test bits/dim where "
+                   "recorded, images; else on its sample quality); disagrees when it is lower by that margin at every "
+                   "such size")
 SIMPLE_RULE = (f"agrees when the estimator's KL (images: bits/dim) exceeds the best family's (an exact value or an "
                f"upper bound) by > {SEPARATION:g} combined SE; disagrees when it is within that margin or below")
 
@@ -223,13 +226,15 @@ def _by_seed(recs: list[CellRecord], fn: Callable[[CellRecord], tuple[float | No
     return estimate([p[0] for p in pairs], [p[1] for p in pairs])
 
 
-def converged(recs: list[CellRecord]) -> tuple[bool, str]:
+def converged(recs: list[CellRecord], keys=training_verdicts.MONITOR_KEYS) -> tuple[bool, str]:
     """Whether the seeds' training had settled, and why: the training verdicts' convergence guard
     (:func:`bench.analysis.training_verdicts.converged`: over the last fifth of training the monitor neither improves
     beyond its noise nor moves by more than the failure margin, and it improved since the first checkpoint;
-    a family with no monitored run is not known to have converged). Callers here judge only when it says ``True``.
+    a family with no monitored run is not known to have converged), on the monitored quality of ``keys`` (sample
+    quality by default; T21, a likelihood claim, reads test bits/dim first). Callers here judge only when it says
+    ``True``.
     """
-    return training_verdicts.converged(recs)
+    return training_verdicts.converged(recs, keys)
 
 
 def _verdict(claim: str, verdict: str, rule: str, evidence: str, scope: str, family: str | None) -> ClaimVerdict:
@@ -708,8 +713,8 @@ def expressiveness_verdicts(ds: str, groups: dict[str, list[CellRecord]]) -> lis
             if ef is None or ea is None:
                 continue
             unit = likelihood(frs[0])[2]
-            cf, cwhy = converged(frs)
-            ca, awhy = converged(ars)
+            cf, cwhy = converged(frs, training_verdicts.LIKELIHOOD_MONITOR_KEYS)
+            ca, awhy = converged(ars, training_verdicts.LIKELIHOOD_MONITOR_KEYS)
             se = combined_se(ef, ea)
             diff = ef.mean - ea.mean
             line = (f"{p_f:,} vs {p_a:,} parameters: {fam} {ef.text()} {unit}{_between_modes(frs)} vs "

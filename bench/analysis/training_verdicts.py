@@ -54,7 +54,8 @@ from bench.store.schema import CellRecord, SamplerResult
 
 ALPHA = 0.05  # family-wise level of each claim's tests (Holm)
 MARGIN_REL = 0.5  # a run fails when worse than its family's best setting by 50% of that setting's median ...
-MARGIN_ABS = {"nats": 1.0, "fd": 1.0, "coverage": 0.1}  # ... or by this, whichever is larger (fidelity, coverage)
+MARGIN_ABS = {"nats": 1.0, "fd": 1.0, "coverage": 0.1,  # ... or by this, whichever is larger (fidelity, coverage)
+              "bpd": 0.05}  # test bits/dim (image monitor, exact densities): 0.05 bits/dim = 27 nats an MNIST image
 NONFINITE_DIVERGED = 0.5  # a run with at least this fraction of non-finite samples has diverged
 CONVERGENCE_Z = 2.0  # still improving: the last fifth of training improves by > 2 SE (and by > the margin's floor)
 OSCILLATION_KEY = "val_mode_kl_nats"  # the monitored curve of the oscillation index (coverage: mode hopping)
@@ -63,6 +64,8 @@ OSCILLATION_NOISE_KEY = "val_mode_kl_real_nats"  # its noise level: real sample 
 #: behind the convergence guard, in order of preference
 MONITOR_KEYS = (("val_fd_classifier", "val_fd_classifier_se", "FD_classifier", "fd"),
                 ("val_sample_nll_nats", "val_sample_nll_se_nats", "−log p_data (nats)", "nats"))
+#: the same for a likelihood claim (T21): test bits/dim first where the monitor has it (images, exact densities)
+LIKELIHOOD_MONITOR_KEYS = (("val_bpd", "val_bpd_se", "test bits/dim", "bpd"), *MONITOR_KEYS)
 
 FAILURE_RULE = (f"a run fails when it diverged, collapsed (fewer modes hit than 99% of real sample sets of its N), "
                 f"or its fidelity or coverage is worse than the median of its family's best learning rate by more "
@@ -251,7 +254,7 @@ class _Stretch:
     se_whole: float
 
 
-def _final_stretch(rec: CellRecord) -> _Stretch | None:
+def _final_stretch(rec: CellRecord, keys=MONITOR_KEYS) -> _Stretch | None:
     """A record's monitored quality over the last fifth of training, from the last checkpoint at or before
     :data:`CONVERGED_BY` of the final checkpoint's step (the second-to-last when the steps are not recorded) to
     the final one, and from the first checkpoint to the final one; ``None`` without two checkpoints.
@@ -259,7 +262,7 @@ def _final_stretch(rec: CellRecord) -> _Stretch | None:
     The final checkpoint sits at the end of training, often a few steps after the one before it, so the last
     *pair* of checkpoints says little about whether training had stopped improving."""
     hist = rec.train.train_history if rec.train is not None else []
-    for key, se_key, label, kind in MONITOR_KEYS:
+    for key, se_key, label, kind in keys:
         pts = [h for h in hist if key in h and se_key in h and math.isfinite(h[key]) and math.isfinite(h[se_key])]
         if len(pts) < 2:
             continue
@@ -287,7 +290,7 @@ def _pooled(gains: list[float], ses: list[float]) -> tuple[float, float, float]:
     return gain / n, se / n, z
 
 
-def converged(recs: list[CellRecord]) -> tuple[bool, str]:
+def converged(recs: list[CellRecord], keys=MONITOR_KEYS) -> tuple[bool, str]:
     """Whether a family's runs had stopped changing by the end of training, and why, in words.
 
     Per dataset, the training monitor's quality (images: FD_classifier with its bootstrap SE; 2D: the samples'
@@ -295,7 +298,7 @@ def converged(recs: list[CellRecord]) -> tuple[bool, str]:
     in run i; pooled over the dataset's runs, Δ̄ ± SĒ (the mean, and √ΣSE_i² / n). Three readings:
 
     * **still improving**: on some dataset z = ΣΔ_i / √ΣSE_i² > :data:`CONVERGENCE_Z` (one-sided) and Δ̄ exceeds
-      the failure rule's absolute floor (:data:`MARGIN_ABS`: 1 nat, 1 FD_classifier unit), the smallest
+      the failure rule's absolute floor (:data:`MARGIN_ABS`: 1 nat, 1 FD_classifier unit, 0.05 bits/dim), the smallest
       difference any verdict resolves (a significant gain below it, as five GAN runs' −0.81 ± 0.23 nats over steps
       800-1000 on 8gaussians, is not material; it falls to the equivalence test below);
     * **settled**: on every dataset the change is shown to lie within the verdicts' resolution, an equivalence
@@ -311,6 +314,9 @@ def converged(recs: list[CellRecord]) -> tuple[bool, str]:
 
     Args:
         recs: one family's ok records (any datasets, seeds, settings).
+        keys: the monitored qualities to read, in order of preference (the first a run's history has with an SE):
+            :data:`MONITOR_KEYS` (sample quality) for the training and sample claims,
+            :data:`LIKELIHOOD_MONITOR_KEYS` (test bits/dim first) for a likelihood claim.
 
     Returns:
         (converged, why): e.g. ``(False, "still improving on mnist: FD_classifier −220 ± 60 (mean over 1 run)
@@ -319,7 +325,7 @@ def converged(recs: list[CellRecord]) -> tuple[bool, str]:
     """
     by_ds: dict[str, list[tuple[CellRecord, _Stretch]]] = {}
     for r in recs:
-        if r.ok and (s := _final_stretch(r)) is not None:
+        if r.ok and (s := _final_stretch(r, keys)) is not None:
             by_ds.setdefault(r.dataset, []).append((r, s))
     if not by_ds:
         return False, "convergence unknown: no training monitor with a standard error in these runs"

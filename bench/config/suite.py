@@ -308,16 +308,19 @@ class EvalConfig:
             (``mode_kl_nats``, ``modes_hit``) and the image training monitor. It is trained once
             (about 90 s for MNIST, a few minutes for CIFAR-10 on a 2-core CPU, then cached).
             ``false`` (smoke profiles) records why they are missing; it is an evaluation setting,
-            so turning it on later does not retrain, and such runs have no image monitor.
+            so turning it on later does not retrain, and such runs' image monitor has only the
+            bits/dim of exact densities.
         monitor_points: checkpoints of the training monitor: about this many evenly spaced
             points of the training history (and the last step) get a validation quality
             (2D: ``val_sample_nll_nats`` and ``val_mode_kl_nats`` against the true mixture,
             ``val_mmd2``, ``val_kl_nats`` for exact densities; images: ``val_fd_classifier`` with
-            its bootstrap SE and the class histogram's ``val_mode_kl_nats``), the input of the
+            its bootstrap SE and the class histogram's ``val_mode_kl_nats``, and ``val_bpd`` with its SE
+            on the first ``monitor_n`` test images for exact densities), the input of the
             time-to-quality statistics (:mod:`bench.analysis.taxonomy`), the oscillation index and
             the convergence guard (:mod:`bench.analysis.training_verdicts`); 0 disables it. Its time
             is kept out of the training time.
-        monitor_n: samples of each monitor checkpoint (2D: and validation points).
+        monitor_n: samples of each monitor checkpoint (2D: and validation points; images: and test
+            images of the bits/dim monitor).
         batch_sweep: batch sizes at which each cell's default sampler is also timed (samples/s against batch
             size: is sampling parallel across a batch?); empty: none.
 

@@ -452,26 +452,55 @@ def class_coverage(predicted: np.ndarray, test: ClassifierTest, tolerance: float
 
 
 def training_monitor(ds, ev: EvalConfig, device, samplers: dict[str, Sampler] | None, data: DataConfig):
-    """The image training monitor (:func:`bench.execution.train.train`), in the dataset classifier's features.
+    """The image training monitor (:func:`bench.execution.train.train`): sample quality in the dataset classifier's
+    features and, for exact densities, test bits/dim.
 
-    Returns ``monitor(model) -> {...}`` or ``None`` where the dataset has no classifier or
-    ``ev.fd_classifier`` is false (smoke profiles: the classifier is not trained). At each checkpoint it
-    draws ``ev.monitor_n`` samples of the cheapest of ``samplers`` (fewest NFE; one fixed seed) and gives
-    ``val_fd_classifier``, their Fréchet distance to the test set in the classifier's features (not FID),
-    ``val_fd_classifier_se``, its standard error by a bootstrap of the samples (:data:`MONITOR_BOOTSTRAP`
-    resamples), and the class histogram's ``val_mode_kl_nats`` and ``val_modes_hit`` (with
-    ``val_mode_kl_real_nats``, the mean mode KL of real test subsets of the same size). The classifier runs on
-    the CPU; the caller keeps the monitor's time out of the training time.
+    Returns ``monitor(model) -> {...}``, or ``None`` when ``ev.monitor_points`` is 0. Two parts, each where it
+    applies:
+
+    * **samples** (where the dataset has a classifier and ``ev.fd_classifier`` is true; smoke profiles do not
+      train it): ``ev.monitor_n`` samples of the cheapest of ``samplers`` (fewest NFE; one fixed seed) give
+      ``val_fd_classifier``, their Fréchet distance to the test set in the classifier's features (not FID),
+      ``val_fd_classifier_se``, its standard error by a bootstrap of the samples (:data:`MONITOR_BOOTSTRAP`
+      resamples), and the class histogram's ``val_mode_kl_nats`` and ``val_modes_hit`` (with
+      ``val_mode_kl_real_nats``, the mean mode KL of real test subsets of the same size);
+    * **likelihood** (models with an exact ``log_prob``: the autoregressive model, the flows): ``val_bpd``, the
+      mean −log p(x) / (D ln 2) over the first ``ev.monitor_n`` test images (the same images at every
+      checkpoint; 8-bit data, bits per dimension, lower is better), and ``val_bpd_se``, its standard error over
+      those images. A likelihood claim (T21) reads its plateau here rather than in the samples. The monitor does
+      not select a checkpoint, so reading the test images does not leak into the model.
+
+    A model with neither part gets ``{}``. The classifier runs on the CPU; the caller keeps the monitor's time
+    out of the training time.
     """
-    if not (ev.monitor_points and ev.fd_classifier and clf.available(ds.name)):
+    if not ev.monitor_points:
         return None
+    fd = _fd_monitor(ds, ev, device, samplers, data) if ev.fd_classifier and clf.available(ds.name) else None
+    x_val = ds.test[: ev.monitor_n]
+    dims = int(np.prod(ds.shape))
+
+    @torch.no_grad()
+    def monitor(model) -> dict[str, float]:
+        out = fd(model) if fd is not None else {}
+        if model.capabilities.log_prob:
+            gen = torch.Generator(device).manual_seed(ev.seed)
+            lp = torch.cat([model.log_prob(c.to(device), generator=gen).double().cpu()
+                            for c in x_val.split(ev.density_batch)])
+            out.update(val_bpd=bits_per_dim(float(-lp.mean()), dims),
+                       val_bpd_se=bits_per_dim(float(lp.std() / len(lp) ** 0.5), dims))
+        return out
+
+    return monitor
+
+
+def _fd_monitor(ds, ev: EvalConfig, device, samplers: dict[str, Sampler] | None, data: DataConfig):
+    """The samples part of :func:`training_monitor`: ``monitor(model) -> {"val_fd_classifier": ..., ...}``."""
     classifier, _ = clf.load_or_train(ds, cache_dir(data))
     reference, test = _classifier_reference(ds, classifier), _classifier_test(ds, classifier)
     weights = np.maximum(test.weights, 1e-12)
     real_kl = modes.calibration(modes.bootstrap_labels(test.predicted, ev.monitor_n), weights,
                                 ev.mode_tolerance)["mode_kl_real_mean_nats"]
 
-    @torch.no_grad()
     def monitor(model) -> dict[str, float]:
         cheapest = min((samplers or model.default_samplers()).values(), key=lambda s: s.nfe(model))
         x = model.sample(ev.monitor_n, generator=torch.Generator(device).manual_seed(ev.seed), sampler=cheapest).cpu()

@@ -430,15 +430,17 @@ def train_seconds(train: Any, t_step: float) -> float:
     return steps * t_step
 
 
-def monitor_seconds(ev: EvalConfig, samplers: dict[str, int], probe: dict[str, Any], exact: bool) -> float:
+def monitor_seconds(ev: EvalConfig, samplers: dict[str, int], probe: dict[str, Any], exact: bool,
+                    draws: bool = True) -> float:
     """The training monitor (2D: :func:`bench.evaluation.vector.training_monitor`; images:
     :func:`bench.evaluation.image.training_monitor`): about ``monitor_points`` of the ~50 history entries plus
-    the last step, each drawing ``monitor_n`` samples from the sampler of fewest NFE (and, for an exact 2D
-    density, as many log-densities; the image monitor's small classifier is not counted)."""
+    the last step, each drawing ``monitor_n`` samples from the sampler of fewest NFE when ``draws`` (the image
+    monitor draws only where the dataset's classifier is used), and, for an exact density, as many
+    log-densities (the image monitor's small classifier is not counted)."""
     if not ev.monitor_points or not samplers:
         return 0.0
     checks = len(range(0, 50, max(1, 50 // ev.monitor_points))) + 1
-    per = Linear(*probe["samplers"][min(samplers, key=samplers.get)])(ev.monitor_n)
+    per = Linear(*probe["samplers"][min(samplers, key=samplers.get)])(ev.monitor_n) if draws else 0.0
     if exact and probe.get("density"):
         per += Linear(*probe["density"])(ev.monitor_n)
     return checks * per
@@ -832,8 +834,9 @@ def _estimate_cells(suite: Suite, specs: dict[tuple[str, str], FamilySpec], load
                 est["train"] = train_seconds(entry.train, probe["train_step_s"])
                 if get_modality(suite.modality).closed_form_density:  # the 2D training monitor
                     est["train"] += monitor_seconds(ev, spec.samplers, probe, spec.density_call == "log_prob")
-                elif ev.fd_classifier and clf.available(name):  # the image monitor, in the classifier's features
-                    est["train"] += monitor_seconds(ev, spec.samplers, probe, False)
+                else:  # the image monitor: samples in the classifier's features, bits/dim of exact densities
+                    est["train"] += monitor_seconds(ev, spec.samplers, probe, spec.density_call == "log_prob",
+                                                    draws=ev.fd_classifier and clf.available(name))
                 if "sample" in stages:
                     est["sample"] = sum(sample_seconds(ev, spec.samplers[k], Linear(*probe["samplers"][k]),
                                                        sweep=i == 0)
