@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +153,9 @@ def tilted_panels(run: RunDir, by_ds: dict[str, list[CellRecord]], sweeps: list[
                     ax.set_visible(False)
                     continue
                 w, name = sw.ws[j], sw.samplers[j]
-                ax.set_title(f"{sw.family} w={w:g}" if j else f"{sw.family}: {sw.label}\nw={w:g}", fontsize=7)
+                # the sampler's label (e.g. "annealed_langevin (steps_per_sigma 40, ...)") wrapped to the panel's width
+                ax.set_title(f"{sw.family} w={w:g}" if j else f"{sw.family}: {textwrap.fill(sw.label, 30)}\nw={w:g}",
+                             fontsize=7)
                 arrays = None if first is None else load_npz(run.cell(first.cell_id) / f"samples_{name}.npz")
                 if arrays is None or "labels" not in arrays:
                     continue
