@@ -366,6 +366,8 @@ def test_the_image_monitor_reads_fd_and_classes_in_the_classifier_features(monke
     off = EvalConfig(n_samples=10, monitor_points=2, monitor_n=32, fd_classifier=False)
     assert image.training_monitor(ds, off, torch.device("cpu"), None, DataConfig(root=str(tmp_path)))(
         tiny_model("gan", "image", data_shape=(1, 28, 28))) == {}  # no classifier, no density: nothing to read
+    gan = tiny_model("gan", "image", data_shape=(1, 28, 28)).capabilities
+    assert image.training_monitor(ds, off, torch.device("cpu"), None, DataConfig(root=str(tmp_path)), gan) is None
     none = EvalConfig(n_samples=10, monitor_points=0, monitor_n=32)
     assert image.training_monitor(ds, none, torch.device("cpu"), None, DataConfig(root=str(tmp_path))) is None
 

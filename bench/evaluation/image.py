@@ -451,7 +451,8 @@ def class_coverage(predicted: np.ndarray, test: ClassifierTest, tolerance: float
     return {**modes.coverage(predicted, weights, tolerance), **modes.calibration(real, weights, tolerance)}
 
 
-def training_monitor(ds, ev: EvalConfig, device, samplers: dict[str, Sampler] | None, data: DataConfig):
+def training_monitor(ds, ev: EvalConfig, device, samplers: dict[str, Sampler] | None, data: DataConfig,
+                     capabilities=None):
     """The image training monitor (:func:`bench.execution.train.train`): sample quality in the dataset classifier's
     features and, for exact densities, test bits/dim.
 
@@ -470,19 +471,23 @@ def training_monitor(ds, ev: EvalConfig, device, samplers: dict[str, Sampler] | 
       those images. A likelihood claim (T21) reads its plateau here rather than in the samples. The monitor does
       not select a checkpoint, so reading the test images does not leak into the model.
 
-    A model with neither part gets ``{}``. The classifier runs on the CPU; the caller keeps the monitor's time
-    out of the training time.
+    ``capabilities`` (the model's, where known) leaves the likelihood part out for a model without an exact
+    density, and gives ``None`` when neither part applies (a GAN in a smoke profile); without it, a model that
+    turns out to have neither gets ``{}`` at each checkpoint. The classifier runs on the CPU; the caller keeps
+    the monitor's time out of the training time.
     """
-    if not ev.monitor_points:
+    exact = capabilities is None or capabilities.log_prob
+    fd = (_fd_monitor(ds, ev, device, samplers, data)
+          if ev.monitor_points and ev.fd_classifier and clf.available(ds.name) else None)
+    if not ev.monitor_points or (fd is None and not exact):
         return None
-    fd = _fd_monitor(ds, ev, device, samplers, data) if ev.fd_classifier and clf.available(ds.name) else None
     x_val = ds.test[: ev.monitor_n]
     dims = int(np.prod(ds.shape))
 
     @torch.no_grad()
     def monitor(model) -> dict[str, float]:
         out = fd(model) if fd is not None else {}
-        if model.capabilities.log_prob:
+        if exact and model.capabilities.log_prob:
             gen = torch.Generator(device).manual_seed(ev.seed)
             lp = torch.cat([model.log_prob(c.to(device), generator=gen).double().cpu()
                             for c in x_val.split(ev.density_batch)])

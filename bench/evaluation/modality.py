@@ -65,10 +65,13 @@ class Modality:
         raise NotImplementedError
 
     def training_monitor(self, ds: Any, ev: EvalConfig, device: torch.device,
-                         samplers: dict[str, Sampler] | None = None, data: DataConfig | None = None):
+                         samplers: dict[str, Sampler] | None = None, data: DataConfig | None = None,
+                         capabilities: Any = None):
         """The training monitor's callable (validation quality at checkpoints), or ``None`` where there is none.
 
         ``data`` locates the data root's cache (the image classifier); the 2D monitor needs none.
+        ``capabilities`` (the model's :class:`~models.Capabilities`, where known) lets a monitor leave out what
+        the model cannot give (images: no bits/dim without an exact density).
         """
         return None
 
@@ -96,7 +99,7 @@ class _Vector(Modality):
     def synthetic(self, shape: tuple[int, ...], n: int) -> torch.Tensor:
         return 2 * torch.randn(n, *shape, generator=torch.Generator().manual_seed(0))
 
-    def training_monitor(self, ds, ev, device, samplers=None, data=None):
+    def training_monitor(self, ds, ev, device, samplers=None, data=None, capabilities=None):
         if not ev.monitor_points or len(ds.val) <= 1:
             return None
         return vectors.training_monitor(ds, ev, device, samplers)
@@ -117,8 +120,9 @@ class _Image(Modality):
     def synthetic(self, shape: tuple[int, ...], n: int) -> torch.Tensor:
         return torch.randint(0, 256, (n, *shape), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
 
-    def training_monitor(self, ds, ev, device, samplers=None, data=None):
-        return images.training_monitor(ds, ev, device, samplers, data or DataConfig())
+    def training_monitor(self, ds, ev, device, samplers=None, data=None, capabilities=None):
+        return images.training_monitor(ds, ev, device, samplers, data or DataConfig(), capabilities)
+
     def model_extras(self, model, ds, ev, density, cell_dir, device):
         return images.model_extras(model, ds, ev, density, device)
 

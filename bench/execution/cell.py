@@ -91,7 +91,7 @@ def train_stage(entry: FamilyEntry, family: str, modality: str, ds: datasets.Dat
     model = models.build(entry.family or family, modality, entry.model, ds.shape)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    monitor = (get_modality(modality).training_monitor(ds, ev, device, entry.samplers, data)
+    monitor = (get_modality(modality).training_monitor(ds, ev, device, entry.samplers, data, model.capabilities)
                if ev is not None else None)
     stats = train(model, ds.train, entry.train, device=device, seed=seed, desc=f"{ds.name}/{family} s{seed}",
                   progress=progress, monitor=monitor, monitor_points=ev.monitor_points if ev else 0,
