@@ -309,6 +309,22 @@ def test_samples_of_p_x_given_c_are_typical_of_the_untilted_target():
     for w in (0.0, 2.0):
         collapsed = tilted_measure(sep, sep.means[y % 25], y % 25, w)
         assert collapsed["tilted_gap_nats"] == pytest.approx(-1.0, abs=1e-6)
+        assert collapsed["tilted_gap_abs_nats"] == pytest.approx(1.0, abs=1e-6)  # the gate's reading: 1 nat off
+
+
+def test_the_gates_readings_of_the_unsigned_conditional_metrics():
+    """The diversity ratio and the tilted gap have no better direction; the gate reads their distance from the
+    ideal: |ln r| (twice and half as spread both ln 2) and |gap| (see the collapsed samples above: 1 nat)."""
+    from bench.evaluation.metrics.conditional import diversity_error
+    from bench.store import schema
+
+    assert diversity_error(1.0) == 0.0
+    assert diversity_error(2.0) == diversity_error(0.5) == pytest.approx(math.log(2))
+    assert diversity_error(None) is None and diversity_error(0.0) is None
+    assert schema.metric_info("class_diversity_error").better == "lower"
+    assert schema.metric_info("tilted_gap_abs_nats").better == "lower"
+    assert schema.metric_info("tilted_gap_abs_nats").se == "tilted_ce_se_nats"
+    assert schema.metric_info("class_diversity").better is None and schema.metric_info("tilted_gap_nats").better is None
 
 
 # --------------------------------------------------------------------------- the suite's conditional block
@@ -423,5 +439,6 @@ def test_image_conditional_metrics_compare_each_class_with_its_reference_images(
     out = conditional_image_metrics(ds, np.zeros((120, 3, 4, 4), np.uint8), ref_y.numpy(), real, real, "test",
                                     EvalConfig(fd_classifier=False), None)
     assert out["cond_precision"] == out["cond_recall"] == 1.0 and out["class_diversity"] == pytest.approx(1.0)
+    assert out["class_diversity_error"] == pytest.approx(0.0, abs=1e-12)
     assert "the cifar10 classifier is not trained" in out["label_agreement_unavailable"]
     assert "label_agreement" not in out

@@ -361,6 +361,7 @@ def conditional_image_metrics(ds, samples: np.ndarray, labels: np.ndarray, fake:
     pr, _ = cond.conditional_prdc(real, ref_y, fake, y, k_pr=ev.pr_k, k_dc=ev.dc_k)
     out.update(pr)
     out["class_diversity"] = cond.class_diversity(real, ref_y, fake, y)
+    out["class_diversity_error"] = cond.diversity_error(out["class_diversity"])
     if clf.available(ds.name) and ev.fd_classifier:
         model, _ = clf.load_or_train(ds, cache)
         out["label_agreement"], out["label_agreement_se"] = cond.agreement(_classify(model, samples), y)

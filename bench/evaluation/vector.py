@@ -172,6 +172,7 @@ def conditional_metrics(ds, samples: np.ndarray, labels: np.ndarray, ev: EvalCon
     out.update(pr)
     out["cond_mmd2"] = cond.conditional_mmd2(real, real_y, x[ok], y[ok])
     out["class_diversity"] = cond.class_diversity(real, real_y, x[ok], y[ok])
+    out["class_diversity_error"] = cond.diversity_error(out["class_diversity"])
     out.update(tilted_measure(ds.true, x, y, w))
     return out
 

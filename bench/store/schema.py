@@ -265,6 +265,8 @@ class SamplerResult:
                                                       "samples against its reference points, averaged likewise (2D)")
     class_diversity: float | None = metric("", doc="mean pairwise distance of each class's samples over that of its "
                                                    "reference points, averaged likewise (1: as diverse as the data)")
+    class_diversity_error: float | None = metric("", "lower", doc="|ln class_diversity|: 0 as diverse as the data, "
+                                                                 "ln 2 twice or half as spread (the gate's reading)")
     tilted_ce_nats: float | None = metric("nats", se="tilted_ce_se_nats",
                                           doc="mean -log p_w(x|c) of the samples under the tilted target "
                                               "p_w(x|c) ∝ p(x|c)^(1+w) p(x)^(-w) (2D, quadrature-normalized)")
@@ -276,6 +278,9 @@ class SamplerResult:
     tilted_gap_nats: float | None = metric("nats", se="tilted_ce_se_nats",
                                            doc="tilted_ce − H(p_w): 0 when the samples are typical of p_w; > 0 "
                                                "where p_w is lower; < 0 concentrated on its modes")
+    tilted_gap_abs_nats: float | None = metric("nats", "lower", se="tilted_ce_se_nats",
+                                               doc="|tilted_gap|: how far the samples are from typical of p_w, from "
+                                                   "either side (the gate's reading of the gap)")
 
 
 @dataclass

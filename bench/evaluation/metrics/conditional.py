@@ -96,6 +96,13 @@ def class_diversity(real, real_y, fake, fake_y) -> float | None:
     return None if v is None or not math.isfinite(v) else v
 
 
+def diversity_error(ratio: float | None) -> float | None:
+    """|ln r| of a per-class diversity ratio r (:func:`class_diversity`): 0 when the samples are as spread as the
+    data, the same for r and 1/r (twice or half as spread: ln 2 = 0.693); ``None`` without a positive ratio.
+    The regression gate reads it (lower is better), as the ratio itself has no better direction."""
+    return abs(math.log(ratio)) if ratio is not None and ratio > 0 else None
+
+
 def agreement(predicted, requested) -> tuple[float, float]:
     """(a, se): the fraction a of ``predicted`` labels equal to the ``requested`` ones (both (N,) ints), and its
     binomial standard error sqrt(a (1 - a) / N).
@@ -110,5 +117,5 @@ def agreement(predicted, requested) -> tuple[float, float]:
     return a, math.sqrt(a * (1 - a) / len(p))
 
 
-__all__ = ["per_class", "conditional_prdc", "conditional_mmd2", "class_diversity", "mean_pairwise_distance",
-           "agreement"]
+__all__ = ["per_class", "conditional_prdc", "conditional_mmd2", "class_diversity", "diversity_error",
+           "mean_pairwise_distance", "agreement"]

@@ -117,7 +117,9 @@ def tilted_measure(mix: GaussianMixture, samples: np.ndarray, labels: np.ndarray
     Returns:
         ``tilted_ce_nats``: mean -log p_w(x|c) of the samples; ``tilted_ce_se_nats``: its standard error (std /
         sqrt(N)); ``tilted_entropy_nats``: H(p_w(.|c)) averaged over the samples' labels; ``tilted_gap_nats``:
-        the difference; ``tilted_quadrature_error_nats``: the largest |log Z(n) - log Z(n/2)| over the classes.
+        the difference, and ``tilted_gap_abs_nats`` its absolute value (the regression gate's reading: lower
+        is closer to typical samples of p_w, from either side); ``tilted_quadrature_error_nats``: the largest
+        |log Z(n) - log Z(n/2)| over the classes.
         Empty when fewer than 2 samples are finite.
     """
     x = np.asarray(samples, np.float64)
@@ -134,7 +136,7 @@ def tilted_measure(mix: GaussianMixture, samples: np.ndarray, labels: np.ndarray
     entropy = float(np.mean([per[c].entropy for c in y]))
     ce = float(nll.mean())
     return {"tilted_ce_nats": ce, "tilted_ce_se_nats": float(nll.std(ddof=1) / math.sqrt(len(nll))),
-            "tilted_entropy_nats": entropy, "tilted_gap_nats": ce - entropy,
+            "tilted_entropy_nats": entropy, "tilted_gap_nats": ce - entropy, "tilted_gap_abs_nats": abs(ce - entropy),
             "tilted_quadrature_error_nats": max(t.error for t in per.values())}
 
 
