@@ -411,6 +411,31 @@ def test_t25_on_hand_made_sweeps(trend_p, trend_r, seeds, verdict):
     assert v.scope == "8gaussians: diffusion ddim (steps 50)" and "4 scales" in v.evidence
 
 
+def test_t24_over_all_families_needs_every_registered_family():
+    """"Every family can be conditioned": the overall verdict agrees only when every registered 2D family with a
+    textbook entry ran and agreed; the three guided families alone (the 2D conditional profile) are inconclusive
+    there, naming the others; one disagreeing family makes it disagree whatever ran."""
+    import dataclasses
+
+    import models
+
+    def run(family: str, agreement: float) -> list[CellRecord]:
+        return [dataclasses.replace(_record(s, {0.0: {"label_agreement": agreement + 0.01 * (s - 1),
+                                                      "label_agreement_real": 1.0}}, family), modality="vector")
+                for s in range(3)]
+
+    every = [f for f in models.names("vector") if models.textbook(f) is not None]
+    assert {"autoregressive", "vae", "gan", "flow", "diffusion", "energy", "score"} <= set(every)
+    overall = [v for v in guidance.judge_t24({"d": [r for f in every for r in run(f, 0.97)]}) if v.family is None]
+    assert [v.verdict for v in overall] == [AGREES] and "not run" not in overall[0].evidence
+    guided = [r for f in ("autoregressive", "diffusion", "score") for r in run(f, 0.97)]
+    (v,) = [v for v in guidance.judge_t24({"d": guided}) if v.family is None]
+    assert v.verdict == INCONCLUSIVE and "3 of 3 families agree" in v.evidence and "not run: " in v.evidence
+    assert "gan" in v.evidence.split("not run: ")[1] and "diffusion" not in v.evidence.split("not run: ")[1]
+    (bad,) = [v for v in guidance.judge_t24({"d": guided + run("gan", 0.2)}) if v.family is None]
+    assert bad.verdict == DISAGREES
+
+
 @pytest.mark.parametrize("agreement,verdict", [(0.97, AGREES), (0.5, DISAGREES), (0.9, INCONCLUSIVE)])
 def test_t24_calibrates_label_agreement_against_the_real_points(agreement, verdict):
     """Seeds at a - 0.03, a, a + 0.03: SE 0.03 / sqrt(3) = 0.0173; the threshold 0.9 x 0.99 = 0.891 is met beyond

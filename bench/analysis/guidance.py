@@ -266,7 +266,11 @@ def t24(dataset: str, family: str, recs: list[CellRecord]) -> ClaimVerdict:
 
 
 def judge_t24(by_dataset: dict[str, list[CellRecord]]) -> list[ClaimVerdict]:
-    """T24 per family and dataset of a run's conditional cells (:func:`t24`), and per dataset over all of them."""
+    """T24 per family and dataset of a run's conditional cells (:func:`t24`), and per dataset over all of them: the
+    claim is about every family, so the overall verdict agrees only when every registered family with a textbook
+    entry in the records' modality was conditioned and each agrees (a run of the guided families alone, as the 2D
+    ``conditional`` profile, is inconclusive there and names the families it did not run); one disagreeing family
+    makes it disagree."""
     out: list[ClaimVerdict] = []
     for ds, recs in by_dataset.items():
         cond = [r for r in recs if r.ok and any(m.guidance is not None for m in r.samplers.values())]
@@ -275,12 +279,23 @@ def judge_t24(by_dataset: dict[str, list[CellRecord]]) -> list[ClaimVerdict]:
         out += per
         if len(per) > 1:
             counts = {v: sum(p.verdict == v for p in per) for v in (AGREES, DISAGREES, INCONCLUSIVE)}
-            overall = DISAGREES if counts[DISAGREES] else (AGREES if counts[AGREES] == len(per) else INCONCLUSIVE)
+            missing = _not_run(cond)
+            overall = DISAGREES if counts[DISAGREES] else (
+                AGREES if counts[AGREES] == len(per) and not missing else INCONCLUSIVE)
             out.append(ClaimVerdict("T24", overall, "every family conditioned agrees (one verdict per family, above)",
                                     f"{counts[AGREES]} of {len(per)} families agree, {counts[DISAGREES]} disagree, "
-                                    f"{counts[INCONCLUSIVE]} inconclusive ({', '.join(families)})", f"{ds}: all "
-                                    "families"))
+                                    f"{counts[INCONCLUSIVE]} inconclusive ({', '.join(families)})"
+                                    + (f"; not run: {', '.join(missing)}" if missing else ""), f"{ds}: all families"))
     return out
+
+
+def _not_run(recs: list[CellRecord]) -> list[str]:
+    """The registered families with a textbook entry, in the records' modality, that none of ``recs`` ran."""
+    import models
+
+    ran = {r.base_family for r in recs} | {r.family for r in recs}
+    modality = recs[0].modality if recs else None
+    return [n for n in models.names(modality) if n not in ran and models.textbook(n) is not None]
 
 
 __all__ = ["FIDELITY", "DIVERSITY", "RHO", "SEPARATION", "MIN_SCALES", "RESPECT", "T24_RULE", "T25_RULE", "Point",
