@@ -171,7 +171,7 @@ def tilted_panels(run: RunDir, by_ds: dict[str, list[CellRecord]], sweeps: list[
                 ax.set_ylim(box)
         fig.suptitle(f"{ds}: guided samples (colour: requested class)\nagainst the tilted target "
                      "∝ p(x|c)^(1+w) p(x)^(−w) (contours)", fontsize=9)
-        adjust(fig, left=0.15, right=0.15, top=0.95, bottom=0.1, wspace=0.08, hspace=0.35)
+        adjust(fig, left=0.15, right=0.15, top=0.95, bottom=0.1, wspace=0.08, hspace=0.55)
         paths.append(save(fig, out / f"guidance_samples_{ds}.png"))
     return paths
 
