@@ -411,6 +411,25 @@ def test_t25_on_hand_made_sweeps(trend_p, trend_r, seeds, verdict):
     assert v.scope == "8gaussians: diffusion ddim (steps 50)" and "4 scales" in v.evidence
 
 
+def test_t24_and_t25_do_not_judge_samples_off_the_data_manifold():
+    """An untrained model (MNIST's conditional U-Net after 141 steps: precision 0, label agreement 0.07, chance
+    0.1) says nothing about conditioning: T24 is inconclusive below precision 0.1 and disagrees above it; T25 of
+    a sweep whose unguided samples have precision 0 is inconclusive whatever its trends."""
+    def recs(precision: float) -> list[CellRecord]:
+        return [_record(s, {0.0: {"label_agreement": 0.07 + 0.01 * (s - 1), "label_agreement_real": 0.99,
+                                  "precision": precision}}) for s in range(3)]
+
+    off = guidance.t24("mnist", "diffusion", recs(0.0))
+    assert off.verdict == INCONCLUSIVE and "off the data manifold (precision 0 < 0.1 over 3 seed(s))" in off.evidence
+    assert guidance.t24("mnist", "diffusion", recs(0.5)).verdict == DISAGREES
+    sweep = _sweep(0.1, -0.1, 3)
+    assert guidance.judge_t25({"8gaussians": sweep})[0].verdict == AGREES
+    for r in sweep:
+        r.samplers["ddim_w0"].precision = 0.02
+    (v,) = guidance.judge_t25({"8gaussians": sweep})
+    assert v.verdict == INCONCLUSIVE and "off the data manifold (precision 0.02 < 0.1)" in v.evidence
+
+
 def test_t24_over_all_families_needs_every_registered_family():
     """"Every family can be conditioned": the overall verdict agrees only when every registered 2D family with a
     textbook entry ran and agreed; the three guided families alone (the 2D conditional profile) are inconclusive

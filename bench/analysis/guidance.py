@@ -40,16 +40,21 @@ RHO = 0.8  # |Spearman rho| of a trend over the sweep
 SEPARATION = 2.0  # standard errors between the endpoints (or from a threshold)
 MIN_SCALES = 3  # guidance scales a sweep needs for a rank correlation
 RESPECT = 0.9  # a conditioned family's label agreement reaches this fraction of the real data's
+#: the unguided samples' precision (k-NN, against the real reference) below which they are off the data manifold:
+#: a classifier's label for an unrecognisable sample says nothing about conditioning, so T24 and T25 do not judge
+MANIFOLD_PRECISION = 0.1
 
 T25_RULE = (f"agrees when, over one sampler's guidance sweep (≥ {MIN_SCALES} scales w), a fidelity metric "
             "(class-conditional precision or label agreement) rises and a diversity metric (class-conditional recall "
             f"or coverage) falls, each with Spearman |ρ| ≥ {RHO:g} against w and its seed means at the largest and "
             f"smallest w more than {SEPARATION:g} standard errors apart, and no metric moves significantly the other "
-            "way; disagrees when one does; inconclusive otherwise")
+            "way; disagrees when one does; inconclusive otherwise, and when the unguided samples are off the data "
+            f"manifold (precision < {MANIFOLD_PRECISION:g})")
 T24_RULE = (f"agrees when the unguided samples' label agreement (the dataset's classifier gives back the requested "
             f"label), mean over seeds, reaches {RESPECT:g}× the same classifier's agreement on the real reference "
             f"points by more than {SEPARATION:g} standard errors of the seed mean; disagrees when it falls short by "
-            "more than that; inconclusive otherwise, with fewer than 2 seeds or without a classifier")
+            "more than that; inconclusive otherwise, with fewer than 2 seeds, without a classifier, or when the "
+            f"unguided samples are off the data manifold (precision < {MANIFOLD_PRECISION:g}: a model not yet trained)")
 
 
 @dataclass
@@ -217,6 +222,12 @@ def t25(sw: Sweep) -> ClaimVerdict:
         why = f"fewer than {MIN_SCALES} scales" if len(sw.ws) < MIN_SCALES else ("fewer than 2 seeds" if seeds < 2
                                                                                   else "no metric")
         return ClaimVerdict("T25", INCONCLUSIVE, T25_RULE, f"{why}; {evidence}", scope, sw.family)
+    unguided = (sw.points.get("precision") or [None])[0]
+    if unguided is not None and unguided.mean < MANIFOLD_PRECISION:
+        return ClaimVerdict("T25", INCONCLUSIVE, T25_RULE,
+                            f"unguided samples off the data manifold (precision {unguided.mean:.3g} < "
+                            f"{MANIFOLD_PRECISION:g}): the model has not learned the data; {evidence}", scope,
+                            sw.family)
     up = {m for m, t in trends.items() if t is not None and t.direction == "rises"}
     down = {m for m, t in trends.items() if t is not None and t.direction == "falls"}
     against = (down & set(FIDELITY)) | (up & set(DIVERSITY))
@@ -231,6 +242,16 @@ def t25(sw: Sweep) -> ClaimVerdict:
 def judge_t25(by_dataset: dict[str, list[CellRecord]]) -> list[ClaimVerdict]:
     """T25 for every guidance sweep of a run (:func:`t25`)."""
     return [t25(sw) for recs in by_dataset.values() for sw in sweeps(recs) if len(sw.ws) > 1]
+
+
+def _off_manifold(ms: list[SamplerResult]) -> str | None:
+    """Why unguided samples cannot be judged for conditioning (their mean precision below
+    :data:`MANIFOLD_PRECISION`), or ``None`` when they can (or their precision was not measured)."""
+    prec = [m.precision for m in ms if m.precision is not None]
+    if prec and (mean := sum(prec) / len(prec)) < MANIFOLD_PRECISION:
+        return (f"unguided samples off the data manifold (precision {mean:.3g} < {MANIFOLD_PRECISION:g} over "
+                f"{len(prec)} seed(s)): the model has not learned the data, so its labels say nothing of conditioning")
+    return None
 
 
 def _unguided(r: CellRecord) -> SamplerResult | None:
@@ -250,6 +271,9 @@ def t24(dataset: str, family: str, recs: list[CellRecord]) -> ClaimVerdict:
         return ClaimVerdict("T24", INCONCLUSIVE, T24_RULE, why, scope, family)
     p, ceiling = point(a), sum(real) / len(real)
     threshold = RESPECT * ceiling
+    if (off := _off_manifold(ms)) is not None:
+        return ClaimVerdict("T24", INCONCLUSIVE, T24_RULE, f"{off}; label agreement {p.mean:.3f} vs threshold "
+                            f"{threshold:.3f}", scope, family)
     if p.se is None:  # one seed: the binomial SE misses the spread over training seeds
         evidence = (f"fewer than 2 seeds; label agreement {p.mean:.3f} (1 seed) vs threshold {RESPECT:g} × "
                     f"{ceiling:.3f} (real reference points) = {threshold:.3f}")
@@ -298,5 +322,5 @@ def _not_run(recs: list[CellRecord]) -> list[str]:
     return [n for n in models.names(modality) if n not in ran and models.textbook(n) is not None]
 
 
-__all__ = ["FIDELITY", "DIVERSITY", "RHO", "SEPARATION", "MIN_SCALES", "RESPECT", "T24_RULE", "T25_RULE", "Point",
-           "point", "Sweep", "Trend", "sweeps", "trend", "t25", "t24", "judge_t25", "judge_t24"]
+__all__ = ["FIDELITY", "DIVERSITY", "RHO", "SEPARATION", "MIN_SCALES", "RESPECT", "MANIFOLD_PRECISION", "T24_RULE",
+           "T25_RULE", "Point", "point", "Sweep", "Trend", "sweeps", "trend", "t25", "t24", "judge_t25", "judge_t24"]
