@@ -59,6 +59,12 @@ def test_fit_stops_growing_when_the_next_call_would_take_over_a_minute(monkeypat
     assert fit(1000) == pytest.approx(1.0 + 5.0 * 1000)  # extrapolated from (1, 4)
 
 
+def test_a_single_slow_first_call_is_a_lower_bound(monkeypatch):
+    seen = _fake_clock(monkeypatch, lambda n: 18.0 + 3.3 * n)  # 18 s at n = 1: n = 4 might take over a minute
+    fit = plan._fit(seen.append, 20, "cpu")
+    assert seen == [1] and fit == Linear(21.3, 0.0, stopped=True)  # said to be at least 21.3 s (84 s at 20 here)
+
+
 def _busy(seconds: float) -> None:
     """Python-level work for ``seconds`` (a sampler's loop: the probe's alarm can stop it between steps)."""
     t0 = time.perf_counter()
