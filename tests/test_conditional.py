@@ -427,7 +427,7 @@ def test_t24_and_t25_do_not_judge_samples_off_the_data_manifold():
     for r in sweep:
         r.samplers["ddim_w0"].precision = 0.02
     (v,) = guidance.judge_t25({"8gaussians": sweep})
-    assert v.verdict == INCONCLUSIVE and "off the data manifold (precision 0.02 < 0.1)" in v.evidence
+    assert v.verdict == INCONCLUSIVE and "off the data manifold (precision 0.02 < 0.1 over 3 seed(s))" in v.evidence
 
 
 def test_t24_over_all_families_needs_every_registered_family():

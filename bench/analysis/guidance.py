@@ -223,11 +223,8 @@ def t25(sw: Sweep) -> ClaimVerdict:
                                                                                   else "no metric")
         return ClaimVerdict("T25", INCONCLUSIVE, T25_RULE, f"{why}; {evidence}", scope, sw.family)
     unguided = (sw.points.get("precision") or [None])[0]
-    if unguided is not None and unguided.mean < MANIFOLD_PRECISION:
-        return ClaimVerdict("T25", INCONCLUSIVE, T25_RULE,
-                            f"unguided samples off the data manifold (precision {unguided.mean:.3g} < "
-                            f"{MANIFOLD_PRECISION:g}): the model has not learned the data; {evidence}", scope,
-                            sw.family)
+    if unguided is not None and (off := _off_manifold(unguided.mean, unguided.n)) is not None:
+        return ClaimVerdict("T25", INCONCLUSIVE, T25_RULE, f"{off}; {evidence}", scope, sw.family)
     up = {m for m, t in trends.items() if t is not None and t.direction == "rises"}
     down = {m for m, t in trends.items() if t is not None and t.direction == "falls"}
     against = (down & set(FIDELITY)) | (up & set(DIVERSITY))
@@ -244,14 +241,13 @@ def judge_t25(by_dataset: dict[str, list[CellRecord]]) -> list[ClaimVerdict]:
     return [t25(sw) for recs in by_dataset.values() for sw in sweeps(recs) if len(sw.ws) > 1]
 
 
-def _off_manifold(ms: list[SamplerResult]) -> str | None:
-    """Why unguided samples cannot be judged for conditioning (their mean precision below
-    :data:`MANIFOLD_PRECISION`), or ``None`` when they can (or their precision was not measured)."""
-    prec = [m.precision for m in ms if m.precision is not None]
-    if prec and (mean := sum(prec) / len(prec)) < MANIFOLD_PRECISION:
-        return (f"unguided samples off the data manifold (precision {mean:.3g} < {MANIFOLD_PRECISION:g} over "
-                f"{len(prec)} seed(s)): the model has not learned the data, so its labels say nothing of conditioning")
-    return None
+def _off_manifold(precision: float | None, seeds: int) -> str | None:
+    """Why unguided samples cannot be judged for conditioning (their mean ``precision`` over ``seeds`` below
+    :data:`MANIFOLD_PRECISION`), or ``None`` when they can (or their precision was not measured). T24 and T25."""
+    if precision is None or precision >= MANIFOLD_PRECISION:
+        return None
+    return (f"unguided samples off the data manifold (precision {precision:.3g} < {MANIFOLD_PRECISION:g} over "
+            f"{seeds} seed(s)): the model has not learned the data, so its labels say nothing of conditioning")
 
 
 def _unguided(r: CellRecord) -> SamplerResult | None:
@@ -271,7 +267,8 @@ def t24(dataset: str, family: str, recs: list[CellRecord]) -> ClaimVerdict:
         return ClaimVerdict("T24", INCONCLUSIVE, T24_RULE, why, scope, family)
     p, ceiling = point(a), sum(real) / len(real)
     threshold = RESPECT * ceiling
-    if (off := _off_manifold(ms)) is not None:
+    prec = [m.precision for m in ms if m.precision is not None]
+    if (off := _off_manifold(sum(prec) / len(prec) if prec else None, len(prec))) is not None:
         return ClaimVerdict("T24", INCONCLUSIVE, T24_RULE, f"{off}; label agreement {p.mean:.3f} vs threshold "
                             f"{threshold:.3f}", scope, family)
     if p.se is None:  # one seed: the binomial SE misses the spread over training seeds
