@@ -219,6 +219,33 @@ def test_the_multiscale_mmd_is_kids_estimator_with_its_kernel():
     assert len(h) == 6 and h[0] < h[-1]
 
 
+def test_the_in_place_kernel_has_the_bits_of_the_plain_formula():
+    rng = np.random.default_rng(1)
+    a, b = torch.as_tensor(rng.normal(size=(70, 2))), torch.as_tensor(rng.normal(size=(40, 2)))
+    h = np.geomspace(0.05, 2.0, 6)
+    w = h[0] / h
+    d2 = torch.cdist(a, b).square()
+    plain = sum(float(wi) * torch.exp(-d2 / (2 * float(s) ** 2)) for wi, s in zip(w, h)) / float(w.sum())
+    assert torch.equal(mmd_multiscale._kernel(a, b, h), plain)
+
+
+def test_the_reference_block_is_computed_once_per_reference_and_gives_the_same_bits(monkeypatch):
+    rng = np.random.default_rng(2)
+    real, s1, s2 = rng.normal(size=(80, 2)), rng.normal(size=(60, 2)) + 0.2, rng.normal(size=(60, 2)) - 0.2
+    monkeypatch.setattr(mmd_multiscale, "_SELF_BLOCK", {})
+    calls = []
+    kernel = mmd_multiscale._kernel
+    monkeypatch.setattr(mmd_multiscale, "_kernel", lambda p, q, h: calls.append(p is q) or kernel(p, q, h))
+    first = mmd_multiscale.mmd2_multiscale(real, s1, subsets=5, subset_size=30, seed=4)
+    second = mmd_multiscale.mmd2_multiscale(real, s2, subsets=5, subset_size=30, seed=4)
+    assert calls == [True, True, False, True, False]  # x-x once, then y-y and x-y per call
+    mmd_multiscale._SELF_BLOCK.clear()  # a fresh process: the same numbers, bit for bit
+    assert mmd_multiscale.mmd2_multiscale(real, s2, subsets=5, subset_size=30, seed=4) == second
+    assert first["mmd2_multiscale"] != second["mmd2_multiscale"]
+    other = mmd_multiscale.mmd2_multiscale(real[:79], s2, subsets=5, subset_size=30, seed=4)  # another reference
+    assert len(mmd_multiscale._SELF_BLOCK) == 2 and other != second
+
+
 @pytest.mark.slow
 def test_the_multiscale_mmd_sees_blur_inside_the_modes_of_25gaussians():
     """Samples blurred to 3x the mode width: the single median-bandwidth kernel barely moves (0.0015 against the
