@@ -43,6 +43,8 @@ DEFAULT_SUITE = ROOT / "suites" / "toy2d.yaml"
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("bench.cli.compare", "compare two runs, or a run and its baseline; exit 1 on a regression"),
     "baseline": ("bench.cli.baseline", "store a run as its suite+profile baseline (results/baselines/)"),
+    "gate": ("bench.cli.gate", "run profiles and compare each with its stored baseline in one process (CI's "
+                               "regression gate); exit 1 on a regression"),
     "history": ("bench.cli.history", "a metric over runs in commit order, steps flagged, and a plot"),
     "report": ("bench.cli.report", "rebuild a run's report.md/report.html, or compare several runs (--out DIR)"),
 }
@@ -128,6 +130,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "default: a new local Ray on this machine's CPUs and GPUs")
     p.add_argument("--ray-retries", type=_count, default=1, metavar="N",
                    help="with --launcher ray: retries of a cell whose worker died or whose node was lost (default 1)")
+    p.add_argument("--no-estimate", action="store_true",
+                   help="skip the cost model's probes: the plan lists the cells and the disk, with no time estimate "
+                        "(the cells run in the suite's order); needs --jobs and --threads (e.g. CI, where the split "
+                        "is pinned and the probes of a fresh data root cost ~10 s)")
     p.add_argument("--dry-run", action="store_true",
                    help="check the run and print the resolved suite and the plan (cells, estimated time, disk); "
                         "run nothing")
@@ -138,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in SUBCOMMANDS and not Path(argv[0]).is_file():
         module, _ = SUBCOMMANDS[argv[0]]
+        if argv[0] == "gate":  # it runs suites: this function, handed down (bench/ does not import run_bench)
+            return importlib.import_module(module).main(argv[1:], run=main)
         return importlib.import_module(module).main(argv[1:])
     args = parse_args(argv)
     if args.ray_address and args.launcher != "ray":
@@ -153,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                     setattr(args, attr, _positive(os.environ[name]))
                 except argparse.ArgumentTypeError as e:
                     return error(f"${name}: {e}")
+    if args.no_estimate and args.launcher == "local" and not (args.jobs and args.threads):
+        return error("--no-estimate needs --jobs and --threads (or $GENBENCH_JOBS and $GENBENCH_THREADS): without the "
+                     "cost model's probes nothing chooses the split")
     if args.launcher == "ray":
         from bench.execution.ray_launcher import ray_missing
 
@@ -211,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                               # Ray's cells take their threads from the suite's resources: nothing to choose
                               jobs=1 if args.launcher == "ray" else args.jobs,
                               threads=torch.get_num_threads() if args.launcher == "ray" else args.threads,
+                              estimate=not args.no_estimate,
                               progress=lambda what: log(f"genbench: cost model: {what} (cached afterwards)"))
     except preflight.PreflightError as e:
         print(f"run_bench.py: error: {e}", file=sys.stderr)
@@ -315,6 +327,8 @@ def resume_command(args: argparse.Namespace, suite, run_id: str) -> str:
             parts += [flag, value]
     if args.no_progress:
         parts.append("--no-progress")
+    if args.no_estimate:
+        parts.append("--no-estimate")
     return shlex.join(parts)
 
 

@@ -168,3 +168,38 @@ def test_an_unwritable_history_costs_only_the_history_rows(runs, tmp_path, capsy
     history.record_run(RunDir(tmp_path, "tiny", "a"))
     assert "warning: run a not added to" in capsys.readouterr().err
     assert (tmp_path / "tiny" / "a" / "seeds.csv").exists()
+
+
+def test_the_gate_command_runs_each_profile_and_compares_it_with_its_baseline(tmp_path, capsys):
+    """``run_bench.py gate``: one process, each profile run and compared; a clean profile passes, a sabotaged one
+    (5 flow steps instead of 100, compared with the clean baseline) fails with its regression, exit 1."""
+    suite = write_tiny_suite(tmp_path, FLOW, seeds=[0, 1, 2],
+                             profiles={"ci": {}, "sabotaged": {"families": {"flow": {"train": {"steps": 5}}}}})
+    common = ["--results", str(tmp_path / "res"), "--stage", "evaluate", "--no-progress", "--jobs", "1",
+              "--threads", "1"]
+    assert run_bench.main([str(suite), "--profile", "ci", "--run-id", "base", *common]) == 0
+    assert run_bench.main(["baseline", str(tmp_path / "res" / "tiny" / "base"), "--dir", str(tmp_path / "b")]) == 0
+    clean = json.loads((tmp_path / "b" / "tiny-ci.json").read_text())
+    (tmp_path / "b" / "tiny-sabotaged.json").write_text(json.dumps({**clean, "profile": "sabotaged"}))
+    capsys.readouterr()
+    code = run_bench.main(["gate", str(suite), "--profile", "ci", "--profile", "sabotaged", "--baselines",
+                           str(tmp_path / "b"), "--results", str(tmp_path / "gate"), "--jobs", "1", "--threads", "1"])
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert code == 1, text
+    assert "gate: --profile ci: clean" in text and "gate: --profile sabotaged: regressed" in text
+    assert "REGRESSION 8gaussians/flow kl_nats" in text and "cost model:" not in text  # --no-estimate: no probes
+    base = compare.load_run(tmp_path / "res" / "tiny" / "base")
+    again = compare.load_run(tmp_path / "gate" / "tiny" / "ci")  # the profile's name is the run id
+    kl = lambda side: {k: s.values for k, s in side.stats.items() if k[-1] == "kl_nats"}  # noqa: E731
+    assert kl(base) and kl(again) == kl(base)  # the gate's run is the separate command's, seed for seed
+
+
+def test_the_gate_command_refuses_an_unknown_profile_or_a_missing_baseline_with_exit_2(tmp_path, capsys):
+    suite = write_tiny_suite(tmp_path, FLOW, profiles={"ci": {}})
+    assert run_bench.main(["gate", str(suite), "--profile", "ci", "--profile", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nope" in err  # refused before anything ran
+    code = run_bench.main(["gate", str(suite), "--profile", "ci", "--baselines", str(tmp_path / "none"),
+                           "--results", str(tmp_path / "gate")])
+    assert code == 2 and "no baseline for suite 'tiny', profile 'ci'" in capsys.readouterr().err

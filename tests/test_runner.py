@@ -153,3 +153,37 @@ def test_smoke_profile_runs_every_family_end_to_end(tmp_path):
     assert all(sum("val_mmd2" in h for h in r["train"]["train_history"]) == 6 for r in recs)
     for fig in ("samples.png", "density.png", "taxonomy.png"):
         assert (run / "figures" / fig).stat().st_size > 10_000
+
+
+def test_no_estimate_runs_without_a_probe_and_changes_no_number(tmp_path, tiny_suite, monkeypatch, capsys):
+    from bench.execution import plan
+
+    assert _run(tiny_suite, tmp_path, {}, "--run-id", "probed") == 0
+    capsys.readouterr()
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("--no-estimate ran a probe")
+
+    for name in ("probe_family", "probe_evaluation", "_metric2d_probe", "_reference_rows_seconds"):
+        monkeypatch.setattr(plan, name, no_probe)
+    assert _run(tiny_suite, tmp_path, {}, "--run-id", "unprobed", "--no-estimate") == 0
+    err = capsys.readouterr().err
+    assert "no time estimate (--no-estimate: the cost model's probes were skipped)" in err
+    assert "cost model:" not in err and "(estimated" not in err
+    assert "parallelism: 1 cell at a time x 2 torch threads each" in err  # tests/conftest.py's GENBENCH_ defaults
+    probed, unprobed = (_records(tmp_path, r)["8gaussians__autoregressive__s0"] for r in ("probed", "unprobed"))
+    assert probed["estimate"]["est_total_seconds"] > 0 and unprobed["estimate"].get("est_total_seconds") is None
+    for key in ("precision", "recall", "mmd2", "mmd2_multiscale", "mode_kl_nats"):
+        assert unprobed["samplers"]["default"][key] == probed["samplers"]["default"][key]
+    assert unprobed["density"]["kl_nats"] == probed["density"]["kl_nats"]
+    saved = json.loads((tmp_path / "res" / "tiny" / "unprobed" / "plan.json").read_text())
+    assert saved["estimated"] is False and saved["wall_seconds"] is None and saved["probes_run"] == 0
+
+
+def test_no_estimate_without_a_fixed_split_is_one_line_exit_2(tmp_path, tiny_suite, monkeypatch, capsys):
+    monkeypatch.delenv("GENBENCH_JOBS")
+    monkeypatch.delenv("GENBENCH_THREADS")
+    assert _run(tiny_suite, tmp_path, {}, "--no-estimate", "--jobs", "2") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--no-estimate needs --jobs and --threads" in err
+    assert not (tmp_path / "res").exists()

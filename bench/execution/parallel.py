@@ -181,15 +181,16 @@ class Choice:
 
     Attributes:
         jobs, threads: cells at once, and torch threads per cell.
-        wall_seconds: the estimated wall time (makespan) of the chosen split.
+        wall_seconds: the estimated wall time (makespan) of the chosen split; ``None`` without an estimate
+            (``--no-estimate``).
         candidates: every split considered, ``{"jobs", "threads", "wall_seconds"}``, fastest first.
         given: ``"--jobs"``, ``"--threads"``, both or neither: what the command line fixed.
     """
 
     jobs: int
     threads: int
-    wall_seconds: float
-    candidates: list[dict[str, float]]
+    wall_seconds: float | None
+    candidates: list[dict[str, float | None]]
     given: tuple[str, ...] = ()
 
 

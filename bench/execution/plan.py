@@ -560,6 +560,7 @@ class Plan:
     cores: int = 1
     choice: Choice | None = None
     threads_probed: list[int] = field(default_factory=list)
+    estimated: bool = True  # False: made with ``--no-estimate`` (no probes, no times; :func:`unestimated_plan`)
 
     @property
     def jobs(self) -> int:
@@ -597,8 +598,9 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``plan.json``."""
         return {"cost_model": COST_MODEL, "suite": self.suite, "profile": self.profile,
-                "profile_reason": self.profile_reason, "device": self.device,
-                "total_seconds": self.total_seconds, "wall_seconds": self.wall_seconds, "cores": self.cores,
+                "profile_reason": self.profile_reason, "device": self.device, "estimated": self.estimated,
+                "total_seconds": self.total_seconds if self.estimated else None,
+                "wall_seconds": self.wall_seconds if self.estimated else None, "cores": self.cores,
                 "jobs": self.jobs, "threads": self.threads, "threads_probed": self.threads_probed,
                 "candidates": self.choice.candidates if self.choice else [],
                 "given": list(self.choice.given) if self.choice else [], "results_bytes": self.results_bytes,
@@ -617,6 +619,16 @@ class Plan:
         """The plan as printed before the first cell (and by ``--dry-run``)."""
         out = [f"genbench: plan of suite {self.suite!r}, profile {self.profile!r} ({self.profile_reason}), "
                f"{len(self.cells)} cells on {self.device}"]
+        if not self.estimated:
+            pending = sum(1 for c in self.cells if not c.done)
+            out.append(f"  {pending} cell{'s' if pending != 1 else ''} to run, {len(self.cells) - pending} done "
+                       "before; no time estimate (--no-estimate: the cost model's probes were skipped)")
+            if self.choice is not None:
+                out.append("  " + self.parallelism_line())
+            out.append(f"  disk: {size(self.results_bytes)} of results under {self.results_dir}"
+                       + (f", {size(self.cache_bytes)} under {self.data_dir} ({', '.join(self.cache_items)})"
+                          if self.cache_bytes else ""))
+            return out
         many = self.jobs > 1  # then each cell's worker and start in the schedule
         head = f"  {'cell':<34}{'train':>9}{'sample':>9}{'density':>9}{'evaluate':>9}{'one-off':>9}{'total':>10}"
         out.append(head + (f"{'worker':>8}{'start':>9}" if many else ""))
@@ -677,7 +689,8 @@ class Plan:
             fixed = f" with {' and '.join(c.given)} as given" if c.given else ""
             why = f"the shortest estimate{fixed} (others: {others})"
         probed = "/".join(str(t) for t in self.threads_probed)
-        return f"parallelism: {split} on {self.cores} cores; {why}; probes at {probed} thread(s)"
+        return (f"parallelism: {split} on {self.cores} cores; {why}"
+                + (f"; probes at {probed} thread(s)" if self.estimated else ""))
 
 
 def duration(seconds: float | None) -> str:
@@ -952,6 +965,38 @@ def make_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], loaded: di
                 probe_lower_bounds={k: v for e in by_threads.values() for k, v in e.stopped.items()},
                 probes_remeasured=cache.remeasured, probes_contended=cache.contended, cores=cores, choice=choice,
                 threads_probed=counts)
+
+
+def unestimated_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], device: torch.device, *,
+                     stages: tuple[str, ...], jobs: int, threads: int, done: set[str] = frozenset(),
+                     results_dir: Path | str = "", cores: int | None = None) -> Plan:
+    """The plan without the cost model (``--no-estimate``): the cells, the disk they need and the given split,
+    no probe run or read and no time estimated (every :class:`~bench.store.schema.CellEstimate` time is
+    ``None``; the workers take the cells in the suite's order). For runs whose parallelism is fixed and whose
+    wall time nobody reads before it starts, e.g. the CI gate (``--jobs 2 --threads 1``), where the probes of
+    a fresh data root cost ~10 s of the ~70 s run (2D ci profile, 2 cores).
+
+    Disk: the results and the dataset files still to prepare; the image caches the cost model would list (reference
+    statistics, classifier) are not counted.
+    """
+    cells, cache_bytes, cache_items = [], 0, []
+    for name in dict.fromkeys(d for d, _ in specs):
+        lay = datasets.layout(name, suite.data)
+        if not lay.prepared:
+            cache_bytes += lay.prepare_bytes
+            cache_items.append(f"{name} files")
+    for (name, family), spec in specs.items():
+        lay = datasets.layout(name, suite.data)
+        for seed in suite.seeds:
+            cid = cell_id(name, family, seed)
+            cells.append(CellPlan(cid, name, family, seed, spec, CellEstimate(cost_model=COST_MODEL),
+                                  0 if cid in done else _cell_disk_bytes(suite, spec, lay, stages), cid in done))
+    given = ("--jobs", "--threads")
+    choice = Choice(jobs, threads, None, [{"jobs": jobs, "threads": threads, "wall_seconds": None}], given)
+    return Plan(suite.name, suite.profile or "default", suite.profile_reason, str(device), cells,
+                cache_bytes=cache_bytes, cache_items=cache_items, results_dir=str(results_dir),
+                data_dir=str(data_root(suite.data.root)), cores=cores or usable_cores(), choice=choice,
+                estimated=False)
 
 
 def _all_cells(suite: Suite, specs) -> list[str]:

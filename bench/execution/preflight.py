@@ -32,7 +32,7 @@ from bench.core.timing import Stopwatch
 from bench.data.images import data_root
 from bench.evaluation.inception.extractor import InceptionWeightsError, verified_weights_path
 from bench.evaluation.modality import modality as get_modality
-from bench.execution.plan import Plan, describe, free_bytes, make_plan, size
+from bench.execution.plan import Plan, describe, free_bytes, make_plan, size, unestimated_plan
 from models.base import MissingDependencyError
 
 MEMORY_HEADROOM = 2**29  # the interpreter, torch and the models beside the data-sized arrays (0.5 GiB)
@@ -200,12 +200,13 @@ def check_disk(plan: Plan, results_root: Path, data_dir: Path) -> None:
 
 def run(suite: Suite, *, dataset_names: list[str], families: list[str], stages: tuple[str, ...],
         results_root: Path, done: set[str] = frozenset(), progress=None, jobs: int | None = None,
-        threads: int | None = None) -> Ready:
+        threads: int | None = None, estimate: bool = True) -> Ready:
     """All checks, in order, then the plan (see the module docstring).
 
     ``jobs`` and ``threads`` (``--jobs``, ``--threads``) fix the parallelism; without them the plan chooses
     it (:func:`bench.execution.plan.make_plan`), at most as many jobs as fit in the available memory and
-    the modality's default allows (:data:`DEFAULT_MAX_JOBS`).
+    the modality's default allows (:data:`DEFAULT_MAX_JOBS`). ``estimate=False`` (``--no-estimate``, which needs
+    both) skips the cost model: :func:`bench.execution.plan.unestimated_plan`.
 
     Raises:
         PreflightError: the first check that fails.
@@ -227,9 +228,16 @@ def run(suite: Suite, *, dataset_names: list[str], families: list[str], stages: 
             raise PreflightError(f"{where}: preparing the datasets needs about {size(sum(prepare.values()))}, but "
                                  f"only {size(free)} is free there; free space, or point data.root elsewhere")
         loaded = load_datasets(suite, dataset_names) if model_stages else {}
-    plan = make_plan(suite, specs, loaded, device, stages=stages, done=done,
-                     results_dir=results_root / suite.name, progress=progress, jobs=jobs, threads=threads,
-                     max_jobs=max_jobs)
+    if estimate:
+        plan = make_plan(suite, specs, loaded, device, stages=stages, done=done,
+                         results_dir=results_root / suite.name, progress=progress, jobs=jobs, threads=threads,
+                         max_jobs=max_jobs)
+    else:
+        if jobs is None or threads is None:
+            raise PreflightError("--no-estimate needs --jobs and --threads: without the cost model's probes nothing "
+                                 "chooses the split")
+        plan = unestimated_plan(suite, specs, device, stages=stages, jobs=jobs, threads=threads, done=done,
+                                results_dir=results_root / suite.name)
     plan.preflight_seconds = clock.seconds
     check_disk(plan, results_root, data_root(suite.data.root))
     for name, n in prepare.items():  # written by the loads above (and checked before them): shown in the plan
