@@ -220,13 +220,18 @@ def test_the_multiscale_mmd_is_kids_estimator_with_its_kernel():
 
 
 def test_the_in_place_kernel_has_the_bits_of_the_plain_formula():
+    """Scales down to 0.005 (25gaussians' finest): most exponents below -700, where exp is subnormal or 0."""
     rng = np.random.default_rng(1)
     a, b = torch.as_tensor(rng.normal(size=(70, 2))), torch.as_tensor(rng.normal(size=(40, 2)))
-    h = np.geomspace(0.05, 2.0, 6)
-    w = h[0] / h
-    d2 = torch.cdist(a, b).square()
-    plain = sum(float(wi) * torch.exp(-d2 / (2 * float(s) ** 2)) for wi, s in zip(w, h)) / float(w.sum())
-    assert torch.equal(mmd_multiscale._kernel(a, b, h), plain)
+    for h in (np.geomspace(0.05, 2.0, 6), np.geomspace(0.005, 1.6, 6)):
+        w = h[0] / h
+        d2 = torch.cdist(a, b).square()
+        plain = sum(float(wi) * torch.exp(-d2 / (2 * float(s) ** 2)) for wi, s in zip(w, h)) / float(w.sum())
+        assert torch.equal(mmd_multiscale._kernel(a, b, h), plain)
+    # exp's argument over its whole range, the underflow (subnormal results, then 0) included
+    x = torch.linspace(-800.0, 10.0, 200_001, dtype=torch.float64)
+    assert torch.equal(mmd_multiscale._exp_into(x, torch.empty_like(x)), x.exp())
+    assert (x.exp()[(x > -745) & (x < -709)] < 2.3e-308).all()  # the subnormal range is covered
 
 
 def test_the_reference_block_is_computed_once_per_reference_and_gives_the_same_bits(monkeypatch):
