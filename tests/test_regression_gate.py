@@ -197,9 +197,11 @@ def test_the_gate_command_runs_each_profile_and_compares_it_with_its_baseline(tm
 
 def test_the_gate_command_refuses_an_unknown_profile_or_a_missing_baseline_with_exit_2(tmp_path, capsys):
     suite = write_tiny_suite(tmp_path, FLOW, profiles={"ci": {}})
-    assert run_bench.main(["gate", str(suite), "--profile", "ci", "--profile", "nope"]) == 2
+    assert run_bench.main(["gate", str(suite), "--profile", "nope", "--profile", "ci"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nope" in err  # refused before anything ran
     code = run_bench.main(["gate", str(suite), "--profile", "ci", "--baselines", str(tmp_path / "none"),
                            "--results", str(tmp_path / "gate")])
-    assert code == 2 and "no baseline for suite 'tiny', profile 'ci'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no baseline for suite 'tiny', profile 'ci'" in err
+    assert not (tmp_path / "gate").exists()  # refused before the run

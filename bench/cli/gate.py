@@ -13,8 +13,8 @@ The numbers are those of the two commands: the same cells, seeds and thread coun
 (:mod:`bench.analysis.compare`).
 
 Exit codes: 0 every profile ran clean and nothing regressed; 1 a quality metric regressed or a cell failed; 2 bad
-input (suite, profile, option, a missing baseline); 3 the results cannot be written; 130 interrupted. Every
-profile runs even when an earlier one regressed, so one CI log shows them all.
+input (suite, profile, option, a missing baseline: all checked before the first run); 3 the results cannot be
+written; 130 interrupted. Every profile runs even when an earlier one regressed, so one CI log shows them all.
 """
 
 from __future__ import annotations
@@ -68,19 +68,31 @@ def main(argv: list[str] | None = None, run: Callable[[list[str]], int] | None =
         if name in args.profiles[:i]:
             return _error(f"--profile {name} is given twice")
 
+    import torch
+
+    from bench.analysis import baselines
     from bench.cli import compare
     from bench.config import profiles
     from bench.config.suite import ConfigError, one_line
     from bench.core.files import check_name
 
     names = {}
-    try:  # every profile resolves before any runs: a typo in the second is not found after the first's minutes
-        for name in args.profiles:
-            if check_name(name):  # the run id, a folder under the results root
-                return _error(f"--profile {name!r}: {check_name(name)}")
-            names[name] = profiles.choose(args.suite, name, [], cuda_available=False).suite.name
-    except ConfigError as e:
-        return _error(one_line(str(e)))
+    # every profile resolves, and has its baseline, before any runs: a typo in the second is not found after the
+    # first's minutes
+    for name in args.profiles:
+        if check_name(name):  # the run id, a folder under the results root
+            return _error(f"--profile {name!r}: {check_name(name)}")
+        try:
+            suite = profiles.choose(args.suite, name, [], cuda_available=torch.cuda.is_available()).suite
+        except ConfigError as e:
+            return _error(one_line(str(e)))
+        stored = baselines.path_for(args.baselines or baselines.DEFAULT_DIR, suite.name, suite.profile)
+        if not stored.is_file():
+            return _error(f"--profile {name}: no baseline for suite {suite.name!r}, profile "
+                          f"{suite.profile or 'default'!r}: {stored} does not exist (write one with: python "
+                          f"run_bench.py {args.suite} --profile {name} --run-id {name} --stage evaluate, then python "
+                          f"run_bench.py baseline results/{suite.name}/{name})")
+        names[name] = suite.name
     root = Path(args.results) if args.results else Path(tempfile.mkdtemp(prefix="genbench-gate-"))
     split = ([f"--jobs={args.jobs}"] if args.jobs else []) + ([f"--threads={args.threads}"] if args.threads else [])
     fixed = bool(args.jobs and args.threads)
