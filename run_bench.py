@@ -36,7 +36,9 @@ ROOT = Path(__file__).resolve().parent
 # OpenMP threads that spin while they wait make small ops ~100x slower when another process holds a
 # core (a shared 2-core machine); waiting passively costs nothing measurable otherwise. Set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-DEFAULT_SUITE = ROOT / "suites" / "toy2d.yaml"
+
+from bench.cli.args import DEFAULT_SUITE  # noqa: E402  (no torch: after the environment above)
+from bench.cli.args import positive as _positive  # noqa: E402
 
 # Subcommands: ``python run_bench.py <name> ...`` calls ``main(argv) -> exit code`` of the module.
 # Anything else is a suite run (``python run_bench.py [SUITE] [options]``).
@@ -81,10 +83,6 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _positive(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 1024:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (must be an integer in [1, 1024])")
-    return int(text)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -161,9 +159,6 @@ def main(argv: list[str] | None = None) -> int:
                     setattr(args, attr, _positive(os.environ[name]))
                 except argparse.ArgumentTypeError as e:
                     return error(f"${name}: {e}")
-    if args.no_estimate and args.launcher == "local" and not (args.jobs and args.threads):
-        return error("--no-estimate needs --jobs and --threads (or $GENBENCH_JOBS and $GENBENCH_THREADS): without the "
-                     "cost model's probes nothing chooses the split")
     if args.launcher == "ray":
         from bench.execution.ray_launcher import ray_missing
 

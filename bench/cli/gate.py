@@ -27,13 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "suites" / "toy2d.yaml"
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 1024:
-        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (must be an integer in [1, 1024])")
-    return int(text)
+from bench.cli.args import DEFAULT_SUITE, positive
 
 
 def _error(message: str) -> int:
@@ -57,8 +51,8 @@ def main(argv: list[str] | None = None, run: Callable[[list[str]], int] | None =
                    help="results root for the gate's runs (default: a temporary folder, removed afterwards)")
     p.add_argument("--baselines", default=None, metavar="DIR",
                    help="baselines folder (default: results/baselines)")
-    p.add_argument("--jobs", type=_positive, metavar="N", help="cells at a time (as run_bench.py)")
-    p.add_argument("--threads", type=_positive, metavar="N",
+    p.add_argument("--jobs", type=positive, metavar="N", help="cells at a time (as run_bench.py)")
+    p.add_argument("--threads", type=positive, metavar="N",
                    help="torch threads per cell (as run_bench.py); with --jobs the plan's probes are skipped "
                         "(--no-estimate)")
     args = p.parse_args(argv)

@@ -625,10 +625,7 @@ class Plan:
                        "before; no time estimate (--no-estimate: the cost model's probes were skipped)")
             if self.choice is not None:
                 out.append("  " + self.parallelism_line())
-            out.append(f"  disk: {size(self.results_bytes)} of results under {self.results_dir}"
-                       + (f", {size(self.cache_bytes)} under {self.data_dir} ({', '.join(self.cache_items)})"
-                          if self.cache_bytes else ""))
-            return out
+            return out + [self._disk_line()]
         many = self.jobs > 1  # then each cell's worker and start in the schedule
         head = f"  {'cell':<34}{'train':>9}{'sample':>9}{'density':>9}{'evaluate':>9}{'one-off':>9}{'total':>10}"
         out.append(head + (f"{'worker':>8}{'start':>9}" if many else ""))
@@ -660,9 +657,7 @@ class Plan:
         if self.one_off:
             out.append("  one-off builds and loads included: "
                        + ", ".join(f"{k} {duration(v)}" for k, v in self.one_off.items()))
-        out.append(f"  disk: {size(self.results_bytes)} of results under {self.results_dir}"
-                   + (f", {size(self.cache_bytes)} under {self.data_dir} ({', '.join(self.cache_items)})"
-                      if self.cache_bytes else ""))
+        out.append(self._disk_line())
         out.append(f"  cost model {COST_MODEL}: probes {self.probe_seconds:.1f} s ({self.probes_run} measured, "
                    f"{self.probes_cached} cached), preflight {self.preflight_seconds:.1f} s; the report stage is "
                    "not estimated")
@@ -676,6 +671,11 @@ class Plan:
                        "probe(s); the estimate assumes that load goes on, and those probes will be measured again")
         return out
 
+
+    def _disk_line(self) -> str:
+        return (f"  disk: {size(self.results_bytes)} of results under {self.results_dir}"
+                + (f", {size(self.cache_bytes)} under {self.data_dir} ({', '.join(self.cache_items)})"
+                   if self.cache_bytes else ""))
 
     def parallelism_line(self) -> str:
         """One line: the chosen split, why, and the others' estimates."""
@@ -795,11 +795,8 @@ def _estimate_cells(suite: Suite, specs: dict[tuple[str, str], FamilySpec], load
                           "the evaluation (matmul rates, Inception images/s)")
     one_offs, cache_bytes, cache_items = (_image_one_offs(suite, names, loaded, rates, device)
                                           if evaluate and images and rates else ([], 0, []))
-    for name in names:
-        lay = datasets.layout(name, suite.data)
-        if not lay.prepared:
-            cache_bytes += lay.prepare_bytes
-            cache_items.append(f"{name} files")
+    files, items = _dataset_files(suite, names)
+    cache_bytes, cache_items = cache_bytes + files, cache_items + items
     cells = []
     failed: dict[str, str] = {}  # probes that raised: no estimate for their cells
     stopped: dict[str, str] = {}  # probes with a call stopped at PROBE_CALL_MAX_S: lower bounds
@@ -979,12 +976,8 @@ def unestimated_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], dev
     Disk: the results and the dataset files still to prepare; the image caches the cost model would list (reference
     statistics, classifier) are not counted.
     """
-    cells, cache_bytes, cache_items = [], 0, []
-    for name in dict.fromkeys(d for d, _ in specs):
-        lay = datasets.layout(name, suite.data)
-        if not lay.prepared:
-            cache_bytes += lay.prepare_bytes
-            cache_items.append(f"{name} files")
+    cells = []
+    cache_bytes, cache_items = _dataset_files(suite, list(dict.fromkeys(d for d, _ in specs)))
     for (name, family), spec in specs.items():
         lay = datasets.layout(name, suite.data)
         for seed in suite.seeds:
@@ -997,6 +990,13 @@ def unestimated_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], dev
                 cache_bytes=cache_bytes, cache_items=cache_items, results_dir=str(results_dir),
                 data_dir=str(data_root(suite.data.root)), cores=cores or usable_cores(), choice=choice,
                 estimated=False)
+
+
+def _dataset_files(suite: Suite, names: list[str]) -> tuple[int, list[str]]:
+    """The bytes the first load of each dataset of ``names`` still has to write under the data root, and what."""
+    lays = {name: datasets.layout(name, suite.data) for name in names}
+    todo = [name for name, lay in lays.items() if not lay.prepared]
+    return sum(lays[n].prepare_bytes for n in todo), [f"{n} files" for n in todo]
 
 
 def _all_cells(suite: Suite, specs) -> list[str]:

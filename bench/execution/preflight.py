@@ -209,8 +209,11 @@ def run(suite: Suite, *, dataset_names: list[str], families: list[str], stages: 
     both) skips the cost model: :func:`bench.execution.plan.unestimated_plan`.
 
     Raises:
-        PreflightError: the first check that fails.
+        PreflightError: the first check that fails (``estimate=False`` without ``jobs`` and ``threads``: first).
     """
+    if not estimate and (jobs is None or threads is None):
+        raise PreflightError("--no-estimate needs --jobs and --threads (or $GENBENCH_JOBS and $GENBENCH_THREADS): "
+                             "without the cost model's probes nothing chooses the split")
     with Stopwatch() as clock:
         device = check_device(suite)
         check_memory(suite, dataset_names, jobs or 1)
@@ -233,9 +236,6 @@ def run(suite: Suite, *, dataset_names: list[str], families: list[str], stages: 
                          results_dir=results_root / suite.name, progress=progress, jobs=jobs, threads=threads,
                          max_jobs=max_jobs)
     else:
-        if jobs is None or threads is None:
-            raise PreflightError("--no-estimate needs --jobs and --threads: without the cost model's probes nothing "
-                                 "chooses the split")
         plan = unestimated_plan(suite, specs, device, stages=stages, jobs=jobs, threads=threads, done=done,
                                 results_dir=results_root / suite.name)
     plan.preflight_seconds = clock.seconds
