@@ -130,8 +130,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="with --launcher ray: retries of a cell whose worker died or whose node was lost (default 1)")
     p.add_argument("--no-estimate", action="store_true",
                    help="skip the cost model's probes: the plan lists the cells and the disk, with no time estimate "
-                        "(the cells run in the suite's order); needs --jobs and --threads (e.g. CI, where the split "
-                        "is pinned and the probes of a fresh data root cost ~10 s)")
+                        "(the cells run in the suite's order, the datasets in turn when several run at once); "
+                        "needs --jobs and --threads (e.g. CI, where the split is pinned and the probes of a fresh "
+                        "data root cost ~10 s)")
     p.add_argument("--dry-run", action="store_true",
                    help="check the run and print the resolved suite and the plan (cells, estimated time, disk); "
                         "run nothing")

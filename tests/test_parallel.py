@@ -144,6 +144,23 @@ def test_jobs_and_threads_from_the_command_line_are_kept_and_fix_what_is_probed(
     assert [c.slot.start for c in p.cells] == [0.0, 0.0, 10.0, 10.0] and p.wall_seconds == pytest.approx(20.0)
 
 
+def test_without_estimates_several_jobs_take_the_datasets_in_turn_and_one_job_the_suite_order(tmp_path):
+    (tmp_path / "s.yaml").write_text(SUITE.replace("[8gaussians]", "[8gaussians, 25gaussians]") % (tmp_path / "d"))
+    suite = load_suite(tmp_path / "s.yaml")
+    specs = plan.describe(suite, ["8gaussians", "25gaussians"], ["autoregressive", "gan"])
+    kw = dict(stages=("train", "sample", "evaluate"), threads=1, cores=2)
+    one = plan.unestimated_plan(suite, specs, torch.device("cpu"), jobs=1, **kw)
+    assert one.order()[:5] == ["8gaussians__autoregressive__s0", "8gaussians__autoregressive__s1",
+                               "8gaussians__gan__s0", "8gaussians__gan__s1", "25gaussians__autoregressive__s0"]
+    # two workers: the first cell of each dataset (which builds its reference rows) starts beside the other's
+    two = plan.unestimated_plan(suite, specs, torch.device("cpu"), jobs=2, done={"8gaussians__autoregressive__s0"},
+                                **kw)
+    assert two.order() == ["25gaussians__autoregressive__s0", "8gaussians__autoregressive__s1",
+                           "25gaussians__autoregressive__s1", "8gaussians__gan__s0", "25gaussians__gan__s0",
+                           "8gaussians__gan__s1", "25gaussians__gan__s1"]
+    assert plan.interleave_datasets([]) == []
+
+
 def test_jobs_that_do_not_fit_in_memory_are_refused_in_one_line(tmp_path, monkeypatch):
     (tmp_path / "s.yaml").write_text(SUITE % (tmp_path / "data"))
     suite = load_suite(tmp_path / "s.yaml")

@@ -585,6 +585,8 @@ class Plan:
 
     def order(self) -> list[str]:
         """Pending cell ids in the order the launcher hands them out (the schedule's start times)."""
+        if not self.estimated:  # no schedule: the order of ``cells`` (:func:`unestimated_plan`)
+            return [c.cell for c in self.cells if not c.done]
         timed = [c for c in self.cells if c.slot is not None]
         return [c.cell for c in sorted(timed, key=lambda c: (c.slot.start, c.slot.worker))]
 
@@ -969,9 +971,13 @@ def unestimated_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], dev
                      results_dir: Path | str = "", cores: int | None = None) -> Plan:
     """The plan without the cost model (``--no-estimate``): the cells, the disk they need and the given split,
     no probe run or read and no time estimated (every :class:`~bench.store.schema.CellEstimate` time is
-    ``None``; the workers take the cells in the suite's order). For runs whose parallelism is fixed and whose
-    wall time nobody reads before it starts, e.g. the CI gate (``--jobs 2 --threads 1``), where the probes of
-    a fresh data root cost ~10 s of the ~70 s run (2D ci profile, 2 cores).
+    ``None``). For runs whose parallelism is fixed and whose wall time nobody reads before it starts, e.g. the
+    CI gate (``--jobs 2 --threads 1``), where the probes of a fresh data root cost ~10 s of the ~70 s run (2D ci
+    profile, 2 cores).
+
+    Order: the suite's for one job; for several, the datasets taken in turn (:func:`interleave_datasets`), so
+    that the first cell of each dataset, which builds its disk caches (the 2D reference rows), is not run
+    beside a second cell of the same dataset building the same cache.
 
     Disk: the results and the dataset files still to prepare; the image caches the cost model would list (reference
     statistics, classifier) are not counted.
@@ -984,12 +990,26 @@ def unestimated_plan(suite: Suite, specs: dict[tuple[str, str], FamilySpec], dev
             cid = cell_id(name, family, seed)
             cells.append(CellPlan(cid, name, family, seed, spec, CellEstimate(cost_model=COST_MODEL),
                                   0 if cid in done else _cell_disk_bytes(suite, spec, lay, stages), cid in done))
+    if jobs > 1:
+        cells = interleave_datasets(cells)
     given = ("--jobs", "--threads")
     choice = Choice(jobs, threads, None, [{"jobs": jobs, "threads": threads, "wall_seconds": None}], given)
     return Plan(suite.name, suite.profile or "default", suite.profile_reason, str(device), cells,
                 cache_bytes=cache_bytes, cache_items=cache_items, results_dir=str(results_dir),
                 data_dir=str(data_root(suite.data.root)), cores=cores or usable_cores(), choice=choice,
                 estimated=False)
+
+
+def interleave_datasets(cells: list[CellPlan]) -> list[CellPlan]:
+    """``cells`` with their datasets taken in turn, each dataset's cells in their given order.
+
+    Example: a1 a2 a3 b1 b2 -> a1 b1 a2 b2 a3.
+    """
+    by: dict[str, list[CellPlan]] = {}
+    for c in cells:
+        by.setdefault(c.dataset, []).append(c)
+    queues = list(by.values())
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
 
 
 def _dataset_files(suite: Suite, names: list[str]) -> tuple[int, list[str]]:
