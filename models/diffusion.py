@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from models import register
 from models.base import Capabilities, GenerativeModel, Textbook, TrainConfig, ladder_steps
-from models.fields import Range, check_fields, check_order
+from models.fields import FieldConflict, Range, check_fields
 from models.imaging import (
     UNetChannels,
     check_norm_groups,
@@ -75,9 +75,10 @@ class GaussianDiffusion(GenerativeModel):
     legacy_config_keys = ("ddim_steps",)
     clip_x0: bool = False
 
-    def _init_schedule(self, T: int, beta_start: float, beta_end: float) -> None:
-        """Register beta, alpha_bar, alpha_bar_prev and log_var (float32 buffers of length T)."""
-        beta = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
+    def _init_schedule(self, T: int, beta_start: float | None, beta_end: float | None) -> None:
+        """Register beta, alpha_bar, alpha_bar_prev and log_var (float32 buffers of length T) of the linear
+        schedule :func:`linear_betas` resolves."""
+        beta = torch.linspace(*linear_betas(T, beta_start, beta_end), T, dtype=torch.float64)
         alpha_bar = torch.cumprod(1 - beta, 0)
         alpha_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar[:-1]])
         beta_tilde = beta * (1 - alpha_bar_prev) / (1 - alpha_bar)
@@ -300,10 +301,53 @@ _T = Annotated[int, Range(ge=2, le=10_000)]  # the bound's decoder term uses bet
 _Beta = Annotated[float, Range(ge=1e-8, le=0.999)]  # 0.999: improved-diffusion's max_beta
 
 
+HO_T, HO_BETAS = 1000, (1e-4, 0.02)  # Ho et al. 2020's linear schedule, for T = 1000 steps
+MAX_BETA = 0.999  # improved-diffusion's max_beta
+MAX_PRIOR_SIGNAL = 0.05  # the largest sqrt(alpha_bar_T) allowed: sampling starts from N(0, I)
+
+
+def linear_betas(T: int, beta_start: float | None = None, beta_end: float | None = None) -> tuple[float, float]:
+    """The linear schedule's (beta_1, beta_T): each as given, else Ho et al.'s value for 1000 steps (1e-4, 0.02)
+    scaled by 1000 / T, so that any T destroys the data as Ho et al.'s 1000 steps do (improved-diffusion's
+    ``get_named_beta_schedule("linear", T)``, Nichol & Dhariwal 2021, arXiv:2102.09672), capped at 0.999.
+
+    Example: T = 100 -> (0.001, 0.2), sqrt(alpha_bar_T) = 0.0045; Ho et al.'s (1e-4, 0.02) unscaled at T = 100
+    would leave sqrt(alpha_bar_T) = 0.60 of the data at the step where sampling starts from pure noise.
+    """
+    scale = HO_T / T
+    start = min(scale * HO_BETAS[0], MAX_BETA) if beta_start is None else beta_start
+    end = min(scale * HO_BETAS[1], MAX_BETA) if beta_end is None else beta_end
+    return start, end
+
+
+def prior_signal(T: int, beta_start: float | None = None, beta_end: float | None = None) -> float:
+    """sqrt(alpha_bar_T) of the linear schedule: the fraction of x_0 that x_T keeps (0 for pure noise)."""
+    beta = torch.linspace(*linear_betas(T, beta_start, beta_end), T, dtype=torch.float64)
+    return float(torch.prod(1 - beta).sqrt())
+
+
 def _check_schedule(config) -> None:
-    """Fields in range, and a linear schedule that rises: beta_start < beta_end."""
+    """Fields in range; a linear schedule that rises (beta_start < beta_end, as :func:`linear_betas` resolves
+    them) and that ends in noise: sqrt(alpha_bar_T) <= 0.05, since every sampler starts from x_T ~ N(0, I).
+
+    Raises:
+        FieldConflict: naming the fields, e.g. ``"T: 100 is not allowed with beta_end = 0.02 and beta_start =
+            0.0001: x_T keeps sqrt(alpha_bar_T) = 0.603 of the data (at most 0.05), ..."``.
+    """
     check_fields(config)
-    check_order(config, "beta_start", "beta_end")
+    start, end = linear_betas(config.T, config.beta_start, config.beta_end)
+    if not start < end:
+        raise FieldConflict({"beta_start": f"{start!r} is not allowed (must be below beta_end = {end!r})",
+                             "beta_end": f"{end!r} is not allowed (must be above beta_start = {start!r})"})
+    signal = prior_signal(config.T, start, end)
+    if signal > MAX_PRIOR_SIGNAL:
+        why = (f"x_T keeps sqrt(alpha_bar_T) = {signal:.3f} of the data (at most {MAX_PRIOR_SIGNAL}), where "
+               "sampling starts from N(0, I); raise T or beta_end, or leave both betas unset (Ho et al.'s, scaled "
+               "by 1000 / T)")
+        values = {"T": config.T, "beta_end": end, "beta_start": start}
+        raise FieldConflict({name: f"{value!r} is not allowed with "
+                                   + " and ".join(f"{o} = {v!r}" for o, v in values.items() if o != name)
+                                   + f": {why}" for name, value in values.items()})
 
 
 # =========================================================================== vectors
@@ -313,8 +357,9 @@ class DDPMConfig:
 
     Attributes:
         T: diffusion steps, 2 to 10^4.
-        beta_start, beta_end: linear beta schedule endpoints (Ho et al.: 1e-4, 0.02), in
-            [1e-8, 0.999] with beta_start < beta_end.
+        beta_start, beta_end: the linear beta schedule's endpoints, in [1e-8, 0.999] with beta_start <
+            beta_end; unset (``None``): Ho et al.'s 1e-4 and 0.02 for T = 1000, scaled by 1000 / T
+            (:func:`linear_betas`). The schedule must end in noise: sqrt(alpha_bar_T) <= 0.05.
         hidden: width of the epsilon-network.
         layers: hidden layers of the epsilon-network.
         num_classes: K for a class-conditional model (a label embedding concatenated to the network's input);
@@ -322,13 +367,13 @@ class DDPMConfig:
         p_uncond: probability that training drops a label (the null label), for classifier-free guidance.
 
     Raises:
-        ValueError: a value outside its declared range, or beta_start >= beta_end
-            (:class:`models.fields.FieldConflict`).
+        ValueError: a value outside its declared range, beta_start >= beta_end, or a schedule that does not end
+            in noise (:class:`models.fields.FieldConflict`).
     """
 
     T: _T = 1000
-    beta_start: _Beta = 1e-4
-    beta_end: _Beta = 0.02
+    beta_start: _Beta | None = None
+    beta_end: _Beta | None = None
     hidden: Annotated[int, Range(ge=1, le=2048)] = 128
     layers: Annotated[int, Range(ge=1, le=64)] = 3
     num_classes: Annotated[int, Range(ge=2, le=100_000)] | None = None
@@ -377,8 +422,9 @@ class ImageDDPMConfig:
 
     Attributes:
         T: diffusion steps, 2 to 10^4.
-        beta_start, beta_end: linear beta schedule endpoints (Ho et al.: 1e-4, 0.02), in
-            [1e-8, 0.999] with beta_start < beta_end.
+        beta_start, beta_end: the linear beta schedule's endpoints, in [1e-8, 0.999] with beta_start <
+            beta_end; unset (``None``): Ho et al.'s 1e-4 and 0.02 for T = 1000, scaled by 1000 / T
+            (:func:`linear_betas`). The schedule must end in noise: sqrt(alpha_bar_T) <= 0.05.
         channels: U-Net feature maps per resolution level (diffusers' ``block_out_channels``);
             H and W must be divisible by 2 ** (len(channels) - 1).
         layers_per_block: ResNet blocks per level.
@@ -392,13 +438,14 @@ class ImageDDPMConfig:
         p_uncond: probability that training drops a label (the null label), for classifier-free guidance.
 
     Raises:
-        ValueError: a value outside its declared range, beta_start >= beta_end, or ``norm_groups``
+        ValueError: a value outside its declared range, beta_start >= beta_end, a schedule that does not end in
+            noise, or ``norm_groups``
             not dividing ``channels`` (:class:`models.fields.FieldConflict`).
     """
 
     T: _T = 1000
-    beta_start: _Beta = 1e-4
-    beta_end: _Beta = 0.02
+    beta_start: _Beta | None = None
+    beta_end: _Beta | None = None
     channels: UNetChannels = (64, 128, 128)
     layers_per_block: Annotated[int, Range(ge=1, le=8)] = 2
     attention: bool = True

@@ -102,6 +102,14 @@ def test_family_configs_refuse_bad_values_and_name_both_keys_of_a_conflict():
     assert str(e.value) == "sigma_min: 1.0 is not allowed (must be below sigma_max = 0.5)"
     with pytest.raises(FieldConflict, match=r"^beta_start: 0.02 is not allowed \(must be below beta_end = 0.02\)$"):
         DDPMConfig(beta_start=0.02, beta_end=0.02)
+    # a schedule that does not end in noise: Ho et al.'s 1000-step betas at T = 100
+    with pytest.raises(FieldConflict) as e:
+        ImageDDPMConfig(T=100, beta_start=1e-4, beta_end=0.02)
+    assert set(e.value.problems) == {"T", "beta_end", "beta_start"}
+    assert str(e.value) == ("T: 100 is not allowed with beta_end = 0.02 and beta_start = 0.0001: x_T keeps "
+                            "sqrt(alpha_bar_T) = 0.603 of the data (at most 0.05), where sampling starts from "
+                            "N(0, I); raise T or beta_end, or leave both betas unset (Ho et al.'s, scaled by 1000 / T)")
+    assert ImageDDPMConfig(T=100, beta_end=0.2).beta_start is None  # 0.001 .. 0.2 ends in noise
     with pytest.raises(FieldConflict) as e:
         ImageDDPMConfig(channels=(16, 24), norm_groups=16)
     assert set(e.value.problems) == {"norm_groups", "channels"}

@@ -34,6 +34,23 @@ def test_the_schedule_and_timesteps_are_diffusers(scheduler):
     assert DDIM(steps=20).timesteps(T).tolist() == scheduler.timesteps.tolist()
 
 
+def test_a_short_schedule_is_ho_et_al_s_scaled_by_1000_over_t_and_ends_in_noise():
+    """T = 100 is improved-diffusion's linear schedule (betas 0.001 ... 0.2), the alpha_bar of diffusers' scheduler
+    with those ends; unscaled, Ho et al.'s betas would leave x_T with 60% of the data."""
+    diffusers = pytest.importorskip("diffusers")
+    from models.diffusion import linear_betas, prior_signal
+
+    assert linear_betas(1000) == (1e-4, 0.02) and linear_betas(100) == pytest.approx((1e-3, 0.2))
+    assert linear_betas(20) == pytest.approx((5e-3, 0.999))  # 0.02 x 50 = 1.0, capped at improved-diffusion's 0.999
+    ref = diffusers.DDPMScheduler(num_train_timesteps=100, beta_start=1e-3, beta_end=0.2, beta_schedule="linear")
+    for modality in ("vector", "image"):
+        m = tiny_model("diffusion", modality, T=100)
+        torch.testing.assert_close(m.alpha_bar, ref.alphas_cumprod, rtol=1e-5, atol=1e-8)
+    # sqrt(alpha_bar_T) = exp(-sum(beta) / 2) to first order: 100 x 0.1005 -> 0.0066; exactly 0.0045
+    assert prior_signal(100) == pytest.approx(0.004516, abs=1e-6)
+    assert prior_signal(100, 1e-4, 0.02) == pytest.approx(0.6030, abs=1e-4)
+
+
 @pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
 def test_one_ddim_step_equals_diffusers_ddim_scheduler_step(scheduler, eta):
     """diffusers' step goes from t to t - T // S (its own rule for the previous timestep); given the same
