@@ -439,8 +439,7 @@ class ImageDDPMConfig:
 
     Raises:
         ValueError: a value outside its declared range, beta_start >= beta_end, a schedule that does not end in
-            noise, or ``norm_groups``
-            not dividing ``channels`` (:class:`models.fields.FieldConflict`).
+            noise, or ``norm_groups`` not dividing ``channels`` (:class:`models.fields.FieldConflict`).
     """
 
     T: _T = 1000
