@@ -78,7 +78,7 @@ class GaussianDiffusion(GenerativeModel):
     def _init_schedule(self, T: int, beta_start: float | None, beta_end: float | None) -> None:
         """Register beta, alpha_bar, alpha_bar_prev and log_var (float32 buffers of length T) of the linear
         schedule :func:`linear_betas` resolves."""
-        beta = torch.linspace(*linear_betas(T, beta_start, beta_end), T, dtype=torch.float64)
+        beta = linear_schedule(T, beta_start, beta_end)
         alpha_bar = torch.cumprod(1 - beta, 0)
         alpha_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar[:-1]])
         beta_tilde = beta * (1 - alpha_bar_prev) / (1 - alpha_bar)
@@ -320,10 +320,14 @@ def linear_betas(T: int, beta_start: float | None = None, beta_end: float | None
     return start, end
 
 
+def linear_schedule(T: int, beta_start: float | None = None, beta_end: float | None = None) -> Tensor:
+    """beta_1 ... beta_T, float64 (T,), linear between the ends :func:`linear_betas` resolves."""
+    return torch.linspace(*linear_betas(T, beta_start, beta_end), T, dtype=torch.float64)
+
+
 def prior_signal(T: int, beta_start: float | None = None, beta_end: float | None = None) -> float:
     """sqrt(alpha_bar_T) of the linear schedule: the fraction of x_0 that x_T keeps (0 for pure noise)."""
-    beta = torch.linspace(*linear_betas(T, beta_start, beta_end), T, dtype=torch.float64)
-    return float(torch.prod(1 - beta).sqrt())
+    return float(torch.prod(1 - linear_schedule(T, beta_start, beta_end)).sqrt())
 
 
 def _check_schedule(config) -> None:
