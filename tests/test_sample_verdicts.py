@@ -342,3 +342,27 @@ def test_t30_simple_estimators_against_the_best_family():
     assert only(v, "T30", "single Gaussian").verdict == AGREES  # 1.42 vs 0.11: fails on the multimodal mixture
     assert only(v, "T30", "KDE").verdict == DISAGREES  # 0.013 ± 0.02: as good as the flow in 2D
     assert only(v, "T30", "bad").verdict == INCONCLUSIVE  # no standard error
+
+
+# --------------------------------------------------------------------------- impossible bits/dim
+def test_bits_per_dim_below_zero_are_not_a_likelihood():
+    # dequantized 8-bit pixels: a normalized density gives >= 0 bits/dim; MNIST's cpu profile at 20 ODE NFE gave
+    # diffusion -0.46 ± 0.11, -0.91 ± 0.085, -1.40 ± 0.074 (3 seeds) beside an ELBO of 3.83, 3.67, 3.60
+    assert sv.impossible_bpd(-0.46, 0.11) and not sv.impossible_bpd(-0.1, 0.06)  # -0.1 + 0.12 >= 0: the noise
+    assert not sv.impossible_bpd(1.42, 0.07) and not sv.impossible_bpd(None, None)
+    diffusion = rec("diffusion", density={"ode_test_bpd": -0.9073, "ode_test_bpd_se": 0.0849,
+                                          "test_bpd_bound": 3.6732, "test_bpd_bound_se": 0.0359})
+    assert sv.likelihood(diffusion) == (3.6732, 0.0359, "bits/dim", "bound")  # the ELBO, not the ODE
+    valid = rec("diffusion", density={"ode_test_bpd": 1.2, "ode_test_bpd_se": 0.05, "test_bpd_bound": 3.6732})
+    assert sv.likelihood(valid) == (1.2, 0.05, "bits/dim", "exact")
+
+
+def test_t3_a_negative_ode_bits_per_dim_is_inconclusive():
+    def score_bpd(s: int, bpd: float) -> CellRecord:
+        return rec("score", s, density={"ode_test_nll_nats": bpd * 784 * math.log(2), "ode_test_bpd": bpd,
+                                        "ode_test_bpd_se": 0.08, "ode_test_n": 200, "ode_nfe": 20,
+                                        "ode_trace": "hutchinson", "ode_ms_per_example": 65.0})
+    v = only(judge(*(score_bpd(s, b) for s, b in enumerate([-0.46, -0.91, -1.40]))), "T3")
+    assert v.verdict == INCONCLUSIVE and "-0.923 ± 0.27" in v.evidence and "not a likelihood" in v.evidence
+    ok = only(judge(*(score_bpd(s, b) for s, b in enumerate([1.42, 2.58, 0.67]))), "T3")
+    assert ok.verdict == AGREES  # 20 NFE >= 10 x 1 (positive, if noisy: 1.56 ± 0.56 over seeds)

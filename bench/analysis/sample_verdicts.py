@@ -190,10 +190,22 @@ def quality(m: SamplerResult | None) -> tuple[float | None, float | None, str]:
     return None, None, ""
 
 
+def impossible_bpd(value: float | None, se: float | None) -> bool:
+    """Whether bits/dim of uniformly dequantized 8-bit pixels lie below 0 by more than 2 standard errors.
+
+    No normalized density does that: a unit-width bin holds probability at most 1, so E_u[−log p(x + u)] ≥
+    −log P(bin) ≥ 0 (Theis et al. 2016, arXiv:1511.01844). Such a value is not a likelihood: for the
+    probability-flow ODE it says the solve (its NFE) was too coarse for the density to integrate to 1. ``value``
+    and ``se`` in bits/dim; ``False`` for ``None`` or a non-finite value.
+    """
+    return value is not None and math.isfinite(value) and value + 2 * (se or 0.0) < 0
+
+
 def likelihood(rec: CellRecord) -> tuple[float | None, float | None, str, str]:
     """(value, own SE, unit, kind) of a record's likelihood, lower is better: 2D KL (nats), images bits/dim;
     kind ``"exact"`` (exact, EBM by quadrature, or the probability-flow ODE, whichever is lowest among exact
-    values) or ``"bound"`` (an upper bound: ELBO/IWAE); ``(None, None, "", "")`` without one."""
+    values) or ``"bound"`` (an upper bound: ELBO/IWAE); ``(None, None, "", "")`` without one. An image value
+    below 0 bits/dim by more than 2 SE (:func:`impossible_bpd`, an ODE solved too coarsely) is left out."""
     d = rec.density or DensityResult()
     if d.kl_nats is not None or d.ode_kl_nats is not None or d.kl_bound_nats is not None:
         unit = "nats"
@@ -203,7 +215,8 @@ def likelihood(rec: CellRecord) -> tuple[float | None, float | None, str, str]:
         unit = "bits/dim"
         exact = [(d.test_bpd, d.test_bpd_se), (d.ode_test_bpd, d.ode_test_bpd_se)]
         bound = (d.test_bpd_bound, d.test_bpd_bound_se)
-    exact = [(v, s) for v, s in exact if v is not None and math.isfinite(v)]
+    exact = [(v, s) for v, s in exact if v is not None and math.isfinite(v)
+             and not (unit == "bits/dim" and impossible_bpd(v, s))]
     if exact:
         v, s = min(exact)
         return v, s, unit, "exact"
@@ -276,7 +289,11 @@ def ode_likelihood_verdicts(ds: str, groups: dict[str, list[CellRecord]]) -> lis
             norm = f"; ∫p not resolved by the {d0.ode_integral_grid}² grid (quadrature error {err:.2g} nats)"
         evidence = (f"ODE NLL {nll.text()} {unit} on N = {d0.ode_test_n} test points, {nll.n} seeds ({nll.how}); "
                     f"{cost}{norm}")
-        if not ok_norm:
+        if unit == "bits/dim" and impossible_bpd(nll.mean, nll.se):
+            verdict = INCONCLUSIVE
+            evidence += (": below 0 bits/dim by more than 2 SE, which no normalized density of dequantized pixels "
+                         "gives: not a likelihood at this step count")
+        elif not ok_norm:
             verdict = INCONCLUSIVE
             evidence += ": not normalized within 1% at this step count"
         else:

@@ -25,6 +25,8 @@ def likelihood_text(rec: CellRecord) -> str:
     value = (f"{pm(d.ode_test_bpd, d.ode_test_bpd_se)} bits/dim" if d.ode_test_bpd is not None
              else f"NLL {pm(d.ode_test_nll_nats, d.ode_test_nll_se_nats)} nats")
     ode = f"exact via ODE at {d.ode_nfe} NFE: {value} ({fmt(d.ode_ms_per_example)} ms per point)"
+    if sample_verdicts.impossible_bpd(d.ode_test_bpd, d.ode_test_bpd_se):
+        ode += " — not a likelihood: below 0 bits/dim, impossible for a normalized density (too few NFE)"
     return ode if text == "none" else f"{text}; {ode}"
 
 
@@ -641,6 +643,9 @@ def ode_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
                           if (d.test_bpd_bound if image else d.test_nll_bound_nats) is not None],
                          [d.test_bpd_bound_se if image else d.test_nll_bound_se_nats for d in dd])
         integral = [d.ode_log_integral_nats for d in dd if d.ode_log_integral_nats is not None]
+        e = sample_verdicts.estimate([d.ode_test_bpd for d in dd], [d.ode_test_bpd_se for d in dd]) if image else None
+        if e is not None and sample_verdicts.impossible_bpd(e.mean, e.se):
+            ode += " (below 0: not a likelihood, too few NFE)"
         rows.append({
             "family": fam, "seeds": str(len(dd)), f"ODE NLL ({unit})": ode,
             f"bound ({unit})": "–" if bound == "–" else f"≤ {bound} ({dd[0].bound_name})",
