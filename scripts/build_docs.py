@@ -281,7 +281,9 @@ def small_png(src: Path, dst: Path, width: int | None = None) -> None:
 
 def copy_report(run: Path, snap: dict) -> Path | None:
     """The run's ``report.md`` and figures as the site's page ``docs/reports/<suite>-<profile>.md`` (the latest
-    run of that suite and profile), its figure links pointing at ``docs/reports/<suite>-<profile>/``."""
+    run of that suite and profile), its figure links pointing at ``docs/reports/<suite>-<profile>/``; an image
+    report's per-cell sample grids (``<cell>/samples_*.png``) are copied to
+    ``docs/reports/<suite>-<profile>/<cell>/``."""
     report = run / "report.md"
     if not report.is_file():
         return None
@@ -293,8 +295,19 @@ def copy_report(run: Path, snap: dict) -> Path | None:
     for png in sorted((run / "figures").glob("*.png")):
         small_png(png, figures / png.name)
     text = report.read_text(encoding="utf-8").replace("](figures/", f"]({stem}/figures/")
+
+    def cell_grid(m: re.Match) -> str:  # an image report's per-cell sample grid: copied beside the figures
+        cell, name = m.group(1), m.group(2)
+        src = run / cell / name
+        if cell.startswith(".") or not src.is_file():
+            return m.group(0)
+        (REPORTS / stem / cell).mkdir(exist_ok=True)
+        shutil.copyfile(src, REPORTS / stem / cell / name)
+        return f"]({stem}/{cell}/{name})"
+
+    text = re.sub(r"\]\(([A-Za-z0-9_\-][A-Za-z0-9_.\-]*)/(samples_[A-Za-z0-9_.\-]+\.png)\)", cell_grid, text)
     head = (f"<!-- copied by scripts/build_docs.py --add-run from {snap['suite']}/{snap['run_id']}; "
-            "the run's own report.md, unchanged but for its figure links -->\n\n")
+            "the run's own report.md, unchanged but for its figure and sample-grid links -->\n\n")
     out = REPORTS / f"{stem}.md"
     out.write_text(head + text, encoding="utf-8")
     return out

@@ -209,3 +209,23 @@ def test_the_api_reference_lists_the_public_objects_a_module_defines_in_source_o
     api = (ROOT / "docs/reference/api.md").read_text(encoding="utf-8")
     for kind in set(samplers.KINDS.values()):
         assert f"::: models.samplers.{kind.__name__}\n" in api  # the suites reference links to each
+
+
+def test_a_copied_image_report_takes_its_cells_sample_grids_along(tmp_path, monkeypatch):
+    from PIL import Image
+
+    run = tmp_path / "run"
+    (run / "figures").mkdir(parents=True)
+    (run / "mnist__vae__s0").mkdir()
+    Image.new("RGB", (4, 3)).save(run / "figures" / "pareto.png")
+    (run / "mnist__vae__s0" / "samples_default.png").write_bytes(b"\x89PNG grid")
+    (run / "report.md").write_text("![p](figures/pareto.png) ![g](mnist__vae__s0/samples_default.png) "
+                                   "![x](../outside/samples_a.png) ![m](mnist__gan__s0/samples_default.png)\n")
+    monkeypatch.setattr(build_docs, "REPORTS", tmp_path / "reports")
+    out = build_docs.copy_report(run, {"suite": "mnist", "profile": "cpu", "run_id": "r"})
+    text = out.read_text()
+    assert "](mnist-cpu/figures/pareto.png)" in text and "](mnist-cpu/mnist__vae__s0/samples_default.png)" in text
+    assert (tmp_path / "reports/mnist-cpu/mnist__vae__s0/samples_default.png").read_bytes() == b"\x89PNG grid"
+    # a link leaving the run folder, and one to a grid the run does not have, stay as they were
+    assert "](../outside/samples_a.png)" in text and "](mnist__gan__s0/samples_default.png)" in text
+    assert sorted(p.name for p in (tmp_path / "reports/mnist-cpu").iterdir()) == ["figures", "mnist__vae__s0"]
