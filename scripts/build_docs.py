@@ -73,6 +73,7 @@ NAV: list[tuple[str, list[tuple[str, str]]]] = [
                              ("Samples and likelihoods", "samples-and-likelihoods.md"),
                              ("The 2D default report", "reports/toy2d-default.md"),
                              ("The 2D conditional report", "reports/toy2d-conditional-conditional.md"),
+                             ("The MNIST cpu report", "reports/mnist-cpu.md"),
                              ("The MNIST conditional report", "reports/mnist-conditional-cpu-conditional.md")]),
     ("Design notes", [("Architecture", "design/architecture.md"), ("The cost model", "design/cost-model.md"),
                       ("The gate's calibration", "design/gate-calibration.md"), ("Timing", "design/timing.md"),
