@@ -146,6 +146,7 @@ def test_t6_likelihood_and_sample_quality_across_families():
     assert only(conc, "T6", None).verdict == DISAGREES and "rho = 1.00" in only(conc, "T6", None).evidence
     noisy = judge(*fam("flow", 0.1, 0.05), *fam("diffusion", 0.1, 0.05))
     assert only(noisy, "T6", None).verdict == INCONCLUSIVE
+    assert "Spearman rho n/a (fewer than 3 families, or tied)" in only(noisy, "T6", None).evidence  # not "nan"
 
 
 # --------------------------------------------------------------------------- T7-T10

@@ -407,8 +407,10 @@ def discordance(ds: str, groups: dict[str, list[CellRecord]]) -> list[ClaimVerdi
                 undecided += 1
     rho, p = (st.spearmanr([rows[f][0].mean for f in names], [rows[f][2].mean for f in names])
               if len(names) >= 3 else (math.nan, math.nan))
+    spearman = (f"Spearman rho = {rho:.2f} (p = {p:.2g})" if math.isfinite(rho)
+                else "Spearman rho n/a (fewer than 3 families, or tied)")
     evidence = (f"{len(names)} families ({min(r[0].n for r in rows.values())}+ seeds): likelihood in {unit} vs "
-                f"{qname}; Spearman rho = {rho:.2f} (p = {p:.2g}); pairs: {len(discordant)} discordant, {concordant} "
+                f"{qname}; {spearman}; pairs: {len(discordant)} discordant, {concordant} "
                 f"concordant, {undecided} within the noise" + (f"; e.g. {discordant[0]}" if discordant else ""))
     if discordant:
         verdict = AGREES
