@@ -300,7 +300,7 @@ def copy_report(run: Path, snap: dict) -> Path | None:
     def cell_grid(m: re.Match) -> str:  # an image report's per-cell sample grid: copied beside the figures
         cell, name = m.group(1), m.group(2)
         src = run / cell / name
-        if cell.startswith(".") or not src.is_file():
+        if not src.is_file():  # the pattern admits no "." first, so no cell leaves the run folder
             return m.group(0)
         (REPORTS / stem / cell).mkdir(exist_ok=True)
         shutil.copyfile(src, REPORTS / stem / cell / name)

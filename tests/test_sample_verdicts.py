@@ -356,6 +356,15 @@ def test_bits_per_dim_below_zero_are_not_a_likelihood():
     assert sv.likelihood(diffusion) == (3.6732, 0.0359, "bits/dim", "bound")  # the ELBO, not the ODE
     valid = rec("diffusion", density={"ode_test_bpd": 1.2, "ode_test_bpd_se": 0.05, "test_bpd_bound": 3.6732})
     assert sv.likelihood(valid) == (1.2, 0.05, "bits/dim", "exact")
+    # the report's ODE table marks the seed mean -0.923 ± 0.27 of the run's three seeds, and not a valid 1.2
+    from bench.report import tables
+
+    def ode(s: int, bpd: float) -> CellRecord:
+        return rec("diffusion", s, density={"ode_test_nll_nats": bpd * 784 * math.log(2), "ode_test_bpd": bpd,
+                                            "ode_test_bpd_se": 0.08, "ode_nfe": 20, "ode_ms_per_example": 65.0})
+    [row] = tables.ode_rows([ode(s, b) for s, b in enumerate([-0.46, -0.91, -1.40])])
+    assert row["ODE NLL (bits/dim)"] == "-0.923 ± 0.27 (below 0: not a likelihood, too few NFE)"
+    assert tables.ode_rows([ode(0, 1.2)])[0]["ODE NLL (bits/dim)"] == "1.20 ± 0.080"
 
 
 def test_t3_a_negative_ode_bits_per_dim_is_inconclusive():

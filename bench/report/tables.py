@@ -637,15 +637,15 @@ def ode_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
             continue
         image = dd[0].ode_test_bpd is not None
         unit = "bits/dim" if image else "nats"
-        ode = _mean_se([d.ode_test_bpd if image else d.ode_test_nll_nats for d in dd],
-                       [d.ode_test_bpd_se if image else d.ode_test_nll_se_nats for d in dd])
+        est = sample_verdicts.estimate([d.ode_test_bpd if image else d.ode_test_nll_nats for d in dd],
+                                       [d.ode_test_bpd_se if image else d.ode_test_nll_se_nats for d in dd])
+        ode = "–" if est is None else pm(est.mean, est.se)
+        if image and est is not None and sample_verdicts.impossible_bpd(est.mean, est.se):
+            ode += " (below 0: not a likelihood, too few NFE)"
         bound = _mean_se([d.test_bpd_bound if image else d.test_nll_bound_nats for d in dd
                           if (d.test_bpd_bound if image else d.test_nll_bound_nats) is not None],
                          [d.test_bpd_bound_se if image else d.test_nll_bound_se_nats for d in dd])
         integral = [d.ode_log_integral_nats for d in dd if d.ode_log_integral_nats is not None]
-        e = sample_verdicts.estimate([d.ode_test_bpd for d in dd], [d.ode_test_bpd_se for d in dd]) if image else None
-        if e is not None and sample_verdicts.impossible_bpd(e.mean, e.se):
-            ode += " (below 0: not a likelihood, too few NFE)"
         rows.append({
             "family": fam, "seeds": str(len(dd)), f"ODE NLL ({unit})": ode,
             f"bound ({unit})": "–" if bound == "–" else f"≤ {bound} ({dd[0].bound_name})",
