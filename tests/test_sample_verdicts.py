@@ -365,6 +365,17 @@ def test_bits_per_dim_below_zero_are_not_a_likelihood():
     [row] = tables.ode_rows([ode(s, b) for s, b in enumerate([-0.46, -0.91, -1.40])])
     assert row["ODE NLL (bits/dim)"] == "-0.923 ± 0.27 (below 0: not a likelihood, too few NFE)"
     assert tables.ode_rows([ode(0, 1.2)])[0]["ODE NLL (bits/dim)"] == "1.20 ± 0.080"
+    assert row["solver error"] == "–"  # records from before the half-step check
+
+    def checked(s: int, change_bpd: float) -> CellRecord:  # SE 0.08 bits/dim; Heun 50 steps against 25
+        r = ode(s, 5.5)
+        return dataclasses.replace(r, density=dataclasses.replace(
+            r.density, dims=784, ode_test_nll_se_nats=0.08 * 784 * math.log(2), ode_steps=50, ode_method="heun",
+            ode_check_steps=25, ode_step_change_nats=change_bpd * 784 * math.log(2), ode_step_change_se_nats=1.0))
+    [row] = tables.ode_rows([checked(0, 0.74), checked(1, 0.06), checked(2, 0.03)])
+    assert row["solver error"] == "≈ 0.247 (25 → 50 steps), not settled in 1 of 3 seeds"  # 0.74 / 3 > 0.08
+    assert tables.ode_rows([checked(0, 0.06)])[0]["solver error"] == "≈ 0.0200 (25 → 50 steps)"
+    assert "not settled" in tables.likelihood_text(checked(0, 0.74))
 
 
 def test_t3_a_negative_ode_bits_per_dim_is_inconclusive():
@@ -376,3 +387,37 @@ def test_t3_a_negative_ode_bits_per_dim_is_inconclusive():
     assert v.verdict == INCONCLUSIVE and "-0.923 ± 0.27" in v.evidence and "not a likelihood" in v.evidence
     ok = only(judge(*(score_bpd(s, b) for s, b in enumerate([1.42, 2.58, 0.67]))), "T3")
     assert ok.verdict == AGREES  # 20 NFE >= 10 x 1 (positive, if noisy: 1.56 ± 0.56 over seeds)
+
+
+def step_checked(change: float, change_se: float = 0.001, method: str = "heun", nll_se: float = 0.05,
+                 seed: int = 0) -> CellRecord:
+    """A score record whose ODE (100 NFE, integrating to 1.002) moved its NLL by ``change`` nats from 25 to 50
+    steps, on 200 points."""
+    r = score(100)
+    return dataclasses.replace(r, seed=seed, density=dataclasses.replace(
+        r.density, ode_test_nll_se_nats=nll_se, ode_steps=50, ode_method=method, ode_check_steps=25,
+        ode_check_n=200, ode_step_change_nats=change, ode_step_change_se_nats=change_se))
+
+
+def test_the_ode_solver_error_is_richardsons_and_unsettled_beyond_the_nlls_se():
+    # Heun (order 2): error left = |change| / 3; lower bound (|change| - 2 SE) / 3
+    assert sv.ode_solver_error(step_checked(-0.30, 0.03).density) == pytest.approx((0.10, 0.08))
+    assert sv.ode_solver_error(step_checked(0.30, 0.03, "euler").density) == pytest.approx((0.30, 0.24))  # order 1
+    assert sv.ode_solver_error(score(100).density) is None  # a record from before the check
+    assert sv.ode_unsettled(step_checked(0.30, 0.03).density)  # 0.08 > SE 0.05
+    assert not sv.ode_unsettled(step_checked(0.30, 0.03, nll_se=0.09).density)  # 0.08 < 0.09
+    assert not sv.ode_unsettled(step_checked(0.21, 0.03).density)  # lower bound (0.21 - 0.06) / 3 = 0.05: not beyond
+    assert not sv.ode_unsettled(score(100).density)
+
+
+def test_t3_is_inconclusive_when_the_ode_has_not_settled_and_the_likelihood_drops_it():
+    settled = only(judge(*(step_checked(0.03, seed=s) for s in range(3))), "T3")
+    assert settled.verdict == AGREES and "solver error ≈ 0.01 nats at 50 heun steps" in settled.evidence
+    v = only(judge(step_checked(0.03, seed=0), step_checked(0.9, 0.02, seed=1), step_checked(0.02, seed=2)), "T3")
+    assert v.verdict == INCONCLUSIVE and "not settled at this step count in 1 of 3 seeds" in v.evidence
+    assert "solver error ≈ 0.3 nats" in v.evidence and "moved +0.9 ± 0.02 from 25 steps on 200 points" in v.evidence
+    # the ODE's KL is the record's likelihood only while settled; an unsettled one leaves the exact value (none) out
+    def kl(change: float) -> CellRecord:
+        r = step_checked(change)
+        return dataclasses.replace(r, density=dataclasses.replace(r.density, ode_kl_nats=0.05, ode_kl_se_nats=0.05))
+    assert sv.likelihood(kl(0.03))[:2] == (0.05, 0.05) and sv.likelihood(kl(0.9)) == (None, None, "", "")

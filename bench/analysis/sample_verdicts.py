@@ -8,7 +8,8 @@ ratio, KID's subset std), which covers evaluation noise only; the evidence says 
 
 * **T3** (score models: no explicit likelihood): the probability-flow ODE gives one; the claim agrees when
   that costs at least :data:`ODE_COST_RATIO` network evaluations per point (an explicit density costs 1),
-  with the ODE density normalized where it was integrated (2D).
+  with the solver settled at its step count (:func:`ode_unsettled`) and the ODE density normalized where it
+  was integrated (2D).
 * **T5** (autoregressive models reach the best likelihoods): the autoregressive NLL (2D: KL in nats; images:
   bits/dim) against every other family's exact likelihood (flows, the ODE, the EBM by quadrature) and upper
   bounds (ELBO, IWAE).
@@ -59,11 +60,13 @@ SHARP_TOLERANCE = math.log(1.25)  # T18: as sharp as the data within 25% (|log r
 THEIS_MAX_BPD = 0.01  # T6: the mixture moves bits/dim by less than this ...
 THEIS_MIN_FID_SE = 10.0  # ... while FID moves by more than this many standard errors
 MATCH_TOLERANCE = 0.2  # parameter counts within 20% are matched
+ODE_ORDER = {"euler": 1, "heun": 2}  # global order of the probability-flow ODE's solvers
 INTEGRAL_TOLERANCE = 0.01  # a density integrates to 1 within 1% (|log integral| <= 0.01 or 3x its error)
 
 ODE_RULE = (f"score models give no explicit likelihood: agrees when their exact likelihood, by the probability-flow "
-            f"ODE, costs >= {ODE_COST_RATIO:g}x the network evaluations of an explicit density (1 per point) and, "
-            "where integrated (2D), the ODE density integrates to 1 within 1%")
+            f"ODE, costs >= {ODE_COST_RATIO:g}x the network evaluations of an explicit density (1 per point), "
+            "the solver's error (half the steps against all, Richardson) is within the NLL's SE, and, where "
+            "integrated (2D), the ODE density integrates to 1 within 1%")
 AR_BEST_RULE = (f"agrees when the autoregressive NLL is below every other family's exact NLL (flows, ODE, EBM by "
                 f"quadrature) by > {SEPARATION:g} combined SE and no upper bound (ELBO, IWAE) is below it; disagrees "
                 "when another family's NLL or upper bound is below it by that margin")
@@ -201,11 +204,35 @@ def impossible_bpd(value: float | None, se: float | None) -> bool:
     return value is not None and math.isfinite(value) and value + 2 * (se or 0.0) < 0
 
 
+def ode_solver_error(d: DensityResult) -> tuple[float, float] | None:
+    """(estimated, lower bound) error of the ODE likelihood left at its step count, nats per example: the paired
+    change of the NLL from half the steps to all (``ode_step_change_nats``, SE ``ode_step_change_se_nats``)
+    divided by 2^p - 1 for the solver's global order p (:data:`ODE_ORDER`; Richardson extrapolation), the lower
+    bound from |change| - 2 SE; ``None`` for a record without the check (before it existed, or 1 step).
+    """
+    if d.ode_step_change_nats is None or d.ode_method not in ODE_ORDER:
+        return None
+    k = 2 ** ODE_ORDER[d.ode_method] - 1
+    change, se = abs(d.ode_step_change_nats), d.ode_step_change_se_nats or 0.0
+    return change / k, max(0.0, change - 2 * se) / k
+
+
+def ode_unsettled(d: DensityResult) -> bool:
+    """Whether the ODE likelihood of a record is not settled at its step count: the solver's error left there,
+    estimated from half the steps (:func:`ode_solver_error`) and less 2 SE of that check, still exceeds the NLL's
+    standard error over the test points (``ode_test_nll_se_nats``). Such a value says as much about the solver as
+    about the model. ``False`` without the check or the SE.
+    """
+    err = ode_solver_error(d)
+    return err is not None and d.ode_test_nll_se_nats is not None and err[1] > d.ode_test_nll_se_nats
+
+
 def likelihood(rec: CellRecord) -> tuple[float | None, float | None, str, str]:
     """(value, own SE, unit, kind) of a record's likelihood, lower is better: 2D KL (nats), images bits/dim;
     kind ``"exact"`` (exact, EBM by quadrature, or the probability-flow ODE, whichever is lowest among exact
     values) or ``"bound"`` (an upper bound: ELBO/IWAE); ``(None, None, "", "")`` without one. An image value
-    below 0 bits/dim by more than 2 SE (:func:`impossible_bpd`, an ODE solved too coarsely) is left out."""
+    below 0 bits/dim by more than 2 SE (:func:`impossible_bpd`, an ODE solved too coarsely) is left out, and so is
+    an ODE value its solver has not settled (:func:`ode_unsettled`)."""
     d = rec.density or DensityResult()
     if d.kl_nats is not None or d.ode_kl_nats is not None or d.kl_bound_nats is not None:
         unit = "nats"
@@ -215,6 +242,8 @@ def likelihood(rec: CellRecord) -> tuple[float | None, float | None, str, str]:
         unit = "bits/dim"
         exact = [(d.test_bpd, d.test_bpd_se), (d.ode_test_bpd, d.ode_test_bpd_se)]
         bound = (d.test_bpd_bound, d.test_bpd_bound_se)
+    if ode_unsettled(d):
+        exact = exact[:1]  # the ODE's value says as much about its solver as about the model
     exact = [(v, s) for v, s in exact if v is not None and math.isfinite(v)
              and not (unit == "bits/dim" and impossible_bpd(v, s))]
     if exact:
@@ -287,12 +316,27 @@ def ode_likelihood_verdicts(ds: str, groups: dict[str, list[CellRecord]]) -> lis
         elif integrals:
             err = min(e for _, e in integrals)
             norm = f"; ∫p not resolved by the {d0.ode_integral_grid}² grid (quadrature error {err:.2g} nats)"
+        errors = [(ode_solver_error(d), d) for d in ds_]
+        errors = [(e, d) for e, d in errors if e is not None]
+        unsettled = [d for d in ds_ if ode_unsettled(d)]
+        check = ""
+        if errors:
+            (e, lo), dw = max(errors, key=lambda p: p[0][0])
+            scale = 1 / (dw.dims * math.log(2)) if unit == "bits/dim" and dw.dims else 1.0
+            check = (f"; solver error ≈ {scale * e:.2g} {unit} at {dw.ode_steps} {dw.ode_method} steps (the largest "
+                     f"over seeds: NLL moved {scale * dw.ode_step_change_nats:+.3g} ± "
+                     f"{scale * (dw.ode_step_change_se_nats or 0):.2g} from {dw.ode_check_steps} steps on "
+                     f"{dw.ode_check_n} points) against the NLL's SE {scale * (dw.ode_test_nll_se_nats or 0):.2g}")
         evidence = (f"ODE NLL {nll.text()} {unit} on N = {d0.ode_test_n} test points, {nll.n} seeds ({nll.how}); "
-                    f"{cost}{norm}")
+                    f"{cost}{norm}{check}")
         if unit == "bits/dim" and impossible_bpd(nll.mean, nll.se):
             verdict = INCONCLUSIVE
             evidence += (": below 0 bits/dim by more than 2 SE, which no normalized density of dequantized pixels "
                          "gives: not a likelihood at this step count")
+        elif unsettled:
+            verdict = INCONCLUSIVE
+            evidence += (f": not settled at this step count in {len(unsettled)} of {len(ds_)} seeds (its error, "
+                         "less 2 SE of the check, exceeds the NLL's SE)")
         elif not ok_norm:
             verdict = INCONCLUSIVE
             evidence += ": not normalized within 1% at this step count"

@@ -14,10 +14,19 @@ and, in 2D, the measured normalization: the log of the integral of the ODE densi
 exact densities' check, by the midpoint rule on a grid of ``eval.quadrature_grid // 4`` points per axis (its
 error |log Z(n) - log Z(n/2)|). On images the density is of uniformly dequantized pixels, so its bits/dim
 (``ode_test_bpd``, added by the image evaluation) bound the discrete ones from above.
+
+The solver's own error is measured too: the first batch of test points (``eval.density_batch`` of them, the
+same dequantization noise and Hutchinson probes) is solved again at half the steps, and the mean paired change
+of the NLL from ``steps // 2`` to ``steps`` is recorded with its standard error (``ode_step_change_nats``).
+For a method of order p (Euler 1, Heun 2) the error left at ``steps`` is about that change / (2^p - 1)
+(Richardson; :func:`bench.analysis.sample_verdicts.ode_solver_error`), and
+:func:`bench.analysis.sample_verdicts.ode_unsettled` calls the likelihood unsettled when that error exceeds its
+standard error over the test points.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -68,12 +77,46 @@ def ode_likelihood(model: Any, ds: Any, ev: EvalConfig, device: torch.device, sa
     out: dict[str, Any] = {
         "ode_sampler": name, "ode_test_n": len(lp), "ode_test_nll_nats": float(-lp.mean()),
         "ode_test_nll_se_nats": float(lp.std() / len(lp) ** 0.5) if len(lp) > 1 else None,
-        "ode_nfe": sampler.nfe(model), "ode_trace": sampler.trace_kind(model),
-        "ode_seconds": clock.seconds, "ode_ms_per_example": 1e3 * clock.seconds / len(lp),
+        "ode_nfe": sampler.nfe(model), "ode_trace": sampler.trace_kind(model), "ode_steps": sampler.steps,
+        "ode_method": sampler.method, "ode_seconds": clock.seconds, "ode_ms_per_example": 1e3 * clock.seconds / len(lp),
     }
+    out.update(step_check(model, sampler, xs[: ev.density_batch], lp[: ev.density_batch], ev.seed, device))
     if closed_form:
         L = float(ds.test.abs().max()) * 1.5 + 1.0
         n = quadrature_side(ev)
         q = log_partition(lambda p: -sampler.log_prob(model, p), -L, L, n, device=device, chunk=ev.density_batch * 8)
         out.update(ode_log_integral_nats=q.log_z, ode_log_integral_error_nats=q.error, ode_integral_grid=q.n)
     return out
+
+
+@torch.no_grad()
+def step_check(model: Any, sampler: ProbabilityFlow, xs: torch.Tensor, lp: torch.Tensor, seed: int,
+               device: torch.device) -> dict[str, Any]:
+    """The ODE likelihood of the points ``xs`` solved again at half of ``sampler``'s steps, paired with ``lp``.
+
+    Args:
+        model: the model whose ODE gave ``lp``.
+        sampler: that ODE (its ``steps``, ``method``).
+        xs: the test points (M, *data_shape) of the first batch of the full solve.
+        lp: their log-densities at ``sampler.steps`` (M,), nats, computed from a generator seeded with ``seed``
+            as the first call on it, so that the half-step solve draws the same dequantization noise and probes.
+        seed: that generator's seed.
+        device: where the model runs.
+
+    Returns:
+        ``ode_check_steps`` (steps // 2), ``ode_check_n`` (M), ``ode_step_change_nats`` (mean of NLL(steps) -
+        NLL(steps // 2) per point, nats), ``ode_step_change_se_nats`` (its paired standard error; ``None`` for
+        M = 1), ``ode_check_seconds``; ``{}`` when ``sampler.steps`` < 2 or there are no points.
+    """
+    if sampler.steps < 2 or len(xs) == 0:
+        return {}
+    half = dataclasses.replace(sampler, steps=sampler.steps // 2)
+    gen = torch.Generator(device).manual_seed(seed)
+    with Stopwatch(device) as clock:
+        lp_half = half.log_prob(model, xs, generator=gen).double().cpu()
+    diff = lp_half - lp.double()  # NLL(steps) - NLL(steps // 2) = log p(steps // 2) - log p(steps)
+    return {
+        "ode_check_steps": half.steps, "ode_check_n": len(diff), "ode_step_change_nats": float(diff.mean()),
+        "ode_step_change_se_nats": float(diff.std() / len(diff) ** 0.5) if len(diff) > 1 else None,
+        "ode_check_seconds": clock.seconds,
+    }

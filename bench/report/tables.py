@@ -27,6 +27,8 @@ def likelihood_text(rec: CellRecord) -> str:
     ode = f"exact via ODE at {d.ode_nfe} NFE: {value} ({fmt(d.ode_ms_per_example)} ms per point)"
     if sample_verdicts.impossible_bpd(d.ode_test_bpd, d.ode_test_bpd_se):
         ode += " — not a likelihood: below 0 bits/dim, impossible for a normalized density (too few NFE)"
+    elif sample_verdicts.ode_unsettled(d):
+        ode += " — not settled: the solver's error at this step count exceeds the NLL's SE"
     return ode if text == "none" else f"{text}; {ode}"
 
 
@@ -626,10 +628,25 @@ def _mean_se(values: list[float], own: list[float | None] | None = None) -> str:
     return "–" if e is None else pm(e.mean, e.se)
 
 
+def _solver_error_text(dd: list[DensityResult], image: bool) -> str:
+    """The largest solver error over seeds (:func:`~bench.analysis.sample_verdicts.ode_solver_error`), in the
+    table's unit, with the steps it compares; "not settled" where any seed's is beyond its NLL's SE; "–" without
+    the check."""
+    errs = [(e[0], d) for d in dd if (e := sample_verdicts.ode_solver_error(d)) is not None]
+    if not errs:
+        return "–"
+    e, d = max(errs, key=lambda p: p[0])
+    scale = 1 / (d.dims * math.log(2)) if image and d.dims else 1.0
+    text = f"≈ {fmt(scale * e)} ({d.ode_check_steps} → {d.ode_steps} steps)"
+    unsettled = sum(sample_verdicts.ode_unsettled(x) for x in dd)
+    return text + (f", not settled in {unsettled} of {len(dd)} seeds" if unsettled else "")
+
+
 def ode_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
     """The probability-flow ODE's exact likelihood per family, beside its bound (ELBO/IWAE) where it has one, with
-    what it cost: NFE per point, the trace estimator, ms per test point, and in 2D the ODE density's integral.
-    Means ± SE over seeds (one seed: the test-set SE)."""
+    what it cost: NFE per point, the trace estimator, ms per test point, and in 2D the ODE density's integral;
+    the solver's error at its step count, estimated from half the steps. Means ± SE over seeds (one seed: the
+    test-set SE)."""
     rows = []
     for fam, rs in sample_verdicts.ok_groups(recs).items():
         dd = [r.density for r in rs if r.density and r.density.ode_test_nll_nats is not None]
@@ -649,6 +666,7 @@ def ode_rows(recs: list[CellRecord]) -> list[dict[str, str]]:
         rows.append({
             "family": fam, "seeds": str(len(dd)), f"ODE NLL ({unit})": ode,
             f"bound ({unit})": "–" if bound == "–" else f"≤ {bound} ({dd[0].bound_name})",
+            "solver error": _solver_error_text(dd, image),
             "NFE per point": fmt(dd[0].ode_nfe),
             "trace": {"exact": "exact (D backward passes)", "hutchinson": "Hutchinson (1 backward pass)"}.get(
                 dd[0].ode_trace or "", "–"),

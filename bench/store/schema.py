@@ -355,6 +355,15 @@ class DensityResult:
     ode_ms_per_example: float | None = metric("ms", "lower", timing=True,
                                               doc="wall time of the ODE likelihood per test example")
     ode_seconds: float | None = metric("s", timing=True, doc="wall time of the ODE likelihood on the test examples")
+    ode_steps: int | None = metric("steps", doc="the ODE solver's steps (NFE = steps for Euler, 2 steps for Heun)")
+    ode_method: str | None = metric(doc="the ODE solver: 'euler' (order 1) or 'heun' (order 2)")
+    ode_check_steps: int | None = metric("steps", doc="steps of the solver-error check: ode_steps // 2")
+    ode_check_n: int | None = metric("examples", doc="test examples solved again at ode_check_steps")
+    ode_step_change_nats: float | None = metric("nats", se="ode_step_change_se_nats",
+                                                doc="mean paired change of the NLL from ode_check_steps to "
+                                                    "ode_steps; the error left is about it / (2^order - 1)")
+    ode_step_change_se_nats: float | None = metric("nats", doc="its standard error")
+    ode_check_seconds: float | None = metric("s", timing=True, doc="wall time of the half-step solve")
     ode_log_integral_nats: float | None = metric("nats", doc="log of the integral of the ODE density over a box (2D)")
     ode_log_integral_error_nats: float | None = metric("nats", doc="its quadrature error")
     ode_integral_grid: int | None = metric("points/axis", doc="grid of that integral")
