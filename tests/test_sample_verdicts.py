@@ -404,6 +404,8 @@ def test_the_ode_solver_error_is_richardsons_and_unsettled_beyond_the_nlls_se():
     assert sv.ode_solver_error(step_checked(-0.30, 0.03).density) == pytest.approx((0.10, 0.08))
     assert sv.ode_solver_error(step_checked(0.30, 0.03, "euler").density) == pytest.approx((0.30, 0.24))  # order 1
     assert sv.ode_solver_error(score(100).density) is None  # a record from before the check
+    odd = dataclasses.replace(step_checked(0.30, 0.0).density, ode_steps=25, ode_check_steps=12)
+    assert sv.ode_solver_error(odd)[0] == pytest.approx(0.30 / ((25 / 12) ** 2 - 1))  # 0.0897: r = 25/12
     assert sv.ode_unsettled(step_checked(0.30, 0.03).density)  # 0.08 > SE 0.05
     assert not sv.ode_unsettled(step_checked(0.30, 0.03, nll_se=0.09).density)  # 0.08 < 0.09
     assert not sv.ode_unsettled(step_checked(0.21, 0.03).density)  # lower bound (0.21 - 0.06) / 3 = 0.05: not beyond

@@ -207,12 +207,14 @@ def impossible_bpd(value: float | None, se: float | None) -> bool:
 def ode_solver_error(d: DensityResult) -> tuple[float, float] | None:
     """(estimated, lower bound) error of the ODE likelihood left at its step count, nats per example: the paired
     change of the NLL from half the steps to all (``ode_step_change_nats``, SE ``ode_step_change_se_nats``)
-    divided by 2^p - 1 for the solver's global order p (:data:`ODE_ORDER`; Richardson extrapolation), the lower
-    bound from |change| - 2 SE; ``None`` for a record without the check (before it existed, or 1 step).
+    divided by r^p - 1 for the solver's global order p (:data:`ODE_ORDER`) and the ratio of step counts r =
+    ``ode_steps / ode_check_steps`` (2, or 25/12 for an odd count; Richardson extrapolation), the lower bound from
+    |change| - 2 SE; ``None`` for a record without the check (before it existed, or 1 step).
     """
-    if d.ode_step_change_nats is None or d.ode_method not in ODE_ORDER:
+    if (d.ode_step_change_nats is None or d.ode_method not in ODE_ORDER or not d.ode_steps
+            or not d.ode_check_steps):
         return None
-    k = 2 ** ODE_ORDER[d.ode_method] - 1
+    k = (d.ode_steps / d.ode_check_steps) ** ODE_ORDER[d.ode_method] - 1
     change, se = abs(d.ode_step_change_nats), d.ode_step_change_se_nats or 0.0
     return change / k, max(0.0, change - 2 * se) / k
 

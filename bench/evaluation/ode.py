@@ -18,7 +18,8 @@ error |log Z(n) - log Z(n/2)|). On images the density is of uniformly dequantize
 The solver's own error is measured too: the first batch of test points (``eval.density_batch`` of them, the
 same dequantization noise and Hutchinson probes) is solved again at half the steps, and the mean paired change
 of the NLL from ``steps // 2`` to ``steps`` is recorded with its standard error (``ode_step_change_nats``).
-For a method of order p (Euler 1, Heun 2) the error left at ``steps`` is about that change / (2^p - 1)
+For a method of order p (Euler 1, Heun 2) the error left at ``steps`` is about that change / (r^p - 1), r the
+ratio of the step counts (2 for an even count)
 (Richardson; :func:`bench.analysis.sample_verdicts.ode_solver_error`), and
 :func:`bench.analysis.sample_verdicts.ode_unsettled` calls the likelihood unsettled when that error exceeds its
 standard error over the test points.
