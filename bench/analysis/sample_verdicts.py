@@ -219,6 +219,17 @@ def ode_solver_error(d: DensityResult) -> tuple[float, float] | None:
     return change / k, max(0.0, change - 2 * se) / k
 
 
+def worst_ode_solver_error(dd: list[DensityResult]) -> tuple[float, DensityResult, float] | None:
+    """The largest estimated solver error over seeds' records (:func:`ode_solver_error`), nats, with its record
+    and the factor that turns that record's nats into bits/dim (1 / (D ln 2)); ``None`` when no record has the
+    check."""
+    errs = [(e[0], d) for d in dd if (e := ode_solver_error(d)) is not None]
+    if not errs:
+        return None
+    e, d = max(errs, key=lambda p: p[0])
+    return e, d, 1 / (d.dims * math.log(2)) if d.dims else 1.0
+
+
 def ode_unsettled(d: DensityResult) -> bool:
     """Whether the ODE likelihood of a record is not settled at its step count: the solver's error left there,
     estimated from half the steps (:func:`ode_solver_error`) and less 2 SE of that check, still exceeds the NLL's
@@ -318,13 +329,11 @@ def ode_likelihood_verdicts(ds: str, groups: dict[str, list[CellRecord]]) -> lis
         elif integrals:
             err = min(e for _, e in integrals)
             norm = f"; ∫p not resolved by the {d0.ode_integral_grid}² grid (quadrature error {err:.2g} nats)"
-        errors = [(ode_solver_error(d), d) for d in ds_]
-        errors = [(e, d) for e, d in errors if e is not None]
         unsettled = [d for d in ds_ if ode_unsettled(d)]
         check = ""
-        if errors:
-            (e, lo), dw = max(errors, key=lambda p: p[0][0])
-            scale = 1 / (dw.dims * math.log(2)) if unit == "bits/dim" and dw.dims else 1.0
+        if (worst := worst_ode_solver_error(ds_)) is not None:
+            e, dw, to_bpd = worst
+            scale = to_bpd if unit == "bits/dim" else 1.0
             check = (f"; solver error ≈ {scale * e:.2g} {unit} at {dw.ode_steps} {dw.ode_method} steps (the largest "
                      f"over seeds: NLL moved {scale * dw.ode_step_change_nats:+.3g} ± "
                      f"{scale * (dw.ode_step_change_se_nats or 0):.2g} from {dw.ode_check_steps} steps on "

@@ -632,12 +632,11 @@ def _solver_error_text(dd: list[DensityResult], image: bool) -> str:
     """The largest solver error over seeds (:func:`~bench.analysis.sample_verdicts.ode_solver_error`), in the
     table's unit, with the steps it compares; "not settled" where any seed's is beyond its NLL's SE; "–" without
     the check."""
-    errs = [(e[0], d) for d in dd if (e := sample_verdicts.ode_solver_error(d)) is not None]
-    if not errs:
+    worst = sample_verdicts.worst_ode_solver_error(dd)
+    if worst is None:
         return "–"
-    e, d = max(errs, key=lambda p: p[0])
-    scale = 1 / (d.dims * math.log(2)) if image and d.dims else 1.0
-    text = f"≈ {fmt(scale * e)} ({d.ode_check_steps} → {d.ode_steps} steps)"
+    e, d, to_bpd = worst
+    text = f"≈ {fmt((to_bpd if image else 1.0) * e)} ({d.ode_check_steps} → {d.ode_steps} steps)"
     unsettled = sum(sample_verdicts.ode_unsettled(x) for x in dd)
     return text + (f", not settled in {unsettled} of {len(dd)} seeds" if unsettled else "")
 
